@@ -1,0 +1,3 @@
+from jaz.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The `jaz` command line: one module per noun, composed in `app.py`."""

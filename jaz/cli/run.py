@@ -1,0 +1,198 @@
+"""`jaz run`: run a jobnet now, in this process, with live progress."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from jaz.cli.common import DbOption, JsonOption, make_service, open_store, parse_params
+from jaz.errors import JobnetInvalid, UsageError
+
+if TYPE_CHECKING:
+    from jaz.engine.model import Jobnet
+    from jaz.engine.records import JobRecord, RunRecord
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+
+
+def run(
+    file: Annotated[Path | None, typer.Argument(help="The jobnet TOML file.",
+                                                 show_default=False)] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "-p", "--param", help="Set a parameter: -p NAME=VALUE (repeatable).")] = None,
+    parallel: Annotated[int, typer.Option(
+        "--parallel", min=1, max=10000, help="How many jobs may run at once.")] = 16,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the plan (order, parallel groups, hosts, commands); run "
+                          "nothing.")] = False,
+    json_: JsonOption = False,
+    db: DbOption = None,
+    resume: Annotated[int | None, typer.Option(
+        "--resume", metavar="RUN", help="Continue a halted, stopped or interrupted run.")] = None,
+    skip: Annotated[list[str] | None, typer.Option(
+        "--skip", metavar="JOB", help="With --resume: skip this job (the flow passes on).")]
+    = None,
+    release: Annotated[list[str] | None, typer.Option(
+        "--release", metavar="JOB", help="With --resume: release this held job.")] = None,
+) -> None:
+    """Run a jobnet now, in-process, with live progress. Exit 0 when it succeeds, 1 when
+    it fails, halts in error or is stopped (it stays resumable: --resume RUN)."""
+    from jaz.cli.progress import Progress
+    from jaz.engine.loader import load_file, local_problems
+
+    if resume is None and file is None:
+        raise UsageError("give a jobnet file to run, or --resume RUN",
+                         hint="jaz run examples/nightly-etl.toml")
+    if resume is not None and (file is not None or param or dry_run):
+        raise UsageError("--resume RUN takes no file, -p or --dry-run: the run keeps the "
+                         "jobnet version and params it started with")
+    if resume is None and (skip or release):
+        raise UsageError("--skip and --release go with --resume RUN")
+
+    jobnet: Jobnet | None = None
+    if file is not None:
+        jobnet = load_file(file)
+        problems = local_problems(jobnet)
+        if problems:
+            raise JobnetInvalid(problems)
+        if dry_run:
+            _plan(jobnet, parse_params(param or []))
+            return
+    params = parse_params(param or [])
+
+    progress = Progress(quiet=json_)
+    store = open_store(db)
+    service = make_service(store, parallel=parallel, listener=progress)
+    runners = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        for r in runners:
+            r.stop("operator (Ctrl-C)" if signum == signal.SIGINT else "operator (SIGTERM)")
+
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        with progress:
+            if resume is not None:
+                record = service.resume(resume, skip=skip or [], release=release or [],
+                                        on_runner=runners.append)
+            else:
+                assert jobnet is not None
+                run_id = service.create(jobnet, params=params)
+                record = service.execute(run_id, jobnet, on_runner=runners.append)
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    jobs = service.jobs(record.id)
+    if json_:
+        from jaz.cli.output import print_json
+        from jaz.engine.service import run_view
+
+        print_json(run_view(record, jobs))
+    else:
+        summary(record, jobs)
+    store.close()
+    raise typer.Exit(0 if record.status == "succeeded" else 1)
+
+
+def summary(run: RunRecord, jobs: list[JobRecord]) -> None:
+    from rich.table import Table
+
+    from jaz.cli.output import out, state
+    from jaz.engine.durations import format_duration
+
+    console = out()
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("job", "state", "exit", "try", "time", "note"):
+        table.add_column(col, no_wrap=col != "note")
+    interesting = jobs if len(jobs) <= 40 else [j for j in jobs if j.status != "succeeded"]
+    for j in interesting:
+        dur = format_duration((j.ended_at - j.started_at).total_seconds()) \
+            if j.started_at and j.ended_at else ""
+        note = j.message
+        if j.timed_out:
+            note = ("timed out; " + note) if note else "timed out"
+        table.add_row(j.name, state(str(j.status)),
+                      "" if j.exit_code is None else str(j.exit_code),
+                      str(j.attempts) if j.attempts else "", dur, note)
+    if interesting:
+        console.print(table)
+    if len(interesting) < len(jobs):
+        console.print(f"… and {len(jobs) - len(interesting)} more succeeded jobs")
+    took = ""
+    if run.started_at and run.ended_at:
+        took = f" in {format_duration((run.ended_at - run.started_at).total_seconds())}"
+    console.print(f"run {run.id} ([bold]{run.jobnet}[/]) {state(str(run.status))}{took}"
+                  + (f": {run.message}" if run.message and run.status != "succeeded" else ""))
+    if run.warning:
+        console.print(f"[yellow]warning:[/] {run.warning}")
+    if run.status in ("error", "stopped", "failed"):
+        failed = [j.name for j in jobs if j.status in ("failed", "stopped")]
+        held = [j.name for j in jobs if j.status == "held"]
+        hint = f"jaz run --resume {run.id}"
+        if held:
+            hint += "".join(f" --release {h}" for h in held)
+        console.print(f"resume with: [bold]{hint}[/]"
+                      + (f"  (or add --skip {failed[0]} to pass over it)" if failed else ""))
+        if failed:
+            console.print(f"logs: jaz logs {run.id} {failed[0]} --local")
+
+
+def _plan(jobnet: Jobnet, params: dict[str, str]) -> None:
+    from rich.table import Table
+
+    from jaz.cli.output import out
+
+    depth: dict[str, int] = {}
+    for name in jobnet.order():
+        needs = jobnet.jobs[name].needs
+        depth[name] = 1 + max((depth[n] for n in needs), default=0)
+    console = out()
+    console.print(f"[bold]{jobnet.name}[/]: {len(jobnet.jobs)} jobs, "
+                  f"on_failure = {jobnet.on_failure}, nothing will run (--dry-run)")
+    merged = {**jobnet.params, **params}
+    if merged:
+        console.print("params: " + ", ".join(f"{k}={v}" for k, v in merged.items()),
+                      markup=False)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("step", "job", "host", "needs", "action"):
+        table.add_column(col, overflow="fold")
+    for level in sorted(set(depth.values())):
+        names = [n for n in jobnet.order() if depth[n] == level]
+        for i, name in enumerate(names):
+            job = jobnet.jobs[name]
+            step = (f"{level}" + (" ∥" if len(names) > 1 else "")) if i == 0 else ""
+            notes = []
+            if job.if_:
+                notes.append(f"if {job.if_}")
+            if not job.enabled:
+                notes.append("disabled: skipped")
+            if job.hold:
+                notes.append("starts held")
+            action = _describe(job)
+            if notes:
+                action += "  [" + "; ".join(notes) + "]"
+            table.add_row(step, name, ", ".join(job.hosts) or job.host,
+                          ", ".join(job.needs), action)
+    console.print(table, markup=False)
+    console.print("∥ = these jobs can run in parallel", style="dim")
+
+
+def _describe(job: object) -> str:
+    from jaz.engine.model import Job
+
+    assert isinstance(job, Job)
+    a = job.action
+    text = {
+        "run": lambda: f"run: {getattr(a, 'script', '')}",
+        "sql": lambda: f"sql on {job.database}: {getattr(a, 'statements', '')}",
+        "sleep": lambda: f"sleep {getattr(a, 'seconds', 0):g}s",
+        "jobnet": lambda: f"jobnet {getattr(a, 'name', '')}",
+        "set": lambda: "set " + ", ".join(f"{k}={v}" for k, v in getattr(a, 'values', {}).items()),
+    }.get(job.kind, lambda: f"{job.kind}: {a}")()
+    return " ".join(text.split()) if len(text) < 200 else " ".join(text.split())[:197] + "…"

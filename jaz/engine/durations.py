@@ -1,0 +1,76 @@
+"""Durations ("90s", "1h30m", 45) and JAZ stop-code ranges ("1-9,255")."""
+
+from __future__ import annotations
+
+import re
+
+from jaz.engine.model import StopCodes
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
+
+
+class DurationError(ValueError):
+    pass
+
+
+def parse_duration(value: object) -> float:
+    """Seconds for a TOML duration value; raises DurationError with a fix-it message."""
+    if isinstance(value, bool):
+        raise DurationError(f"expected a duration like \"90s\", \"30m\", \"4h\", \"1d\" "
+                            f"or a number of seconds, got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise DurationError(f"a duration cannot be negative, got {value}")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if text.isdigit():
+            return float(text)
+        if text and _WHOLE.fullmatch(text):
+            return sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+    raise DurationError(f"bad duration {value!r}: write it like \"90s\", \"30m\", \"4h\", "
+                        f"\"1d\", \"1h30m\" or a number of seconds")
+
+
+def format_duration(seconds: float) -> str:
+    """Short human form used in tables: 0.4s, 12s, 3m05s, 2h10m."""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    total = int(round(seconds))
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def parse_stop_codes(value: object) -> StopCodes:
+    """JAZ stop codes: "1-255", "1,3,10-20" or a single integer."""
+    if isinstance(value, bool):
+        raise DurationError(f"expected exit codes like \"1-255\" or \"1,3,5-9\", got {value!r}")
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise DurationError(f"expected exit codes like \"1-255\" or \"1,3,5-9\", got {value!r}")
+    ranges: list[tuple[int, int]] = []
+    for part in value.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        if not m:
+            raise DurationError(f"bad stop code {part!r} in {value!r}: use numbers and "
+                                f"ranges like \"1-255\" or \"1,3,5-9\"")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) else lo
+        if lo > hi:
+            raise DurationError(f"reversed range {part!r} in {value!r}: write it low-high")
+        if hi > 255:
+            raise DurationError(f"exit codes go from 0 to 255, got {part!r}")
+        ranges.append((lo, hi))
+    return StopCodes(ranges=tuple(ranges), source=value)

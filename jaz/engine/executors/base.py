@@ -1,0 +1,126 @@
+"""The small interface between the run engine and whatever runs a job."""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jaz.engine.model import Job
+
+TAIL_BYTES = 4096
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    """Everything an executor needs to run one attempt of one job."""
+
+    run_id: int
+    jobnet: str
+    job: Job
+    attempt: int
+    host: str
+    env: Mapping[str, str]
+    cwd: Path
+    base_dir: Path
+    stdout_path: Path
+    stderr_path: Path
+    output_path: Path
+    redact: Sequence[str] = ()
+    grace: float = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """How an attempt ended. `error` explains a failure that has no exit code."""
+
+    exit_code: int | None
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    error: str = ""
+    stopped: bool = False
+
+
+class Execution(ABC):
+    """A started attempt. `wait` blocks (the engine calls it in a worker thread)."""
+
+    pid: int | None = None
+
+    @abstractmethod
+    def wait(self) -> Outcome: ...
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Ask the attempt to end now (stop_command, or SIGTERM, grace, SIGKILL)."""
+
+
+class Executor(ABC):
+    @abstractmethod
+    def start(self, attempt: Attempt) -> Execution:
+        """Start the attempt; raise `ActionError` if it cannot even start."""
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def read_tail(path: Path, limit: int = TAIL_BYTES) -> str:
+    """The last `limit` bytes of a log file, cut at a line start where possible."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            data = f.read()
+    except OSError:
+        return ""
+    if size > limit:
+        nl = data.find(b"\n")
+        if 0 <= nl < len(data) - 1:
+            data = data[nl + 1:]
+    return data.decode("utf-8", errors="replace")
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def parse_outputs(text: str) -> dict[str, str]:
+    """`NAME=value` lines and `NAME<<DELIM` … `DELIM` blocks, as GitHub Actions writes them.
+
+    Lines that are neither are ignored; the last value of a name wins.
+    """
+    out: dict[str, str] = {}
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delim = line.split("<<", 1)
+            if _NAME.fullmatch(name.strip()) and delim.strip():
+                block: list[str] = []
+                while i < len(lines) and lines[i] != delim.strip():
+                    block.append(lines[i])
+                    i += 1
+                i += 1  # the closing delimiter
+                out[name.strip()] = "\n".join(block)
+                continue
+        if "=" in line:
+            name, value = line.split("=", 1)
+            if _NAME.fullmatch(name.strip()):
+                out[name.strip()] = value
+    return out
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    try:
+        return parse_outputs(path.read_text(encoding="utf-8", errors="replace"))
+    except FileNotFoundError:
+        return {}

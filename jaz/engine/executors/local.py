@@ -1,0 +1,161 @@
+"""Shell scripts on this host, each in its own process group.
+
+Output goes straight to the log files (the child writes them itself, the cheap
+path) unless the job carries secrets: then it is piped through a redactor so a
+secret echoed by the script never reaches the disk.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import IO
+
+from jaz.engine.executors.base import (
+    Attempt,
+    Execution,
+    Executor,
+    Outcome,
+    read_outputs,
+    read_tail,
+    redact,
+)
+from jaz.engine.model import RunAction
+from jaz.errors import ActionError
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
+    """Signal a whole process group; False when it is already gone."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+class LocalExecution(Execution):
+    def __init__(self, attempt: Attempt, proc: subprocess.Popen[bytes],
+                 pumps: list[threading.Thread]) -> None:
+        self.attempt = attempt
+        self.proc = proc
+        self.pid = proc.pid
+        self._pumps = pumps
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def wait(self) -> Outcome:
+        code = self.proc.wait()
+        for t in self._pumps:
+            t.join()
+        if self._stopping.is_set():
+            # The leader is gone; make sure nothing of the job outlives the stop.
+            kill_group(self.proc.pid)
+        a = self.attempt
+        outputs = {k: redact(v, a.redact) for k, v in read_outputs(a.output_path).items()}
+        exit_code = code if code >= 0 else 128 - code
+        return Outcome(exit_code=exit_code, outputs=outputs,
+                       stdout_tail=redact(read_tail(a.stdout_path), a.redact),
+                       stderr_tail=redact(read_tail(a.stderr_path), a.redact),
+                       stopped=self._stopping.is_set(),
+                       error=f"killed by signal {-code}" if code < 0 else "")
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                kill_group(self.proc.pid)  # a second stop is impatient: kill now
+                return
+            self._stopping.set()
+        a = self.attempt
+        if a.job.stop_command:
+            env = {**os.environ, **a.env, "JAZ_PID": str(self.proc.pid)}
+            subprocess.Popen([a.job.shell, "-c", a.job.stop_command], cwd=a.cwd, env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        else:
+            kill_group(self.proc.pid, signal.SIGTERM)
+        timer = threading.Timer(a.grace, self._force)
+        timer.daemon = True
+        timer.start()
+
+    def _force(self) -> None:
+        if self.proc.poll() is None or group_alive(self.proc.pid):
+            kill_group(self.proc.pid)
+
+
+def _pump(src: IO[bytes], dest: Path, secrets: list[str]) -> None:
+    with dest.open("wb") as out:
+        for line in iter(src.readline, b""):
+            out.write(redact(line.decode("utf-8", errors="replace"), secrets).encode())
+            out.flush()
+    src.close()
+
+
+class LocalExecutor(Executor):
+    def start(self, attempt: Attempt) -> Execution:
+        job = attempt.job
+        if not isinstance(job.action, RunAction):
+            raise ActionError(f"the local executor cannot run a {job.kind!r} action")
+        env = {**os.environ, **attempt.env}
+        user_kw = _user(job.user)
+        if not attempt.cwd.is_dir():
+            raise ActionError(f"working directory {attempt.cwd} does not exist",
+                              hint="fix 'cwd' or create the folder")
+        attempt.stdout_path.parent.mkdir(parents=True, exist_ok=True)
+        piped = bool(attempt.redact)
+        out: int | IO[bytes]
+        err: int | IO[bytes]
+        if piped:
+            out = err = subprocess.PIPE
+        else:
+            out = attempt.stdout_path.open("wb")
+            err = attempt.stderr_path.open("wb")
+        try:
+            proc = subprocess.Popen([job.shell, "-c", job.action.script], cwd=attempt.cwd,
+                                    env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    start_new_session=True, **user_kw)
+        except OSError as e:
+            raise ActionError(f"cannot start {job.shell}: {e.strerror}",
+                              hint="check 'shell' and 'cwd'") from None
+        finally:
+            if not piped:
+                out.close()  # type: ignore[union-attr]
+                err.close()  # type: ignore[union-attr]
+        pumps: list[threading.Thread] = []
+        if piped:
+            secrets = list(attempt.redact)
+            for stream, path in ((proc.stdout, attempt.stdout_path),
+                                 (proc.stderr, attempt.stderr_path)):
+                assert stream is not None
+                t = threading.Thread(target=_pump, args=(stream, path, secrets), daemon=True)
+                t.start()
+                pumps.append(t)
+        return LocalExecution(attempt, proc, pumps)
+
+
+def _user(user: str | None) -> dict[str, object]:
+    if user is None:
+        return {}
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ActionError(f"unknown user {user!r} on this host") from None
+    if entry.pw_uid == os.getuid():
+        return {}
+    if os.getuid() != 0:
+        raise ActionError(f"cannot run as user {user!r}: jaz is not running as root",
+                          hint="run the job through an agent started as root, or drop 'user'")
+    return {"user": entry.pw_uid, "group": entry.pw_gid}

@@ -1,0 +1,712 @@
+"""Jobnet TOML → frozen `Jobnet`, collecting every problem in the file (SPEC §1, §1.5).
+
+Nothing is half-loaded: either a whole `Jobnet` comes back or `JobnetInvalid`
+with all the problems found, each naming the file, job and field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+import zoneinfo
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from jaz.engine import expr
+from jaz.engine.durations import DurationError, parse_duration, parse_stop_codes
+from jaz.engine.model import (
+    ACTION_KEYS,
+    Action,
+    Job,
+    Jobnet,
+    JobnetAction,
+    OnFailure,
+    OnTimeout,
+    RebootAction,
+    ReleaseAction,
+    Repeat,
+    RunAction,
+    Secret,
+    SetAction,
+    SleepAction,
+    SqlAction,
+    StartAction,
+    TransferAction,
+    WaitFileAction,
+    WaitUntilAction,
+    ZabbixAction,
+)
+from jaz.errors import JobnetInvalid, NotFound, Problem
+
+TOP_KEYS = {"name", "description", "on_failure", "timeout", "mode", "params", "schedule",
+            "defaults", "jobs"}
+COMMON_KEYS = {"needs", "if", "host", "hosts", "user", "cwd", "env", "shell", "timeout",
+               "on_timeout", "retries", "retry_delay", "repeat", "stop_codes", "hold", "enabled",
+               "queue", "stop_command", "description", "database"}
+DEFAULTABLE = COMMON_KEYS - {"needs", "if", "description", "repeat"}
+SCHEDULE_KEYS = {"cron", "times", "every", "calendar", "timezone", "window", "overlap",
+                 "catchup", "catchup_window", "deadline"}
+JOB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+JOBNET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+class _Collector:
+    """Gathers problems for one file so that all of them are reported at once."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def add(self, message: str, *, job: str | None = None, field: str | None = None,
+            line: int | None = None, column: int | None = None) -> None:
+        self.problems.append(Problem(file=self.file, message=message, job=job, field=field,
+                                     line=line, column=column))
+
+
+def load_file(path: str | Path) -> Jobnet:
+    """Read and validate one jobnet file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFound(f"{p}: no such jobnet file",
+                       hint="check the path, or run `jaz jobnets` to list known ones") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise JobnetInvalid([Problem(file=str(p), message=f"cannot read file: {e}")]) from None
+    return load_text(text, path=p)
+
+
+def parse_toml(text: str, file: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = _TOML_POS.search(msg)
+        line = int(m.group(1)) if m else None
+        col = int(m.group(2)) if m else None
+        msg = _TOML_POS.sub("", msg).strip()
+        raise JobnetInvalid([Problem(file=file, message=f"TOML syntax error: {msg}",
+                                     line=line, column=col)]) from None
+
+
+def load_text(text: str, *, path: Path | None = None, name: str | None = None) -> Jobnet:
+    file = str(path) if path is not None else "<jobnet>"
+    data = parse_toml(text, file)
+    c = _Collector(file)
+    jobnet = _build(data, c, text=text, path=path, default_name=name)
+    if c.problems or jobnet is None:
+        raise JobnetInvalid(c.problems)
+    return jobnet
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _str(c: _Collector, value: Any, *, job: str | None, field: str,
+         allow_empty: bool = False) -> str | None:
+    if not isinstance(value, str):
+        c.add(f"expected a string, got {_type(value)}", job=job, field=field)
+        return None
+    if not allow_empty and not value.strip():
+        c.add("must not be empty", job=job, field=field)
+        return None
+    return value
+
+
+def _type(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _duration(c: _Collector, value: Any, *, job: str | None, field: str) -> float | None:
+    try:
+        return parse_duration(value)
+    except DurationError as e:
+        c.add(str(e), job=job, field=field)
+        return None
+
+
+def _bool(c: _Collector, value: Any, *, job: str | None, field: str) -> bool:
+    if not isinstance(value, bool):
+        c.add(f"expected true or false, got {_type(value)}", job=job, field=field)
+        return False
+    return value
+
+
+def _scalar_str(c: _Collector, value: Any, *, job: str | None, field: str) -> str | None:
+    """Variables are strings; TOML numbers and booleans are accepted and stringified."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    c.add(f"expected a string or number, got {_type(value)}", job=job, field=field)
+    return None
+
+
+def _enum(c: _Collector, value: Any, choices: tuple[str, ...], *, job: str | None,
+          field: str) -> str | None:
+    if value not in choices:
+        c.add(f"expected one of {', '.join(map(repr, choices))}, got {value!r}",
+              job=job, field=field)
+        return None
+    return str(value)
+
+
+def _table(c: _Collector, value: Any, *, job: str | None, field: str) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        c.add(f"expected a table, got {_type(value)}", job=job, field=field)
+        return None
+    return value
+
+
+def _unknown(c: _Collector, keys: Any, allowed: set[str], *, job: str | None,
+             where: str) -> None:
+    for key in keys:
+        if key not in allowed:
+            hint = _close(key, allowed)
+            c.add(f"unknown key {key!r} in {where}" + (f" (did you mean {hint!r}?)" if hint else ""),
+                  job=job, field=key)
+
+
+def _close(word: str, choices: set[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.7)
+    return found[0] if found else None
+
+
+def _expr(c: _Collector, source: Any, *, job: str, field: str) -> str | None:
+    text = _str(c, source, job=job, field=field)
+    if text is None:
+        return None
+    try:
+        expr.parse(text)
+    except expr.ExprError as e:
+        c.add(f"bad expression {text!r}: {e.message}", job=job, field=field, column=e.column)
+        return None
+    return text
+
+
+# ------------------------------------------------------------------ build
+
+
+def _build(data: dict[str, Any], c: _Collector, *, text: str, path: Path | None,
+           default_name: str | None) -> Jobnet | None:
+    _unknown(c, data, TOP_KEYS, job=None, where="the jobnet")
+    name = default_name or (path.stem if path is not None else "jobnet")
+    if "name" in data:
+        name = _str(c, data["name"], job=None, field="name") or name
+    if not JOBNET_NAME.fullmatch(name):
+        c.add(f"bad jobnet name {name!r}: use letters, digits, '_', '-' and '.'", field="name")
+    description = _str(c, data.get("description", ""), job=None, field="description",
+                       allow_empty=True) or ""
+    on_failure = _enum(c, data.get("on_failure", "halt"), ("halt", "stop"), job=None,
+                       field="on_failure") or "halt"
+    timeout = _duration(c, data["timeout"], job=None, field="timeout") if "timeout" in data \
+        else None
+    mode = _enum(c, data.get("mode", "graph"), ("graph", "sequence"), job=None,
+                 field="mode") or "graph"
+
+    params: dict[str, str] = {}
+    for key, value in (_table(c, data.get("params", {}), job=None, field="params") or {}).items():
+        s = _scalar_str(c, value, job=None, field=f"params.{key}")
+        if s is not None:
+            params[key] = s
+
+    schedules = _schedules(c, data.get("schedule"))
+
+    defaults = _table(c, data.get("defaults", {}), job=None, field="defaults") or {}
+    for key in defaults:
+        if key not in DEFAULTABLE:
+            why = "an action" if key in ACTION_KEYS else (
+                "per job" if key in COMMON_KEYS else "unknown")
+            c.add(f"key {key!r} cannot be a default ({why}); defaults take: "
+                  f"{', '.join(sorted(DEFAULTABLE))}", field=f"defaults.{key}")
+
+    raw_jobs = _table(c, data.get("jobs", {}), job=None, field="jobs") or {}
+    if not raw_jobs:
+        c.add("a jobnet needs at least one job: add a [jobs.NAME] table", field="jobs")
+
+    jobs: dict[str, Job] = {}
+    previous: str | None = None
+    for job_name, raw in raw_jobs.items():
+        if not JOB_NAME.fullmatch(job_name):
+            c.add(f"bad job name {job_name!r}: use letters, digits and '_' (it is used in "
+                  f"expressions as {job_name.replace('-', '_')}.NAME)", job=job_name)
+        if not isinstance(raw, dict):
+            c.add(f"expected a table [jobs.{job_name}], got {_type(raw)}", job=job_name)
+            continue
+        merged = {k: v for k, v in defaults.items() if k in DEFAULTABLE}
+        if "env" in defaults and "env" in raw and isinstance(defaults["env"], dict) \
+                and isinstance(raw["env"], dict):
+            merged["env"] = {**defaults["env"], **raw["env"]}
+            raw = {**raw, "env": merged["env"]}
+        merged.update(raw)
+        if mode == "sequence" and previous is not None:
+            needs = merged.get("needs", [])
+            if isinstance(needs, list) and previous not in needs:
+                merged["needs"] = [previous, *needs]
+        job = _job(c, job_name, merged)
+        if job is not None:
+            jobs[job_name] = job
+        previous = job_name
+
+    _check_graph(c, jobs)
+    if c.problems:
+        return None
+    return Jobnet(name=name, description=description, on_failure=OnFailure(on_failure),
+                  timeout=timeout, mode=mode, params=params, schedules=schedules, jobs=jobs,
+                  path=path.resolve() if path is not None else None, text=text,
+                  hash=hashlib.sha256(text.encode()).hexdigest())
+
+
+def _schedules(c: _Collector, raw: Any) -> tuple[dict[str, Any], ...]:
+    """Schedules are checked for shape here; the calendar issue gives them meaning."""
+    if raw is None:
+        return ()
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, item in enumerate(items):
+        field = "schedule" if not isinstance(raw, list) else f"schedule[{i}]"
+        table = _table(c, item, job=None, field=field)
+        if table is None:
+            continue
+        _unknown(c, table, SCHEDULE_KEYS, job=None, where=field)
+        if "overlap" in table:
+            _enum(c, table["overlap"], ("allow", "skip", "wait", "replace"), job=None,
+                  field=f"{field}.overlap")
+        if "catchup" in table:
+            _enum(c, table["catchup"], ("none", "latest", "all"), job=None,
+                  field=f"{field}.catchup")
+        for key in ("catchup_window", "every"):
+            if key in table:
+                _duration(c, table[key], job=None, field=f"{field}.{key}")
+        if "timezone" in table:
+            tz = table["timezone"]
+            try:
+                zoneinfo.ZoneInfo(str(tz))
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                c.add(f"unknown time zone {tz!r}: use an IANA name like \"Asia/Tokyo\"",
+                      field=f"{field}.timezone")
+        if not any(k in table for k in ("cron", "times", "every")):
+            c.add("a schedule needs one of 'cron', 'times' or 'every'", field=field)
+        out.append(dict(table))
+    return tuple(out)
+
+
+def _job(c: _Collector, name: str, raw: dict[str, Any]) -> Job | None:
+    before = len(c.problems)
+    _unknown(c, raw, COMMON_KEYS | set(ACTION_KEYS), job=name, where=f"[jobs.{name}]")
+    actions = [k for k in ACTION_KEYS if k in raw]
+    if not actions:
+        c.add(f"a job needs exactly one action key, found none: add one of "
+              f"{', '.join(ACTION_KEYS)}", job=name)
+    elif len(actions) > 1:
+        c.add(f"a job needs exactly one action key, found {len(actions)}: "
+              f"{', '.join(actions)}; split it into separate jobs", job=name)
+    action = _action(c, name, actions[0], raw[actions[0]], raw) if len(actions) == 1 else None
+
+    needs: tuple[str, ...] = ()
+    if "needs" in raw:
+        value = raw["needs"]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            c.add("expected a list of job names", job=name, field="needs")
+        else:
+            needs = tuple(dict.fromkeys(value))
+
+    kw: dict[str, Any] = {}
+    if "if" in raw:
+        kw["if_"] = _expr(c, raw["if"], job=name, field="if")
+    for key in ("host", "user", "cwd", "shell", "queue", "stop_command", "database"):
+        if key in raw:
+            kw[key] = _str(c, raw[key], job=name, field=key)
+    if "description" in raw:
+        kw["description"] = _str(c, raw["description"], job=name, field="description",
+                                 allow_empty=True) or ""
+    if "hosts" in raw:
+        hosts = raw["hosts"]
+        if not isinstance(hosts, list) or not hosts or \
+                not all(isinstance(h, str) and h for h in hosts):
+            c.add("expected a non-empty list of host names", job=name, field="hosts")
+        else:
+            kw["hosts"] = tuple(hosts)
+    if "env" in raw:
+        kw["env"] = _env(c, name, raw["env"])
+    for key in ("timeout", "retry_delay"):
+        if key in raw:
+            kw[key] = _duration(c, raw[key], job=name, field=key)
+    if "on_timeout" in raw:
+        value = _enum(c, raw["on_timeout"], ("stop", "warn"), job=name, field="on_timeout")
+        kw["on_timeout"] = OnTimeout(value) if value else None
+    if "retries" in raw:
+        r = raw["retries"]
+        if isinstance(r, bool) or not isinstance(r, int) or r < 0:
+            c.add(f"expected a whole number >= 0, got {r!r}", job=name, field="retries")
+        else:
+            kw["retries"] = r
+    if "repeat" in raw:
+        kw["repeat"] = _repeat(c, name, raw["repeat"])
+    if "stop_codes" in raw:
+        try:
+            kw["stop_codes"] = parse_stop_codes(raw["stop_codes"])
+        except DurationError as e:
+            c.add(str(e), job=name, field="stop_codes")
+    for key in ("hold", "enabled"):
+        if key in raw:
+            kw[key] = _bool(c, raw[key], job=name, field=key)
+    if action is not None and action.kind == "sql" and not kw.get("database"):
+        c.add("a sql job needs 'database' (sqlite:///path or postgresql://…), "
+              "on the job or in [defaults]", job=name, field="database")
+    if kw.get("database"):
+        _check_database(c, name, kw["database"])
+
+    if len(c.problems) > before or action is None:
+        return None
+    kw = {k: v for k, v in kw.items() if v is not None}
+    return Job(name=name, action=action, needs=needs, **kw)
+
+
+def _check_database(c: _Collector, job: str, url: str) -> None:
+    if url.startswith("sqlite:///"):
+        return
+    if url.startswith(("postgresql://", "postgres://")):
+        if re.match(r"postgres(?:ql)?://[^/@]*:[^/@]*@", url):
+            c.add("a password in the database URL would leak into history: put it in "
+                  "~/.pgpass instead", job=job, field="database")
+        return
+    c.add(f"unsupported database {url!r}: use sqlite:///path or postgresql://user@host/db",
+          job=job, field="database")
+
+
+def _env(c: _Collector, job: str, raw: Any) -> dict[str, str | Secret]:
+    table = _table(c, raw, job=job, field="env") or {}
+    env: dict[str, str | Secret] = {}
+    for key, value in table.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            c.add(f"bad environment variable name {key!r}", job=job, field=f"env.{key}")
+            continue
+        if isinstance(value, dict):
+            if set(value) != {"secret"} or not isinstance(value["secret"], str) \
+                    or not value["secret"]:
+                c.add("expected { secret = \"name\" }", job=job, field=f"env.{key}")
+                continue
+            env[key] = Secret(name=value["secret"])
+        else:
+            s = _scalar_str(c, value, job=job, field=f"env.{key}")
+            if s is not None:
+                env[key] = s
+    return env
+
+
+def _repeat(c: _Collector, job: str, raw: Any) -> Repeat | None:
+    table = _table(c, raw, job=job, field="repeat")
+    if table is None:
+        return None
+    _unknown(c, table, {"until", "max", "interval"}, job=job, where="repeat")
+    until = _expr(c, table["until"], job=job, field="repeat.until") if "until" in table else None
+    max_ = table.get("max")
+    if max_ is not None and (isinstance(max_, bool) or not isinstance(max_, int) or max_ < 1):
+        c.add(f"expected a whole number >= 1, got {max_!r}", job=job, field="repeat.max")
+        max_ = None
+    if "until" not in table and "max" not in table:
+        c.add("repeat needs 'until' (an expression) or 'max' (a count), or both",
+              job=job, field="repeat")
+    interval = _duration(c, table.get("interval", 0), job=job, field="repeat.interval") or 0.0
+    return Repeat(until=until, max=max_, interval=interval)
+
+
+def _action(c: _Collector, job: str, key: str, value: Any, raw: dict[str, Any]) -> Action | None:
+    if key == "run":
+        s = _str(c, value, job=job, field="run")
+        return RunAction(script=s) if s else None
+    if key == "sql":
+        s = _str(c, value, job=job, field="sql")
+        return SqlAction(statements=s, database=str(raw.get("database", ""))) if s else None
+    if key in ("jobnet", "start"):
+        s = _str(c, value, job=job, field=key)
+        if s is None:
+            return None
+        return JobnetAction(name=s) if key == "jobnet" else StartAction(name=s)
+    if key == "release":
+        s = _str(c, value, job=job, field=key)
+        if s is not None and "/" not in s and not JOB_NAME.fullmatch(s):
+            c.add(f"expected \"job\" or \"jobnet/job\", got {s!r}", job=job, field=key)
+            return None
+        return ReleaseAction(target=s) if s else None
+    if key == "sleep":
+        d = _duration(c, value, job=job, field="sleep")
+        return SleepAction(seconds=d) if d is not None else None
+    if key == "wait_until":
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", str(value)) \
+            if isinstance(value, str) else None
+        if not m or int(m.group(1)) > 47 or int(m.group(2)) > 59 or int(m.group(3) or 0) > 59:
+            c.add(f"expected a time of day \"HH:MM\" or \"HH:MM:SS\" (up to 47:59 for the next "
+                  f"day), got {value!r}", job=job, field="wait_until")
+            return None
+        return WaitUntilAction(hour=int(m.group(1)), minute=int(m.group(2)),
+                               second=int(m.group(3) or 0))
+    if key == "wait_file":
+        return _wait_file(c, job, value)
+    if key == "transfer":
+        return _transfer(c, job, value)
+    if key == "set":
+        return _set(c, job, value)
+    if key == "zabbix":
+        t = _table(c, value, job=job, field="zabbix")
+        if t is None:
+            return None
+        _unknown(c, t, {"server", "host", "key", "value"}, job=job, where="zabbix")
+        missing = [k for k in ("server", "host", "key", "value") if k not in t]
+        if missing:
+            c.add(f"zabbix needs {', '.join(missing)}", job=job, field="zabbix")
+            return None
+        return ZabbixAction(server=str(t["server"]), host=str(t["host"]), key=str(t["key"]),
+                            value=str(t["value"]))
+    if key == "reboot":
+        t = _table(c, value, job=job, field="reboot")
+        if t is None:
+            return None
+        _unknown(c, t, {"host", "mode", "wait"}, job=job, where="reboot")
+        mode = _enum(c, t.get("mode", "normal"), ("normal", "force"), job=job,
+                     field="reboot.mode") or "normal"
+        wait = _duration(c, t["wait"], job=job, field="reboot.wait") if "wait" in t else None
+        return RebootAction(host=t.get("host"), mode=mode, wait=wait)
+    raise AssertionError(key)
+
+
+def _wait_file(c: _Collector, job: str, value: Any) -> Action | None:
+    if isinstance(value, str):
+        value = {"path": value}
+    t = _table(c, value, job=job, field="wait_file")
+    if t is None:
+        return None
+    _unknown(c, t, {"path", "host", "timeout", "delete", "check", "interval"}, job=job,
+             where="wait_file")
+    path = _str(c, t.get("path"), job=job, field="wait_file.path") if "path" in t else None
+    if "path" not in t:
+        c.add("wait_file needs 'path'", job=job, field="wait_file.path")
+    timeout = _duration(c, t["timeout"], job=job, field="wait_file.timeout") \
+        if "timeout" in t else None
+    interval = _duration(c, t.get("interval", 1), job=job, field="wait_file.interval") or 1.0
+    host = _str(c, t["host"], job=job, field="wait_file.host") if "host" in t else None
+    flags = {k: _bool(c, t[k], job=job, field=f"wait_file.{k}")
+             for k in ("delete", "check") if k in t}
+    if path is None:
+        return None
+    return WaitFileAction(path=path, host=host, timeout=timeout, interval=max(interval, 0.01),
+                          **flags)
+
+
+def _transfer(c: _Collector, job: str, value: Any) -> Action | None:
+    t = _table(c, value, job=job, field="transfer")
+    if t is None:
+        return None
+    _unknown(c, t, {"from", "to", "overwrite"}, job=job, where="transfer")
+    src = _str(c, t.get("from"), job=job, field="transfer.from") if "from" in t else None
+    dst = _str(c, t.get("to"), job=job, field="transfer.to") if "to" in t else None
+    for k in ("from", "to"):
+        if k not in t:
+            c.add(f"transfer needs '{k}' (\"host:/path\" or a local path)", job=job,
+                  field=f"transfer.{k}")
+    overwrite = _bool(c, t["overwrite"], job=job, field="transfer.overwrite") \
+        if "overwrite" in t else False
+    if src is None or dst is None:
+        return None
+    return TransferAction(source=src, dest=dst, overwrite=overwrite)
+
+
+def _set(c: _Collector, job: str, value: Any) -> Action | None:
+    t = _table(c, value, job=job, field="set")
+    if t is None:
+        return None
+    if not t:
+        c.add("set needs at least one NAME = \"value\"", job=job, field="set")
+    values: dict[str, str] = {}
+    for key, v in t.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            c.add(f"bad variable name {key!r}", job=job, field=f"set.{key}")
+            continue
+        s = _scalar_str(c, v, job=job, field=f"set.{key}")
+        if s is None:
+            continue
+        try:
+            expr.parse_template(s)
+        except expr.ExprError as e:
+            c.add(f"bad expression in {s!r}: {e.message}", job=job, field=f"set.{key}",
+                  column=e.column)
+            continue
+        values[key] = s
+    return SetAction(values=values)
+
+
+def _check_graph(c: _Collector, jobs: Mapping[str, Job]) -> None:
+    for name, job in jobs.items():
+        for need in job.needs:
+            if need == name:
+                c.add("a job cannot need itself", job=name, field="needs")
+            elif need not in jobs:
+                hint = _close(need, set(jobs))
+                c.add(f"unknown job {need!r} in needs"
+                      + (f" (did you mean {hint!r}?)" if hint else ""), job=name, field="needs")
+    if c.problems:
+        return
+    cycle = find_cycle({n: j.needs for n, j in jobs.items()})
+    if cycle:
+        c.add(f"the needs form a cycle: {' -> '.join(cycle)}; remove one of these needs",
+              job=cycle[0], field="needs")
+        return
+    ancestors: dict[str, set[str]] = {}
+    order = _topo(jobs)
+    for name in order:
+        ancestors[name] = set()
+        for need in jobs[name].needs:
+            ancestors[name] |= {need} | ancestors[need]
+    for name, job in jobs.items():
+        refs: list[tuple[str, set[str]]] = []
+        if job.if_:
+            refs.append(("if", expr.parse(job.if_).job_references()))
+        if job.repeat and job.repeat.until:
+            refs.append(("repeat.until", expr.parse(job.repeat.until).job_references()
+                         - {name}))
+        if isinstance(job.action, SetAction):
+            for key, template in job.action.values.items():
+                refs.append((f"set.{key}", expr.parse_template(template).job_references()))
+        for field, names in refs:
+            for ref in sorted(names):
+                if ref not in jobs:
+                    c.add(f"the expression refers to unknown job {ref!r}", job=name, field=field)
+                elif ref not in ancestors[name]:
+                    c.add(f"the expression refers to job {ref!r}, which does not run before "
+                          f"{name!r}: add it to needs", job=name, field=field)
+
+
+def _topo(jobs: Mapping[str, Job]) -> list[str]:
+    done: list[str] = []
+    seen: set[str] = set()
+
+    def visit(n: str) -> None:
+        if n in seen:
+            return
+        seen.add(n)
+        for m in jobs[n].needs:
+            visit(m)
+        done.append(n)
+
+    for n in jobs:
+        visit(n)
+    return done
+
+
+def find_cycle(graph: Mapping[str, tuple[str, ...]]) -> list[str] | None:
+    """One cycle as a path that ends where it starts, or None."""
+    white, grey, black = 0, 1, 2
+    color = dict.fromkeys(graph, white)
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        color[node] = grey
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if color.get(nxt) == grey:
+                return stack[stack.index(nxt):] + [nxt]
+            if color.get(nxt) == white:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        color[node] = black
+        return None
+
+    for node in graph:
+        if color[node] == white:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+# ------------------------------------------------------------------ references
+
+Resolver = Callable[[str, Path], Path]
+
+
+def resolve_jobnet(ref: str, base: Path) -> Path:
+    """A jobnet reference: a name looked up next to the referring file, or a relative path."""
+    if ref.endswith(".toml"):
+        p = (base / ref)
+    else:
+        p = base / f"{ref}.toml"
+    if not p.is_file():
+        raise NotFound(f"jobnet {ref!r} not found (looked for {p})",
+                       hint="put the file next to the jobnet that uses it, or give a path "
+                            "ending in .toml")
+    return p
+
+
+LOCAL_KINDS = {"run", "set", "sleep", "wait_until", "jobnet", "wait_file", "transfer", "sql"}
+
+
+def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = ()) -> list[Problem]:
+    """What stops `jaz run` (no server, no agents) from running this jobnet.
+
+    Checked before anything runs, so that a server-only action never fails halfway.
+    Sub-jobnets are loaded and checked too (their problems carry their own file).
+    """
+    file = str(jobnet.path) if jobnet.path else "<jobnet>"
+    problems: list[Problem] = []
+    for name, job in jobnet.jobs.items():
+        if job.kind not in LOCAL_KINDS:
+            problems.append(Problem(
+                file=file, job=name, field=job.kind,
+                message=f"the {job.kind!r} action needs the server; it is not available in "
+                        f"`jaz run` (run this jobnet with `jaz server` / `jaz start`)"))
+        hosts = job.hosts or (job.host,)
+        for host in hosts:
+            if host != "local":
+                problems.append(Problem(
+                    file=file, job=name, field="hosts" if job.hosts else "host",
+                    message=f"host {host!r}: remote hosts need the server and agents; "
+                            f"`jaz run` runs jobs on the local host only"))
+        for field, spec in (("wait_file.host", getattr(job.action, "host", None)),):
+            if isinstance(job.action, WaitFileAction) and spec not in (None, "local"):
+                problems.append(Problem(file=file, job=name, field=field,
+                                        message=f"host {spec!r}: `jaz run` only waits for "
+                                                "local files"))
+        if isinstance(job.action, TransferAction):
+            for field, where in (("transfer.from", job.action.source),
+                                 ("transfer.to", job.action.dest)):
+                host, _ = split_host_path(where)
+                if host != "local":
+                    problems.append(Problem(file=file, job=name, field=field,
+                                            message=f"host {host!r}: `jaz run` only copies "
+                                                    "between local paths"))
+        if isinstance(job.action, JobnetAction) and jobnet.path is not None:
+            try:
+                sub = resolve_jobnet(job.action.name, jobnet.directory)
+            except NotFound as e:
+                problems.append(Problem(file=file, job=name, field="jobnet", message=e.message))
+                continue
+            if sub.resolve() in seen or sub.resolve() == jobnet.path:
+                problems.append(Problem(file=file, job=name, field="jobnet",
+                                        message=f"jobnet {job.action.name!r} includes itself"))
+                continue
+            try:
+                child = load_file(sub)
+            except JobnetInvalid as e:
+                problems.extend(e.problems)
+                continue
+            problems.extend(local_problems(child, seen=(*seen, jobnet.path)))
+    return problems
+
+
+def split_host_path(spec: str) -> tuple[str, str]:
+    """"host:/path" → ("host", "/path"); a plain path is on "local"."""
+    m = re.fullmatch(r"([A-Za-z0-9_.\-]+):(.+)", spec)
+    if m and not re.fullmatch(r"[A-Za-z]", m.group(1)):
+        return m.group(1), m.group(2)
+    return "local", spec

@@ -1,0 +1,645 @@
+"""The run state machine: the flow rules of SPEC §2, with time as an argument.
+
+`RunMachine.step(now)` looks at the run as the store has it, makes every
+transition that is due, and returns what must happen outside (start an attempt,
+stop one). `finished(job, outcome, now)` feeds a result back. Each transition is
+written to the store before it is returned, so a crash at any point leaves a
+state `resume` can continue from. No threads, no clock, no processes here: the
+driver (`runner.py`) supplies those, and the tests drive this class directly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from jaz.engine import expr
+from jaz.engine.executors.base import Attempt, Outcome, redact
+from jaz.engine.model import (
+    Job,
+    Jobnet,
+    JobState,
+    OnFailure,
+    OnTimeout,
+    RunState,
+    Secret,
+    SetAction,
+    SleepAction,
+    WaitUntilAction,
+)
+from jaz.engine.records import EventRecord, JobRecord, RunRecord
+from jaz.engine.secrets import Secrets
+from jaz.engine.store.base import Store
+from jaz.errors import JazError, StateError
+
+STD_CAP = 1024  # bytes of STD_OUT / STD_ERR handed to the next job
+INSTANT = (SetAction,)
+TIMERS = (SleepAction, WaitUntilAction)
+
+Listener = Callable[[str, RunRecord | JobRecord], None]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Start this attempt on an executor."""
+
+    job: str
+    attempt: Attempt
+
+
+@dataclass(frozen=True)
+class Kill:
+    """Stop the running attempt of this job."""
+
+    job: str
+    reason: str
+
+
+Command = Launch | Kill
+
+
+@dataclass(kw_only=True)
+class Settings:
+    """How a machine behaves in its host process (`jaz run` or the server)."""
+
+    log_dir: Path
+    secrets: Secrets = field(default_factory=lambda: Secrets(None))
+    parallel: int = 16
+    queues: Mapping[str, int] = field(default_factory=dict)
+    wait_for_operator: bool = False
+    tz: tzinfo | None = None
+    grace: float = 5.0
+    functions: Mapping[str, Callable[..., expr.Value]] = field(default_factory=dict)
+
+
+class RunMachine:
+    def __init__(self, store: Store, jobnet: Jobnet, run_id: int, settings: Settings,
+                 listener: Listener | None = None) -> None:
+        self.store = store
+        self.jobnet = jobnet
+        self.settings = settings
+        self.listener = listener
+        self.run = store.get_run(run_id)
+        self.jobs: dict[str, JobRecord] = {j.name: j for j in store.get_jobs(run_id)}
+        self.order = jobnet.order()
+        self.stopping: str | None = None  # "operator" | "failure" | "timeout"
+        self.killing: set[str] = set()
+        self.secret_values: set[str] = set()
+
+    # ------------------------------------------------------------ records
+
+    @property
+    def run_id(self) -> int:
+        return self.run.id
+
+    def _job(self, name: str, **changes: Any) -> JobRecord:
+        if "message" in changes:
+            changes["message"] = self.redact(changes["message"])
+        rec = self.store.update_job(self.run_id, name, **changes)
+        self.jobs[name] = rec
+        if self.listener:
+            self.listener("job", rec)
+        return rec
+
+    def _run(self, **changes: Any) -> RunRecord:
+        self.run = self.store.update_run(self.run_id, **changes)
+        if self.listener:
+            self.listener("run", self.run)
+        return self.run
+
+    def event(self, kind: str, now: datetime, *, job: str | None = None, user: str = "system",
+              detail: str = "") -> None:
+        self.store.add_event(EventRecord(at=now, kind=kind, run_id=self.run_id,
+                                         jobnet=self.jobnet.name, job=job, user=user,
+                                         detail=self.redact(detail)))
+
+    def redact(self, text: str) -> str:
+        return redact(text, sorted(self.secret_values, key=len, reverse=True))
+
+    # ------------------------------------------------------------ lifecycle
+
+    def begin(self, now: datetime) -> None:
+        if self.run.status != RunState.RUNNING or self.run.started_at is None:
+            first = self.run.started_at is None
+            self._run(status=RunState.RUNNING, started_at=self.run.started_at or now,
+                      ended_at=None, message="")
+            if first:
+                self.event("run_started", now)
+
+    @property
+    def finished(self) -> bool:
+        return self.run.status.finished or self.run.status == RunState.ERROR
+
+    def running(self) -> list[str]:
+        return [n for n, j in self.jobs.items() if j.status == JobState.RUNNING]
+
+    def step(self, now: datetime) -> list[Command]:
+        """Make every due transition; return what the driver must do."""
+        if self.finished:
+            return []
+        commands: list[Command] = []
+        self._check_timeouts(now, commands)
+        if self.stopping is None:
+            while self._advance_pending(now) | self._launch(now, commands):
+                pass
+        if self.stopping is not None:
+            for name in self.running():
+                if name not in self.killing and self.jobnet.jobs[name].kind not in (
+                        "sleep", "wait_until"):
+                    self.killing.add(name)
+                    commands.append(Kill(name, self.stopping))
+                elif isinstance(self.jobnet.jobs[name].action, TIMERS):
+                    self._job(name, status=JobState.STOPPED, ended_at=now,
+                              message=f"stopped ({self.stopping})")
+        self._conclude(now)
+        return commands
+
+    def next_deadline(self) -> datetime | None:
+        """The next instant at which `step` has something to do without any event."""
+        times: list[datetime] = []
+        if self.finished:
+            return None
+        if self.jobnet.timeout is not None and self.run.started_at is not None:
+            times.append(self.run.started_at + timedelta(seconds=self.jobnet.timeout))
+        for name, rec in self.jobs.items():
+            job = self.jobnet.jobs[name]
+            if rec.status == JobState.READY and rec.not_before is not None:
+                times.append(rec.not_before)
+            if rec.status == JobState.RUNNING and rec.started_at is not None:
+                if job.timeout is not None and not rec.timed_out:
+                    times.append(rec.started_at + timedelta(seconds=job.timeout))
+                end = self._timer_end(job, rec)
+                if end is not None:
+                    times.append(end)
+        return min(times) if times else None
+
+    # ------------------------------------------------------------ flow
+
+    def _advance_pending(self, now: datetime) -> bool:
+        changed = False
+        for name in self.order:
+            rec = self.jobs[name]
+            if rec.status != JobState.PENDING:
+                continue
+            job = self.jobnet.jobs[name]
+            needs = [self.jobs[n] for n in job.needs]
+            if not all(n.status.finished for n in needs):
+                continue
+            if not all(n.status.passes for n in needs):
+                continue  # halted behind a failure: waits for an operator
+            changed = True
+            if needs and all(n.status == JobState.BYPASSED for n in needs):
+                self._job(name, status=JobState.BYPASSED, ended_at=now,
+                          message="every job it needs was bypassed")
+                continue
+            if not job.enabled:
+                self._job(name, status=JobState.SKIPPED, ended_at=now, message="disabled")
+                continue
+            if job.if_ is not None:
+                try:
+                    taken = expr.parse(job.if_).truth(self.scope(name, now))
+                except expr.ExprError as e:
+                    self._fail(name, now, f"if: {e}")
+                    continue
+                if not taken:
+                    self._job(name, status=JobState.BYPASSED, ended_at=now,
+                              message=f"if {job.if_!r} was false")
+                    continue
+            if job.hold and not rec.message.startswith("released"):
+                self._job(name, status=JobState.HELD, message="held (hold = true)")
+                continue
+            self._job(name, status=JobState.READY)
+        return changed
+
+    def _slots(self) -> tuple[int, dict[str, int]]:
+        used = 0
+        per_queue: dict[str, int] = {}
+        for name in self.running():
+            job = self.jobnet.jobs[name]
+            if _uses_slot(job):
+                used += 1
+                if job.queue:
+                    per_queue[job.queue] = per_queue.get(job.queue, 0) + 1
+        return used, per_queue
+
+    def _launch(self, now: datetime, commands: list[Command]) -> bool:
+        changed = False
+        used, per_queue = self._slots()
+        for name in self.order:
+            rec = self.jobs[name]
+            if rec.status != JobState.READY:
+                continue
+            if rec.not_before is not None and rec.not_before > now:
+                continue
+            job = self.jobnet.jobs[name]
+            if _uses_slot(job):
+                if used >= self.settings.parallel:
+                    continue
+                limit = self.settings.queues.get(job.queue or "")
+                if job.queue and limit is not None and per_queue.get(job.queue, 0) >= limit:
+                    continue
+            attempt_no = rec.attempts + 1
+            rec = self._job(name, status=JobState.RUNNING, attempts=attempt_no, started_at=now,
+                            ended_at=None, exit_code=None, timed_out=False, not_before=None,
+                            pid=None, message="")
+            self.event("job_started", now, job=name, detail=f"attempt {attempt_no}")
+            if isinstance(job.action, SetAction):
+                self._run_set(name, job.action, now)
+                changed = True
+                continue
+            if isinstance(job.action, TIMERS):
+                end = self._timer_end(job, rec)
+                if end is not None and end <= now:
+                    self.finished_job(name, Outcome(exit_code=0), now)
+                    changed = True
+                continue
+            try:
+                attempt = self._attempt(name, now)
+            except JazError as e:
+                self.finished_job(name, Outcome(exit_code=None, error=str(e)), now)
+                changed = True
+                continue
+            if _uses_slot(job):
+                used += 1
+                if job.queue:
+                    per_queue[job.queue] = per_queue.get(job.queue, 0) + 1
+            commands.append(Launch(name, attempt))
+        return changed
+
+    def _run_set(self, name: str, action: SetAction, now: datetime) -> None:
+        scope = self.scope(name, now)
+        values: dict[str, str] = {}
+        try:
+            for key, template in action.values.items():
+                values[key] = expr.parse_template(template).render(scope)
+                # later values may use earlier ones of the same job
+                scope = expr.Scope(variables={**scope.variables, key: values[key]},
+                                   jobs=scope.jobs, now=now, functions=scope.functions)
+        except expr.ExprError as e:
+            self.finished_job(name, Outcome(exit_code=None, error=f"set.{key}: {e}"), now)
+            return
+        self.finished_job(name, Outcome(exit_code=0, outputs=values), now)
+
+    def _timer_end(self, job: Job, rec: JobRecord) -> datetime | None:
+        if rec.started_at is None:
+            return None
+        if isinstance(job.action, SleepAction):
+            return rec.started_at + timedelta(seconds=job.action.seconds)
+        if isinstance(job.action, WaitUntilAction):
+            a = job.action
+            day = self.run_day()
+            base = datetime.combine(day, time(0), tzinfo=self._tz())
+            return base + timedelta(hours=a.hour, minutes=a.minute, seconds=a.second)
+        return None
+
+    def _tz(self) -> tzinfo | None:
+        return self.settings.tz or datetime.now().astimezone().tzinfo
+
+    def run_day(self) -> date:
+        when = self.run.scheduled_at or self.run.created_at
+        return when.astimezone(self._tz()).date()
+
+    def _check_timeouts(self, now: datetime, commands: list[Command]) -> None:
+        if (self.jobnet.timeout is not None and self.run.started_at is not None
+                and self.stopping is None
+                and now >= self.run.started_at + timedelta(seconds=self.jobnet.timeout)):
+            self.stopping = "timeout"
+            self._run(warning=f"the run passed its timeout of {self.jobnet.timeout:g}s")
+            self.event("run_timeout", now)
+        for name in self.running():
+            job = self.jobnet.jobs[name]
+            rec = self.jobs[name]
+            end = self._timer_end(job, rec)
+            if end is not None and now >= end and name not in self.killing:
+                self.finished_job(name, Outcome(exit_code=0), now)
+                continue
+            if job.timeout is None or rec.timed_out or rec.started_at is None:
+                continue
+            if now >= rec.started_at + timedelta(seconds=job.timeout):
+                self._job(name, timed_out=True)
+                self.event("job_timeout", now, job=name, detail=f"{job.timeout:g}s")
+                if job.on_timeout == OnTimeout.STOP:
+                    if isinstance(job.action, TIMERS):
+                        self.finished_job(name, Outcome(exit_code=None, error="timed out"), now)
+                    elif name not in self.killing:
+                        self.killing.add(name)
+                        commands.append(Kill(name, "timeout"))
+                else:
+                    self._run(warning=f"job {name!r} passed its timeout of {job.timeout:g}s")
+
+    def finished_job(self, name: str, outcome: Outcome, now: datetime) -> None:
+        """Record how an attempt ended and decide what comes next for the job."""
+        self.killing.discard(name)
+        job = self.jobnet.jobs[name]
+        rec = self.jobs[name]
+        if rec.status != JobState.RUNNING:
+            return  # a late result for an attempt already written off
+        tails = {"stdout_tail": self.redact(outcome.stdout_tail),
+                 "stderr_tail": self.redact(outcome.stderr_tail)}
+        outputs = {k: self.redact(v) for k, v in outcome.outputs.items()}
+        code = outcome.exit_code
+        killed_for_timeout = rec.timed_out and job.on_timeout == OnTimeout.STOP
+        ok = (code is not None and not job.failed_exit(code) and not outcome.error
+              and not killed_for_timeout and not (outcome.stopped and code != 0))
+        if outcome.stopped and not killed_for_timeout and not ok:
+            self._job(name, status=JobState.STOPPED, exit_code=code, ended_at=now, pid=None,
+                      outputs=outputs, message=outcome.error or "stopped", **tails)
+            self.event("job_stopped", now, job=name)
+            return
+        if not ok:
+            reason = outcome.error or (
+                f"timed out after {job.timeout:g}s" if killed_for_timeout
+                else f"exit code {code}")
+            if rec.attempts <= job.retries and self.stopping is None:
+                delay = timedelta(seconds=job.retry_delay)
+                self._job(name, status=JobState.READY, exit_code=code, pid=None, outputs=outputs,
+                          not_before=now + delay, ended_at=now,
+                          message=f"attempt {rec.attempts} failed ({reason}); retrying", **tails)
+                self.event("job_retry", now, job=name, detail=reason)
+                return
+            self._fail(name, now, reason, exit_code=code, outputs=outputs, **tails)
+            return
+        if job.repeat is not None:
+            iteration = rec.iteration + 1
+            done = job.repeat.max is not None and iteration >= job.repeat.max
+            if not done and job.repeat.until is not None:
+                rec = self._job(name, outputs=outputs, exit_code=code, iteration=iteration)
+                try:
+                    done = expr.parse(job.repeat.until).truth(self.scope(name, now, own=True))
+                except expr.ExprError as e:
+                    self._fail(name, now, f"repeat.until: {e}", exit_code=code, **tails)
+                    return
+            if not done:
+                self._job(name, status=JobState.READY, exit_code=code, outputs=outputs,
+                          iteration=iteration, attempts=0, pid=None, ended_at=now,
+                          not_before=now + timedelta(seconds=job.repeat.interval),
+                          message=f"iteration {iteration} done; repeating", **tails)
+                return
+            self._job(name, iteration=iteration)
+        self._job(name, status=JobState.SUCCEEDED, exit_code=code, outputs=outputs, ended_at=now,
+                  pid=None, message="", **tails)
+        self.event("job_succeeded", now, job=name)
+
+    def _fail(self, name: str, now: datetime, reason: str, **changes: Any) -> None:
+        self._job(name, status=JobState.FAILED, ended_at=now, pid=None, message=reason,
+                  **changes)
+        self.event("job_failed", now, job=name, detail=reason)
+        if self.jobnet.on_failure == OnFailure.STOP and self.stopping is None:
+            self.stopping = "failure"
+
+    def _conclude(self, now: datetime) -> None:
+        if self.running():
+            return
+        states = [j.status for j in self.jobs.values()]
+        if self.stopping is not None:
+            status = RunState.STOPPED if self.stopping == "operator" else RunState.FAILED
+            message = {"operator": "stopped by an operator",
+                       "failure": "a job failed (on_failure = \"stop\")",
+                       "timeout": "the run timed out"}[self.stopping]
+            self._end(status, now, message)
+            return
+        if any(s == JobState.READY for s in states):
+            return  # waiting for a retry delay, an interval or a free slot
+        if all(s.passes for s in states):
+            self._end(RunState.SUCCEEDED, now, "")
+            return
+        held = [n for n, j in self.jobs.items() if j.status == JobState.HELD]
+        failed = [n for n, j in self.jobs.items() if j.status in (JobState.FAILED,
+                                                                   JobState.STOPPED)]
+        if held and self.settings.wait_for_operator and not failed:
+            return  # the server waits for a release
+        parts = []
+        if failed:
+            parts.append("failed: " + ", ".join(failed))
+        if held:
+            parts.append("held: " + ", ".join(held))
+        if self.run.status != RunState.ERROR:
+            self._run(status=RunState.ERROR, message="; ".join(parts) or "blocked")
+            self.event("run_error", now, detail="; ".join(parts))
+
+    def _end(self, status: RunState, now: datetime, message: str) -> None:
+        self._run(status=status, ended_at=now, message=message)
+        self.event(f"run_{status}", now, detail=message)
+
+    # ------------------------------------------------------------ variables
+
+    def visible(self, name: str, *, own: bool = False) -> tuple[list[str], dict[str, str]]:
+        """The jobs whose results `name` sees (its ancestors), and its variables."""
+        ancestors = self.jobnet.upstream(name) + ([name] if own else [])
+        variables = dict(self.run.params)
+        for other in ancestors:
+            variables.update(self.jobs[other].outputs)
+        return ancestors, variables
+
+    def scope(self, name: str, now: datetime, *, own: bool = False) -> expr.Scope:
+        ancestors, variables = self.visible(name, own=own)
+        jobs: dict[str, dict[str, expr.Value]] = {}
+        for other in ancestors:
+            rec = self.jobs[other]
+            lines = rec.stdout_tail.rstrip("\n").rsplit("\n", 1)
+            jobs[other] = {**rec.outputs, "exit_code": rec.exit_code, "status": str(rec.status),
+                           "stdout": lines[-1] if lines else ""}
+        return expr.Scope(variables=variables, jobs=jobs, now=now.astimezone(self._tz()),
+                          functions=self.settings.functions)
+
+    def _attempt(self, name: str, now: datetime) -> Attempt:
+        job = self.jobnet.jobs[name]
+        rec = self.jobs[name]
+        _, variables = self.visible(name)
+        env = {k: v for k, v in variables.items() if k.isidentifier()}
+        before = [self.jobs[n] for n in job.needs if self.jobs[n].ended_at is not None]
+        if before:
+            last = max(before, key=lambda r: r.ended_at or now)
+            env["JOB_EXIT_CD"] = "" if last.exit_code is None else str(last.exit_code)
+            env["STD_OUT"] = last.stdout_tail[-STD_CAP:]
+            env["STD_ERR"] = last.stderr_tail[-STD_CAP:]
+        stem = self.settings.log_dir / str(self.run_id) / (
+            f"{name}.{rec.iteration + 1}.{rec.attempts}")
+        scheduled = self.run.scheduled_at or self.run.created_at
+        env.update({
+            "JAZ_RUN_ID": str(self.run_id), "JAZ_JOBNET": self.jobnet.name, "JAZ_JOB": name,
+            "JAZ_SCHEDULED_TIME": scheduled.astimezone(self._tz()).isoformat(timespec="seconds"),
+            "JAZ_ATTEMPT": str(rec.attempts), "JAZ_OUTPUT": str(stem) + ".vars",
+        })
+        secrets: list[str] = []
+        for key, value in job.env.items():
+            if isinstance(value, Secret):
+                secret = self.settings.secrets.get(value.name)
+                secrets.append(secret)
+                self.secret_values.add(secret)
+                env[key] = secret
+            else:
+                env[key] = value
+        base = self.jobnet.directory
+        cwd = Path(os.path.expanduser(job.cwd)) if job.cwd else base
+        if not cwd.is_absolute():
+            cwd = base / cwd
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        output = Path(str(stem) + ".vars")
+        output.write_text("")
+        return Attempt(run_id=self.run_id, jobnet=self.jobnet.name, job=job,
+                       attempt=rec.attempts, host=job.host, env=env, cwd=cwd, base_dir=base,
+                       stdout_path=Path(str(stem) + ".out"), stderr_path=Path(str(stem) + ".err"),
+                       output_path=output, redact=tuple(secrets), grace=self.settings.grace)
+
+    def started(self, name: str, pid: int | None) -> None:
+        if pid is not None:
+            self._job(name, pid=pid)
+
+    # ------------------------------------------------------------ operator actions
+
+    def stop_run(self, now: datetime, user: str = "system") -> None:
+        if self.finished:
+            raise StateError(f"run {self.run_id} is {self.run.status}; there is nothing to stop")
+        self.stopping = "operator"
+        self.event("stop_run", now, user=user)
+
+    def hold(self, name: str, now: datetime, user: str = "system") -> None:
+        rec = self._get(name)
+        if rec.status not in (JobState.PENDING, JobState.READY):
+            raise StateError(f"job {name!r} is {rec.status}; only pending or ready jobs can be "
+                             "held")
+        self._job(name, status=JobState.HELD, message=f"held by {user}")
+        self.event("hold", now, job=name, user=user)
+
+    def release(self, name: str, now: datetime, user: str = "system") -> None:
+        rec = self._get(name)
+        if rec.status != JobState.HELD:
+            raise StateError(f"job {name!r} is {rec.status}, not held")
+        self._job(name, status=JobState.PENDING, message=f"released by {user}")
+        self.event("release", now, job=name, user=user)
+        self._reopen(now)
+
+    def skip(self, name: str, now: datetime, user: str = "system") -> None:
+        rec = self._get(name)
+        if rec.status in (JobState.RUNNING, JobState.SUCCEEDED, JobState.SKIPPED,
+                          JobState.BYPASSED):
+            raise StateError(f"job {name!r} is {rec.status}; it cannot be skipped" + (
+                " (stop it first)" if rec.status == JobState.RUNNING else ""))
+        self._job(name, status=JobState.SKIPPED, ended_at=now, not_before=None,
+                  message=f"skipped by {user}")
+        self.event("skip", now, job=name, user=user)
+        self._reopen(now)
+
+    def unskip(self, name: str, now: datetime, user: str = "system") -> None:
+        rec = self._get(name)
+        if rec.status != JobState.SKIPPED or not rec.message.startswith("skipped by"):
+            raise StateError(f"job {name!r} was not skipped by an operator")
+        started = [d for d in self.jobnet.downstream(name)
+                   if self.jobs[d].status != JobState.PENDING]
+        if started:
+            raise StateError(f"jobs after {name!r} have moved on already ({', '.join(started)})")
+        self._job(name, status=JobState.PENDING, ended_at=None, message=f"unskipped by {user}")
+        self.event("unskip", now, job=name, user=user)
+        self._reopen(now)
+
+    def stop_job(self, name: str, now: datetime, user: str = "system") -> list[Command]:
+        rec = self._get(name)
+        if rec.status != JobState.RUNNING:
+            raise StateError(f"job {name!r} is {rec.status}, not running")
+        self.event("stop_job", now, job=name, user=user)
+        if isinstance(self.jobnet.jobs[name].action, TIMERS):
+            self.finished_job(name, Outcome(exit_code=None, stopped=True, error="stopped"), now)
+            return []
+        self.killing.add(name)
+        return [Kill(name, "operator")]
+
+    def rerun(self, name: str, now: datetime, *, downstream: bool = False,
+              user: str = "system") -> None:
+        rec = self._get(name)
+        names = [name] + (self.jobnet.downstream(name) if downstream else [])
+        busy = [n for n in names if self.jobs[n].status == JobState.RUNNING]
+        if busy:
+            raise StateError(f"job(s) {', '.join(busy)} are running; stop them first")
+        if rec.status in (JobState.PENDING, JobState.READY):
+            raise StateError(f"job {name!r} is {rec.status}; it has not run yet")
+        with self.store.batch():
+            for n in names:
+                self._reset(n, f"rerun by {user}")
+        self.event("rerun", now, job=name, user=user,
+                   detail="with downstream" if downstream else "")
+        self._reopen(now)
+
+    def resume(self, now: datetime, *, skip: Sequence[str] = (), release: Sequence[str] = (),
+               user: str = "system") -> None:
+        """Continue a halted, stopped or interrupted run (jaz run --resume)."""
+        if self.run.status == RunState.SUCCEEDED:
+            raise StateError(f"run {self.run_id} already succeeded; nothing to resume")
+        for name in [*skip, *release]:
+            self._get(name)
+        with self.store.batch():
+            for name, rec in self.jobs.items():
+                if rec.status == JobState.RUNNING:
+                    if rec.pid:
+                        _kill_stale(rec.pid)
+                    self._reset(name, "interrupted; runs again on resume")
+                elif rec.status in (JobState.FAILED, JobState.STOPPED) and name not in skip:
+                    self._reset(name, "runs again on resume")
+            for name in skip:
+                self.skip(name, now, user)
+            for name in release:
+                if self.jobs[name].status == JobState.HELD:
+                    self.release(name, now, user)
+                elif self.jobs[name].status == JobState.PENDING and \
+                        self.jobnet.jobs[name].hold:
+                    self._job(name, message=f"released by {user}")
+            self._run(status=RunState.RUNNING, ended_at=None, message="", warning="")
+        self.stopping = None
+        self.event("resume", now, user=user)
+
+    def _reset(self, name: str, message: str) -> None:
+        rec = self.jobs[name]
+        released = self.jobnet.jobs[name].hold and rec.status not in (JobState.HELD,)
+        self._job(name, status=JobState.PENDING, attempts=0, iteration=0, exit_code=None,
+                  timed_out=False, outputs={}, started_at=None, ended_at=None, not_before=None,
+                  pid=None, message=("released; " if released else "") + message)
+
+    def _reopen(self, now: datetime) -> None:
+        if self.run.status in (RunState.ERROR, RunState.SUCCEEDED, RunState.FAILED,
+                               RunState.STOPPED):
+            self._run(status=RunState.RUNNING, ended_at=None, message="")
+            self.stopping = None
+
+    def _get(self, name: str) -> JobRecord:
+        if name not in self.jobs:
+            from jaz.errors import NotFound
+
+            raise NotFound(f"run {self.run_id} has no job {name!r}",
+                           hint=f"its jobs are: {', '.join(self.jobs)}")
+        return self.jobs[name]
+
+
+def _uses_slot(job: Job) -> bool:
+    return job.kind not in ("set", "sleep", "wait_until", "jobnet")
+
+
+def _kill_stale(pid: int) -> None:
+    """Kill the process group of a job left running by a crashed `jaz run`."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def new_run(store: Store, jobnet: Jobnet, now: datetime, *, params: Mapping[str, str] = {},
+            trigger: str = "manual", scheduled_at: datetime | None = None,
+            status: RunState = RunState.RUNNING, parent: tuple[int, str] | None = None) -> int:
+    """Create a run with all its jobs pending, and remember the exact jobnet text."""
+    store.save_version(jobnet.hash, jobnet.name, jobnet.text, now)
+    unknown = set(params) - set(jobnet.params)
+    merged = {**jobnet.params, **params}
+    del unknown  # params not declared are allowed: they become variables too
+    run = RunRecord(jobnet=jobnet.name, status=status, params=merged, version=jobnet.hash,
+                    path=str(jobnet.path) if jobnet.path else None, trigger=trigger,
+                    created_at=now, scheduled_at=scheduled_at,
+                    parent_run=parent[0] if parent else None,
+                    parent_job=parent[1] if parent else None)
+    jobs = [JobRecord(name=name, kind=job.kind, host=job.host)
+            for name, job in jobnet.jobs.items()]
+    return store.create_run(run, jobs)

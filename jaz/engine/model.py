@@ -1,0 +1,285 @@
+"""Frozen value objects for jobnets, jobs and their actions (SPEC §1).
+
+The loader builds them from TOML; everything else only reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class RunState(StrEnum):
+    SCHEDULED = "scheduled"
+    HELD = "held"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+
+    @property
+    def finished(self) -> bool:
+        return self in _RUN_FINAL
+
+
+_RUN_FINAL = {RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED, RunState.SKIPPED,
+              RunState.MISSED}
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    HELD = "held"
+    SKIPPED = "skipped"
+    BYPASSED = "bypassed"
+
+    @property
+    def passes(self) -> bool:
+        """True for the states that let the flow go on (SPEC §2.2)."""
+        return self in _JOB_PASS
+
+    @property
+    def finished(self) -> bool:
+        return self in _JOB_FINAL
+
+
+_JOB_PASS = {JobState.SUCCEEDED, JobState.SKIPPED, JobState.BYPASSED}
+_JOB_FINAL = _JOB_PASS | {JobState.FAILED, JobState.STOPPED}
+
+
+class OnFailure(StrEnum):
+    HALT = "halt"
+    STOP = "stop"
+
+
+class OnTimeout(StrEnum):
+    STOP = "stop"
+    WARN = "warn"
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunAction:
+    script: str
+    kind = "run"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SqlAction:
+    statements: str
+    database: str
+    kind = "sql"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobnetAction:
+    name: str
+    kind = "jobnet"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartAction:
+    name: str
+    kind = "start"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SleepAction:
+    seconds: float
+    kind = "sleep"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitUntilAction:
+    hour: int
+    minute: int
+    second: int = 0
+    kind = "wait_until"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitFileAction:
+    path: str
+    host: str | None = None
+    timeout: float | None = None
+    delete: bool = False
+    check: bool = False
+    interval: float = 1.0
+    kind = "wait_file"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferAction:
+    source: str
+    dest: str
+    overwrite: bool = False
+    kind = "transfer"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetAction:
+    values: Mapping[str, str]
+    kind = "set"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseAction:
+    target: str
+    kind = "release"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZabbixAction:
+    server: str
+    host: str
+    key: str
+    value: str
+    kind = "zabbix"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RebootAction:
+    host: str | None
+    mode: str = "normal"
+    wait: float | None = None
+    kind = "reboot"
+
+
+Action = (RunAction | SqlAction | JobnetAction | StartAction | SleepAction | WaitUntilAction
+          | WaitFileAction | TransferAction | SetAction | ReleaseAction | ZabbixAction
+          | RebootAction)
+
+ACTION_KEYS = ("run", "sql", "jobnet", "start", "sleep", "wait_until", "wait_file", "transfer",
+               "set", "release", "zabbix", "reboot")
+
+# ---------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True, kw_only=True)
+class Secret:
+    """An environment value taken from the secrets store at run time."""
+
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Repeat:
+    until: str | None = None
+    max: int | None = None
+    interval: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopCodes:
+    """Exit codes that mean failure (JAZ stop codes); `None` ranges mean 'any non-zero'."""
+
+    ranges: tuple[tuple[int, int], ...]
+    source: str
+
+    def failed(self, code: int) -> bool:
+        return any(lo <= code <= hi for lo, hi in self.ranges)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    name: str
+    action: Action
+    needs: tuple[str, ...] = ()
+    if_: str | None = None
+    host: str = "local"
+    hosts: tuple[str, ...] = ()
+    user: str | None = None
+    cwd: str | None = None
+    env: Mapping[str, str | Secret] = field(default_factory=dict)
+    shell: str = "/bin/sh"
+    timeout: float | None = None
+    on_timeout: OnTimeout = OnTimeout.STOP
+    retries: int = 0
+    retry_delay: float = 0.0
+    repeat: Repeat | None = None
+    stop_codes: StopCodes | None = None
+    hold: bool = False
+    enabled: bool = True
+    queue: str | None = None
+    stop_command: str | None = None
+    description: str = ""
+    database: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.action.kind
+
+    def failed_exit(self, code: int) -> bool:
+        if self.stop_codes is None:
+            return code != 0
+        return self.stop_codes.failed(code)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Jobnet:
+    name: str
+    jobs: Mapping[str, Job]
+    description: str = ""
+    on_failure: OnFailure = OnFailure.HALT
+    timeout: float | None = None
+    mode: str = "graph"
+    params: Mapping[str, str] = field(default_factory=dict)
+    schedules: tuple[Mapping[str, Any], ...] = ()
+    path: Path | None = None
+    text: str = ""
+    hash: str = ""
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent if self.path is not None else Path.cwd()
+
+    def order(self) -> list[str]:
+        """Jobs in a topological order, ties broken by file order."""
+        index = {name: i for i, name in enumerate(self.jobs)}
+        remaining = {name: set(job.needs) for name, job in self.jobs.items()}
+        done: list[str] = []
+        while remaining:
+            ready = sorted((n for n, deps in remaining.items() if not deps), key=index.__getitem__)
+            if not ready:  # a cycle; the loader refuses those, so this is defensive
+                ready = sorted(remaining, key=index.__getitem__)
+            for name in ready:
+                done.append(name)
+                del remaining[name]
+            for deps in remaining.values():
+                deps.difference_update(ready)
+        return done
+
+    def downstream(self, name: str) -> list[str]:
+        """Every job that depends on `name`, directly or not, in topological order."""
+        found: set[str] = set()
+        frontier = [name]
+        while frontier:
+            current = frontier.pop()
+            for other, job in self.jobs.items():
+                if current in job.needs and other not in found:
+                    found.add(other)
+                    frontier.append(other)
+        return [n for n in self.order() if n in found]
+
+    def upstream(self, name: str) -> list[str]:
+        """Every job `name` depends on, directly or not, in topological order."""
+        found: set[str] = set()
+        frontier = list(self.jobs[name].needs)
+        while frontier:
+            current = frontier.pop()
+            if current not in found:
+                found.add(current)
+                frontier.extend(self.jobs[current].needs)
+        return [n for n in self.order() if n in found]

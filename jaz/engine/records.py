@@ -1,0 +1,78 @@
+"""What the store keeps: runs, jobs, events and jobnet versions.
+
+Records are frozen; a change is `store.update_job(run, name, status=...)`, so
+every state change passes through the store (and is committed) before it is acted on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jaz.engine.model import JobState, RunState
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    id: int = 0
+    jobnet: str
+    status: RunState
+    params: Mapping[str, str] = field(default_factory=dict)
+    version: str = ""
+    path: str | None = None
+    trigger: str = "manual"
+    created_at: datetime
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    parent_run: int | None = None
+    parent_job: str | None = None
+    message: str = ""
+    warning: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRecord:
+    run_id: int = 0
+    name: str
+    kind: str
+    status: JobState = JobState.PENDING
+    host: str = "local"
+    attempts: int = 0
+    iteration: int = 0
+    exit_code: int | None = None
+    timed_out: bool = False
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    not_before: datetime | None = None
+    pid: int | None = None
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventRecord:
+    """One line of the audit/event log: who did what to which run or job."""
+
+    id: int = 0
+    at: datetime
+    kind: str
+    run_id: int | None = None
+    jobnet: str | None = None
+    job: str | None = None
+    user: str = "system"
+    detail: str = ""
+
+
+RUN_FIELDS = {f for f in RunRecord.__dataclass_fields__ if f != "id"}
+JOB_FIELDS = {f for f in JobRecord.__dataclass_fields__ if f not in ("run_id", "name")}
+
+
+def check_fields(allowed: set[str], changes: Mapping[str, Any]) -> None:
+    unknown = set(changes) - allowed
+    if unknown:
+        raise TypeError(f"unknown record fields: {sorted(unknown)}")

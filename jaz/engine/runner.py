@@ -1,0 +1,224 @@
+"""Drives one `RunMachine` with real threads, executors and a clock.
+
+One driver thread owns the machine. Attempts are started from it and waited on
+in small worker threads that only post their outcome back; operator actions
+from other threads are posted too (`submit`), so the machine never needs a lock.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from jaz.engine.clock import Clock
+from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
+from jaz.engine.machine import Kill, Launch, Listener, RunMachine, Settings, new_run
+from jaz.engine.model import Jobnet, JobnetAction, JobState, RunState
+from jaz.engine.records import RunRecord
+from jaz.engine.store.base import Store
+from jaz.errors import JazError
+
+
+@dataclass
+class Context:
+    """What every runner of one process shares (also the runners of sub-jobnets)."""
+
+    store: Store
+    settings: Settings
+    clock: Clock
+    executors: Mapping[str, Executor]
+    listener: Listener | None = None
+    active: dict[int, Runner] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Runner:
+    def __init__(self, ctx: Context, jobnet: Jobnet, run_id: int) -> None:
+        self.ctx = ctx
+        self.machine = RunMachine(ctx.store, jobnet, run_id, ctx.settings, ctx.listener)
+        self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._executions: dict[str, Execution] = {}
+
+    @property
+    def run_id(self) -> int:
+        return self.machine.run_id
+
+    def submit(self, fn: Callable[[RunMachine], Any]) -> Future[Any]:
+        """Run `fn(machine)` on the driver thread (operator actions)."""
+        fut: Future[Any] = Future()
+        self._events.put(("call", (fn, fut)))
+        return fut
+
+    def stop(self, user: str = "system") -> None:
+        """Thread-safe and signal-safe request to stop the whole run."""
+        self._events.put(("stop", user))
+
+    def run(self, resume: Callable[[RunMachine], None] | None = None) -> RunRecord:
+        """Drive the run until it ends (or is in `error`); return its record."""
+        m = self.machine
+        store = self.ctx.store
+        with self.ctx.lock:
+            self.ctx.active[self.run_id] = self
+        try:
+            with store.batch():
+                if resume is not None:
+                    resume(m)
+                m.begin(self.ctx.clock.now())
+            while True:
+                now = self.ctx.clock.now()
+                with store.batch():
+                    commands = m.step(now)
+                for command in commands:
+                    self._dispatch(command)
+                if m.finished and not self._executions:
+                    return m.run
+                deadline = m.next_deadline()
+                timeout = None if deadline is None else max(
+                    0.0, (deadline - self.ctx.clock.now()).total_seconds())
+                try:
+                    kind, payload = self._events.get(timeout=timeout)
+                except queue.Empty:
+                    continue
+                self._handle(kind, payload)
+                while True:  # drain what else arrived, then step once
+                    try:
+                        kind, payload = self._events.get_nowait()
+                    except queue.Empty:
+                        break
+                    self._handle(kind, payload)
+        finally:
+            with self.ctx.lock:
+                self.ctx.active.pop(self.run_id, None)
+
+    def _handle(self, kind: str, payload: Any) -> None:
+        m = self.machine
+        now = self.ctx.clock.now()
+        if kind == "done":
+            name, outcome = payload
+            self._executions.pop(name, None)
+            with self.ctx.store.batch():
+                m.finished_job(name, outcome, now)
+        elif kind == "stop":
+            if not m.finished:
+                m.stop_run(now, user=payload)
+        elif kind == "call":
+            fn, fut = payload
+            try:
+                with self.ctx.store.batch():
+                    result = fn(m)
+            except BaseException as e:  # handed to the caller's thread
+                fut.set_exception(e)
+            else:
+                if isinstance(result, list):
+                    for command in result:
+                        if isinstance(command, Kill | Launch):
+                            self._dispatch(command)
+                fut.set_result(None)
+
+    def _dispatch(self, command: Launch | Kill) -> None:
+        if isinstance(command, Kill):
+            execution = self._executions.get(command.job)
+            if execution is not None:
+                execution.stop()
+            return
+        attempt = command.attempt
+        kind = attempt.job.kind
+        executor = self.ctx.executors.get(kind)
+        if kind == "jobnet":
+            executor = JobnetExecutor(self.ctx)
+        try:
+            if executor is None:
+                raise JazError(f"no executor for {kind!r} jobs in this mode")
+            execution = executor.start(attempt)
+        except JazError as e:
+            self._events.put(("done", (command.job, Outcome(exit_code=None, error=str(e)))))
+            return
+        self._executions[command.job] = execution
+        if execution.pid is not None:
+            with self.ctx.store.batch():
+                self.machine.started(command.job, execution.pid)
+        t = threading.Thread(target=self._wait, args=(command.job, execution), daemon=True,
+                             name=f"jaz-job-{command.job}")
+        t.start()
+
+    def _wait(self, name: str, execution: Execution) -> None:
+        try:
+            outcome = execution.wait()
+        except Exception as e:  # an executor bug must not hang the run
+            outcome = Outcome(exit_code=None, error=f"internal error: {e!r}")
+        self._events.put(("done", (name, outcome)))
+
+
+class JobnetExecutor(Executor):
+    """`jobnet = "name"`: the child runs inline as its own run; its outputs flow out."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def start(self, attempt: Attempt) -> Execution:
+        return _JobnetExecution(self.ctx, attempt)
+
+
+class _JobnetExecution(Execution):
+    def __init__(self, ctx: Context, attempt: Attempt) -> None:
+        self.ctx = ctx
+        self.attempt = attempt
+        self._runner: Runner | None = None
+        self._stopped = threading.Event()
+        self._ready = threading.Event()
+
+    def wait(self) -> Outcome:
+        from jaz.engine.loader import load_file, resolve_jobnet
+
+        a = self.attempt
+        action = a.job.action
+        assert isinstance(action, JobnetAction)
+        try:
+            child = load_file(resolve_jobnet(action.name, a.base_dir))
+        except JazError as e:
+            self._ready.set()
+            return Outcome(exit_code=None, error=str(e))
+        store = self.ctx.store
+        now = self.ctx.clock.now()
+        previous = [r for r in store.list_runs(parent_run=a.run_id)
+                    if r.parent_job == a.job.name]
+        resume = None
+        if previous and previous[0].status != RunState.SUCCEEDED and \
+                previous[0].version == child.hash:
+            run_id = previous[0].id
+
+            def resume(m: RunMachine) -> None:
+                m.resume(self.ctx.clock.now())
+        else:
+            params = {k: v for k, v in a.env.items() if not k.startswith("JAZ_")
+                      and k not in ("JOB_EXIT_CD", "STD_OUT", "STD_ERR")}
+            params = {k: v for k, v in params.items() if k not in a.job.env}
+            run_id = new_run(store, child, now, params=params, trigger="jobnet",
+                             parent=(a.run_id, a.job.name))
+        self._runner = Runner(self.ctx, child, run_id)
+        self._ready.set()
+        if self._stopped.is_set():
+            self._runner.stop()
+        record = self._runner.run(resume=resume)
+        outputs: dict[str, str] = {}
+        for name in child.order():
+            job = store.get_job(run_id, name)
+            if job.status == JobState.SUCCEEDED:
+                outputs.update(job.outputs)
+        if record.status == RunState.SUCCEEDED:
+            return Outcome(exit_code=0, outputs=outputs,
+                           stdout_tail=f"jobnet {child.name}: run {run_id} succeeded\n")
+        if record.status == RunState.STOPPED:
+            return Outcome(exit_code=None, stopped=True, error=f"child run {run_id} stopped")
+        return Outcome(exit_code=1, outputs=outputs,
+                       error=f"child run {run_id} ({child.name}) ended {record.status}: "
+                             f"{record.message}")
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._runner is not None:
+            self._runner.stop()

@@ -1,0 +1,251 @@
+"""The one service layer of SPEC §2.4: what `jaz run`, the server's API and the
+TUI do to runs goes through here — start, stop, hold, release, skip, unskip,
+rerun, resume — and so does every query of runs, jobs and logs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jaz.engine.clock import Clock, SystemClock
+from jaz.engine.executors.base import Executor
+from jaz.engine.executors.files import TransferExecutor, WaitFileExecutor
+from jaz.engine.executors.local import LocalExecutor
+from jaz.engine.executors.sql import SqlExecutor
+from jaz.engine.loader import load_text
+from jaz.engine.machine import Listener, RunMachine, Settings, new_run
+from jaz.engine.model import Jobnet, RunState
+from jaz.engine.records import EventRecord, JobRecord, RunRecord
+from jaz.engine.runner import Context, Runner
+from jaz.engine.store.base import Store
+from jaz.errors import JazError, NotFound, StateError
+
+
+def default_executors() -> dict[str, Executor]:
+    return {"run": LocalExecutor(), "sql": SqlExecutor(), "wait_file": WaitFileExecutor(),
+            "transfer": TransferExecutor()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogChunk:
+    job: str
+    attempt: str
+    stream: str
+    path: Path
+    text: str
+
+
+class Service:
+    def __init__(self, store: Store, settings: Settings, *, clock: Clock | None = None,
+                 executors: Mapping[str, Executor] | None = None,
+                 listener: Listener | None = None) -> None:
+        self.ctx = Context(store=store, settings=settings, clock=clock or SystemClock(),
+                           executors=executors if executors is not None
+                           else default_executors(), listener=listener)
+
+    @property
+    def store(self) -> Store:
+        return self.ctx.store
+
+    def now(self) -> datetime:
+        return self.ctx.clock.now()
+
+    # ------------------------------------------------------------ runs
+
+    def create(self, jobnet: Jobnet, *, params: Mapping[str, str] | None = None,
+               trigger: str = "manual", hold: bool = False, user: str = "system",
+               scheduled_at: datetime | None = None) -> int:
+        now = self.now()
+        status = RunState.HELD if hold else (
+            RunState.SCHEDULED if scheduled_at is not None and scheduled_at > now
+            else RunState.RUNNING)
+        run_id = new_run(self.store, jobnet, now, params=params or {}, trigger=trigger,
+                         scheduled_at=scheduled_at, status=status)
+        self.store.add_event(EventRecord(at=now, kind="run_created", run_id=run_id,
+                                         jobnet=jobnet.name, user=user,
+                                         detail=f"trigger {trigger}"))
+        return run_id
+
+    def execute(self, run_id: int, jobnet: Jobnet | None = None,
+                resume: Callable[[RunMachine], None] | None = None,
+                on_runner: Callable[[Runner], None] | None = None) -> RunRecord:
+        """Drive a run in the calling thread until it ends or halts in `error`."""
+        jobnet = jobnet or self.jobnet_of(run_id)
+        runner = Runner(self.ctx, jobnet, run_id)
+        if on_runner is not None:
+            on_runner(runner)
+        return runner.run(resume=resume)
+
+    def resume(self, run_id: int, *, skip: Sequence[str] = (), release: Sequence[str] = (),
+               user: str = "system",
+               on_runner: Callable[[Runner], None] | None = None) -> RunRecord:
+        run = self.run(run_id)
+        if run.parent_run is not None:
+            raise StateError(f"run {run_id} is part of run {run.parent_run}; resume that one")
+        if run_id in self.ctx.active:
+            raise StateError(f"run {run_id} is running in this process already")
+        now = self.now()
+
+        def apply(m: RunMachine) -> None:
+            m.resume(now, skip=skip, release=release, user=user)
+
+        return self.execute(run_id, resume=apply, on_runner=on_runner)
+
+    def jobnet_of(self, run_id: int) -> Jobnet:
+        """The exact jobnet version the run started with."""
+        run = self.run(run_id)
+        text = self.store.get_version(run.version)
+        if text is None:
+            raise NotFound(f"the jobnet version of run {run_id} is missing from the store")
+        return load_text(text, path=Path(run.path) if run.path else None, name=run.jobnet)
+
+    # ------------------------------------------------------------ operator actions
+
+    def _act(self, run_id: int, fn: Callable[[RunMachine], Any]) -> None:
+        runner = self.ctx.active.get(run_id)
+        if runner is not None:
+            runner.submit(fn).result()
+            return
+        machine = RunMachine(self.store, self.jobnet_of(run_id), run_id, self.ctx.settings,
+                             self.ctx.listener)
+        with self.store.batch():
+            result = fn(machine)
+        if result:
+            raise StateError(f"run {run_id} is not running in this process; "
+                             f"resume it to act on running jobs")
+
+    def stop(self, run_id: int, job: str | None = None, user: str = "system") -> None:
+        if job is None:
+            runner = self.ctx.active.get(run_id)
+            if runner is not None:
+                runner.submit(lambda m: m.stop_run(self.now(), user)).result()
+                return
+            run = self.run(run_id)
+            if run.status in (RunState.ERROR, RunState.HELD, RunState.SCHEDULED,
+                              RunState.RUNNING):
+                now = self.now()
+                self.store.update_run(run_id, status=RunState.STOPPED, ended_at=now,
+                                      message=f"stopped by {user}")
+                self.store.add_event(EventRecord(at=now, kind="stop_run", run_id=run_id,
+                                                 jobnet=run.jobnet, user=user))
+                return
+            raise StateError(f"run {run_id} is {run.status}; there is nothing to stop")
+        self._act(run_id, lambda m: m.stop_job(job, self.now(), user))
+
+    def hold(self, run_id: int, job: str, user: str = "system") -> None:
+        self._act(run_id, lambda m: m.hold(job, self.now(), user))
+
+    def release(self, run_id: int, job: str, user: str = "system") -> None:
+        self._act(run_id, lambda m: m.release(job, self.now(), user))
+
+    def skip(self, run_id: int, job: str, user: str = "system") -> None:
+        self._act(run_id, lambda m: m.skip(job, self.now(), user))
+
+    def unskip(self, run_id: int, job: str, user: str = "system") -> None:
+        self._act(run_id, lambda m: m.unskip(job, self.now(), user))
+
+    def rerun(self, run_id: int, job: str, *, downstream: bool = False,
+              user: str = "system") -> None:
+        self._act(run_id, lambda m: m.rerun(job, self.now(), downstream=downstream, user=user))
+
+    # ------------------------------------------------------------ queries
+
+    def run(self, run_id: int) -> RunRecord:
+        return self.store.get_run(run_id)
+
+    def jobs(self, run_id: int) -> list[JobRecord]:
+        return self.store.get_jobs(run_id)
+
+    def runs(self, *, jobnet: str | None = None, status: Sequence[RunState] = (),
+             since: datetime | None = None, limit: int | None = None) -> list[RunRecord]:
+        return self.store.list_runs(jobnet=jobnet, status=status, since=since, top_level=True,
+                                    limit=limit)
+
+    def children(self, run_id: int) -> list[RunRecord]:
+        return self.store.list_runs(parent_run=run_id)
+
+    def events(self, run_id: int | None = None) -> list[EventRecord]:
+        return self.store.list_events(run_id=run_id)
+
+    def logs(self, run_id: int, job: str | None = None, *, all_attempts: bool = False
+             ) -> list[LogChunk]:
+        """Stdout/stderr of the run's jobs: the latest attempt of each, or all of them."""
+        jobs = self.jobs(run_id)
+        if job is not None and job not in {j.name for j in jobs}:
+            raise NotFound(f"run {run_id} has no job {job!r}",
+                           hint=f"its jobs are: {', '.join(j.name for j in jobs)}")
+        folder = self.ctx.settings.log_dir / str(run_id)
+        out: list[LogChunk] = []
+        for rec in jobs:
+            if job is not None and rec.name != job:
+                continue
+            attempts = sorted({p.name[len(rec.name) + 1:].rsplit(".", 1)[0]
+                               for p in folder.glob(f"{rec.name}.*.*.out")},
+                              key=lambda s: tuple(int(x) for x in s.split(".")))
+            if not all_attempts:
+                attempts = attempts[-1:]
+            for attempt in attempts:
+                for stream in ("out", "err"):
+                    path = folder / f"{rec.name}.{attempt}.{stream}"
+                    try:
+                        text = path.read_text(encoding="utf-8", errors="replace")
+                    except FileNotFoundError:
+                        # logs may have been purged; the tail in the store remains
+                        text = rec.stdout_tail if stream == "out" else rec.stderr_tail
+                    out.append(LogChunk(job=rec.name, attempt=attempt,
+                                        stream="stdout" if stream == "out" else "stderr",
+                                        path=path, text=text))
+        return out
+
+
+def run_view(run: RunRecord, jobs: Sequence[JobRecord] | None) -> dict[str, Any]:
+    """The object SPEC §3 defines for `--json` of `jaz run` and `jaz status`."""
+
+    def iso(t: datetime | None) -> str | None:
+        return t.astimezone().isoformat() if t is not None else None
+
+    view: dict[str, Any] = {
+        "run_id": run.id, "jobnet": run.jobnet, "status": str(run.status),
+        "exit_code": run_exit_code(run.status), "params": dict(run.params),
+        "started_at": iso(run.started_at), "ended_at": iso(run.ended_at),
+    }
+    if jobs is not None:
+        view["jobs"] = {j.name: {"status": str(j.status), "exit_code": j.exit_code,
+                                 "attempts": j.attempts, "timed_out": j.timed_out,
+                                 "host": j.host, "outputs": dict(j.outputs),
+                                 "started_at": iso(j.started_at), "ended_at": iso(j.ended_at)}
+                        for j in jobs}
+    return view
+
+
+def run_exit_code(status: RunState) -> int | None:
+    if status == RunState.SUCCEEDED:
+        return 0
+    if status in (RunState.FAILED, RunState.STOPPED, RunState.ERROR):
+        return 1
+    return None
+
+
+class Interrupt:
+    """Turns Ctrl-C into a clean stop of the runs a service drives."""
+
+    def __init__(self) -> None:
+        self.runners: list[Runner] = []
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def track(self, runner: Runner) -> None:
+        self.runners.append(runner)
+
+    def fire(self) -> None:
+        self.count += 1
+        for runner in self.runners:
+            runner.stop("operator (Ctrl-C)")
+
+
+__all__ = ["Interrupt", "JazError", "LogChunk", "Service", "run_exit_code", "run_view"]

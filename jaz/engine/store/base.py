@@ -1,0 +1,75 @@
+"""The store interface the engine and the service layer talk to."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from jaz.engine.model import RunState
+from jaz.engine.records import EventRecord, JobRecord, RunRecord
+
+
+class Store(ABC):
+    """Runs, jobs, events and jobnet versions.
+
+    Every call that changes something is durable when it returns, except inside
+    `batch()`, where the whole batch becomes durable at once when the block exits.
+    Implementations are safe to call from several threads.
+    """
+
+    @abstractmethod
+    def save_version(self, hash: str, name: str, text: str, at: datetime) -> None: ...
+
+    @abstractmethod
+    def get_version(self, hash: str) -> str | None: ...
+
+    @abstractmethod
+    def create_run(self, run: RunRecord, jobs: Sequence[JobRecord]) -> int: ...
+
+    @abstractmethod
+    def update_run(self, run_id: int, **changes: Any) -> RunRecord: ...
+
+    @abstractmethod
+    def update_job(self, run_id: int, name: str, **changes: Any) -> JobRecord: ...
+
+    @abstractmethod
+    def get_run(self, run_id: int) -> RunRecord: ...
+
+    @abstractmethod
+    def get_jobs(self, run_id: int) -> list[JobRecord]: ...
+
+    @abstractmethod
+    def list_runs(self, *, jobnet: str | None = None, status: Sequence[RunState] = (),
+                  since: datetime | None = None, parent_run: int | None = None,
+                  top_level: bool = False, limit: int | None = None) -> list[RunRecord]:
+        """Newest first."""
+
+    @abstractmethod
+    def job_history(self, jobnet: str, job: str, limit: int | None = None) -> list[JobRecord]:
+        """Every execution of one job definition across runs, newest first."""
+
+    @abstractmethod
+    def add_event(self, event: EventRecord) -> None: ...
+
+    @abstractmethod
+    def list_events(self, *, run_id: int | None = None, since: datetime | None = None,
+                    until: datetime | None = None, limit: int | None = None
+                    ) -> list[EventRecord]: ...
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        yield
+
+    def get_job(self, run_id: int, name: str) -> JobRecord:
+        for job in self.get_jobs(run_id):
+            if job.name == name:
+                return job
+        from jaz.errors import NotFound
+
+        raise NotFound(f"run {run_id} has no job {name!r}")
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,299 @@
+"""The embedded SQLite store (WAL), with versioned migrations.
+
+WAL with `synchronous=NORMAL` makes every commit survive a crash of the process
+(kill -9), which is the promise `jaz run --resume` rests on; only a power loss
+can take the last commits back, and then the run resumes from an earlier state.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jaz.engine.model import JobState, RunState
+from jaz.engine.records import (
+    JOB_FIELDS,
+    RUN_FIELDS,
+    EventRecord,
+    JobRecord,
+    RunRecord,
+    check_fields,
+)
+from jaz.engine.store.base import Store
+from jaz.errors import JazError, NotFound
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE versions (
+        hash TEXT PRIMARY KEY, name TEXT NOT NULL, text TEXT NOT NULL, first_seen TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        jobnet TEXT NOT NULL, status TEXT NOT NULL, params TEXT NOT NULL DEFAULT '{}',
+        version TEXT NOT NULL DEFAULT '', path TEXT, trigger TEXT NOT NULL DEFAULT 'manual',
+        created_at TEXT NOT NULL, scheduled_at TEXT, started_at TEXT, ended_at TEXT,
+        parent_run INTEGER REFERENCES runs(id) ON DELETE CASCADE, parent_job TEXT,
+        message TEXT NOT NULL DEFAULT '', warning TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX runs_jobnet ON runs (jobnet, id);
+    CREATE INDEX runs_status ON runs (status);
+    CREATE INDEX runs_parent ON runs (parent_run);
+    CREATE TABLE jobs (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        name TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
+        host TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        iteration INTEGER NOT NULL DEFAULT 0, exit_code INTEGER,
+        timed_out INTEGER NOT NULL DEFAULT 0, outputs TEXT NOT NULL DEFAULT '{}',
+        started_at TEXT, ended_at TEXT, not_before TEXT, pid INTEGER,
+        stdout_tail TEXT NOT NULL DEFAULT '', stderr_tail TEXT NOT NULL DEFAULT '',
+        message TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, name)
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL,
+        run_id INTEGER, jobnet TEXT, job TEXT, user TEXT NOT NULL, detail TEXT NOT NULL
+    );
+    CREATE INDEX events_at ON events (at);
+    CREATE INDEX events_run ON events (run_id);
+    """,
+]
+
+_TIME_FIELDS = {"created_at", "scheduled_at", "started_at", "ended_at", "not_before", "at"}
+_JSON_FIELDS = {"params", "outputs"}
+
+
+def _encode(key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if key in _TIME_FIELDS:
+        return value.isoformat()
+    if key in _JSON_FIELDS:
+        return json.dumps(dict(value), sort_keys=True)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _decode(key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if key in _TIME_FIELDS:
+        return datetime.fromisoformat(value)
+    if key in _JSON_FIELDS:
+        return json.loads(value)
+    if key == "timed_out":
+        return bool(value)
+    return value
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._depth = 0
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                       timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise JazError(f"{self.path}: cannot open the database: {e}",
+                           hint="check the path given with --db, or move the broken file "
+                                "away") from None
+        try:
+            self.path.chmod(0o600)
+        except OSError:
+            pass
+
+    def _migrate(self) -> None:
+        (current,) = self._db.execute("PRAGMA user_version").fetchone()
+        if current > len(MIGRATIONS):
+            raise JazError(f"{self.path} was written by a newer jaz (schema {current}, this "
+                           f"jaz knows {len(MIGRATIONS)})", hint="upgrade jaz")
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {version}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # ---------------------------------------------------------- transactions
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if self._depth == 0:
+                self._db.execute("COMMIT")
+
+    def _write(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
+        with self.batch():
+            return self._db.execute(sql, args)
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cur = self._db.execute(sql, args)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]  # type: ignore[misc]
+
+    # ---------------------------------------------------------- records
+
+    def save_version(self, hash: str, name: str, text: str, at: datetime) -> None:
+        self._write("INSERT OR IGNORE INTO versions (hash, name, text, first_seen) "
+                    "VALUES (?, ?, ?, ?)", (hash, name, text, at.isoformat()))
+
+    def get_version(self, hash: str) -> str | None:
+        rows = self._read("SELECT text FROM versions WHERE hash = ?", (hash,))
+        return rows[0]["text"] if rows else None
+
+    def create_run(self, run: RunRecord, jobs: Sequence[JobRecord]) -> int:
+        cols = sorted(RUN_FIELDS)
+        with self.batch():
+            cur = self._db.execute(
+                f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                [_encode(c, getattr(run, c)) for c in cols])
+            run_id = int(cur.lastrowid or 0)
+            jcols = ["run_id", "name", "seq", *sorted(JOB_FIELDS)]
+            self._db.executemany(
+                f"INSERT INTO jobs ({', '.join(jcols)}) VALUES ({', '.join('?' for _ in jcols)})",
+                [[run_id, j.name, i, *(_encode(c, getattr(j, c)) for c in sorted(JOB_FIELDS))]
+                 for i, j in enumerate(jobs)])
+        return run_id
+
+    def update_run(self, run_id: int, **changes: Any) -> RunRecord:
+        check_fields(RUN_FIELDS, changes)
+        with self.batch():
+            if changes:
+                sets = ", ".join(f"{k} = ?" for k in changes)
+                self._db.execute(f"UPDATE runs SET {sets} WHERE id = ?",
+                                 [*(_encode(k, v) for k, v in changes.items()), run_id])
+            return self.get_run(run_id)
+
+    def update_job(self, run_id: int, name: str, **changes: Any) -> JobRecord:
+        check_fields(JOB_FIELDS, changes)
+        with self.batch():
+            if changes:
+                sets = ", ".join(f"{k} = ?" for k in changes)
+                self._db.execute(f"UPDATE jobs SET {sets} WHERE run_id = ? AND name = ?",
+                                 [*(_encode(k, v) for k, v in changes.items()), run_id, name])
+            return self.get_job(run_id, name)
+
+    def _run(self, row: dict[str, Any]) -> RunRecord:
+        data = {f.name: _decode(f.name, row[f.name]) for f in fields(RunRecord)}
+        data["status"] = RunState(data["status"])
+        return RunRecord(**data)
+
+    def _job(self, row: dict[str, Any]) -> JobRecord:
+        data = {f.name: _decode(f.name, row[f.name]) for f in fields(JobRecord)}
+        data["status"] = JobState(data["status"])
+        return JobRecord(**data)
+
+    def get_run(self, run_id: int) -> RunRecord:
+        rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise NotFound(f"no run {run_id}", hint="`jaz runs` lists the runs")
+        return self._run(rows[0])
+
+    def get_jobs(self, run_id: int) -> list[JobRecord]:
+        rows = self._read("SELECT * FROM jobs WHERE run_id = ? ORDER BY seq", (run_id,))
+        if not rows:
+            self.get_run(run_id)
+        return [self._job(r) for r in rows]
+
+    def get_job(self, run_id: int, name: str) -> JobRecord:
+        rows = self._read("SELECT * FROM jobs WHERE run_id = ? AND name = ?", (run_id, name))
+        if not rows:
+            self.get_run(run_id)
+            raise NotFound(f"run {run_id} has no job {name!r}")
+        return self._job(rows[0])
+
+    def list_runs(self, *, jobnet: str | None = None, status: Sequence[RunState] = (),
+                  since: datetime | None = None, parent_run: int | None = None,
+                  top_level: bool = False, limit: int | None = None) -> list[RunRecord]:
+        where, args = [], []  # type: ignore[var-annotated]
+        if jobnet is not None:
+            where.append("jobnet = ?")
+            args.append(jobnet)
+        if status:
+            where.append(f"status IN ({', '.join('?' for _ in status)})")
+            args.extend(str(s) for s in status)
+        if since is not None:
+            where.append("created_at >= ?")
+            args.append(since.isoformat())
+        if parent_run is not None:
+            where.append("parent_run = ?")
+            args.append(parent_run)
+        if top_level:
+            where.append("parent_run IS NULL")
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [self._run(r) for r in self._read(sql, args)]
+
+    def job_history(self, jobnet: str, job: str, limit: int | None = None) -> list[JobRecord]:
+        sql = ("SELECT jobs.* FROM jobs JOIN runs ON runs.id = jobs.run_id "
+               "WHERE runs.jobnet = ? AND jobs.name = ? ORDER BY runs.id DESC")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [self._job(r) for r in self._read(sql, (jobnet, job))]
+
+    def add_event(self, event: EventRecord) -> None:
+        self._write("INSERT INTO events (at, kind, run_id, jobnet, job, user, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (event.at.isoformat(), event.kind, event.run_id, event.jobnet, event.job,
+                     event.user, event.detail))
+
+    def list_events(self, *, run_id: int | None = None, since: datetime | None = None,
+                    until: datetime | None = None, limit: int | None = None
+                    ) -> list[EventRecord]:
+        where, args = [], []  # type: ignore[var-annotated]
+        if run_id is not None:
+            where.append("run_id = ?")
+            args.append(run_id)
+        if since is not None:
+            where.append("at >= ?")
+            args.append(since.isoformat())
+        if until is not None:
+            where.append("at < ?")
+            args.append(until.isoformat())
+        sql = "SELECT * FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        rows = self._read(sql, args)
+        return [EventRecord(**{k: _decode(k, v) for k, v in r.items()}) for r in reversed(rows)]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,33 @@
+"""Where jaz keeps its state: `$JAZ_HOME`, default `~/.local/state/jaz` (SPEC §3)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def jaz_home() -> Path:
+    env = os.environ.get("JAZ_HOME")
+    if env:
+        return Path(env).expanduser()
+    state = os.environ.get("XDG_STATE_HOME")
+    base = Path(state).expanduser() if state else Path.home() / ".local" / "state"
+    return base / "jaz"
+
+
+def ensure_home() -> Path:
+    home = jaz_home()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return home
+
+
+def default_db() -> Path:
+    return jaz_home() / "jaz.db"
+
+
+def log_dir() -> Path:
+    return jaz_home() / "logs"
+
+
+def secrets_file() -> Path:
+    return jaz_home() / "secrets.toml"
