@@ -10,14 +10,14 @@ import sys
 import threading
 import time
 from datetime import datetime
-from typing import Any
-
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from jaz.cli.output import STATE_STYLE, out, state
 from jaz.engine.durations import format_duration
 from jaz.engine.records import JobRecord, RunRecord
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 _LINE_STATES = {"running", "succeeded", "failed", "stopped", "skipped", "bypassed", "held"}
 
@@ -34,6 +34,15 @@ class Progress:
         self._live: Any = None
 
     # -------------------------------------------------------------- feed
+
+    def seed(self, run: RunRecord, jobs: list[JobRecord]) -> None:
+        """Show every job from the start, pending ones included."""
+        with self.lock:
+            self.runs.setdefault(run.id, run)
+            if self.top is None and run.parent_run is None:
+                self.top = run.id
+            for j in jobs:
+                self.jobs.setdefault((j.run_id, j.name), j)
 
     def __call__(self, kind: str, record: RunRecord | JobRecord) -> None:
         with self.lock:
@@ -87,6 +96,9 @@ class Progress:
             self._live = None
 
     def render(self) -> Table:
+        from rich.table import Table
+        from rich.text import Text
+
         with self.lock:
             jobs = list(self.jobs.values())
             runs = dict(self.runs)

@@ -13,6 +13,7 @@ from jaz.errors import JobnetInvalid, UsageError
 
 if TYPE_CHECKING:
     from jaz.engine.model import Jobnet
+    from jaz.engine.runner import Runner
     from jaz.engine.records import JobRecord, RunRecord
 
 
@@ -70,6 +71,10 @@ def run(
     service = make_service(store, parallel=parallel, listener=progress)
     runners = []
 
+    def on_runner(runner: Runner) -> None:
+        runners.append(runner)
+        progress.seed(runner.machine.run, list(runner.machine.jobs.values()))
+
     def on_signal(signum: int, frame: object) -> None:
         for r in runners:
             r.stop("operator (Ctrl-C)" if signum == signal.SIGINT else "operator (SIGTERM)")
@@ -80,11 +85,11 @@ def run(
         with progress:
             if resume is not None:
                 record = service.resume(resume, skip=skip or [], release=release or [],
-                                        on_runner=runners.append)
+                                        on_runner=on_runner)
             else:
                 assert jobnet is not None
                 run_id = service.create(jobnet, params=params)
-                record = service.execute(run_id, jobnet, on_runner=runners.append)
+                record = service.execute(run_id, jobnet, on_runner=on_runner)
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
@@ -101,46 +106,41 @@ def run(
 
 
 def summary(run: RunRecord, jobs: list[JobRecord]) -> None:
-    from rich.table import Table
-
-    from jaz.cli.output import out, state
+    from jaz.cli.output import esc as escape
+    from jaz.cli.output import print_table, say, state
     from jaz.engine.durations import format_duration
 
-    console = out()
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("job", "state", "exit", "try", "time", "note"):
-        table.add_column(col, no_wrap=col != "note")
     interesting = jobs if len(jobs) <= 40 else [j for j in jobs if j.status != "succeeded"]
+    rows = []
     for j in interesting:
         dur = format_duration((j.ended_at - j.started_at).total_seconds()) \
             if j.started_at and j.ended_at else ""
         note = j.message
         if j.timed_out:
             note = ("timed out; " + note) if note else "timed out"
-        table.add_row(j.name, state(str(j.status)),
-                      "" if j.exit_code is None else str(j.exit_code),
-                      str(j.attempts) if j.attempts else "", dur, note)
-    if interesting:
-        console.print(table)
+        rows.append([j.name, str(j.status), "" if j.exit_code is None else str(j.exit_code),
+                     str(j.attempts) if j.attempts else "", dur, note])
+    print_table(["job", "state", "exit", "try", "time", "note"], rows, state_col=1,
+                wrap=["note"])
     if len(interesting) < len(jobs):
-        console.print(f"… and {len(jobs) - len(interesting)} more succeeded jobs")
+        say(f"… and {len(jobs) - len(interesting)} more succeeded jobs")
     took = ""
     if run.started_at and run.ended_at:
         took = f" in {format_duration((run.ended_at - run.started_at).total_seconds())}"
-    console.print(f"run {run.id} ([bold]{run.jobnet}[/]) {state(str(run.status))}{took}"
-                  + (f": {run.message}" if run.message and run.status != "succeeded" else ""))
+    message = f": {escape(run.message)}" if run.message and run.status != "succeeded" else ""
+    say(f"run {run.id} ([bold]{escape(run.jobnet)}[/]) {state(str(run.status))}{took}{message}")
     if run.warning:
-        console.print(f"[yellow]warning:[/] {run.warning}")
+        say(f"[yellow]warning:[/] {escape(run.warning)}")
     if run.status in ("error", "stopped", "failed"):
         failed = [j.name for j in jobs if j.status in ("failed", "stopped")]
         held = [j.name for j in jobs if j.status == "held"]
         hint = f"jaz run --resume {run.id}"
         if held:
             hint += "".join(f" --release {h}" for h in held)
-        console.print(f"resume with: [bold]{hint}[/]"
-                      + (f"  (or add --skip {failed[0]} to pass over it)" if failed else ""))
+        say(f"resume with: [bold]{hint}[/]"
+            + (f"  (or add --skip {failed[0]} to pass over it)" if failed else ""))
         if failed:
-            console.print(f"logs: jaz logs {run.id} {failed[0]} --local")
+            say(f"logs: jaz logs {run.id} {failed[0]} --local")
 
 
 def _plan(jobnet: Jobnet, params: dict[str, str]) -> None:

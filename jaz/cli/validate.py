@@ -33,8 +33,8 @@ def validate(
             jobs = len(jobnet.jobs)
         except JobnetInvalid as e:
             problems = e.problems
-        except NotFound as e:
-            problems = [Problem(file=str(path), message=e.message)]
+        except NotFound:
+            problems = [Problem(file=str(path), message="no such file")]
         bad += bool(problems)
         results.append({"file": str(path), "valid": not problems, "jobs": jobs,
                         "problems": [{"message": p.message, "job": p.job, "field": p.field,

@@ -6,7 +6,9 @@ The loader builds them from TOML; everything else only reads them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import heapq
 from dataclasses import dataclass, field
+from functools import cached_property
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -245,41 +247,52 @@ class Jobnet:
     def directory(self) -> Path:
         return self.path.parent if self.path is not None else Path.cwd()
 
+    @cached_property
+    def _graph(self) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
+        """Topological order (ties in file order), and each job's up- and downstream."""
+        index = {name: i for i, name in enumerate(self.jobs)}
+        indegree = {name: len(set(job.needs)) for name, job in self.jobs.items()}
+        children: dict[str, list[str]] = {name: [] for name in self.jobs}
+        for name, job in self.jobs.items():
+            for need in set(job.needs):
+                if need in children:
+                    children[need].append(name)
+        ready = [(index[n], n) for n, d in indegree.items() if d == 0]
+        heapq.heapify(ready)
+        order: list[str] = []
+        while ready:
+            _, name = heapq.heappop(ready)
+            order.append(name)
+            for child in children[name]:
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    heapq.heappush(ready, (index[child], child))
+        if len(order) < len(self.jobs):  # a cycle; the loader refuses those: be defensive
+            order += [n for n in self.jobs if n not in set(order)]
+        position = {name: i for i, name in enumerate(order)}
+        up: dict[str, set[str]] = {}
+        for name in order:
+            found: set[str] = set()
+            for need in self.jobs[name].needs:
+                found.add(need)
+                found |= up.get(need, set())
+            up[name] = found
+        down: dict[str, set[str]] = {name: set() for name in order}
+        for name, ancestors in up.items():
+            for a in ancestors:
+                down[a].add(name)
+        return (order,
+                {n: sorted(v, key=position.__getitem__) for n, v in up.items()},
+                {n: sorted(v, key=position.__getitem__) for n, v in down.items()})
+
     def order(self) -> list[str]:
         """Jobs in a topological order, ties broken by file order."""
-        index = {name: i for i, name in enumerate(self.jobs)}
-        remaining = {name: set(job.needs) for name, job in self.jobs.items()}
-        done: list[str] = []
-        while remaining:
-            ready = sorted((n for n, deps in remaining.items() if not deps), key=index.__getitem__)
-            if not ready:  # a cycle; the loader refuses those, so this is defensive
-                ready = sorted(remaining, key=index.__getitem__)
-            for name in ready:
-                done.append(name)
-                del remaining[name]
-            for deps in remaining.values():
-                deps.difference_update(ready)
-        return done
+        return list(self._graph[0])
 
     def downstream(self, name: str) -> list[str]:
         """Every job that depends on `name`, directly or not, in topological order."""
-        found: set[str] = set()
-        frontier = [name]
-        while frontier:
-            current = frontier.pop()
-            for other, job in self.jobs.items():
-                if current in job.needs and other not in found:
-                    found.add(other)
-                    frontier.append(other)
-        return [n for n in self.order() if n in found]
+        return list(self._graph[2][name])
 
     def upstream(self, name: str) -> list[str]:
         """Every job `name` depends on, directly or not, in topological order."""
-        found: set[str] = set()
-        frontier = list(self.jobs[name].needs)
-        while frontier:
-            current = frontier.pop()
-            if current not in found:
-                found.add(current)
-                frontier.extend(self.jobs[current].needs)
-        return [n for n in self.order() if n in found]
+        return list(self._graph[1][name])

@@ -63,15 +63,27 @@ class Runner:
         store = self.ctx.store
         with self.ctx.lock:
             self.ctx.active[self.run_id] = self
+        events: list[tuple[str, Any]] = []
         try:
             with store.batch():
                 if resume is not None:
                     resume(m)
                 m.begin(self.ctx.clock.now())
             while True:
-                now = self.ctx.clock.now()
+                # One transaction per turn: the results that came in and the transitions
+                # they allow are committed together, before anything is started or killed.
+                settled: list[tuple[Future[Any], BaseException | None]] = []
+                commands: list[Launch | Kill] = []
                 with store.batch():
-                    commands = m.step(now)
+                    for kind, payload in events:
+                        self._handle(kind, payload, commands, settled)
+                    commands += m.step(self.ctx.clock.now())
+                events = []
+                for fut, error in settled:
+                    if error is None:
+                        fut.set_result(None)
+                    else:
+                        fut.set_exception(error)
                 for command in commands:
                     self._dispatch(command)
                 if m.finished and not self._executions:
@@ -80,44 +92,39 @@ class Runner:
                 timeout = None if deadline is None else max(
                     0.0, (deadline - self.ctx.clock.now()).total_seconds())
                 try:
-                    kind, payload = self._events.get(timeout=timeout)
+                    events.append(self._events.get(timeout=timeout))
                 except queue.Empty:
                     continue
-                self._handle(kind, payload)
-                while True:  # drain what else arrived, then step once
+                while True:  # take everything else that arrived, then turn once
                     try:
-                        kind, payload = self._events.get_nowait()
+                        events.append(self._events.get_nowait())
                     except queue.Empty:
                         break
-                    self._handle(kind, payload)
         finally:
             with self.ctx.lock:
                 self.ctx.active.pop(self.run_id, None)
 
-    def _handle(self, kind: str, payload: Any) -> None:
+    def _handle(self, kind: str, payload: Any, commands: list[Launch | Kill],
+                settled: list[tuple[Future[Any], BaseException | None]]) -> None:
         m = self.machine
         now = self.ctx.clock.now()
         if kind == "done":
             name, outcome = payload
             self._executions.pop(name, None)
-            with self.ctx.store.batch():
-                m.finished_job(name, outcome, now)
+            m.finished_job(name, outcome, now)
         elif kind == "stop":
             if not m.finished:
                 m.stop_run(now, user=payload)
         elif kind == "call":
             fn, fut = payload
             try:
-                with self.ctx.store.batch():
-                    result = fn(m)
-            except BaseException as e:  # handed to the caller's thread
-                fut.set_exception(e)
-            else:
-                if isinstance(result, list):
-                    for command in result:
-                        if isinstance(command, Kill | Launch):
-                            self._dispatch(command)
-                fut.set_result(None)
+                result = fn(m)
+            except Exception as e:  # handed to the caller's thread
+                settled.append((fut, e))
+                return
+            if isinstance(result, list):
+                commands.extend(c for c in result if isinstance(c, Kill | Launch))
+            settled.append((fut, None))
 
     def _dispatch(self, command: Launch | Kill) -> None:
         if isinstance(command, Kill):

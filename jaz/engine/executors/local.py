@@ -105,16 +105,19 @@ def _pump(src: IO[bytes], dest: Path, secrets: list[str]) -> None:
 
 
 class LocalExecutor(Executor):
+    def __init__(self) -> None:
+        # Copying os.environ costs more than a fork; take it once per executor.
+        self._base_env = dict(os.environ)
+
     def start(self, attempt: Attempt) -> Execution:
         job = attempt.job
         if not isinstance(job.action, RunAction):
             raise ActionError(f"the local executor cannot run a {job.kind!r} action")
-        env = {**os.environ, **attempt.env}
+        env = {**self._base_env, **attempt.env}
         user_kw = _user(job.user)
         if not attempt.cwd.is_dir():
             raise ActionError(f"working directory {attempt.cwd} does not exist",
                               hint="fix 'cwd' or create the folder")
-        attempt.stdout_path.parent.mkdir(parents=True, exist_ok=True)
         piped = bool(attempt.redact)
         out: int | IO[bytes]
         err: int | IO[bytes]

@@ -50,12 +50,10 @@ class MemoryStore(Store):
             self._runs[run_id] = run
             return run
 
-    def update_job(self, run_id: int, name: str, **changes: Any) -> JobRecord:
+    def update_job(self, run_id: int, name: str, **changes: Any) -> None:
         check_fields(JOB_FIELDS, changes)
         with self._lock:
-            job = replace(self.get_job(run_id, name), **changes)
-            self._jobs[run_id][name] = job
-            return job
+            self._jobs[run_id][name] = replace(self.get_job(run_id, name), **changes)
 
     def get_run(self, run_id: int) -> RunRecord:
         try:

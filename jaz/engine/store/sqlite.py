@@ -199,14 +199,16 @@ class SqliteStore(Store):
                                  [*(_encode(k, v) for k, v in changes.items()), run_id])
             return self.get_run(run_id)
 
-    def update_job(self, run_id: int, name: str, **changes: Any) -> JobRecord:
+    def update_job(self, run_id: int, name: str, **changes: Any) -> None:
         check_fields(JOB_FIELDS, changes)
+        if not changes:
+            return
+        sets = ", ".join(f"{k} = ?" for k in changes)
         with self.batch():
-            if changes:
-                sets = ", ".join(f"{k} = ?" for k in changes)
-                self._db.execute(f"UPDATE jobs SET {sets} WHERE run_id = ? AND name = ?",
-                                 [*(_encode(k, v) for k, v in changes.items()), run_id, name])
-            return self.get_job(run_id, name)
+            cur = self._db.execute(f"UPDATE jobs SET {sets} WHERE run_id = ? AND name = ?",
+                                   [*(_encode(k, v) for k, v in changes.items()), run_id, name])
+            if cur.rowcount == 0:
+                self.get_job(run_id, name)  # raises NotFound
 
     def _run(self, row: dict[str, Any]) -> RunRecord:
         data = {f.name: _decode(f.name, row[f.name]) for f in fields(RunRecord)}

@@ -1,0 +1,38 @@
+# jaz: `make run` and `make test` work on a fresh machine (they create .venv first).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+PYTEST_WORKERS ?= 2
+
+.PHONY: run test lint bench venv clean completions
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# byte-compile once so start-up stays fast even where PYTHONDONTWRITEBYTECODE is set
+	$(BIN)/python -m compileall -q jaz >/dev/null
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/jaz run examples/nightly-etl.toml -p DAY=$$(date +%F)
+
+test: $(STAMP)
+	$(BIN)/python -m compileall -q jaz >/dev/null
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check jaz tests bench
+	$(BIN)/mypy jaz
+
+bench: $(STAMP)
+	$(BIN)/python -m compileall -q jaz >/dev/null
+	$(BIN)/python bench/run_bench.py
+
+completions: $(STAMP)
+	$(BIN)/python scripts/gen_completions.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

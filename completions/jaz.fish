@@ -1,0 +1,1 @@
+complete --command jaz --no-files --arguments "(env _JAZ_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) jaz)" --condition "env _JAZ_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) jaz"
