@@ -13,7 +13,7 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from jaz.engine.executors.base import (
     Attempt,
@@ -56,6 +56,7 @@ class LocalExecution(Execution):
         self._pumps = pumps
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._stopper: subprocess.Popen[bytes] | None = None
 
     def wait(self) -> Outcome:
         code = self.proc.wait()
@@ -64,6 +65,14 @@ class LocalExecution(Execution):
         if self._stopping.is_set():
             # The leader is gone; make sure nothing of the job outlives the stop.
             kill_group(self.proc.pid)
+            with self._lock:
+                stopper = self._stopper
+            if stopper is not None:
+                try:
+                    stopper.wait(timeout=self.attempt.grace)
+                except subprocess.TimeoutExpired:
+                    kill_group(stopper.pid)
+                    stopper.wait()
         a = self.attempt
         outputs = {k: redact(v, a.redact) for k, v in read_outputs(a.output_path).items()}
         exit_code = code if code >= 0 else 128 - code
@@ -79,14 +88,15 @@ class LocalExecution(Execution):
                 kill_group(self.proc.pid)  # a second stop is impatient: kill now
                 return
             self._stopping.set()
-        a = self.attempt
-        if a.job.stop_command:
-            env = {**os.environ, **a.env, "JAZ_PID": str(self.proc.pid)}
-            subprocess.Popen([a.job.shell, "-c", a.job.stop_command], cwd=a.cwd, env=env,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
-        else:
-            kill_group(self.proc.pid, signal.SIGTERM)
+            a = self.attempt
+            if a.job.stop_command:
+                env = {**os.environ, **a.env, "JAZ_PID": str(self.proc.pid)}
+                self._stopper = subprocess.Popen(
+                    [a.job.shell, "-c", a.job.stop_command], cwd=a.cwd, env=env,
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, start_new_session=True)
+            else:
+                kill_group(self.proc.pid, signal.SIGTERM)
         timer = threading.Timer(a.grace, self._force)
         timer.daemon = True
         timer.start()
@@ -149,7 +159,7 @@ class LocalExecutor(Executor):
         return LocalExecution(attempt, proc, pumps)
 
 
-def _user(user: str | None) -> dict[str, object]:
+def _user(user: str | None) -> dict[str, Any]:
     if user is None:
         return {}
     try:

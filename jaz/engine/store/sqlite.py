@@ -160,11 +160,11 @@ class SqliteStore(Store):
         with self.batch():
             return self._db.execute(sql, args)
 
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
             cur = self._db.execute(sql, args)
             names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]  # type: ignore[misc]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     # ---------------------------------------------------------- records
 
@@ -242,7 +242,8 @@ class SqliteStore(Store):
     def list_runs(self, *, jobnet: str | None = None, status: Sequence[RunState] = (),
                   since: datetime | None = None, parent_run: int | None = None,
                   top_level: bool = False, limit: int | None = None) -> list[RunRecord]:
-        where, args = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        args: list[Any] = []
         if jobnet is not None:
             where.append("jobnet = ?")
             args.append(jobnet)
@@ -281,7 +282,8 @@ class SqliteStore(Store):
     def list_events(self, *, run_id: int | None = None, since: datetime | None = None,
                     until: datetime | None = None, limit: int | None = None
                     ) -> list[EventRecord]:
-        where, args = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        args: list[Any] = []
         if run_id is not None:
             where.append("run_id = ?")
             args.append(run_id)
