@@ -9,7 +9,8 @@ PYTEST_WORKERS ?= 2
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# compat mode: a plain .pth path instead of an import hook, ~20 ms less start-up
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' --config-settings editable_mode=compat
 	@# byte-compile once so start-up stays fast even where PYTHONDONTWRITEBYTECODE is set
 	$(BIN)/python -m compileall -q jaz >/dev/null
 	@touch $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from jaz.engine.model import StopCodes
@@ -21,6 +22,8 @@ def parse_duration(value: object) -> float:
         raise DurationError(f"expected a duration like \"90s\", \"30m\", \"4h\", \"1d\" "
                             f"or a number of seconds, got {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise DurationError(f"a duration must be a finite number of seconds, got {value}")
         if value < 0:
             raise DurationError(f"a duration cannot be negative, got {value}")
         return float(value)

@@ -70,7 +70,7 @@ def load_file(path: str | Path) -> Jobnet:
     """Read and validate one jobnet file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # editors may add a BOM
     except FileNotFoundError:
         raise NotFound(f"{p}: no such jobnet file",
                        hint="check the path, or run `jaz jobnets` to list known ones") from None
@@ -163,12 +163,12 @@ def _table(c: _Collector, value: Any, *, job: str | None, field: str) -> dict[st
 
 
 def _unknown(c: _Collector, keys: Any, allowed: set[str], *, job: str | None,
-             where: str) -> None:
+             where: str, prefix: str = "") -> None:
     for key in keys:
         if key not in allowed:
             hint = _close(key, allowed)
-            c.add(f"unknown key {key!r} in {where}" + (f" (did you mean {hint!r}?)" if hint else ""),
-                  job=job, field=key)
+            c.add(f"unknown key {key!r} in {where}"
+                  + (f" (did you mean {hint!r}?)" if hint else ""), job=job, field=f"{prefix}{key}")
 
 
 def _close(word: str, choices: set[str]) -> str | None:
@@ -185,7 +185,7 @@ def _expr(c: _Collector, source: Any, *, job: str, field: str) -> str | None:
     try:
         expr.parse(text)
     except expr.ExprError as e:
-        c.add(f"bad expression {text!r}: {e.message}", job=job, field=field, column=e.column)
+        c.add(f"bad expression {text!r}: {e}", job=job, field=field, column=e.column)
         return None
     return text
 
@@ -231,6 +231,7 @@ def _build(data: dict[str, Any], c: _Collector, *, text: str, path: Path | None,
         c.add("a jobnet needs at least one job: add a [jobs.NAME] table", field="jobs")
 
     jobs: dict[str, Job] = {}
+    declared: dict[str, tuple[str, ...]] = dict.fromkeys(raw_jobs, ())  # every job's needs
     previous: str | None = None
     for job_name, raw in raw_jobs.items():
         if not JOB_NAME.fullmatch(job_name):
@@ -245,22 +246,41 @@ def _build(data: dict[str, Any], c: _Collector, *, text: str, path: Path | None,
             merged["env"] = {**defaults["env"], **raw["env"]}
             raw = {**raw, "env": merged["env"]}
         merged.update(raw)
-        if mode == "sequence" and previous is not None:
-            needs = merged.get("needs", [])
-            if isinstance(needs, list) and previous not in needs:
-                merged["needs"] = [previous, *needs]
+        needs = merged.get("needs", [])
+        if isinstance(needs, str):
+            needs = [needs]
+        if mode == "sequence" and previous is not None and isinstance(needs, list) \
+                and previous not in needs:
+            merged["needs"] = needs = [previous, *needs]
+        if isinstance(needs, list) and all(isinstance(n, str) for n in needs):
+            declared[job_name] = tuple(needs)
+        inherited = {k for k in defaults if k in DEFAULTABLE and k not in raw}
+        start = len(c.problems)
         job = _job(c, job_name, merged)
+        _blame_defaults(c, start, inherited)
         if job is not None:
             jobs[job_name] = job
         previous = job_name
 
-    _check_graph(c, jobs)
+    _check_graph(c, jobs, declared)
     if c.problems:
         return None
     return Jobnet(name=name, description=description, on_failure=OnFailure(on_failure),
                   timeout=timeout, mode=mode, params=params, schedules=schedules, jobs=jobs,
                   path=path.resolve() if path is not None else None, text=text,
                   hash=hashlib.sha256(text.encode()).hexdigest())
+
+
+def _blame_defaults(c: _Collector, start: int, inherited: set[str]) -> None:
+    """A bad value a job inherits is reported once, at defaults.KEY, not once per job."""
+    kept = c.problems[:start]
+    for p in c.problems[start:]:
+        if p.field is not None and p.field.split(".")[0] in inherited:
+            p = Problem(file=p.file, message=p.message, field=f"defaults.{p.field}")
+            if p in kept:
+                continue
+        kept.append(p)
+    c.problems[:] = kept
 
 
 def _schedules(c: _Collector, raw: Any) -> tuple[dict[str, Any], ...]:
@@ -274,7 +294,7 @@ def _schedules(c: _Collector, raw: Any) -> tuple[dict[str, Any], ...]:
         table = _table(c, item, job=None, field=field)
         if table is None:
             continue
-        _unknown(c, table, SCHEDULE_KEYS, job=None, where=field)
+        _unknown(c, table, SCHEDULE_KEYS, job=None, where=field, prefix=f"{field}.")
         if "overlap" in table:
             _enum(c, table["overlap"], ("allow", "skip", "wait", "replace"), job=None,
                   field=f"{field}.overlap")
@@ -375,7 +395,8 @@ def _check_database(c: _Collector, job: str, url: str) -> None:
     if url.startswith("sqlite:///"):
         return
     if url.startswith(("postgresql://", "postgres://")):
-        if re.match(r"postgres(?:ql)?://[^/@]*:[^/@]*@", url):
+        if re.match(r"postgres(?:ql)?://[^/@]*:[^/@]*@", url) or \
+                re.search(r"[?&]password=", url):
             c.add("a password in the database URL would leak into history: put it in "
                   "~/.pgpass instead", job=job, field="database")
         return
@@ -407,7 +428,8 @@ def _repeat(c: _Collector, job: str, raw: Any) -> Repeat | None:
     table = _table(c, raw, job=job, field="repeat")
     if table is None:
         return None
-    _unknown(c, table, {"until", "max", "interval"}, job=job, where="repeat")
+    _unknown(c, table, {"until", "max", "interval"}, job=job, where="repeat",
+             prefix="repeat.")
     until = _expr(c, table["until"], job=job, field="repeat.until") if "until" in table else None
     max_ = table.get("max")
     if max_ is not None and (isinstance(max_, bool) or not isinstance(max_, int) or max_ < 1):
@@ -460,7 +482,8 @@ def _action(c: _Collector, job: str, key: str, value: Any, raw: dict[str, Any]) 
         t = _table(c, value, job=job, field="zabbix")
         if t is None:
             return None
-        _unknown(c, t, {"server", "host", "key", "value"}, job=job, where="zabbix")
+        _unknown(c, t, {"server", "host", "key", "value"}, job=job, where="zabbix",
+                 prefix="zabbix.")
         missing = [k for k in ("server", "host", "key", "value") if k not in t]
         if missing:
             c.add(f"zabbix needs {', '.join(missing)}", job=job, field="zabbix")
@@ -471,7 +494,7 @@ def _action(c: _Collector, job: str, key: str, value: Any, raw: dict[str, Any]) 
         t = _table(c, value, job=job, field="reboot")
         if t is None:
             return None
-        _unknown(c, t, {"host", "mode", "wait"}, job=job, where="reboot")
+        _unknown(c, t, {"host", "mode", "wait"}, job=job, where="reboot", prefix="reboot.")
         mode = _enum(c, t.get("mode", "normal"), ("normal", "force"), job=job,
                      field="reboot.mode") or "normal"
         wait = _duration(c, t["wait"], job=job, field="reboot.wait") if "wait" in t else None
@@ -486,7 +509,7 @@ def _wait_file(c: _Collector, job: str, value: Any) -> Action | None:
     if t is None:
         return None
     _unknown(c, t, {"path", "host", "timeout", "delete", "check", "interval"}, job=job,
-             where="wait_file")
+             where="wait_file", prefix="wait_file.")
     path = _str(c, t.get("path"), job=job, field="wait_file.path") if "path" in t else None
     if "path" not in t:
         c.add("wait_file needs 'path'", job=job, field="wait_file.path")
@@ -506,7 +529,7 @@ def _transfer(c: _Collector, job: str, value: Any) -> Action | None:
     t = _table(c, value, job=job, field="transfer")
     if t is None:
         return None
-    _unknown(c, t, {"from", "to", "overwrite"}, job=job, where="transfer")
+    _unknown(c, t, {"from", "to", "overwrite"}, job=job, where="transfer", prefix="transfer.")
     src = _str(c, t.get("from"), job=job, field="transfer.from") if "from" in t else None
     dst = _str(c, t.get("to"), job=job, field="transfer.to") if "to" in t else None
     for k in ("from", "to"):
@@ -537,96 +560,113 @@ def _set(c: _Collector, job: str, value: Any) -> Action | None:
         try:
             expr.parse_template(s)
         except expr.ExprError as e:
-            c.add(f"bad expression in {s!r}: {e.message}", job=job, field=f"set.{key}",
+            c.add(f"bad expression in {s!r}: {e}", job=job, field=f"set.{key}",
                   column=e.column)
             continue
         values[key] = s
     return SetAction(values=values)
 
 
-def _check_graph(c: _Collector, jobs: Mapping[str, Job]) -> None:
-    for name, job in jobs.items():
-        for need in job.needs:
+def _check_graph(c: _Collector, jobs: Mapping[str, Job],
+                 declared: Mapping[str, tuple[str, ...]]) -> None:
+    """`jobs` holds the jobs that built; `declared` every job in the file with its needs, so
+    that needs are checked on every job, and a job with its own problems does not also
+    make each job that needs it 'unknown'."""
+    for name, needs in declared.items():
+        for need in dict.fromkeys(needs):
             if need == name:
                 c.add("a job cannot need itself", job=name, field="needs")
-            elif need not in jobs:
-                hint = _close(need, set(jobs))
+            elif need not in declared:
+                hint = _close(need, set(declared))
                 c.add(f"unknown job {need!r} in needs"
                       + (f" (did you mean {hint!r}?)" if hint else ""), job=name, field="needs")
-    if c.problems:
-        return
-    cycle = find_cycle({n: j.needs for n, j in jobs.items()})
+    graph = {name: tuple(n for n in job.needs if n != name and n in jobs)
+             for name, job in jobs.items()}
+    cycle = find_cycle(graph)
     if cycle:
         c.add(f"the needs form a cycle: {' -> '.join(cycle)}; remove one of these needs",
               job=cycle[0], field="needs")
         return
-    ancestors: dict[str, set[str]] = {}
-    order = _topo(jobs)
-    for name in order:
-        ancestors[name] = set()
-        for need in jobs[name].needs:
-            ancestors[name] |= {need} | ancestors[need]
+    refs: dict[str, list[tuple[str, set[str]]]] = {}
     for name, job in jobs.items():
-        refs: list[tuple[str, set[str]]] = []
+        found: list[tuple[str, set[str]]] = []
         if job.if_:
-            refs.append(("if", expr.parse(job.if_).job_references()))
+            found.append(("if", expr.parse(job.if_).job_references()))
         if job.repeat and job.repeat.until:
-            refs.append(("repeat.until", expr.parse(job.repeat.until).job_references()
-                         - {name}))
+            found.append(("repeat.until", expr.parse(job.repeat.until).job_references()
+                          - {name}))
         if isinstance(job.action, SetAction):
             for key, template in job.action.values.items():
-                refs.append((f"set.{key}", expr.parse_template(template).job_references()))
-        for field, names in refs:
+                found.append((f"set.{key}", expr.parse_template(template).job_references()))
+        if any(names for _, names in found):
+            refs[name] = found
+    if not refs:
+        return
+    # `complete`: every job upstream was built, so "does not run before" can be judged
+    ancestors: dict[str, set[str]] = {}
+    complete: dict[str, bool] = {}
+    for name in _topo(graph):
+        ancestors[name] = set(graph[name])
+        complete[name] = all(n in jobs for n in jobs[name].needs)
+        for need in graph[name]:
+            ancestors[name] |= ancestors[need]
+            complete[name] = complete[name] and complete[need]
+    for name, found in refs.items():
+        for field, names in found:
             for ref in sorted(names):
-                if ref not in jobs:
+                if ref not in declared:
                     c.add(f"the expression refers to unknown job {ref!r}", job=name, field=field)
-                elif ref not in ancestors[name]:
+                elif ref not in ancestors[name] and complete[name]:
                     c.add(f"the expression refers to job {ref!r}, which does not run before "
                           f"{name!r}: add it to needs", job=name, field=field)
 
 
-def _topo(jobs: Mapping[str, Job]) -> list[str]:
+def _topo(graph: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Post-order of an acyclic graph; iterative, so a long chain cannot hit the recursion
+    limit."""
     done: list[str] = []
     seen: set[str] = set()
-
-    def visit(n: str) -> None:
-        if n in seen:
-            return
-        seen.add(n)
-        for m in jobs[n].needs:
-            visit(m)
-        done.append(n)
-
-    for n in jobs:
-        visit(n)
+    for root in graph:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(graph[root]))]
+        while stack:
+            node, rest = stack[-1]
+            for m in rest:
+                if m not in seen:
+                    seen.add(m)
+                    stack.append((m, iter(graph[m])))
+                    break
+            else:
+                stack.pop()
+                done.append(node)
     return done
 
 
 def find_cycle(graph: Mapping[str, tuple[str, ...]]) -> list[str] | None:
-    """One cycle as a path that ends where it starts, or None."""
+    """One cycle as a path that ends where it starts, or None (iterative depth-first search)."""
     white, grey, black = 0, 1, 2
     color = dict.fromkeys(graph, white)
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        color[node] = grey
-        stack.append(node)
-        for nxt in graph.get(node, ()):
-            if color.get(nxt) == grey:
-                return stack[stack.index(nxt):] + [nxt]
-            if color.get(nxt) == white:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        color[node] = black
-        return None
-
-    for node in graph:
-        if color[node] == white:
-            found = visit(node)
-            if found:
-                return found
+    for root in graph:
+        if color[root] != white:
+            continue
+        color[root] = grey
+        path = [root]
+        pending = [iter(graph.get(root, ()))]
+        while pending:
+            for nxt in pending[-1]:
+                state = color.get(nxt)
+                if state == grey:
+                    return path[path.index(nxt):] + [nxt]
+                if state == white:
+                    color[nxt] = grey
+                    path.append(nxt)
+                    pending.append(iter(graph.get(nxt, ())))
+                    break
+            else:
+                color[path.pop()] = black
+                pending.pop()
     return None
 
 

@@ -5,11 +5,11 @@ The loader builds them from TOML; everything else only reads them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -248,8 +248,8 @@ class Jobnet:
         return self.path.parent if self.path is not None else Path.cwd()
 
     @cached_property
-    def _graph(self) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
-        """Topological order (ties in file order), and each job's up- and downstream."""
+    def _graph(self) -> tuple[list[str], dict[str, int], dict[str, list[str]]]:
+        """Topological order (ties in file order), positions, and each job's dependents."""
         index = {name: i for i, name in enumerate(self.jobs)}
         indegree = {name: len(set(job.needs)) for name, job in self.jobs.items()}
         children: dict[str, list[str]] = {name: [] for name in self.jobs}
@@ -268,22 +268,30 @@ class Jobnet:
                 if indegree[child] == 0:
                     heapq.heappush(ready, (index[child], child))
         if len(order) < len(self.jobs):  # a cycle; the loader refuses those: be defensive
-            order += [n for n in self.jobs if n not in set(order)]
-        position = {name: i for i, name in enumerate(order)}
-        up: dict[str, set[str]] = {}
-        for name in order:
+            seen = set(order)
+            order += [n for n in self.jobs if n not in seen]
+        return order, {name: i for i, name in enumerate(order)}, children
+
+    @cached_property
+    def _closures(self) -> dict[tuple[str, str], list[str]]:
+        return {}
+
+    def _closure(self, name: str, direction: str) -> list[str]:
+        key = (name, direction)
+        cached = self._closures.get(key)
+        if cached is None:
+            _, position, children = self._graph
+            step = (lambda n: children[n]) if direction == "down" \
+                else (lambda n: self.jobs[n].needs)
             found: set[str] = set()
-            for need in self.jobs[name].needs:
-                found.add(need)
-                found |= up.get(need, set())
-            up[name] = found
-        down: dict[str, set[str]] = {name: set() for name in order}
-        for name, ancestors in up.items():
-            for a in ancestors:
-                down[a].add(name)
-        return (order,
-                {n: sorted(v, key=position.__getitem__) for n, v in up.items()},
-                {n: sorted(v, key=position.__getitem__) for n, v in down.items()})
+            frontier = list(step(name))
+            while frontier:
+                current = frontier.pop()
+                if current not in found and current in position:
+                    found.add(current)
+                    frontier.extend(step(current))
+            cached = self._closures[key] = sorted(found, key=position.__getitem__)
+        return cached
 
     def order(self) -> list[str]:
         """Jobs in a topological order, ties broken by file order."""
@@ -291,8 +299,8 @@ class Jobnet:
 
     def downstream(self, name: str) -> list[str]:
         """Every job that depends on `name`, directly or not, in topological order."""
-        return list(self._graph[2][name])
+        return list(self._closure(name, "down"))
 
     def upstream(self, name: str) -> list[str]:
         """Every job `name` depends on, directly or not, in topological order."""
-        return list(self._graph[1][name])
+        return list(self._closure(name, "up"))
