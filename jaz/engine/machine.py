@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -87,9 +87,19 @@ class RunMachine:
         self.run = store.get_run(run_id)
         self.jobs: dict[str, JobRecord] = {j.name: j for j in store.get_jobs(run_id)}
         self.order = jobnet.order()
+        self._index = {name: i for i, name in enumerate(self.order)}
+        # names by state, kept in step with self.jobs, so a turn looks only at the jobs
+        # that can move instead of scanning the whole jobnet
+        self._by_state: dict[JobState, set[str]] = {s: set() for s in JobState}
+        for name, rec in self.jobs.items():
+            self._by_state[rec.status].add(name)
         self.stopping: str | None = None  # "operator" | "failure" | "timeout"
         self.killing: set[str] = set()
+        # jobs started in the current step: an instant job (set, a zero sleep) that repeats
+        # or retries with no delay starts again in the next step, so `step` always returns
+        self.started_now: set[str] = set()
         self.secret_values: set[str] = set()
+        self._logs_made = False
 
     # ------------------------------------------------------------ records
 
@@ -100,8 +110,12 @@ class RunMachine:
     def _job(self, name: str, **changes: Any) -> JobRecord:
         if "message" in changes:
             changes["message"] = self.redact(changes["message"])
-        rec = self.store.update_job(self.run_id, name, **changes)
-        self.jobs[name] = rec
+        self.store.update_job(self.run_id, name, **changes)
+        before = self.jobs[name].status
+        rec = self.jobs[name] = replace(self.jobs[name], **changes)
+        if rec.status != before:
+            self._by_state[before].discard(name)
+            self._by_state[rec.status].add(name)
         if self.listener:
             self.listener("job", rec)
         return rec
@@ -136,13 +150,18 @@ class RunMachine:
         return self.run.status.finished or self.run.status == RunState.ERROR
 
     def running(self) -> list[str]:
-        return [n for n, j in self.jobs.items() if j.status == JobState.RUNNING]
+        return self._in(JobState.RUNNING)
+
+    def _in(self, state: JobState) -> list[str]:
+        """The jobs in one state, in topological order."""
+        return sorted(self._by_state[state], key=self._index.__getitem__)
 
     def step(self, now: datetime) -> list[Command]:
         """Make every due transition; return what the driver must do."""
         if self.finished:
             return []
         commands: list[Command] = []
+        self.started_now.clear()
         self._check_timeouts(now, commands)
         if self.stopping is None:
             while self._advance_pending(now) | self._launch(now, commands):
@@ -164,9 +183,11 @@ class RunMachine:
         times: list[datetime] = []
         if self.finished:
             return None
-        if self.jobnet.timeout is not None and self.run.started_at is not None:
+        if (self.jobnet.timeout is not None and self.run.started_at is not None
+                and self.stopping is None):
             times.append(self.run.started_at + timedelta(seconds=self.jobnet.timeout))
-        for name, rec in self.jobs.items():
+        for name in self._by_state[JobState.READY] | self._by_state[JobState.RUNNING]:
+            rec = self.jobs[name]
             job = self.jobnet.jobs[name]
             if rec.status == JobState.READY and rec.not_before is not None:
                 times.append(rec.not_before)
@@ -182,7 +203,7 @@ class RunMachine:
 
     def _advance_pending(self, now: datetime) -> bool:
         changed = False
-        for name in self.order:
+        for name in self._in(JobState.PENDING):
             rec = self.jobs[name]
             if rec.status != JobState.PENDING:
                 continue
@@ -230,11 +251,11 @@ class RunMachine:
     def _launch(self, now: datetime, commands: list[Command]) -> bool:
         changed = False
         used, per_queue = self._slots()
-        for name in self.order:
+        for name in self._in(JobState.READY):
             rec = self.jobs[name]
             if rec.status != JobState.READY:
                 continue
-            if rec.not_before is not None and rec.not_before > now:
+            if name in self.started_now or (rec.not_before is not None and rec.not_before > now):
                 continue
             job = self.jobnet.jobs[name]
             if _uses_slot(job):
@@ -244,6 +265,7 @@ class RunMachine:
                 if job.queue and limit is not None and per_queue.get(job.queue, 0) >= limit:
                     continue
             attempt_no = rec.attempts + 1
+            self.started_now.add(name)
             rec = self._job(name, status=JobState.RUNNING, attempts=attempt_no, started_at=now,
                             ended_at=None, exit_code=None, timed_out=False, not_before=None,
                             pid=None, message="")
@@ -352,9 +374,8 @@ class RunMachine:
             self.event("job_stopped", now, job=name)
             return
         if not ok:
-            reason = outcome.error or (
-                f"timed out after {job.timeout:g}s" if killed_for_timeout
-                else f"exit code {code}")
+            reason = (f"timed out after {job.timeout:g}s" if killed_for_timeout
+                      else outcome.error or f"exit code {code}")
             if rec.attempts <= job.retries and self.stopping is None:
                 delay = timedelta(seconds=job.retry_delay)
                 self._job(name, status=JobState.READY, exit_code=code, pid=None, outputs=outputs,
@@ -429,7 +450,12 @@ class RunMachine:
     # ------------------------------------------------------------ variables
 
     def visible(self, name: str, *, own: bool = False) -> tuple[list[str], dict[str, str]]:
-        """The jobs whose results `name` sees (its ancestors), and its variables."""
+        """The jobs whose results `name` sees (its ancestors), and its variables.
+
+        A repeating job also sees its own outputs from the iteration before, so a
+        loop can count (`set = { N = "${N + 1}" }` with `until = "N >= 3"`).
+        """
+        own = own or (self.jobnet.jobs[name].repeat is not None and self.jobs[name].iteration > 0)
         ancestors = self.jobnet.upstream(name) + ([name] if own else [])
         variables = dict(self.run.params)
         for other in ancestors:
@@ -479,9 +505,10 @@ class RunMachine:
         cwd = Path(os.path.expanduser(job.cwd)) if job.cwd else base
         if not cwd.is_absolute():
             cwd = base / cwd
-        stem.parent.mkdir(parents=True, exist_ok=True)
+        if not self._logs_made:
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            self._logs_made = True
         output = Path(str(stem) + ".vars")
-        output.write_text("")
         return Attempt(run_id=self.run_id, jobnet=self.jobnet.name, job=job,
                        attempt=rec.attempts, host=job.host, env=env, cwd=cwd, base_dir=base,
                        stdout_path=Path(str(stem) + ".out"), stderr_path=Path(str(stem) + ".err"),
@@ -572,6 +599,11 @@ class RunMachine:
             raise StateError(f"run {self.run_id} already succeeded; nothing to resume")
         for name in [*skip, *release]:
             self._get(name)
+        for name in skip:  # refuse before anything changes: a failed batch leaves no trace
+            if self.jobs[name].status in (JobState.SUCCEEDED, JobState.SKIPPED,
+                                          JobState.BYPASSED):
+                raise StateError(f"job {name!r} is {self.jobs[name].status}; it cannot be "
+                                 "skipped")
         with self.store.batch():
             for name, rec in self.jobs.items():
                 if rec.status == JobState.RUNNING:
