@@ -12,9 +12,8 @@ import tomllib
 import zoneinfo
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jaz.engine import expr
 from jaz.engine.durations import DurationError, parse_duration, parse_stop_codes
 from jaz.engine.model import (
     ACTION_KEYS,
@@ -39,6 +38,9 @@ from jaz.engine.model import (
     ZabbixAction,
 )
 from jaz.errors import JobnetInvalid, NotFound, Problem
+
+if TYPE_CHECKING:
+    pass
 
 TOP_KEYS = {"name", "description", "on_failure", "timeout", "mode", "params", "schedule",
             "defaults", "jobs"}
@@ -179,6 +181,8 @@ def _close(word: str, choices: set[str]) -> str | None:
 
 
 def _expr(c: _Collector, source: Any, *, job: str, field: str) -> str | None:
+    from jaz.engine import expr
+
     text = _str(c, source, job=job, field=field)
     if text is None:
         return None
@@ -544,6 +548,8 @@ def _transfer(c: _Collector, job: str, value: Any) -> Action | None:
 
 
 def _set(c: _Collector, job: str, value: Any) -> Action | None:
+    from jaz.engine import expr
+
     t = _table(c, value, job=job, field="set")
     if t is None:
         return None
@@ -572,6 +578,8 @@ def _check_graph(c: _Collector, jobs: Mapping[str, Job],
     """`jobs` holds the jobs that built; `declared` every job in the file with its needs, so
     that needs are checked on every job, and a job with its own problems does not also
     make each job that needs it 'unknown'."""
+    from jaz.engine import expr
+
     for name, needs in declared.items():
         for need in dict.fromkeys(needs):
             if need == name:

@@ -16,9 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jaz.engine import expr
 from jaz.engine.executors.base import Attempt, Outcome, redact
 from jaz.engine.model import (
     Job,
@@ -36,6 +35,9 @@ from jaz.engine.records import EventRecord, JobRecord, RunRecord
 from jaz.engine.secrets import Secrets
 from jaz.engine.store.base import Store
 from jaz.errors import JazError, StateError
+
+if TYPE_CHECKING:  # imported where used: jobnets without expressions start faster
+    from jaz.engine import expr
 
 STD_CAP = 1024  # bytes of STD_OUT / STD_ERR handed to the next job
 INSTANT = (SetAction,)
@@ -202,6 +204,8 @@ class RunMachine:
     # ------------------------------------------------------------ flow
 
     def _advance_pending(self, now: datetime) -> bool:
+        from jaz.engine import expr
+
         changed = False
         for name in self._in(JobState.PENDING):
             rec = self.jobs[name]
@@ -294,6 +298,8 @@ class RunMachine:
         return changed
 
     def _run_set(self, name: str, action: SetAction, now: datetime) -> None:
+        from jaz.engine import expr
+
         scope = self.scope(name, now)
         values: dict[str, str] = {}
         try:
@@ -356,6 +362,8 @@ class RunMachine:
 
     def finished_job(self, name: str, outcome: Outcome, now: datetime) -> None:
         """Record how an attempt ended and decide what comes next for the job."""
+        from jaz.engine import expr
+
         self.killing.discard(name)
         job = self.jobnet.jobs[name]
         rec = self.jobs[name]
@@ -463,6 +471,8 @@ class RunMachine:
         return ancestors, variables
 
     def scope(self, name: str, now: datetime, *, own: bool = False) -> expr.Scope:
+        from jaz.engine import expr
+
         ancestors, variables = self.visible(name, own=own)
         jobs: dict[str, dict[str, expr.Value]] = {}
         for other in ancestors:
