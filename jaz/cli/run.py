@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,8 +13,9 @@ from jaz.errors import JobnetInvalid, UsageError
 
 if TYPE_CHECKING:
     from jaz.engine.model import Jobnet
-    from jaz.engine.runner import Runner
     from jaz.engine.records import JobRecord, RunRecord
+    from jaz.engine.runner import Runner
+    from jaz.engine.service import Service
 
 
 def register(app: typer.Typer) -> None:
@@ -84,11 +85,14 @@ def run(
     try:
         with progress:
             if resume is not None:
+                service.run(resume)  # not found: say so before locking anything
+                claim = _claim(service, resume)
                 record = service.resume(resume, skip=skip or [], release=release or [],
                                         on_runner=on_runner)
             else:
                 assert jobnet is not None
                 run_id = service.create(jobnet, params=params)
+                claim = _claim(service, run_id)
                 record = service.execute(run_id, jobnet, on_runner=on_runner)
     finally:
         signal.signal(signal.SIGINT, old_int)
@@ -102,7 +106,29 @@ def run(
     else:
         summary(record, jobs)
     store.close()
+    claim.close()
     raise typer.Exit(0 if record.status == "succeeded" else 1)
+
+
+def _claim(service: Service, run_id: int) -> IO[bytes]:
+    """Lock the run for this process while it drives it, so that `--resume` from a second
+    shell cannot kill the jobs of a run that is still alive (it would take a crashed run's
+    pids for stale ones). The kernel drops the lock when this process dies, kill -9 too."""
+    import fcntl
+
+    from jaz.errors import StateError
+
+    folder = service.ctx.settings.log_dir / str(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = (folder / ".lock").open("ab")  # not inherited by jobs (O_CLOEXEC)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise StateError(f"run {run_id} is being run by another jaz process right now",
+                         hint="wait for it to end, or stop that process (Ctrl-C) first") \
+            from None
+    return lock
 
 
 def summary(run: RunRecord, jobs: list[JobRecord]) -> None:

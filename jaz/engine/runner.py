@@ -114,6 +114,10 @@ class Runner:
             m.finished_job(name, outcome, now)
         elif kind == "stop":
             if not m.finished:
+                if m.stopping == "operator":
+                    # asked twice (Ctrl-C again): a second stop kills without the grace
+                    for execution in list(self._executions.values()):
+                        execution.stop()
                 m.stop_run(now, user=payload)
         elif kind == "call":
             fn, fut = payload

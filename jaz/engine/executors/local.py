@@ -12,6 +12,8 @@ import pwd
 import signal
 import subprocess
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +28,8 @@ from jaz.engine.executors.base import (
 )
 from jaz.engine.model import RunAction
 from jaz.errors import ActionError
+
+DRAIN_SECONDS = 1.0  # how long a piped job's output may trail the end of its shell
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
@@ -60,8 +64,11 @@ class LocalExecution(Execution):
 
     def wait(self) -> Outcome:
         code = self.proc.wait()
+        drained = time.monotonic() + DRAIN_SECONDS
         for t in self._pumps:
-            t.join()
+            # A child the script left running in the background holds the pipe open, so
+            # EOF may never come; what the script wrote itself is drained by then.
+            t.join(timeout=max(0.0, drained - time.monotonic()))
         if self._stopping.is_set():
             # The leader is gone; make sure nothing of the job outlives the stop.
             kill_group(self.proc.pid)
@@ -75,6 +82,8 @@ class LocalExecution(Execution):
                     stopper.wait()
         a = self.attempt
         outputs = {k: redact(v, a.redact) for k, v in read_outputs(a.output_path).items()}
+        if a.redact:
+            _redact_file(a.output_path, a.redact)  # it stays in the logs folder
         exit_code = code if code >= 0 else 128 - code
         return Outcome(exit_code=exit_code, outputs=outputs,
                        stdout_tail=redact(read_tail(a.stdout_path), a.redact),
@@ -104,6 +113,14 @@ class LocalExecution(Execution):
     def _force(self) -> None:
         if self.proc.poll() is None or group_alive(self.proc.pid):
             kill_group(self.proc.pid)
+
+
+def _redact_file(path: Path, secrets: Sequence[str]) -> None:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    path.write_text(redact(text, secrets), encoding="utf-8")
 
 
 def _pump(src: IO[bytes], dest: Path, secrets: list[str]) -> None:
