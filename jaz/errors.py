@@ -93,6 +93,13 @@ class ActionError(JazError):
     exit_code = 1
 
 
+class StoreError(JazError):
+    """Raised by stores when the database cannot be opened: not a database, or written by
+    a newer jaz. It is bad input (usually the --db path), hence exit 2."""
+
+    exit_code = 2
+
+
 class StateError(JazError):
     """Raised by the service layer when an operator action does not fit the
     current state (releasing a job that is not held, resuming a finished run)."""

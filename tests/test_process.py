@@ -381,8 +381,6 @@ echo "second attempt"; echo "B=2" >> "$JAZ_OUTPUT"
 """
 
 
-@pytest.mark.xfail(strict=True, reason="machine.py: a rerun on resume reuses the log stem "
-                   "NAME.1.1 (attempts reset to 0) and no longer truncates the .vars file")
 def test_resume_reruns_a_failed_job_with_fresh_outputs(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     file = tmp_path / "flaky.toml"
@@ -394,8 +392,6 @@ def test_resume_reruns_a_failed_job_with_fresh_outputs(tmp_path: Path) -> None:
     assert json.loads(second.stdout)["jobs"]["flaky"]["outputs"] == {"B": "2"}
 
 
-@pytest.mark.xfail(strict=True, reason="machine.py: a rerun on resume writes its logs over "
-                   "the failed attempt's (both are NAME.1.1.out)")
 def test_resume_keeps_the_logs_of_the_failed_attempt(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     file = tmp_path / "flaky.toml"

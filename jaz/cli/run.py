@@ -72,13 +72,19 @@ def run(
     service = make_service(store, parallel=parallel, listener=progress)
     runners = []
 
+    signals: list[str] = []
+
     def on_runner(runner: Runner) -> None:
         runners.append(runner)
         progress.seed(runner.machine.run, list(runner.machine.jobs.values()))
+        for who in signals:  # a Ctrl-C that came before the run was under way
+            runner.stop(who)
 
     def on_signal(signum: int, frame: object) -> None:
+        who = "operator (Ctrl-C)" if signum == signal.SIGINT else "operator (SIGTERM)"
+        signals.append(who)
         for r in runners:
-            r.stop("operator (Ctrl-C)" if signum == signal.SIGINT else "operator (SIGTERM)")
+            r.stop(who)
 
     old_int = signal.signal(signal.SIGINT, on_signal)
     old_term = signal.signal(signal.SIGTERM, on_signal)

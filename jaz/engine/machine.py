@@ -270,7 +270,8 @@ class RunMachine:
                     continue
             attempt_no = rec.attempts + 1
             self.started_now.add(name)
-            rec = self._job(name, status=JobState.RUNNING, attempts=attempt_no, started_at=now,
+            rec = self._job(name, status=JobState.RUNNING, attempts=attempt_no,
+                            executions=rec.executions + 1, started_at=now,
                             ended_at=None, exit_code=None, timed_out=False, not_before=None,
                             pid=None, message="")
             self.event("job_started", now, job=name, detail=f"attempt {attempt_no}")
@@ -495,7 +496,7 @@ class RunMachine:
             env["STD_OUT"] = last.stdout_tail[-STD_CAP:]
             env["STD_ERR"] = last.stderr_tail[-STD_CAP:]
         stem = self.settings.log_dir / str(self.run_id) / (
-            f"{name}.{rec.iteration + 1}.{rec.attempts}")
+            f"{name}.{rec.executions}")
         scheduled = self.run.scheduled_at or self.run.created_at
         env.update({
             "JAZ_RUN_ID": str(self.run_id), "JAZ_JOBNET": self.jobnet.name, "JAZ_JOB": name,
@@ -618,7 +619,7 @@ class RunMachine:
             for name, rec in self.jobs.items():
                 if rec.status == JobState.RUNNING:
                     if rec.pid:
-                        _kill_stale(rec.pid)
+                        _kill_stale(rec.pid, self.run_id, name)
                     self._reset(name, "interrupted; runs again on resume")
                 elif rec.status in (JobState.FAILED, JobState.STOPPED) and name not in skip:
                     self._reset(name, "runs again on resume")
@@ -660,13 +661,23 @@ def _uses_slot(job: Job) -> bool:
     return job.kind not in ("set", "sleep", "wait_until", "jobnet")
 
 
-def _kill_stale(pid: int) -> None:
-    """Kill the process group of a job left running by a crashed `jaz run`."""
+def _kill_stale(pid: int, run_id: int, job: str) -> None:
+    """Kill the process group of a job left running by a crashed `jaz run`.
+
+    Only if that pid still is the job: a group leader whose environment names this
+    run and job. After a reboot or pid reuse the pid may be anyone's.
+    """
     try:
-        if os.getpgid(pid) == pid:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        if os.getpgid(pid) != pid:
+            return
+    except (OSError, ProcessLookupError):
+        return
+    if f"JAZ_RUN_ID={run_id}".encode() in environ and f"JAZ_JOB={job}".encode() in environ:
+        try:
             os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def new_run(store: Store, jobnet: Jobnet, now: datetime, *, params: Mapping[str, str] = {},

@@ -42,6 +42,7 @@ class JobRecord:
     host: str = "local"
     attempts: int = 0
     iteration: int = 0
+    executions: int = 0  # every start of this job in this run, never reset: names its logs
     exit_code: int | None = None
     timed_out: bool = False
     outputs: Mapping[str, str] = field(default_factory=dict)

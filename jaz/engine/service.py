@@ -184,9 +184,10 @@ class Service:
         for rec in jobs:
             if job is not None and rec.name != job:
                 continue
-            attempts = sorted({p.name[len(rec.name) + 1:].rsplit(".", 1)[0]
-                               for p in folder.glob(f"{rec.name}.*.*.out")},
-                              key=lambda s: tuple(int(x) for x in s.split(".")))
+            # NAME.N.out, N counting every start of the job in this run
+            attempts = sorted((p.name[len(rec.name) + 1:-4]
+                               for p in folder.glob(f"{rec.name}.*.out")
+                               if p.name[len(rec.name) + 1:-4].isdigit()), key=int)
             if not all_attempts:
                 attempts = attempts[-1:]
             for attempt in attempts:

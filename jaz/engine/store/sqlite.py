@@ -27,7 +27,7 @@ from jaz.engine.records import (
     check_fields,
 )
 from jaz.engine.store.base import Store
-from jaz.errors import JazError, NotFound
+from jaz.errors import NotFound, StoreError
 
 MIGRATIONS: list[str] = [
     # 1: the first schema
@@ -63,6 +63,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_at ON events (at);
     CREATE INDEX events_run ON events (run_id);
+    """,
+    # 2: a job's total number of starts, so that reruns never overwrite earlier logs
+    """
+    ALTER TABLE jobs ADD COLUMN executions INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 
@@ -108,7 +112,7 @@ class SqliteStore(Store):
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as e:
-            raise JazError(f"{self.path}: cannot open the database: {e}",
+            raise StoreError(f"{self.path}: cannot open the database: {e}",
                            hint="check the path given with --db, or move the broken file "
                                 "away") from None
         try:
@@ -119,7 +123,7 @@ class SqliteStore(Store):
     def _migrate(self) -> None:
         (current,) = self._db.execute("PRAGMA user_version").fetchone()
         if current > len(MIGRATIONS):
-            raise JazError(f"{self.path} was written by a newer jaz (schema {current}, this "
+            raise StoreError(f"{self.path} was written by a newer jaz (schema {current}, this "
                            f"jaz knows {len(MIGRATIONS)})", hint="upgrade jaz")
         for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
             self._db.execute("BEGIN IMMEDIATE")

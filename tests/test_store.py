@@ -1,0 +1,161 @@
+"""The store contract, on both implementations, and the SQLite file's own concerns."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from jaz.engine.model import JobState, RunState
+from jaz.engine.records import EventRecord, JobRecord, RunRecord
+from jaz.engine.store import MemoryStore, SqliteStore
+from jaz.engine.store.sqlite import MIGRATIONS
+from jaz.errors import JazError, NotFound
+
+T0 = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", pytest.param("sqlite", marks=pytest.mark.sqlite)])
+def store(request, tmp_path):
+    s = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "jaz.db")
+    yield s
+    s.close()
+
+
+def make_run(store, jobnet="etl", minutes=0, status=RunState.RUNNING, parent=None) -> int:
+    run = RunRecord(jobnet=jobnet, status=status, params={"DAY": "mon"},
+                    created_at=T0 + timedelta(minutes=minutes), parent_run=parent,
+                    parent_job="sub" if parent else None)
+    return store.create_run(run, [JobRecord(name="a", kind="run"),
+                                  JobRecord(name="b", kind="sql", host="db1")])
+
+
+def test_runs_and_jobs_round_trip(store):
+    run_id = make_run(store)
+    store.update_job(run_id, "a", status=JobState.SUCCEEDED, exit_code=0, attempts=1,
+                     outputs={"rows": "12"}, started_at=T0, ended_at=T0 + timedelta(seconds=3),
+                     timed_out=True)
+    store.update_run(run_id, status=RunState.SUCCEEDED, ended_at=T0, message="done")
+    run = store.get_run(run_id)
+    assert (run.status, run.params, run.message) == (RunState.SUCCEEDED, {"DAY": "mon"}, "done")
+    jobs = store.get_jobs(run_id)
+    assert [j.name for j in jobs] == ["a", "b"]  # file order is kept
+    a = store.get_job(run_id, "a")
+    assert (a.status, a.exit_code, a.outputs, a.timed_out) == (JobState.SUCCEEDED, 0,
+                                                               {"rows": "12"}, True)
+    assert a.ended_at == T0 + timedelta(seconds=3)
+    assert store.get_job(run_id, "b").host == "db1"
+
+
+def test_unknown_ids_are_not_found(store):
+    run_id = make_run(store)
+    with pytest.raises(NotFound):
+        store.get_run(run_id + 1)
+    with pytest.raises(NotFound):
+        store.get_job(run_id, "zz")
+    with pytest.raises(NotFound):
+        store.update_job(run_id, "zz", status=JobState.FAILED)
+    with pytest.raises(TypeError):
+        store.update_job(run_id, "a", colour="red")
+
+
+def test_list_runs_filters_and_orders_newest_first(store):
+    first = make_run(store, "etl", 0, RunState.SUCCEEDED)
+    second = make_run(store, "etl", 10, RunState.FAILED)
+    other = make_run(store, "backup", 20, RunState.SUCCEEDED)
+    child = make_run(store, "sub", 21, RunState.SUCCEEDED, parent=second)
+    assert [r.id for r in store.list_runs()] == [child, other, second, first]
+    assert [r.id for r in store.list_runs(jobnet="etl")] == [second, first]
+    assert [r.id for r in store.list_runs(status=[RunState.FAILED])] == [second]
+    assert [r.id for r in store.list_runs(since=T0 + timedelta(minutes=5),
+                                          top_level=True)] == [other, second]
+    assert [r.id for r in store.list_runs(parent_run=second)] == [child]
+    assert [r.id for r in store.list_runs(limit=2)] == [child, other]
+
+
+def test_job_history_spans_runs(store):
+    runs = [make_run(store, "etl", i) for i in range(3)]
+    for i, run_id in enumerate(runs):
+        store.update_job(run_id, "a", exit_code=i)
+    make_run(store, "other", 9)
+    history = store.job_history("etl", "a")
+    assert [(j.run_id, j.exit_code) for j in history] == [(runs[2], 2), (runs[1], 1),
+                                                          (runs[0], 0)]
+
+
+def test_events_and_versions(store):
+    run_id = make_run(store)
+    for i, kind in enumerate(["run_started", "hold", "release"]):
+        store.add_event(EventRecord(at=T0 + timedelta(seconds=i), kind=kind, run_id=run_id,
+                                    jobnet="etl", job="a", user="ops"))
+    assert [e.kind for e in store.list_events(run_id=run_id)] == ["run_started", "hold",
+                                                                  "release"]
+    assert [e.kind for e in store.list_events(since=T0 + timedelta(seconds=1))] == [
+        "hold", "release"]
+    assert [e.kind for e in store.list_events(limit=1)] == ["release"]
+    store.save_version("abc", "etl", "text v1", T0)
+    store.save_version("abc", "etl", "ignored duplicate", T0)
+    assert store.get_version("abc") == "text v1"
+    assert store.get_version("nope") is None
+
+
+def test_a_failed_batch_leaves_nothing_behind(tmp_path):
+    store = SqliteStore(tmp_path / "jaz.db")
+    run_id = make_run(store)
+    with pytest.raises(RuntimeError), store.batch():
+        store.update_job(run_id, "a", status=JobState.RUNNING)
+        raise RuntimeError("crash in the middle of a turn")
+    assert store.get_job(run_id, "a").status == JobState.PENDING
+
+
+def test_sqlite_upgrades_an_older_schema(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    db.execute("INSERT INTO runs (jobnet, status, created_at) VALUES ('etl', 'failed', ?)",
+               (T0.isoformat(),))
+    db.execute("INSERT INTO jobs (run_id, name, seq, kind, status, host) "
+               "VALUES (1, 'a', 0, 'run', 'failed', 'local')")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    assert store.schema_version == len(MIGRATIONS)
+    assert store.get_job(1, "a").executions == 0  # the new column, with its default
+    assert store.get_run(1).status == RunState.FAILED
+
+
+def test_sqlite_refuses_a_newer_schema_and_garbage(tmp_path):
+    newer = tmp_path / "newer.db"
+    db = sqlite3.connect(newer)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    db.close()
+    with pytest.raises(JazError, match="newer jaz"):
+        SqliteStore(newer)
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(JazError, match="cannot open the database"):
+        SqliteStore(garbage)
+
+
+def test_sqlite_file_is_private_and_in_wal_mode(tmp_path):
+    store = SqliteStore(tmp_path / "jaz.db")
+    make_run(store)
+    assert (tmp_path / "jaz.db").stat().st_mode & 0o077 == 0
+    mode = sqlite3.connect(tmp_path / "jaz.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_cli_reports_a_broken_database_without_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not sqlite" * 500)
+    result = subprocess.run([sys.executable, "-m", "jaz", "runs", "--db", str(garbage)],
+                            capture_output=True, text=True, env={"JAZ_HOME": str(tmp_path),
+                                                                 "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert "cannot open the database" in result.stderr
+    assert "Traceback" not in result.stderr
