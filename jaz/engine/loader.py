@@ -578,8 +578,6 @@ def _check_graph(c: _Collector, jobs: Mapping[str, Job],
     """`jobs` holds the jobs that built; `declared` every job in the file with its needs, so
     that needs are checked on every job, and a job with its own problems does not also
     make each job that needs it 'unknown'."""
-    from jaz.engine import expr
-
     for name, needs in declared.items():
         for need in dict.fromkeys(needs):
             if need == name:
@@ -595,6 +593,11 @@ def _check_graph(c: _Collector, jobs: Mapping[str, Job],
         c.add(f"the needs form a cycle: {' -> '.join(cycle)}; remove one of these needs",
               job=cycle[0], field="needs")
         return
+    if not any(j.if_ or (j.repeat and j.repeat.until) or isinstance(j.action, SetAction)
+               for j in jobs.values()):
+        return
+    from jaz.engine import expr
+
     refs: dict[str, list[tuple[str, set[str]]]] = {}
     for name, job in jobs.items():
         found: list[tuple[str, set[str]]] = []

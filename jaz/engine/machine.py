@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from jaz.engine.model import (
     SleepAction,
     WaitUntilAction,
 )
-from jaz.engine.records import EventRecord, JobRecord, RunRecord
+from jaz.engine.records import EventRecord, JobRecord, RunRecord, evolve
 from jaz.engine.secrets import Secrets
 from jaz.engine.store.base import Store
 from jaz.errors import JazError, StateError
@@ -95,6 +95,13 @@ class RunMachine:
         self._by_state: dict[JobState, set[str]] = {s: set() for s in JobState}
         for name, rec in self.jobs.items():
             self._by_state[rec.status].add(name)
+        # pending jobs worth a look: those whose needs moved since they were last looked at
+        self._children = jobnet.children()
+        self._candidates: set[str] = set(self._by_state[JobState.PENDING])
+        # ready jobs waiting for a retry delay or a repeat interval
+        self._delayed: set[str] = {n for n in self._by_state[JobState.READY]
+                                   if self.jobs[n].not_before is not None}
+        self._no_slot = {n for n, job in jobnet.jobs.items() if not _uses_slot(job)}
         self.stopping: str | None = None  # "operator" | "failure" | "timeout"
         self.killing: set[str] = set()
         # jobs started in the current step: an instant job (set, a zero sleep) that repeats
@@ -114,10 +121,19 @@ class RunMachine:
             changes["message"] = self.redact(changes["message"])
         self.store.update_job(self.run_id, name, **changes)
         before = self.jobs[name].status
-        rec = self.jobs[name] = replace(self.jobs[name], **changes)
+        rec = self.jobs[name] = evolve(self.jobs[name], **changes)
+        if "not_before" in changes or "status" in changes:
+            if rec.status == JobState.READY and rec.not_before is not None:
+                self._delayed.add(name)
+            else:
+                self._delayed.discard(name)
         if rec.status != before:
             self._by_state[before].discard(name)
             self._by_state[rec.status].add(name)
+            if rec.status == JobState.PENDING:
+                self._candidates.add(name)
+            elif rec.status.finished:
+                self._candidates.update(self._children[name])
         if self.listener:
             self.listener("job", rec)
         return rec
@@ -188,12 +204,14 @@ class RunMachine:
         if (self.jobnet.timeout is not None and self.run.started_at is not None
                 and self.stopping is None):
             times.append(self.run.started_at + timedelta(seconds=self.jobnet.timeout))
-        for name in self._by_state[JobState.READY] | self._by_state[JobState.RUNNING]:
+        for name in self._delayed:
+            not_before = self.jobs[name].not_before
+            if not_before is not None:
+                times.append(not_before)
+        for name in self._by_state[JobState.RUNNING]:
             rec = self.jobs[name]
             job = self.jobnet.jobs[name]
-            if rec.status == JobState.READY and rec.not_before is not None:
-                times.append(rec.not_before)
-            if rec.status == JobState.RUNNING and rec.started_at is not None:
+            if rec.started_at is not None:
                 if job.timeout is not None and not rec.timed_out:
                     times.append(rec.started_at + timedelta(seconds=job.timeout))
                 end = self._timer_end(job, rec)
@@ -204,10 +222,10 @@ class RunMachine:
     # ------------------------------------------------------------ flow
 
     def _advance_pending(self, now: datetime) -> bool:
-        from jaz.engine import expr
-
         changed = False
-        for name in self._in(JobState.PENDING):
+        looking = sorted(self._candidates, key=self._index.__getitem__)
+        self._candidates.clear()
+        for name in looking:
             rec = self.jobs[name]
             if rec.status != JobState.PENDING:
                 continue
@@ -226,6 +244,8 @@ class RunMachine:
                 self._job(name, status=JobState.SKIPPED, ended_at=now, message="disabled")
                 continue
             if job.if_ is not None:
+                from jaz.engine import expr
+
                 try:
                     taken = expr.parse(job.if_).truth(self.scope(name, now))
                 except expr.ExprError as e:
@@ -255,7 +275,10 @@ class RunMachine:
     def _launch(self, now: datetime, commands: list[Command]) -> bool:
         changed = False
         used, per_queue = self._slots()
-        for name in self._in(JobState.READY):
+        ready = self._in(JobState.READY)
+        if used >= self.settings.parallel:  # only jobs that take no slot can start
+            ready = [n for n in ready if n in self._no_slot]
+        for name in ready:
             rec = self.jobs[name]
             if rec.status != JobState.READY:
                 continue
@@ -363,8 +386,6 @@ class RunMachine:
 
     def finished_job(self, name: str, outcome: Outcome, now: datetime) -> None:
         """Record how an attempt ended and decide what comes next for the job."""
-        from jaz.engine import expr
-
         self.killing.discard(name)
         job = self.jobnet.jobs[name]
         rec = self.jobs[name]
@@ -398,6 +419,8 @@ class RunMachine:
             iteration = rec.iteration + 1
             done = job.repeat.max is not None and iteration >= job.repeat.max
             if not done and job.repeat.until is not None:
+                from jaz.engine import expr
+
                 rec = self._job(name, outputs=outputs, exit_code=code, iteration=iteration)
                 try:
                     done = expr.parse(job.repeat.until).truth(self.scope(name, now, own=True))

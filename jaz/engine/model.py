@@ -297,6 +297,10 @@ class Jobnet:
         """Jobs in a topological order, ties broken by file order."""
         return list(self._graph[0])
 
+    def children(self) -> dict[str, list[str]]:
+        """The jobs that need each job directly."""
+        return {name: list(kids) for name, kids in self._graph[2].items()}
+
     def downstream(self, name: str) -> list[str]:
         """Every job that depends on `name`, directly or not, in topological order."""
         return list(self._closure(name, "down"))

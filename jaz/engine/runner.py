@@ -84,8 +84,7 @@ class Runner:
                         fut.set_result(None)
                     else:
                         fut.set_exception(error)
-                for command in commands:
-                    self._dispatch(command)
+                self._dispatch_all(commands)
                 if m.finished and not self._executions:
                     return m.run
                 deadline = m.next_deadline()
@@ -130,12 +129,21 @@ class Runner:
                 commands.extend(c for c in result if isinstance(c, Kill | Launch))
             settled.append((fut, None))
 
-    def _dispatch(self, command: Launch | Kill) -> None:
+    def _dispatch_all(self, commands: list[Launch | Kill]) -> None:
+        started = [(c.job, pid) for c in commands if (pid := self._dispatch(c)) is not None]
+        if started:
+            # one commit for the pids of the turn: what `--resume` needs to find and kill
+            # the processes of a crashed `jaz run`
+            with self.ctx.store.batch():
+                for name, pid in started:
+                    self.machine.started(name, pid)
+
+    def _dispatch(self, command: Launch | Kill) -> int | None:
         if isinstance(command, Kill):
             execution = self._executions.get(command.job)
             if execution is not None:
                 execution.stop()
-            return
+            return None
         attempt = command.attempt
         kind = attempt.job.kind
         executor = self.ctx.executors.get(kind)
@@ -147,14 +155,12 @@ class Runner:
             execution = executor.start(attempt)
         except JazError as e:
             self._events.put(("done", (command.job, Outcome(exit_code=None, error=str(e)))))
-            return
+            return None
         self._executions[command.job] = execution
-        if execution.pid is not None:
-            with self.ctx.store.batch():
-                self.machine.started(command.job, execution.pid)
         t = threading.Thread(target=self._wait, args=(command.job, execution), daemon=True,
                              name=f"jaz-job-{command.job}")
         t.start()
+        return execution.pid
 
     def _wait(self, name: str, execution: Execution) -> None:
         try:
