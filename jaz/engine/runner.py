@@ -1,14 +1,18 @@
 """Drives one `RunMachine` with real threads, executors and a clock.
 
-One driver thread owns the machine. Attempts are started from it and waited on
-in small worker threads that only post their outcome back; operator actions
-from other threads are posted too (`submit`), so the machine never needs a lock.
+One driver thread owns the machine. Attempts are started from it; local
+processes are waited on in its own select loop (a pidfd each), other attempts in
+small worker threads that only post their outcome back. Operator actions from
+other threads are posted too (`submit`), so the machine never needs a lock.
 """
 
 from __future__ import annotations
 
+import os
 import queue
+import selectors
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -42,6 +46,14 @@ class Runner:
         self.machine = RunMachine(ctx.store, jobnet, run_id, ctx.settings, ctx.listener)
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._executions: dict[str, Execution] = {}
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        # closed when the runner is gone, never earlier: a late stop() must not write
+        # into a descriptor number that something else has reused
+        weakref.finalize(self, _close_all, self._selector, self._wake_r, self._wake_w)
 
     @property
     def run_id(self) -> int:
@@ -50,12 +62,19 @@ class Runner:
     def submit(self, fn: Callable[[RunMachine], Any]) -> Future[Any]:
         """Run `fn(machine)` on the driver thread (operator actions)."""
         fut: Future[Any] = Future()
-        self._events.put(("call", (fn, fut)))
+        self._post(("call", (fn, fut)))
         return fut
 
     def stop(self, user: str = "system") -> None:
         """Thread-safe and signal-safe request to stop the whole run."""
-        self._events.put(("stop", user))
+        self._post(("stop", user))
+
+    def _post(self, event: tuple[str, Any]) -> None:
+        self._events.put(event)
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full (a wake-up is pending anyway) or closed (run is over)
 
     def run(self, resume: Callable[[RunMachine], None] | None = None) -> RunRecord:
         """Drive the run until it ends (or is in `error`); return its record."""
@@ -90,18 +109,35 @@ class Runner:
                 deadline = m.next_deadline()
                 timeout = None if deadline is None else max(
                     0.0, (deadline - self.ctx.clock.now()).total_seconds())
-                try:
-                    events.append(self._events.get(timeout=timeout))
-                except queue.Empty:
-                    continue
-                while True:  # take everything else that arrived, then turn once
-                    try:
-                        events.append(self._events.get_nowait())
-                    except queue.Empty:
-                        break
+                events = self._collect(timeout)
         finally:
             with self.ctx.lock:
                 self.ctx.active.pop(self.run_id, None)
+            for key in list(self._selector.get_map().values()):
+                if key.data is not None:
+                    self._selector.unregister(key.fd)
+
+    def _collect(self, timeout: float | None) -> list[tuple[str, Any]]:
+        """Wait for something to happen; return everything that did."""
+        events: list[tuple[str, Any]] = []
+        for key, _ in self._selector.select(timeout):
+            if key.data is None:
+                try:
+                    while os.read(self._wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+                continue
+            name = key.data
+            self._selector.unregister(key.fd)
+            execution = self._executions.get(name)
+            if execution is not None:
+                events.append(("done", (name, _outcome(execution))))
+        while True:
+            try:
+                events.append(self._events.get_nowait())
+            except queue.Empty:
+                return events
 
     def _handle(self, kind: str, payload: Any, commands: list[Launch | Kill],
                 settled: list[tuple[Future[Any], BaseException | None]]) -> None:
@@ -154,20 +190,33 @@ class Runner:
                 raise JazError(f"no executor for {kind!r} jobs in this mode")
             execution = executor.start(attempt)
         except JazError as e:
-            self._events.put(("done", (command.job, Outcome(exit_code=None, error=str(e)))))
+            self._post(("done", (command.job, Outcome(exit_code=None, error=str(e)))))
             return None
         self._executions[command.job] = execution
-        t = threading.Thread(target=self._wait, args=(command.job, execution), daemon=True,
-                             name=f"jaz-job-{command.job}")
-        t.start()
+        fd = execution.fileno()
+        if fd is not None:
+            self._selector.register(fd, selectors.EVENT_READ, command.job)
+        else:
+            t = threading.Thread(target=self._wait, args=(command.job, execution), daemon=True,
+                                 name=f"jaz-job-{command.job}")
+            t.start()
         return execution.pid
 
     def _wait(self, name: str, execution: Execution) -> None:
-        try:
-            outcome = execution.wait()
-        except Exception as e:  # an executor bug must not hang the run
-            outcome = Outcome(exit_code=None, error=f"internal error: {e!r}")
-        self._events.put(("done", (name, outcome)))
+        self._post(("done", (name, _outcome(execution))))
+
+
+def _close_all(selector: selectors.BaseSelector, *fds: int) -> None:
+    selector.close()
+    for fd in fds:
+        os.close(fd)
+
+
+def _outcome(execution: Execution) -> Outcome:
+    try:
+        return execution.wait()
+    except Exception as e:  # an executor bug must not hang the run
+        return Outcome(exit_code=None, error=f"internal error: {e!r}")
 
 
 class JobnetExecutor(Executor):

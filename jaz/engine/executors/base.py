@@ -53,6 +53,14 @@ class Execution(ABC):
     @abstractmethod
     def wait(self) -> Outcome: ...
 
+    def fileno(self) -> int | None:
+        """A descriptor that turns readable when the attempt has ended, or None.
+
+        With one, the driver waits for the attempt in its own select loop, and
+        `wait` is only called once it returns at once; without, a thread waits.
+        """
+        return None
+
     @abstractmethod
     def stop(self) -> None:
         """Ask the attempt to end now (stop_command, or SIGTERM, grace, SIGKILL)."""

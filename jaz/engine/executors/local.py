@@ -61,9 +61,22 @@ class LocalExecution(Execution):
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._stopper: subprocess.Popen[bytes] | None = None
+        self._pidfd: int | None = None
+        if not pumps:  # output piped through a redactor may outlive the process: use a thread
+            try:
+                self._pidfd = os.pidfd_open(proc.pid)
+            except (AttributeError, OSError):  # not Linux >= 5.3
+                self._pidfd = None
+
+    def fileno(self) -> int | None:
+        # a stop_command is waited for after the job ends: keep that off the driver thread
+        return None if self.attempt.job.stop_command else self._pidfd
 
     def wait(self) -> Outcome:
         code = self.proc.wait()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
         drained = time.monotonic() + DRAIN_SECONDS
         for t in self._pumps:
             # A child the script left running in the background holds the pipe open, so
