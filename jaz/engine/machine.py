@@ -708,9 +708,7 @@ def new_run(store: Store, jobnet: Jobnet, now: datetime, *, params: Mapping[str,
             status: RunState = RunState.RUNNING, parent: tuple[int, str] | None = None) -> int:
     """Create a run with all its jobs pending, and remember the exact jobnet text."""
     store.save_version(jobnet.hash, jobnet.name, jobnet.text, now)
-    unknown = set(params) - set(jobnet.params)
-    merged = {**jobnet.params, **params}
-    del unknown  # params not declared are allowed: they become variables too
+    merged = {**jobnet.params, **params}  # undeclared params are allowed: they are variables
     run = RunRecord(jobnet=jobnet.name, status=status, params=merged, version=jobnet.hash,
                     path=str(jobnet.path) if jobnet.path else None, trigger=trigger,
                     created_at=now, scheduled_at=scheduled_at,

@@ -235,7 +235,6 @@ class _JobnetExecution(Execution):
         self.attempt = attempt
         self._runner: Runner | None = None
         self._stopped = threading.Event()
-        self._ready = threading.Event()
 
     def wait(self) -> Outcome:
         from jaz.engine.loader import load_file, resolve_jobnet
@@ -246,7 +245,6 @@ class _JobnetExecution(Execution):
         try:
             child = load_file(resolve_jobnet(action.name, a.base_dir))
         except JazError as e:
-            self._ready.set()
             return Outcome(exit_code=None, error=str(e))
         store = self.ctx.store
         now = self.ctx.clock.now()
@@ -260,14 +258,13 @@ class _JobnetExecution(Execution):
             def resume(m: RunMachine) -> None:
                 m.resume(self.ctx.clock.now())
         else:
+            # the variables the job sees flow in; jaz's own and the job's env do not
             params = {k: v for k, v in a.env.items() if not k.startswith("JAZ_")
-                      and k not in ("JOB_EXIT_CD", "STD_OUT", "STD_ERR")}
-            params = {k: v for k, v in params.items() if k not in a.job.env}
+                      and k not in ("JOB_EXIT_CD", "STD_OUT", "STD_ERR") and k not in a.job.env}
             run_id = new_run(store, child, now, params=params, trigger="jobnet",
                              parent=(a.run_id, a.job.name))
         self._runner = Runner(self.ctx, child, run_id)
-        self._ready.set()
-        if self._stopped.is_set():
+        if self._stopped.is_set():  # stop() came before the runner existed
             self._runner.stop()
         record = self._runner.run(resume=resume)
         outputs: dict[str, str] = {}

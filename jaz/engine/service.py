@@ -5,7 +5,6 @@ rerun, resume — and so does every query of runs, jobs and logs.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -232,21 +231,4 @@ def run_exit_code(status: RunState) -> int | None:
     return None
 
 
-class Interrupt:
-    """Turns Ctrl-C into a clean stop of the runs a service drives."""
-
-    def __init__(self) -> None:
-        self.runners: list[Runner] = []
-        self.count = 0
-        self.lock = threading.Lock()
-
-    def track(self, runner: Runner) -> None:
-        self.runners.append(runner)
-
-    def fire(self) -> None:
-        self.count += 1
-        for runner in self.runners:
-            runner.stop("operator (Ctrl-C)")
-
-
-__all__ = ["Interrupt", "JazError", "LogChunk", "Service", "run_exit_code", "run_view"]
+__all__ = ["JazError", "LogChunk", "Service", "run_exit_code", "run_view"]
