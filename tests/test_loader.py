@@ -239,7 +239,7 @@ CASES = [
      "expected true or false"),
     ('[jobs.a]\njobnet = ""\n', "a", "jobnet", "must not be empty"),
     ('[jobs.a]\nstart = 1\n', "a", "start", "expected a string"),
-    # schedules (shape only; meaning is the scheduler's)
+    # schedules (more cases in test_schedules.py)
     ('[schedule]\ncron = "30 2 * * *"\ntimezon = "UTC"\n' + OK, None, "schedule.timezon",
      "unknown key 'timezon' in schedule (did you mean 'timezone'?)"),
     ('[schedule]\ncron = "30 2 * * *"\ntimezone = "Mars/Olympus"\n' + OK, None,
@@ -249,7 +249,7 @@ CASES = [
     ('[schedule]\ncron = "30 2 * * *"\ntimezone = "America"\n' + OK, None,
      "schedule.timezone", "unknown time zone 'America'"),
     ('[schedule]\ncron = "30 2 * * *"\ntimezone = 9\n' + OK, None, "schedule.timezone",
-     "unknown time zone 9"),
+     "expected a string, got an integer"),
     ('[schedule]\ncalendar = "business-days"\n' + OK, None, "schedule",
      "a schedule needs one of 'cron', 'times' or 'every'"),
     ('[schedule]\ncron = "* * * * *"\noverlap = "never"\n' + OK, None, "schedule.overlap",
@@ -606,7 +606,9 @@ run = "x"
     assert (jobnet.name, jobnet.description, jobnet.on_failure, jobnet.timeout) == \
         ("nightly-etl.v2", "Load orders", OnFailure.STOP, 14400.0)
     assert jobnet.params == {"DAY": "yesterday", "COUNT": "3", "FLAG": "true"}
-    assert [s.get("cron") or s.get("every") for s in jobnet.schedules] == ["30 2 * * *", "15m"]
+    assert [(s.cron.text if s.cron else None, s.every) for s in jobnet.schedules] == \
+        [("30 2 * * *", None), (None, 900)]
+    assert jobnet.schedules[1].windows == ((8 * 3600, 18 * 3600),)
     assert jobnet.path == FILE.resolve()
 
 

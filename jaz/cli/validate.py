@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from jaz.cli.common import JsonOption
+
+if TYPE_CHECKING:
+    from jaz.engine.calendars import CalendarLibrary
+    from jaz.errors import Problem
 
 
 def register(app: typer.Typer) -> None:
@@ -19,24 +23,17 @@ def validate(
     files: Annotated[list[Path], typer.Argument(help="Jobnet TOML files.", show_default=False)],
     json_: JsonOption = False,
 ) -> None:
-    """Check jobnet files: every problem is named with file, job, field and line."""
-    from jaz.engine.loader import load_file
-    from jaz.errors import JobnetInvalid, NotFound, Problem
+    """Check jobnet and calendar files: every problem is named with file, job, field
+    and line. A jobnet's schedule calendars are looked up and checked too."""
+    from jaz.engine.calendars import CalendarLibrary
 
+    library = CalendarLibrary()
     results: list[dict[str, object]] = []
     bad = 0
     for path in files:
-        problems: list[Problem] = []
-        jobs = 0
-        try:
-            jobnet = load_file(path)
-            jobs = len(jobnet.jobs)
-        except JobnetInvalid as e:
-            problems = e.problems
-        except NotFound:
-            problems = [Problem(file=str(path), message="no such file")]
+        kind, summary, problems = _check(path, library)
         bad += bool(problems)
-        results.append({"file": str(path), "valid": not problems, "jobs": jobs,
+        results.append({"file": str(path), "kind": kind, "valid": not problems, **summary,
                         "problems": [{"message": p.message, "job": p.job, "field": p.field,
                                       "line": p.line, "column": p.column} for p in problems]})
         if json_:
@@ -45,7 +42,7 @@ def validate(
             for p in problems:
                 sys.stderr.write(f"{p}\n")
         else:
-            sys.stdout.write(f"ok  {path} ({jobs} job{'s' if jobs != 1 else ''})\n")
+            sys.stdout.write(f"ok  {path} ({_summary(kind, summary)})\n")
     if json_:
         from jaz.cli.output import print_json
 
@@ -54,3 +51,40 @@ def validate(
         sys.stderr.write(f"{bad} of {len(files)} file{'s' if len(files) != 1 else ''} "
                          f"invalid\n")
     raise typer.Exit(2 if bad else 0)
+
+
+def _summary(kind: str, summary: dict[str, int]) -> str:
+    if kind == "calendar":
+        return f"calendar, {summary['operating_days']} operating days this year"
+    jobs = summary["jobs"]
+    return f"{jobs} job{'s' if jobs != 1 else ''}"
+
+
+def _check(path: Path, library: CalendarLibrary) -> tuple[str, dict[str, int], list[Problem]]:
+    """(kind, summary, problems) of one file, a jobnet or a calendar."""
+    from datetime import date
+
+    from jaz.engine.calendars import looks_like_calendar
+    from jaz.engine.checks import parse_toml
+    from jaz.engine.clock import local_zone
+    from jaz.engine.loader import load_file
+    from jaz.engine.schedules import bind_jobnet
+    from jaz.errors import JobnetInvalid, NotFound, Problem
+
+    kind = "jobnet"
+    try:
+        data = parse_toml(path.read_text(encoding="utf-8-sig"), str(path))
+        if looks_like_calendar(data, path):
+            kind = "calendar"
+            calendar = library.load(path)
+            return kind, {"operating_days": len(calendar.year(date.today().year))}, []
+        jobnet = load_file(path)
+        bind_jobnet(jobnet, local_zone(), library)
+        return kind, {"jobs": len(jobnet.jobs)}, []
+    except JobnetInvalid as e:
+        problems = e.problems
+    except (NotFound, FileNotFoundError, IsADirectoryError):
+        problems = [Problem(file=str(path), message="no such file")]
+    except (OSError, UnicodeDecodeError) as e:
+        problems = [Problem(file=str(path), message=f"cannot read file: {e}")]
+    return kind, ({"jobs": 0} if kind == "jobnet" else {"operating_days": 0}), problems

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 
@@ -31,3 +31,28 @@ class FakeClock:
         with self._lock:
             self._now += timedelta(seconds=seconds)
             return self._now
+
+
+def local_zone() -> tzinfo:
+    """The machine's IANA time zone, which knows its daylight-saving rules (unlike
+    `datetime.now().astimezone().tzinfo`, a fixed offset): $TZ, then /etc/localtime."""
+    import os
+    import zoneinfo
+
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        link = os.readlink("/etc/localtime")
+        candidates.append(link.partition("zoneinfo/")[2])
+    except OSError:
+        pass
+    for name in candidates:
+        if name:
+            try:
+                return zoneinfo.ZoneInfo(name)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                continue
+    try:
+        with open("/etc/localtime", "rb") as f:
+            return zoneinfo.ZoneInfo.from_file(f, key="localtime")
+    except (OSError, ValueError):
+        return UTC

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
-import zoneinfo
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jaz.engine.durations import DurationError, parse_duration, parse_stop_codes
+from jaz.engine.checks import Collector as _Collector
+from jaz.engine.checks import check_bool as _bool
+from jaz.engine.checks import check_duration as _duration
+from jaz.engine.checks import check_enum as _enum
+from jaz.engine.checks import check_str as _str
+from jaz.engine.checks import check_table as _table
+from jaz.engine.checks import check_unknown as _unknown
+from jaz.engine.checks import close_match as _close
+from jaz.engine.checks import parse_toml
+from jaz.engine.checks import scalar_str as _scalar_str
+from jaz.engine.checks import type_name as _type
+from jaz.engine.durations import DurationError, parse_stop_codes
 from jaz.engine.model import (
     ACTION_KEYS,
     Action,
@@ -40,7 +49,7 @@ from jaz.engine.model import (
 from jaz.errors import JobnetInvalid, NotFound, Problem
 
 if TYPE_CHECKING:
-    pass
+    from jaz.engine.schedules import Schedule
 
 TOP_KEYS = {"name", "description", "on_failure", "timeout", "mode", "params", "schedule",
             "defaults", "jobs"}
@@ -48,24 +57,8 @@ COMMON_KEYS = {"needs", "if", "host", "hosts", "user", "cwd", "env", "shell", "t
                "on_timeout", "retries", "retry_delay", "repeat", "stop_codes", "hold", "enabled",
                "queue", "stop_command", "description", "database"}
 DEFAULTABLE = COMMON_KEYS - {"needs", "if", "description", "repeat"}
-SCHEDULE_KEYS = {"cron", "times", "every", "calendar", "timezone", "window", "overlap",
-                 "catchup", "catchup_window", "deadline"}
 JOB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 JOBNET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
-_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
-
-
-class _Collector:
-    """Gathers problems for one file so that all of them are reported at once."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.problems: list[Problem] = []
-
-    def add(self, message: str, *, job: str | None = None, field: str | None = None,
-            line: int | None = None, column: int | None = None) -> None:
-        self.problems.append(Problem(file=self.file, message=message, job=job, field=field,
-                                     line=line, column=column))
 
 
 def load_file(path: str | Path) -> Jobnet:
@@ -81,19 +74,6 @@ def load_file(path: str | Path) -> Jobnet:
     return load_text(text, path=p)
 
 
-def parse_toml(text: str, file: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        msg = str(e)
-        m = _TOML_POS.search(msg)
-        line = int(m.group(1)) if m else None
-        col = int(m.group(2)) if m else None
-        msg = _TOML_POS.sub("", msg).strip()
-        raise JobnetInvalid([Problem(file=file, message=f"TOML syntax error: {msg}",
-                                     line=line, column=col)]) from None
-
-
 def load_text(text: str, *, path: Path | None = None, name: str | None = None) -> Jobnet:
     file = str(path) if path is not None else "<jobnet>"
     data = parse_toml(text, file)
@@ -105,79 +85,6 @@ def load_text(text: str, *, path: Path | None = None, name: str | None = None) -
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def _str(c: _Collector, value: Any, *, job: str | None, field: str,
-         allow_empty: bool = False) -> str | None:
-    if not isinstance(value, str):
-        c.add(f"expected a string, got {_type(value)}", job=job, field=field)
-        return None
-    if not allow_empty and not value.strip():
-        c.add("must not be empty", job=job, field=field)
-        return None
-    return value
-
-
-def _type(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
-
-
-def _duration(c: _Collector, value: Any, *, job: str | None, field: str) -> float | None:
-    try:
-        return parse_duration(value)
-    except DurationError as e:
-        c.add(str(e), job=job, field=field)
-        return None
-
-
-def _bool(c: _Collector, value: Any, *, job: str | None, field: str) -> bool:
-    if not isinstance(value, bool):
-        c.add(f"expected true or false, got {_type(value)}", job=job, field=field)
-        return False
-    return value
-
-
-def _scalar_str(c: _Collector, value: Any, *, job: str | None, field: str) -> str | None:
-    """Variables are strings; TOML numbers and booleans are accepted and stringified."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | str):
-        return str(value)
-    c.add(f"expected a string or number, got {_type(value)}", job=job, field=field)
-    return None
-
-
-def _enum(c: _Collector, value: Any, choices: tuple[str, ...], *, job: str | None,
-          field: str) -> str | None:
-    if value not in choices:
-        c.add(f"expected one of {', '.join(map(repr, choices))}, got {value!r}",
-              job=job, field=field)
-        return None
-    return str(value)
-
-
-def _table(c: _Collector, value: Any, *, job: str | None, field: str) -> dict[str, Any] | None:
-    if not isinstance(value, dict):
-        c.add(f"expected a table, got {_type(value)}", job=job, field=field)
-        return None
-    return value
-
-
-def _unknown(c: _Collector, keys: Any, allowed: set[str], *, job: str | None,
-             where: str, prefix: str = "") -> None:
-    for key in keys:
-        if key not in allowed:
-            hint = _close(key, allowed)
-            c.add(f"unknown key {key!r} in {where}"
-                  + (f" (did you mean {hint!r}?)" if hint else ""), job=job, field=f"{prefix}{key}")
-
-
-def _close(word: str, choices: set[str]) -> str | None:
-    import difflib
-
-    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.7)
-    return found[0] if found else None
 
 
 def _expr(c: _Collector, source: Any, *, job: str, field: str) -> str | None:
@@ -287,38 +194,12 @@ def _blame_defaults(c: _Collector, start: int, inherited: set[str]) -> None:
     c.problems[:] = kept
 
 
-def _schedules(c: _Collector, raw: Any) -> tuple[dict[str, Any], ...]:
-    """Schedules are checked for shape here; the calendar issue gives them meaning."""
+def _schedules(c: _Collector, raw: Any) -> tuple[Schedule, ...]:
     if raw is None:
         return ()
-    items = raw if isinstance(raw, list) else [raw]
-    out = []
-    for i, item in enumerate(items):
-        field = "schedule" if not isinstance(raw, list) else f"schedule[{i}]"
-        table = _table(c, item, job=None, field=field)
-        if table is None:
-            continue
-        _unknown(c, table, SCHEDULE_KEYS, job=None, where=field, prefix=f"{field}.")
-        if "overlap" in table:
-            _enum(c, table["overlap"], ("allow", "skip", "wait", "replace"), job=None,
-                  field=f"{field}.overlap")
-        if "catchup" in table:
-            _enum(c, table["catchup"], ("none", "latest", "all"), job=None,
-                  field=f"{field}.catchup")
-        for key in ("catchup_window", "every"):
-            if key in table:
-                _duration(c, table[key], job=None, field=f"{field}.{key}")
-        if "timezone" in table:
-            tz = table["timezone"]
-            try:
-                zoneinfo.ZoneInfo(str(tz))
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                c.add(f"unknown time zone {tz!r}: use an IANA name like \"Asia/Tokyo\"",
-                      field=f"{field}.timezone")
-        if not any(k in table for k in ("cron", "times", "every")):
-            c.add("a schedule needs one of 'cron', 'times' or 'every'", field=field)
-        out.append(dict(table))
-    return tuple(out)
+    from jaz.engine.schedules import parse_schedules  # only jobnets with schedules pay
+
+    return parse_schedules(c, raw)
 
 
 def _job(c: _Collector, name: str, raw: dict[str, Any]) -> Job | None:

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jaz.engine.schedules import Schedule
 
 
 class RunState(StrEnum):
@@ -238,7 +241,7 @@ class Jobnet:
     timeout: float | None = None
     mode: str = "graph"
     params: Mapping[str, str] = field(default_factory=dict)
-    schedules: tuple[Mapping[str, Any], ...] = ()
+    schedules: tuple[Schedule, ...] = ()
     path: Path | None = None
     text: str = ""
     hash: str = ""

@@ -1,0 +1,429 @@
+"""When jobnets fire (SPEC §1.4): `[schedule]` tables parsed into `Schedule`s, bound to
+a calendar and a zone, and turned into fire instants by pure functions of time.
+
+Every rule works on the local wall clock of the schedule's zone and only then maps a
+local time to an instant, in one place (`_instant`):
+- a local time that does not exist (spring forward) fires at the first instant after
+  the gap;
+- a local time that occurs twice (fall back) fires once, at the first occurrence.
+So `*/15 * * * *` fires at 03:00 once, not four times, on a spring-forward night, and
+`every = "15m"` counts from each local midnight.
+
+`next_fires(...)` and `fires_between(...)` take the time as an argument and never read
+a clock; the server uses `fires_between` to list what it missed while it was down.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from jaz.engine.calendars import Calendar, CalendarLibrary
+from jaz.engine.checks import (
+    Collector,
+    check_duration,
+    check_enum,
+    check_str,
+    check_unknown,
+    type_name,
+)
+from jaz.engine.cron import Cron, CronError, parse_cron
+from jaz.errors import JobnetInvalid, NotFound, Problem
+
+if TYPE_CHECKING:
+    from jaz.engine.model import Jobnet
+
+__all__ = ["BoundSchedule", "Fire", "Schedule", "bind", "bind_jobnet", "deadlines", "fires_between",
+           "next_fires", "parse_schedules"]
+
+SCHEDULE_KEYS = {"cron", "times", "every", "calendar", "timezone", "window", "overlap",
+                 "catchup", "catchup_window", "deadline"}
+DAY = 86400
+HORIZON_DAYS = 366 * 30      # a schedule with no fire in this many days never fires
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Fire:
+    at: datetime            # an aware instant, in the schedule's zone
+    schedule: int           # which [[schedule]] entry
+    day: date               # the operating day it belongs to (25:30 → the day before)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Schedule:
+    """One `[schedule]` table, validated. Seconds are counted from local midnight."""
+
+    index: int = 0
+    where: str = "schedule"                   # its field in the file: schedule[1]
+    cron: Cron | None = None
+    times: tuple[int, ...] = ()               # may pass 86400: the next calendar day
+    every: int | None = None                  # seconds
+    calendar: str | None = None
+    timezone: str | None = None
+    windows: tuple[tuple[int, int], ...] = ()  # [start, end); end < start crosses midnight
+    overlap: str = "skip"
+    catchup: str = "latest"
+    catchup_window: float | None = None
+    start_by: tuple[str, int] | None = None   # ("at", seconds of the day) | ("after", s)
+    finish_by: tuple[str, int] | None = None
+
+    def describe(self) -> str:
+        if self.cron is not None:
+            rule = f"cron {self.cron.text}"
+        elif self.times:
+            rule = "at " + ", ".join(format_clock(t) for t in self.times)
+        else:
+            rule = f"every {_format_every(self.every or 0)}"
+        if self.calendar:
+            rule += f" on {self.calendar}"
+        if self.windows:
+            rule += " within " + ", ".join(
+                f"{format_clock(a)}-{format_clock(b)}" for a, b in self.windows)
+        return rule
+
+
+@dataclass(frozen=True)
+class BoundSchedule:
+    """A schedule with its calendar resolved and its zone chosen: ready to compute."""
+
+    schedule: Schedule
+    zone: tzinfo
+    calendar: Calendar | None = None
+
+
+def bind(schedules: Iterable[Schedule], zone: tzinfo,
+         calendar: Callable[[str], Calendar]) -> tuple[BoundSchedule, ...]:
+    """Resolve each schedule's zone (its own `timezone`, else `zone`) and calendar."""
+    from zoneinfo import ZoneInfo
+
+    return tuple(BoundSchedule(
+        schedule=s, zone=ZoneInfo(s.timezone) if s.timezone else zone,
+        calendar=calendar(s.calendar) if s.calendar else None) for s in schedules)
+
+
+def bind_jobnet(jobnet: Jobnet, zone: tzinfo,
+                library: CalendarLibrary | None = None) -> tuple[BoundSchedule, ...]:
+    """A jobnet's schedules with their calendars looked up next to the jobnet (and in
+    the library's folders); an unknown or broken calendar is a problem of the jobnet's
+    file at `schedule.calendar`."""
+    library = library or CalendarLibrary()
+    problems: list[Problem] = []
+    found: dict[str, Calendar] = {}
+    file = str(jobnet.path) if jobnet.path else "<jobnet>"
+    for s in jobnet.schedules:
+        if s.calendar is None or s.calendar in found:
+            continue
+        try:
+            found[s.calendar] = library.get(s.calendar, jobnet.path)
+        except NotFound as e:
+            problems.append(Problem(file=file, field=f"{s.where}.calendar",
+                                    message=f"unknown calendar: {e.message}"))
+        except JobnetInvalid as e:
+            problems.append(Problem(file=file, field=f"{s.where}.calendar",
+                                    message=f"calendar {s.calendar!r} is invalid (see below)"))
+            problems.extend(e.problems)
+    if problems:
+        raise JobnetInvalid(problems)
+    return bind(jobnet.schedules, zone, found.__getitem__)
+
+
+# ------------------------------------------------------------------ fires
+
+
+def next_fires(schedules: Sequence[BoundSchedule], after: datetime, n: int) -> list[Fire]:
+    """The next `n` fires strictly after `after`, merged in time order, no duplicates."""
+    out: list[Fire] = []
+    for fire in _merged(schedules, after, None):
+        out.append(fire)
+        if len(out) >= n:
+            break
+    return out
+
+
+def fires_between(schedules: Sequence[BoundSchedule], start: datetime,
+                  end: datetime) -> list[Fire]:
+    """Every fire with start < at <= end: what a server that was down missed."""
+    return list(_merged(schedules, start, end))
+
+
+def deadlines(bound: BoundSchedule, fire: Fire) -> tuple[datetime | None, datetime | None]:
+    """The (start_by, finish_by) instants of one fire, when the schedule has a deadline.
+
+    A clock time belongs to the fire's operating day; when that is before the fire,
+    the next day's is meant (a 23:00 fire with finish_by 05:00 ends by 05:00 next day).
+    """
+    def resolve(spec: tuple[str, int] | None) -> datetime | None:
+        if spec is None:
+            return None
+        kind, seconds = spec
+        if kind == "after":
+            return fire.at + timedelta(seconds=seconds)
+        at = _instant(fire.day, seconds, bound.zone)
+        while at < fire.at:
+            seconds += DAY
+            at = _instant(fire.day, seconds, bound.zone)
+        return at
+
+    return resolve(bound.schedule.start_by), resolve(bound.schedule.finish_by)
+
+
+def _merged(schedules: Sequence[BoundSchedule], after: datetime,
+            until: datetime | None) -> Iterator[Fire]:
+    last: datetime | None = None
+    streams = [_fires(b, after, until) for b in schedules]
+    for fire in heapq.merge(*streams):
+        if fire.at != last:   # two schedules (or a DST gap) on the same instant: once
+            last = fire.at
+            yield fire
+
+
+def _fires(b: BoundSchedule, after: datetime, until: datetime | None) -> Iterator[Fire]:
+    """One schedule's fires in time order. Times past 24:00 make a day's fires spill
+    into the next days, so they wait in a heap until no earlier fire can come."""
+    s, zone = b.schedule, b.zone
+    if s.cron is not None:
+        cron = s.cron
+        seconds: tuple[int, ...] = cron.seconds_of_day
+    elif s.times:
+        cron, seconds = None, s.times
+    else:
+        cron, seconds = None, tuple(range(0, DAY, s.every or DAY))
+    spill = max(seconds) // DAY if seconds else 0
+    day = after.astimezone(zone).date() - timedelta(days=spill)
+    pending: list[Fire] = []
+    quiet = 0
+    while quiet < HORIZON_DAYS:
+        quiet += 1
+        if (cron is None or cron.matches(day)) and \
+                (b.calendar is None or b.calendar.is_operating(day)):
+            for sec in seconds:
+                at = _instant(day, sec, zone)
+                if at > after and (not s.windows or _in_window(s.windows, at)):
+                    heapq.heappush(pending, Fire(at, s.index, day))
+                    quiet = 0
+        day += timedelta(days=1)
+        horizon = _instant(day, 0, zone)     # no later day fires before its midnight
+        while pending and pending[0].at < horizon:
+            fire = heapq.heappop(pending)
+            if until is not None and fire.at > until:
+                return
+            yield fire
+        if until is not None and horizon > until and not pending:
+            return
+    yield from sorted(pending)
+
+
+def _in_window(windows: tuple[tuple[int, int], ...], at: datetime) -> bool:
+    t = at.hour * 3600 + at.minute * 60 + at.second
+    return any((a <= t < b) if a < b else (t >= a or t < b) for a, b in windows)
+
+
+def _instant(day: date, seconds: int, zone: tzinfo) -> datetime:
+    """Local wall time → instant, with SPEC §1.4's daylight-saving rules."""
+    naive = datetime(day.year, day.month, day.day) + timedelta(seconds=seconds)
+    at = naive.replace(tzinfo=zone)                       # fold=0: the first occurrence
+    if at.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive:
+        return at
+    return _after_gap(naive, zone)
+
+
+def _after_gap(naive: datetime, zone: tzinfo) -> datetime:
+    """The first instant after the gap that swallowed `naive`: the transition itself."""
+    before = naive.replace(tzinfo=zone, fold=0).utcoffset()
+    after = naive.replace(tzinfo=zone, fold=1).utcoffset()
+    assert before is not None and after is not None
+    epoch = datetime(1970, 1, 1)
+    lo = int((naive - after - epoch).total_seconds())    # before the transition
+    hi = int((naive - before - epoch).total_seconds())   # at or after it
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, UTC).astimezone(zone).utcoffset() == after:
+            hi = mid
+        else:
+            lo = mid
+    return datetime.fromtimestamp(hi, UTC).astimezone(zone)
+
+
+# ------------------------------------------------------------------ parsing
+
+
+def parse_schedules(c: Collector, raw: Any) -> tuple[Schedule, ...]:
+    """The `schedule` key of a jobnet: one table or a list of them."""
+    if raw is None:
+        return ()
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, item in enumerate(items):
+        field = "schedule" if not isinstance(raw, list) else f"schedule[{i}]"
+        if not isinstance(item, dict):
+            c.add(f"expected a table, got {type_name(item)}", field=field)
+            continue
+        schedule = _schedule(c, item, field, i)
+        if schedule is not None:
+            out.append(schedule)
+    return tuple(out)
+
+
+def _schedule(c: Collector, table: dict[str, Any], field: str, index: int) -> Schedule | None:
+    before = len(c.problems)
+    check_unknown(c, table, SCHEDULE_KEYS, job=None, where=field, prefix=f"{field}.")
+    rules = [k for k in ("cron", "times", "every") if k in table]
+    if not rules:
+        c.add("a schedule needs one of 'cron', 'times' or 'every'", field=field)
+    elif len(rules) > 1:
+        c.add(f"a schedule takes one of 'cron', 'times' or 'every', found "
+              f"{' and '.join(map(repr, rules))}: use one [[schedule]] table for each",
+              field=field)
+    kw: dict[str, Any] = {"index": index, "where": field}
+    if "cron" in table:
+        text = check_str(c, table["cron"], job=None, field=f"{field}.cron")
+        if text is not None:
+            try:
+                kw["cron"] = parse_cron(text)
+            except CronError as e:
+                c.add(f"bad cron {text!r}: {e}", field=f"{field}.cron")
+    if "times" in table:
+        kw["times"] = _times(c, table["times"], f"{field}.times")
+    if "every" in table:
+        every = check_duration(c, table["every"], job=None, field=f"{field}.every")
+        if every is not None:
+            if not 1 <= every <= DAY or every != int(every):
+                c.add(f"'every' must be a whole number of seconds from 1s to 24h, got "
+                      f"{table['every']!r}", field=f"{field}.every")
+            else:
+                kw["every"] = int(every)
+    if "calendar" in table:
+        kw["calendar"] = check_str(c, table["calendar"], job=None, field=f"{field}.calendar")
+    if "timezone" in table:
+        kw["timezone"] = _zone(c, table["timezone"], f"{field}.timezone")
+    if "window" in table:
+        kw["windows"] = _windows(c, table["window"], f"{field}.window")
+    for key, choices in (("overlap", ("allow", "skip", "wait", "replace")),
+                         ("catchup", ("none", "latest", "all"))):
+        if key in table:
+            kw[key] = check_enum(c, table[key], choices, job=None, field=f"{field}.{key}")
+    if "catchup_window" in table:
+        kw["catchup_window"] = check_duration(c, table["catchup_window"], job=None,
+                                              field=f"{field}.catchup_window")
+    if "deadline" in table:
+        kw.update(_deadline(c, table["deadline"], f"{field}.deadline"))
+    if len(c.problems) > before:
+        return None
+    return Schedule(**{k: v for k, v in kw.items() if v is not None})
+
+
+def _zone(c: Collector, raw: Any, field: str) -> str | None:
+    import zoneinfo
+
+    name = check_str(c, raw, job=None, field=field)
+    if name is None:
+        return None
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        c.add(f"unknown time zone {name!r}: use an IANA name like \"Asia/Tokyo\"", field=field)
+        return None
+    return name
+
+
+def parse_clock(text: str, *, most: int) -> int:
+    """Seconds from midnight of "HH:MM" or "HH:MM:SS", up to `most` seconds."""
+    m = _CLOCK.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"bad time {text!r}: write it as HH:MM or HH:MM:SS")
+    h, mi, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    if mi > 59 or s > 59:
+        raise ValueError(f"bad time {text!r}: minutes and seconds go up to 59")
+    seconds = h * 3600 + mi * 60 + s
+    if seconds > most:
+        raise ValueError(f"time {text!r} is too late: the latest is {format_clock(most)}")
+    return seconds
+
+
+def format_clock(seconds: int) -> str:
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h:02d}:{m:02d}" + (f":{s:02d}" if s else "")
+
+
+def _format_every(seconds: int) -> str:
+    from jaz.engine.durations import format_duration
+
+    return format_duration(seconds)
+
+
+def _times(c: Collector, raw: Any, field: str) -> tuple[int, ...] | None:
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items:
+        c.add(f"expected a list of times like [\"02:30\", \"25:30\"], got {type_name(raw)}",
+              field=field)
+        return None
+    out: list[int] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            c.add(f"expected a time string like \"02:30\", got {type_name(item)}",
+                  field=f"{field}[{i}]")
+            continue
+        try:   # past 24:00 belongs to the operating day before (JAZ); up to 47:59:59
+            out.append(parse_clock(item, most=2 * DAY - 1))
+        except ValueError as e:
+            c.add(str(e), field=f"{field}[{i}]")
+    return tuple(sorted(set(out))) or None
+
+
+def _windows(c: Collector, raw: Any, field: str) -> tuple[tuple[int, int], ...] | None:
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items:
+        c.add(f"expected a window like \"08:00-18:00\" or a list of them, got "
+              f"{type_name(raw)}", field=field)
+        return None
+    out: list[tuple[int, int]] = []
+    for i, item in enumerate(items):
+        where = field if isinstance(raw, str) else f"{field}[{i}]"
+        a, sep, b = item.partition("-") if isinstance(item, str) else ("", "", "")
+        try:
+            if not sep:
+                raise ValueError(f"bad window {item!r}: write it as START-END like "
+                                 "\"08:00-18:00\" (\"22:00-02:00\" crosses midnight)")
+            start, end = parse_clock(a, most=DAY - 1), parse_clock(b, most=DAY)
+        except ValueError as e:
+            c.add(str(e), field=where)
+            continue
+        if start == end % DAY:
+            if end == DAY and start == 0:
+                out.append((0, DAY))
+                continue
+            c.add(f"window {item!r} is empty: its start and end are the same time",
+                  field=where)
+            continue
+        out.append((start, end))
+    return tuple(out) or None
+
+
+def _deadline(c: Collector, raw: Any, field: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        c.add(f"expected a table like {{ start_by = \"02:45\", finish_by = \"05:00\" }}, got "
+              f"{type_name(raw)}", field=field)
+        return {}
+    check_unknown(c, raw, {"start_by", "finish_by"}, job=None, where=field,
+                  prefix=f"{field}.")
+    out: dict[str, Any] = {}
+    for key in ("start_by", "finish_by"):
+        if key not in raw:
+            continue
+        value = raw[key]
+        if isinstance(value, str) and ":" in value:
+            try:
+                out[key] = ("at", parse_clock(value, most=2 * DAY - 1))
+            except ValueError as e:
+                c.add(str(e), field=f"{field}.{key}")
+        else:   # a duration after the fire: "15m"
+            seconds = check_duration(c, value, job=None, field=f"{field}.{key}")
+            if seconds is not None:
+                out[key] = ("after", int(seconds))
+    return out
