@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from jaz.errors import UsageError
+from jaz.cli.helpers import make_service, open_existing_store, open_store, parse_params
 
-if TYPE_CHECKING:
-    from jaz.engine.service import Service
-    from jaz.engine.store import Store
+__all__ = ["DbOption", "JsonOption", "LocalOption", "make_service", "open_existing_store",
+           "open_store", "parse_params"]
 
 DbOption = Annotated[Path | None, typer.Option(
     "--db", help="Read/write this embedded database instead of $JAZ_HOME/jaz.db.",
@@ -20,58 +18,3 @@ DbOption = Annotated[Path | None, typer.Option(
 LocalOption = Annotated[bool, typer.Option(
     "--local", help="Use the embedded database in $JAZ_HOME (what `jaz run` writes).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def parse_params(items: Sequence[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"bad parameter {item!r}: write it as -p NAME=VALUE")
-        if not key.strip().isidentifier():
-            raise UsageError(f"bad parameter name {key!r}: use letters, digits and '_'")
-        params[key.strip()] = value
-    return params
-
-
-def open_store(db: Path | None) -> Store:
-    from jaz.engine.store import SqliteStore
-    from jaz.paths import default_db, ensure_home
-
-    if db is None:
-        ensure_home()
-        db = default_db()
-    return SqliteStore(db)
-
-
-def open_existing_store(db: Path | None) -> Store:
-    """For queries: a missing database is 'nothing found', not a new empty file."""
-    from jaz.errors import NotFound
-    from jaz.paths import default_db
-
-    path = db or default_db()
-    if not path.exists():
-        raise NotFound(f"no database at {path}",
-                       hint="run a jobnet with `jaz run FILE` first, or pass --db PATH")
-    return open_store(path)
-
-
-def make_service(store: Store, *, parallel: int = 16, listener: object = None) -> Service:
-    from jaz.engine.machine import Settings
-    from jaz.engine.secrets import Secrets
-    from jaz.engine.service import Service
-    from jaz.paths import log_dir, secrets_file
-
-    settings = Settings(log_dir=_log_dir_for(store) or log_dir(),
-                        secrets=Secrets(secrets_file()), parallel=parallel)
-    return Service(store, settings, listener=listener)  # type: ignore[arg-type]
-
-
-def _log_dir_for(store: Store) -> Path | None:
-    """Logs live beside a database given with --db, so that one folder holds a whole history."""
-    from jaz.engine.store import SqliteStore
-    from jaz.paths import default_db
-
-    if isinstance(store, SqliteStore) and store.path.resolve() != default_db().resolve():
-        return store.path.parent / (store.path.stem + ".logs")
-    return None

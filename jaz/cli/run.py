@@ -1,49 +1,161 @@
-"""`jaz run`: run a jobnet now, in this process, with live progress."""
+"""`jaz run`: run a jobnet now, in this process, with live progress.
 
-from __future__ import annotations
+Two faces: the typer command that `register` adds (help, completion, usage errors),
+and `parse_argv`, a hand parser for the common case that `jaz.cli.app.main` tries
+first so that `jaz run` does not pay ~50 ms for importing typer. Both call `run_now`.
+Nothing here imports typer at module level, and annotations are evaluated eagerly
+(no `from __future__ import annotations`) because the typer command is defined
+inside `register`, after typer is imported.
+"""
 
+import os
 import signal
+import stat
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
-import typer
-
-from jaz.cli.common import DbOption, JsonOption, make_service, open_store, parse_params
+from jaz.cli.helpers import make_service, open_store, parse_params
 from jaz.errors import JobnetInvalid, UsageError
 
 if TYPE_CHECKING:
+    import typer
+
     from jaz.engine.model import Jobnet
     from jaz.engine.records import JobRecord, RunRecord
     from jaz.engine.runner import Runner
     from jaz.engine.service import Service
 
+PARALLEL = (1, 10000)  # the range --parallel accepts
 
-def register(app: typer.Typer) -> None:
+# Every option of `jaz run` as `parse_argv` knows it: option -> (parameter, kind).
+# tests/test_fastpath.py holds this table against the typer command, so an option
+# added there and forgotten here fails the tests (at run time it would only make the
+# hand parser give up and leave the command line to typer).
+OPTIONS: dict[str, tuple[str, str]] = {
+    "-p": ("param", "list"), "--param": ("param", "list"),
+    "--parallel": ("parallel", "int"),
+    "--dry-run": ("dry_run", "flag"),
+    "--json": ("json_", "flag"),
+    "--db": ("db", "file"),
+    "--resume": ("resume", "int"),
+    "--skip": ("skip", "list"),
+    "--release": ("release", "list"),
+}
+
+
+def register(app: "typer.Typer") -> None:
+    import typer
+
+    from jaz.cli.common import DbOption, JsonOption
+
+    def run(
+        file: Annotated[Path | None, typer.Argument(help="The jobnet TOML file.",
+                                                     show_default=False)] = None,
+        param: Annotated[list[str] | None, typer.Option(
+            "-p", "--param", help="Set a parameter: -p NAME=VALUE (repeatable).")] = None,
+        parallel: Annotated[int, typer.Option(
+            "--parallel", min=PARALLEL[0], max=PARALLEL[1],
+            help="How many jobs may run at once.")] = 16,
+        dry_run: Annotated[bool, typer.Option(
+            "--dry-run", help="Print the plan (order, parallel groups, hosts, commands); "
+                              "run nothing.")] = False,
+        json_: JsonOption = False,
+        db: DbOption = None,
+        resume: Annotated[int | None, typer.Option(
+            "--resume", metavar="RUN",
+            help="Continue a halted, stopped or interrupted run.")] = None,
+        skip: Annotated[list[str] | None, typer.Option(
+            "--skip", metavar="JOB", help="With --resume: skip this job (the flow passes on).")]
+        = None,
+        release: Annotated[list[str] | None, typer.Option(
+            "--release", metavar="JOB", help="With --resume: release this held job.")] = None,
+    ) -> None:
+        """Run a jobnet now, in-process, with live progress. Exit 0 when it succeeds, 1 when
+        it fails, halts in error or is stopped (it stays resumable: --resume RUN)."""
+        raise typer.Exit(run_now(file=file, param=param or [], parallel=parallel,
+                                 dry_run=dry_run, json_=json_, db=db, resume=resume,
+                                 skip=skip or [], release=release or []))
+
     app.command("run")(run)
 
 
-def run(
-    file: Annotated[Path | None, typer.Argument(help="The jobnet TOML file.",
-                                                 show_default=False)] = None,
-    param: Annotated[list[str] | None, typer.Option(
-        "-p", "--param", help="Set a parameter: -p NAME=VALUE (repeatable).")] = None,
-    parallel: Annotated[int, typer.Option(
-        "--parallel", min=1, max=10000, help="How many jobs may run at once.")] = 16,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Print the plan (order, parallel groups, hosts, commands); run "
-                          "nothing.")] = False,
-    json_: JsonOption = False,
-    db: DbOption = None,
-    resume: Annotated[int | None, typer.Option(
-        "--resume", metavar="RUN", help="Continue a halted, stopped or interrupted run.")] = None,
-    skip: Annotated[list[str] | None, typer.Option(
-        "--skip", metavar="JOB", help="With --resume: skip this job (the flow passes on).")]
-    = None,
-    release: Annotated[list[str] | None, typer.Option(
-        "--release", metavar="JOB", help="With --resume: release this held job.")] = None,
-) -> None:
-    """Run a jobnet now, in-process, with live progress. Exit 0 when it succeeds, 1 when
-    it fails, halts in error or is stopped (it stays resumable: --resume RUN)."""
+def parse_argv(argv: Sequence[str]) -> dict[str, Any] | None:
+    """`run FILE [OPTIONS]` parsed by hand into `run_now`'s arguments, or None.
+
+    None means "let typer do it": anything but `run`, help, `--`, an unknown or
+    abbreviated option, a missing, empty or dash-led value, a number typer would
+    refuse or read differently, a second file, a path typer's checks would refuse.
+    So whatever this returns, typer would have made the same of it, and every usage
+    error is still typer's.
+    """
+    if not argv or argv[0] != "run":
+        return None
+    args: dict[str, Any] = {"file": None, "param": [], "parallel": 16, "dry_run": False,
+                            "json_": False, "db": None, "resume": None, "skip": [],
+                            "release": []}
+    rest = list(argv[1:])
+    while rest:
+        arg = rest.pop(0)
+        if not arg.startswith("-"):
+            if args["file"] is not None or not _path_ok(arg, dir_okay=True):
+                return None
+            args["file"] = Path(arg)
+            continue
+        if arg.startswith("--"):
+            option, eq, value = arg.partition("=")
+            attached = bool(eq)
+        else:  # -pNAME=VALUE, as click reads a short option with its value attached
+            option, value = arg[:2], arg[2:]
+            attached = bool(value)
+        if option not in OPTIONS:
+            return None
+        name, kind = OPTIONS[option]
+        if kind == "flag":
+            if attached:
+                return None
+            args[name] = True
+            continue
+        if not attached:
+            if not rest:
+                return None
+            value = rest.pop(0)
+        if not value or value.startswith("-"):
+            return None
+        if kind == "list":
+            args[name].append(value)
+        elif kind == "int":
+            if not (value.isascii() and value.isdigit()):
+                return None
+            number = int(value)
+            if name == "parallel" and not PARALLEL[0] <= number <= PARALLEL[1]:
+                return None
+            args[name] = number
+        elif kind == "file" and _path_ok(value, dir_okay=False):
+            args[name] = Path(value)
+        else:
+            return None
+    return args
+
+
+def _path_ok(value: str, *, dir_okay: bool) -> bool:
+    """What typer's path check lets through unchanged (it does not require existence)."""
+    if not value:
+        return False
+    try:
+        st = os.stat(value)
+    except OSError:
+        return True
+    if stat.S_ISDIR(st.st_mode) and not dir_okay:
+        return False
+    return os.access(value, os.R_OK)
+
+
+def run_now(*, file: Path | None, param: list[str], parallel: int, dry_run: bool,
+            json_: bool, db: Path | None, resume: int | None, skip: list[str],
+            release: list[str]) -> int:
+    """Run a jobnet now (or resume a run) with live progress; the exit code: 0 when it
+    succeeds, 1 when it fails, halts in error or is stopped."""
     from jaz.cli.progress import Progress
     from jaz.engine.loader import load_file, local_problems
 
@@ -63,9 +175,9 @@ def run(
         if problems:
             raise JobnetInvalid(problems)
         if dry_run:
-            _plan(jobnet, parse_params(param or []))
-            return
-    params = parse_params(param or [])
+            _plan(jobnet, parse_params(param))
+            return 0
+    params = parse_params(param)
 
     progress = Progress(quiet=json_)
     store = open_store(db)
@@ -74,7 +186,7 @@ def run(
 
     signals: list[str] = []
 
-    def on_runner(runner: Runner) -> None:
+    def on_runner(runner: "Runner") -> None:
         runners.append(runner)
         progress.seed(runner.machine.run, list(runner.machine.jobs.values()))
         for who in signals:  # a Ctrl-C that came before the run was under way
@@ -93,7 +205,7 @@ def run(
             if resume is not None:
                 service.run(resume)  # not found: say so before locking anything
                 claim = _claim(service, resume)
-                record = service.resume(resume, skip=skip or [], release=release or [],
+                record = service.resume(resume, skip=skip, release=release,
                                         on_runner=on_runner)
             else:
                 assert jobnet is not None
@@ -113,10 +225,10 @@ def run(
         summary(record, jobs)
     store.close()
     claim.close()
-    raise typer.Exit(0 if record.status == "succeeded" else 1)
+    return 0 if record.status == "succeeded" else 1
 
 
-def _claim(service: Service, run_id: int) -> IO[bytes]:
+def _claim(service: "Service", run_id: int) -> IO[bytes]:
     """Lock the run for this process while it drives it, so that `--resume` from a second
     shell cannot kill the jobs of a run that is still alive (it would take a crashed run's
     pids for stale ones). The kernel drops the lock when this process dies, kill -9 too."""
@@ -137,7 +249,7 @@ def _claim(service: Service, run_id: int) -> IO[bytes]:
     return lock
 
 
-def summary(run: RunRecord, jobs: list[JobRecord]) -> None:
+def summary(run: "RunRecord", jobs: "list[JobRecord]") -> None:
     from jaz.cli.output import esc as escape
     from jaz.cli.output import print_table, say, state
     from jaz.engine.durations import format_duration
@@ -175,7 +287,7 @@ def summary(run: RunRecord, jobs: list[JobRecord]) -> None:
             say(f"logs: jaz logs {run.id} {failed[0]} --local")
 
 
-def _plan(jobnet: Jobnet, params: dict[str, str]) -> None:
+def _plan(jobnet: "Jobnet", params: dict[str, str]) -> None:
     from rich.table import Table
 
     from jaz.cli.output import out
