@@ -12,6 +12,7 @@ days per year, so asking about the same year again costs a set lookup.
 
 from __future__ import annotations
 
+import bisect
 import calendar as _calendar
 import re
 from collections.abc import Callable, Iterator
@@ -63,6 +64,7 @@ class Calendar:
     shift: str = "none"                               # previous | next | none
     operating_day_of_month: tuple[int, ...] = ()
     _years: dict[int, frozenset[date]] = field(default_factory=dict, repr=False)
+    _sorted: dict[int, tuple[date, ...]] = field(default_factory=dict, repr=False)
 
     # ---- queries
 
@@ -75,6 +77,22 @@ class Calendar:
         if days is None:
             days = self._years[year] = frozenset(self._compute(year))
         return days
+
+    def days_from(self, start: date, give_up: int = 366 * 30) -> Iterator[date]:
+        """Operating days from `start` on, in order; it ends once `give_up` days pass
+        without one (a calendar may have no operating days left)."""
+        year, quiet = start.year, 0
+        while quiet < give_up and year <= 9999:
+            days = self._sorted.get(year)
+            if days is None:
+                days = self._sorted[year] = tuple(sorted(self.year(year)))
+            begin = bisect.bisect_left(days, start) if year == start.year else 0
+            if begin < len(days):
+                quiet = 0
+            else:
+                quiet += 366
+            yield from days[begin:]
+            year += 1
 
     def holiday_names(self, year: int) -> dict[date, str]:
         """Named public holidays of this calendar and the calendars it is based on."""

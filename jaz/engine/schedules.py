@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jaz.engine.calendars import Calendar, CalendarLibrary
 from jaz.engine.checks import (
@@ -47,8 +47,9 @@ HORIZON_DAYS = 366 * 30      # a schedule with no fire in this many days never f
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Fire:
+class Fire(NamedTuple):
+    """One fire; ordered by instant (a tuple: millions are made when planning ahead)."""
+
     at: datetime            # an aware instant, in the schedule's zone
     schedule: int           # which [[schedule]] entry
     day: date               # the operating day it belongs to (25:30 → the day before)
@@ -176,51 +177,110 @@ def _merged(schedules: Sequence[BoundSchedule], after: datetime,
             until: datetime | None) -> Iterator[Fire]:
     last: datetime | None = None
     streams = [_fires(b, after, until) for b in schedules]
-    for fire in heapq.merge(*streams):
+    for fire in heapq.merge(*streams) if len(streams) != 1 else streams[0]:
         if fire.at != last:   # two schedules (or a DST gap) on the same instant: once
             last = fire.at
             yield fire
 
 
 def _fires(b: BoundSchedule, after: datetime, until: datetime | None) -> Iterator[Fire]:
-    """One schedule's fires in time order. Times past 24:00 make a day's fires spill
-    into the next days, so they wait in a heap until no earlier fire can come."""
-    s, zone = b.schedule, b.zone
-    if s.cron is not None:
-        cron = s.cron
-        seconds: tuple[int, ...] = cron.seconds_of_day
-    elif s.times:
-        cron, seconds = None, s.times
-    else:
-        cron, seconds = None, tuple(range(0, DAY, s.every or DAY))
-    spill = max(seconds) // DAY if seconds else 0
-    day = after.astimezone(zone).date() - timedelta(days=spill)
+    """One schedule's fires in time order, after `after` and up to `until`.
+
+    Most days have no daylight-saving transition: their fires are the local midnight
+    plus fixed offsets, already filtered by the window. The first and last days and
+    days with a transition take the exact path (`_instant`, then the window and the
+    bounds). Times past 24:00 spill into the next day, so then a day's fires wait in a
+    heap until the next midnight, when no earlier one can come.
+    """
+    s, zone, index = b.schedule, b.zone, b.schedule.index
+    seconds = s.cron.seconds_of_day if s.cron is not None else s.times or \
+        tuple(range(0, DAY, s.every or DAY))
+    spill = max(seconds) // DAY
+    plain = [timedelta(seconds=sec) for sec in seconds
+             if not s.windows or _in_window_seconds(s.windows, sec % DAY)]
+    first = after.astimezone(zone).date()
+    last = until.astimezone(zone).date() if until is not None else date.max
+    near_last = last - timedelta(days=spill) if last > date.min + timedelta(days=spill) \
+        else date.min
+    quiet_until = first + timedelta(days=HORIZON_DAYS)
     pending: list[Fire] = []
-    quiet = 0
-    while quiet < HORIZON_DAYS:
-        quiet += 1
-        if (cron is None or cron.matches(day)) and \
-                (b.calendar is None or b.calendar.is_operating(day)):
-            for sec in seconds:
-                at = _instant(day, sec, zone)
-                if at > after and (not s.windows or _in_window(s.windows, at)):
-                    heapq.heappush(pending, Fire(at, s.index, day))
-                    quiet = 0
-        day += timedelta(days=1)
-        horizon = _instant(day, 0, zone)     # no later day fires before its midnight
+    one_day = timedelta(days=1)
+    unsafe_year, unsafe = 0, frozenset[date]()
+    for day in _days(b, first - timedelta(days=spill)):
+        if day > last or day > quiet_until:
+            break
+        midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+        if day.year != unsafe_year:
+            unsafe_year, unsafe = day.year, _unsafe_days(zone, day.year, spill)
+        if day <= first or day >= near_last or day in unsafe:
+            fires = [Fire(at, index, day) for at in (_instant(day, sec, zone) for sec in seconds)
+                     if after < at and (until is None or at <= until)
+                     and (not s.windows or _in_window(s.windows, at))]
+        else:
+            fires = [Fire(midnight + delta, index, day) for delta in plain]
+        if not fires:
+            continue
+        quiet_until = day + timedelta(days=HORIZON_DAYS)
+        if not spill:
+            yield from fires
+            continue
+        for fire in fires:
+            heapq.heappush(pending, fire)
+        horizon = midnight + one_day            # no later day fires before its midnight
         while pending and pending[0].at < horizon:
-            fire = heapq.heappop(pending)
-            if until is not None and fire.at > until:
-                return
-            yield fire
-        if until is not None and horizon > until and not pending:
-            return
-    yield from sorted(pending)
+            yield heapq.heappop(pending)
+    while pending:
+        yield heapq.heappop(pending)
+
+
+_CHANGES: dict[tuple[tzinfo, int], frozenset[date]] = {}
+
+
+def _unsafe_days(zone: tzinfo, year: int, spill: int) -> frozenset[date]:
+    """Days of `year` whose fires (up to `spill` days later) may meet a change of UTC
+    offset, so they cannot be computed as midnight + a fixed offset."""
+    changes: set[date] = set()
+    for y in (year, year + 1):
+        found = _CHANGES.get((zone, y))
+        if found is None:
+            found = _CHANGES[(zone, y)] = _change_days(zone, y)
+        changes |= found
+    return frozenset(d - timedelta(days=i) for d in changes for i in range(spill + 1))
+
+
+def _change_days(zone: tzinfo, year: int) -> frozenset[date]:
+    """Days of a year whose next midnight has another UTC offset (pure, so cached)."""
+    start = date(year, 1, 1)
+    if year >= date.max.year:
+        return frozenset()
+    end = date(year + 1, 1, 1)
+    offsets = [datetime(d.year, d.month, d.day, tzinfo=zone).utcoffset()
+               for d in (start + timedelta(days=i) for i in range((end - start).days + 1))]
+    return frozenset(start + timedelta(days=i) for i in range(len(offsets) - 1)
+                     if offsets[i] != offsets[i + 1])
+
+
+def _days(b: BoundSchedule, start: date) -> Iterator[date]:
+    """The days a schedule may fire on, from `start`: the calendar's operating days (or
+    every day) that its cron allows."""
+    cron = b.schedule.cron
+    if b.calendar is not None:
+        candidates: Iterable[date] = b.calendar.days_from(start, HORIZON_DAYS)
+    else:
+        room = (date(9999, 12, 31) - start).days - 2 * HORIZON_DAYS
+        candidates = (start + timedelta(days=i) for i in range(max(room, 0)))
+    if cron is None:
+        yield from candidates
+    else:
+        yield from (day for day in candidates if cron.matches(day))
+
+
+def _in_window_seconds(windows: tuple[tuple[int, int], ...], t: int) -> bool:
+    return any((a <= t < b) if a < b else (t >= a or t < b) for a, b in windows)
 
 
 def _in_window(windows: tuple[tuple[int, int], ...], at: datetime) -> bool:
-    t = at.hour * 3600 + at.minute * 60 + at.second
-    return any((a <= t < b) if a < b else (t >= a or t < b) for a, b in windows)
+    return _in_window_seconds(windows, at.hour * 3600 + at.minute * 60 + at.second)
 
 
 def _instant(day: date, seconds: int, zone: tzinfo) -> datetime:
