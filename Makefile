@@ -31,6 +31,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m compileall -q jaz >/dev/null
 	$(BIN)/python bench/run_bench.py
+	$(BIN)/python bench/schedule_bench.py
 
 completions: $(STAMP)
 	$(BIN)/python scripts/gen_completions.py
