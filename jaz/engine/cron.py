@@ -97,7 +97,8 @@ def parse_cron(text: str) -> Cron:
     if days is not None and not last_day and months is not None and weekdays is None \
             and not nth and \
             all(d > _max_days(months) for d in days):
-        raise CronError(f"day of month {_show(days)} never occurs in month {_show(months)}")
+        raise CronError(f"day of month {_show(days)} never occurs in month {_show(months)}: "
+                        "pick a day that exists, or L for the last day of the month")
     return Cron(
         text=source,
         seconds_of_day=tuple(sorted(h * 3600 + m * 60 + s
@@ -123,17 +124,21 @@ def _field(text: str, index: int) -> frozenset[int] | None:
         return None
     values: set[int] = set()
     for item in text.split(","):
-        values |= _item(item, name, low, high, names)
+        # day of week: 7 is only another name for Sunday, so `*` and `a/n` run to 6
+        # (croniter: `5/1` is Fri-Sat, not Fri-Sun)
+        values |= _item(item, name, low, high, names, last=6 if index == 4 else high)
     if index == 4:
         values = {v % 7 for v in values}
+    if text.startswith("*") and len(values) == (7 if index == 4 else high - low + 1):
+        return None   # `*/1` is `*`; a written-out `1-31` still counts as a restriction (Vixie)
     return frozenset(values)
 
 
 def _item(item: str, name: str, low: int, high: int,
-          names: dict[str, int] | None) -> set[int]:
+          names: dict[str, int] | None, last: int) -> set[int]:
     if not item:
-        raise CronError(f"empty entry in the {name} field")
-    if item[0].upper() in "HW" or "W" in item.upper():
+        raise CronError(f"empty entry in the {name} field: remove the extra comma")
+    if item[0].upper() == "H" or item.upper().endswith("W"):   # not `wed`
         raise CronError(f"{item!r} in the {name} field: 'H' and 'W' are not supported; "
                         "use plain values, or a calendar with 'shift' for nearest weekdays")
     step = 1
@@ -142,15 +147,16 @@ def _item(item: str, name: str, low: int, high: int,
         item, _, step_text = item.partition("/")
         step = _number(step_text, name, 1, max(high, 1), None, what="step")
     if item == "*":
-        start, end = low, high
+        start, end = low, last
     elif "-" in item:
         a, _, b = item.partition("-")
         start, end = _number(a, name, low, high, names), _number(b, name, low, high, names)
         if start > end:
-            raise CronError(f"range {item!r} in the {name} field goes backwards")
+            raise CronError(f"range {item!r} in the {name} field goes backwards: write the "
+                            f"lower value first, or two ranges like '{a}-{high},{low}-{b}'")
     else:
         start = _number(item, name, low, high, names)
-        end = high if stepped else start   # `a/n`: from a to the end, every n
+        end = max(start, last) if stepped else start   # `a/n`: from a to the end, every n
     return set(range(start, end + 1, step))
 
 
@@ -175,7 +181,9 @@ def _dom(text: str) -> tuple[frozenset[int] | None, bool]:
     last = any(i.upper() == "L" for i in items)
     rest = ",".join(i for i in items if i.upper() != "L")
     days = _field(rest, 2) if rest else frozenset()
-    return (days if days is not None or not last else None), last
+    if days is None:
+        return None, False   # `*,L`: every day already
+    return days, last
 
 
 def _dow(text: str) -> tuple[frozenset[int] | None, set[tuple[int, int]]]:
