@@ -374,3 +374,39 @@ def test_validate_checks_calendar_files_and_a_jobnets_calendars(tmp_path: Path) 
     missing = results["uses-missing.toml"]
     assert missing["problems"][0]["field"] == "schedule.calendar"
     assert "unknown calendar" in missing["problems"][0]["message"]
+
+
+def test_operating_day_in_a_jobnet_run_by_jaz_run(tmp_path: Path) -> None:
+    (tmp_path / "calendars").mkdir()
+    write(tmp_path / "calendars", "weekdays", MON_FRI + 'exclude = ["2026-11-20"]\n')
+    net = write(tmp_path, "net", """\
+[jobs.check]
+set = { FRI = "${operating_day('weekdays', '2026-11-20')}", \
+THU = "${operating_day('weekdays', date('2026-11-19'))}", \
+DAY = "${weekday('2026-11-19')}" }
+
+[jobs.on_operating_day]
+needs = ["check"]
+if = "check.THU == 'true' and check.FRI == 'false'"
+run = "echo ran"
+
+[jobs.on_a_closed_day]
+needs = ["check"]
+if = "operating_day('weekdays', '2026-11-20')"
+run = "echo should not run"
+
+[jobs.broken]
+needs = ["on_operating_day"]
+if = "operating_day('nowhere', today())"
+run = "true"
+""")
+    result = jaz("run", net, "--json", "--db", tmp_path / "j.db", cwd=tmp_path)
+    run = json.loads(result.stdout)
+    jobs = run["jobs"]
+    assert jobs["check"]["outputs"] == {"FRI": "false", "THU": "true", "DAY": "thu"}, jobs
+    assert jobs["on_operating_day"]["status"] == "succeeded"
+    assert jobs["on_a_closed_day"]["status"] == "bypassed"
+    assert jobs["broken"]["status"] == "failed"
+    assert result.returncode == 1
+    logs = jaz("status", run["run_id"], "--db", tmp_path / "j.db", cwd=tmp_path)
+    assert "calendar 'nowhere' not found" in logs.stdout + logs.stderr

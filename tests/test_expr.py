@@ -303,6 +303,47 @@ def test_injected_functions() -> None:
     assert e.value.column == 5
 
 
+class _Weekdays:
+    """A calendar stand-in for the expression layer: open Monday to Friday."""
+
+    def is_operating(self, day: date) -> bool:
+        return day.weekday() < 5
+
+
+def _calendars(name: str) -> _Weekdays:
+    from jaz.errors import NotFound
+
+    if name != "weekdays":
+        raise NotFound(f"calendar {name!r} not found")
+    return _Weekdays()
+
+
+@pytest.mark.parametrize("source,expected", [
+    ("operating_day('weekdays', '2026-11-20')", True),          # a Friday
+    ("operating_day('weekdays', date('2026-11-21'))", False),   # a Saturday
+    ("operating_day('weekdays', add_days(today(), 1))", False),  # NOW is a Friday
+    ("operating_day('weekdays')", True),                        # today by default
+    ("not operating_day('weekdays', '2026-11-22T10:00:00')", True),
+])
+def test_operating_day_asks_the_scopes_calendars(source: str, expected: bool) -> None:
+    scope = Scope({}, {}, datetime(2026, 11, 20, 23, 0), calendars=_calendars)
+    assert ev(source, scope) is expected
+
+
+@pytest.mark.parametrize("source,message,column", [
+    ("operating_day('nope', today())", "operating_day(): calendar 'nope' not found", 1),
+    ("1 + operating_day(5)", "operating_day() needs a calendar name first, found number", 5),
+    ("operating_day('weekdays', 'soon')", "operating_day() needs an ISO date", 1),
+    ("operating_day('a', 'b', 'c')", "operating_day() takes 1 to 2 arguments, got 3", 1),
+])
+def test_operating_day_errors(source: str, message: str, column: int) -> None:
+    scope = Scope({}, {}, datetime(2026, 11, 20, 23, 0), calendars=_calendars)
+    with pytest.raises(ExprError) as e:
+        ev(source, scope)
+    assert message in e.value.message
+    assert e.value.column == column
+
+
 def test_injected_function_errors_get_the_call_column() -> None:
     def fail(name: str) -> Value:
         raise ExprError(f"no calendar {name!r}")
@@ -497,7 +538,7 @@ def test_reasonable_nesting_is_fine() -> None:
     ("operating_day('jp', today())", "operating_day() is not available in this mode", 1),
     ("x and status('net/job')", "unknown variable 'x'", 1),
     ("true and status('net/job')", "status() is not available in this mode", 10),
-    ("operating_day()", "operating_day() is not available in this mode", 1),
+    ("operating_day()", "operating_day() takes 1 to 2 arguments, got 0", 1),
     ("   nope", "unknown variable 'nope'", 4),
     ("9" * 300 + " * " + "9" * 300 + " * 1.0", "number is too large", 605),
 ])

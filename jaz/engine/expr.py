@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 Value: TypeAlias = (
     str | int | float | bool | datetime.date | datetime.datetime | list["Value"] | None
@@ -68,6 +68,12 @@ class Scope:
     jobs: Mapping[str, Mapping[str, Value]]
     now: datetime.datetime
     functions: Mapping[str, Callable[..., Value]] = field(default_factory=dict)
+    # finds a calendar by name for operating_day(); None where calendars are unknown
+    calendars: Callable[[str], OperatingDays] | None = None
+
+
+class OperatingDays(Protocol):
+    def is_operating(self, day: datetime.date) -> bool: ...
 
 
 # --- tokens ------------------------------------------------------------------------------
@@ -615,6 +621,24 @@ def _len(scope: Scope, args: list[Value]) -> Value:
     return len(args[0])
 
 
+def _operating_day(scope: Scope, args: list[Value]) -> Value:
+    """operating_day("calendar", d): whether d (default: today) is an operating day."""
+    from jaz.errors import JazError
+
+    if scope.calendars is None:
+        raise ExprError("operating_day() is not available in this mode")
+    if not isinstance(args[0], str):
+        raise ExprError(f"operating_day() needs a calendar name first, found "
+                        f"{_describe(args[0])}")
+    day = _date_arg("operating_day", args[1], to_date=True) if len(args) > 1 else \
+        scope.now.date()
+    try:
+        calendar = scope.calendars(args[0])
+    except JazError as e:
+        raise ExprError(f"operating_day(): {e.message}") from None
+    return calendar.is_operating(day)
+
+
 def _unavailable(name: str) -> Callable[[Scope, list[Value]], Value]:
     """Placeholders, so that loading knows the name while only the engine can answer it."""
 
@@ -635,7 +659,7 @@ _BUILTINS: dict[str, tuple[tuple[int, int | None], Callable[[Scope, list[Value]]
     "len": ((1, 1), _len),
     "lower": ((1, 1), lambda scope, args: format_value(args[0]).lower()),
     "upper": ((1, 1), lambda scope, args: format_value(args[0]).upper()),
-    "operating_day": ((0, None), _unavailable("operating_day")),
+    "operating_day": ((1, 2), _operating_day),
     "status": ((0, None), _unavailable("status")),
 }
 
