@@ -49,8 +49,8 @@ def local_zone() -> tzinfo:
         if name:
             try:
                 return zoneinfo.ZoneInfo(name)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                continue
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+                continue   # OSError: a folder such as "America" with tzdata installed
     try:
         with open("/etc/localtime", "rb") as f:
             return zoneinfo.ZoneInfo.from_file(f, key="localtime")

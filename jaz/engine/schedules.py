@@ -385,7 +385,7 @@ def _zone(c: Collector, raw: Any, field: str) -> str | None:
         return None
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):   # "America": a folder
         c.add(f"unknown time zone {name!r}: use an IANA name like \"Asia/Tokyo\"", field=field)
         return None
     return name
