@@ -260,8 +260,8 @@ def random_expression(rng: random.Random) -> str:
             dom += ",L"
     parts = [MINUTE.text(rng, 0.2)[0], HOUR.text(rng, 0.3)[0], dom,
              MONTH.text(rng, 0.6)[0], dow]
-    if rng.random() < 0.12:   # seconds: `*` there costs jaz a day of fires per call
-        parts.append(SECOND.text(rng, 0.15)[0])
+    if rng.random() < 0.1:   # seconds: `*` there costs jaz a day of fires per call
+        parts.append(SECOND.text(rng, 0.1)[0])
     return " ".join(parts)
 
 

@@ -420,8 +420,8 @@ def _format_every(seconds: int) -> str:
 def _times(c: Collector, raw: Any, field: str) -> tuple[int, ...] | None:
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items:
-        c.add(f"expected a list of times like [\"02:30\", \"25:30\"], got {type_name(raw)}",
-              field=field)
+        got = "an empty list" if items == [] else type_name(raw)
+        c.add(f"expected a list of times like [\"02:30\", \"25:30\"], got {got}", field=field)
         return None
     out: list[int] = []
     for i, item in enumerate(items):
@@ -439,8 +439,9 @@ def _times(c: Collector, raw: Any, field: str) -> tuple[int, ...] | None:
 def _windows(c: Collector, raw: Any, field: str) -> tuple[tuple[int, int], ...] | None:
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items:
-        c.add(f"expected a window like \"08:00-18:00\" or a list of them, got "
-              f"{type_name(raw)}", field=field)
+        got = "an empty list" if items == [] else type_name(raw)
+        c.add(f"expected a window like \"08:00-18:00\" or a list of them, got {got}",
+              field=field)
         return None
     out: list[tuple[int, int]] = []
     for i, item in enumerate(items):
