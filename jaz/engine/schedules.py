@@ -187,10 +187,10 @@ def _fires(b: BoundSchedule, after: datetime, until: datetime | None) -> Iterato
     """One schedule's fires in time order, after `after` and up to `until`.
 
     Most days have no daylight-saving transition: their fires are the local midnight
-    plus fixed offsets, already filtered by the window. The first and last days and
-    days with a transition take the exact path (`_instant`, then the window and the
-    bounds). Times past 24:00 spill into the next day, so then a day's fires wait in a
-    heap until the next midnight, when no earlier one can come.
+    plus fixed offsets, already filtered by the window; days with a transition take
+    the exact path (`_instant`, then the window). Times past 24:00 spill into the next
+    day, so then a day's fires wait in a heap until the next midnight, when no earlier
+    one can come.
     """
     s, zone, index = b.schedule, b.zone, b.schedule.index
     seconds = s.cron.seconds_of_day if s.cron is not None else s.times or \
@@ -212,18 +212,27 @@ def _fires(b: BoundSchedule, after: datetime, until: datetime | None) -> Iterato
         midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
         if day.year != unsafe_year:
             unsafe_year, unsafe = day.year, _unsafe_days(zone, day.year, spill)
-        if day <= first or day >= near_last or day in unsafe:
-            fires = [Fire(at, index, day) for at in (_instant(day, sec, zone) for sec in seconds)
-                     if after < at and (until is None or at <= until)
-                     and (not s.windows or _in_window(s.windows, at))]
+        fires: Iterable[Fire]
+        if day in unsafe:
+            fires = (Fire(at, index, day) for at in (_instant(day, sec, zone) for sec in seconds)
+                     if not s.windows or _in_window(s.windows, at))
         else:
-            fires = [Fire(midnight + delta, index, day) for delta in plain]
-        if not fires:
+            fires = (Fire(midnight + delta, index, day) for delta in plain)
+        if day <= first:
+            fires = (f for f in fires if f.at > after)
+        if day >= near_last:
+            fires = (f for f in fires if f.at <= until)  # type: ignore[operator]
+        if not spill:   # lazily: a cron with seconds has 86,400 fires a day
+            fired = False
+            for fire in fires:
+                fired = True
+                yield fire
+            if fired:
+                quiet_until = day + timedelta(days=HORIZON_DAYS)
             continue
-        quiet_until = day + timedelta(days=HORIZON_DAYS)
-        if not spill:
-            yield from fires
-            continue
+        fires = list(fires)
+        if fires:
+            quiet_until = day + timedelta(days=HORIZON_DAYS)
         for fire in fires:
             heapq.heappush(pending, fire)
         horizon = midnight + one_day            # no later day fires before its midnight
