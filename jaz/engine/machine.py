@@ -109,6 +109,7 @@ class RunMachine:
         self.started_now: set[str] = set()
         self.secret_values: set[str] = set()
         self._logs_made = False
+        self._scheduled: str | None = None  # $JAZ_SCHEDULED_TIME, the same for every job
 
     # ------------------------------------------------------------ records
 
@@ -279,6 +280,8 @@ class RunMachine:
         if used >= self.settings.parallel:  # only jobs that take no slot can start
             ready = [n for n in ready if n in self._no_slot]
         for name in ready:
+            if used >= self.settings.parallel and name not in self._no_slot:
+                continue  # no slot left for it (a fan-out would look at all of them)
             rec = self.jobs[name]
             if rec.status != JobState.READY:
                 continue
@@ -518,13 +521,14 @@ class RunMachine:
             env["JOB_EXIT_CD"] = "" if last.exit_code is None else str(last.exit_code)
             env["STD_OUT"] = last.stdout_tail[-STD_CAP:]
             env["STD_ERR"] = last.stderr_tail[-STD_CAP:]
-        stem = self.settings.log_dir / str(self.run_id) / (
-            f"{name}.{rec.executions}")
-        scheduled = self.run.scheduled_at or self.run.created_at
+        stem = self._stem(name, rec.executions)
+        if self._scheduled is None:
+            scheduled = self.run.scheduled_at or self.run.created_at
+            self._scheduled = scheduled.astimezone(self._tz()).isoformat(timespec="seconds")
         env.update({
             "JAZ_RUN_ID": str(self.run_id), "JAZ_JOBNET": self.jobnet.name, "JAZ_JOB": name,
-            "JAZ_SCHEDULED_TIME": scheduled.astimezone(self._tz()).isoformat(timespec="seconds"),
-            "JAZ_ATTEMPT": str(rec.attempts), "JAZ_OUTPUT": str(stem) + ".vars",
+            "JAZ_SCHEDULED_TIME": self._scheduled,
+            "JAZ_ATTEMPT": str(rec.attempts), "JAZ_OUTPUT": stem + ".vars",
         })
         secrets: list[str] = []
         for key, value in job.env.items():
@@ -540,13 +544,18 @@ class RunMachine:
         if not cwd.is_absolute():
             cwd = base / cwd
         if not self._logs_made:
-            stem.parent.mkdir(parents=True, exist_ok=True)
+            Path(stem).parent.mkdir(parents=True, exist_ok=True)
             self._logs_made = True
-        output = Path(str(stem) + ".vars")
         return Attempt(run_id=self.run_id, jobnet=self.jobnet.name, job=job,
                        attempt=rec.attempts, host=job.host, env=env, cwd=cwd, base_dir=base,
-                       stdout_path=Path(str(stem) + ".out"), stderr_path=Path(str(stem) + ".err"),
-                       output_path=output, redact=tuple(secrets), grace=self.settings.grace)
+                       stdout_path=Path(stem + ".out"), stderr_path=Path(stem + ".err"),
+                       output_path=Path(stem + ".vars"), redact=tuple(secrets),
+                       grace=self.settings.grace)
+
+    def _stem(self, name: str, execution: int) -> str:
+        """The logs of one execution of a job, without the extension; `.vars` is its
+        $JAZ_OUTPUT, which also names its processes (`kill_stale`)."""
+        return str(self.settings.log_dir / str(self.run_id) / f"{name}.{execution}")
 
     def started(self, name: str, pid: int | None) -> None:
         if pid is not None:
@@ -638,11 +647,13 @@ class RunMachine:
                                           JobState.BYPASSED):
                 raise StateError(f"job {name!r} is {self.jobs[name].status}; it cannot be "
                                  "skipped")
+        interrupted = {name: rec for name, rec in self.jobs.items()
+                       if rec.status == JobState.RUNNING}
+        kill_stale(self.run_id, {name: (rec.pid, self._stem(name, rec.executions) + ".vars")
+                                 for name, rec in interrupted.items()})
         with self.store.batch():
             for name, rec in self.jobs.items():
                 if rec.status == JobState.RUNNING:
-                    if rec.pid:
-                        _kill_stale(rec.pid, self.run_id, name)
                     self._reset(name, "interrupted; runs again on resume")
                 elif rec.status in (JobState.FAILED, JobState.STOPPED) and name not in skip:
                     self._reset(name, "runs again on resume")
@@ -684,23 +695,58 @@ def _uses_slot(job: Job) -> bool:
     return job.kind not in ("set", "sleep", "wait_until", "jobnet")
 
 
-def _kill_stale(pid: int, run_id: int, job: str) -> None:
-    """Kill the process group of a job left running by a crashed `jaz run`.
+def kill_stale(run_id: int, jobs: Mapping[str, tuple[int | None, str]]) -> None:
+    """Kill the process groups of jobs left running by a crashed `jaz run`.
 
-    Only if that pid still is the job: a group leader whose environment names this
-    run and job. After a reboot or pid reuse the pid may be anyone's.
+    `jobs` maps each interrupted job to its pid, if one was recorded, and the
+    $JAZ_OUTPUT of its execution. A pid is only recorded with the turn after the job
+    started, so the processes are also looked for in /proc: any whose environment
+    names this run, this job and this very output file (which holds the log folder,
+    so another database's run 1 never matches) belongs to the job, and its group is
+    killed. A recorded pid counts only if it still leads a group whose environment
+    names this run and job: after a reboot or pid reuse the pid may be anyone's.
     """
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        if os.getpgid(pid) != pid:
-            return
-    except (OSError, ProcessLookupError):
+    if not jobs:
         return
-    if f"JAZ_RUN_ID={run_id}".encode() in environ and f"JAZ_JOB={job}".encode() in environ:
+    groups: set[int] = set()
+    wanted = {os.fsencode(f"JAZ_OUTPUT={output}"): f"JAZ_JOB={name}".encode()
+              for name, (_, output) in jobs.items()}
+    run = f"JAZ_RUN_ID={run_id}".encode()
+    for name, (leader, _) in jobs.items():
+        environ = _environ(leader) if leader else None
+        if leader and environ and run in environ and f"JAZ_JOB={name}".encode() in environ:
+            try:
+                if os.getpgid(leader) == leader:
+                    groups.add(leader)
+            except OSError:
+                pass
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        pids = []
+    for pid in pids:
+        environ = _environ(pid)
+        if environ is None or run not in environ:
+            continue
+        for output, job in wanted.items():
+            if output in environ and job in environ:
+                try:
+                    groups.add(os.getpgid(pid))
+                except OSError:
+                    pass
+    groups.discard(os.getpgrp())  # never this process's own group
+    for pgid in groups:
         try:
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _environ(pid: int) -> set[bytes] | None:
+    try:
+        return set(Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+    except OSError:
+        return None
 
 
 def new_run(store: Store, jobnet: Jobnet, now: datetime, *, params: Mapping[str, str] = {},

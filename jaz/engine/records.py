@@ -16,6 +16,8 @@ from jaz.engine.model import JobState, RunState
 
 @dataclass(frozen=True, kw_only=True)
 class RunRecord:
+    """One run of a jobnet, as the store keeps it."""
+
     id: int = 0
     jobnet: str
     status: RunState
@@ -35,6 +37,8 @@ class RunRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class JobRecord:
+    """One job of one run, as the store keeps it."""
+
     run_id: int = 0
     name: str
     kind: str
