@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ from jaz.errors import JazError, StateError
 
 if TYPE_CHECKING:  # imported where used: jobnets without expressions start faster
     from jaz.engine import expr
+    from jaz.engine.calendars import Calendar, CalendarLibrary
 
 STD_CAP = 1024  # bytes of STD_OUT / STD_ERR handed to the next job
 INSTANT = (SetAction,)
@@ -77,6 +78,7 @@ class Settings:
     tz: tzinfo | None = None
     grace: float = 5.0
     functions: Mapping[str, Callable[..., expr.Value]] = field(default_factory=dict)
+    calendars: CalendarLibrary | None = None   # the server's; else looked up by the jobnet
 
 
 class RunMachine:
@@ -86,6 +88,7 @@ class RunMachine:
         self.jobnet = jobnet
         self.settings = settings
         self.listener = listener
+        self._calendars: CalendarLibrary | None = None
         self.run = store.get_run(run_id)
         self.jobs: dict[str, JobRecord] = {j.name: j for j in store.get_jobs(run_id)}
         self.order = jobnet.order()
@@ -333,8 +336,7 @@ class RunMachine:
             for key, template in action.values.items():
                 values[key] = expr.parse_template(template).render(scope)
                 # later values may use earlier ones of the same job
-                scope = expr.Scope(variables={**scope.variables, key: values[key]},
-                                   jobs=scope.jobs, now=now, functions=scope.functions)
+                scope = replace(scope, variables={**scope.variables, key: values[key]})
         except expr.ExprError as e:
             self.finished_job(name, Outcome(exit_code=None, error=f"set.{key}: {e}"), now)
             return
@@ -508,7 +510,15 @@ class RunMachine:
             jobs[other] = {**rec.outputs, "exit_code": rec.exit_code, "status": str(rec.status),
                            "stdout": lines[-1] if lines else ""}
         return expr.Scope(variables=variables, jobs=jobs, now=now.astimezone(self._tz()),
-                          functions=self.settings.functions)
+                          functions=self.settings.functions, calendars=self.calendar)
+
+    def calendar(self, name: str) -> Calendar:
+        """A calendar named in an expression, looked up next to the jobnet's file."""
+        from jaz.engine.calendars import CalendarLibrary
+
+        if self._calendars is None:
+            self._calendars = self.settings.calendars or CalendarLibrary()
+        return self._calendars.get(name, self.jobnet.path)
 
     def _attempt(self, name: str, now: datetime) -> Attempt:
         job = self.jobnet.jobs[name]
