@@ -1,0 +1,1 @@
+"""`jaz server`: the scheduling daemon around the engine (config, scheduler loop, API)."""
