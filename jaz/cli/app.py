@@ -37,11 +37,12 @@ def _root(
 
 
 def _register() -> None:
-    from jaz.cli import query, run, validate
+    from jaz.cli import query, run, schedule, validate
 
     run.register(app)
     validate.register(app)
     query.register(app)
+    schedule.register(app)
 
 
 def _build() -> typer.Typer:
