@@ -68,5 +68,7 @@ def _log_dir_for(store: Store) -> Path | None:
     from jaz.paths import default_db
 
     if isinstance(store, SqliteStore) and store.path.resolve() != default_db().resolve():
-        return store.path.parent / (store.path.stem + ".logs")
+        # absolute: jobs run in their jobnet's folder and write $JAZ_OUTPUT from there
+        path = store.path.resolve()
+        return path.parent / (path.stem + ".logs")
     return None
