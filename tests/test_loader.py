@@ -734,8 +734,6 @@ def test_expressions_may_refer_to_any_job_upstream() -> None:
 @pytest.mark.parametrize(("job_toml", "field", "message"), [
     ('start = "other"', "start", "the 'start' action needs the server"),
     ('release = "other/job"', "release", "the 'release' action needs the server"),
-    ('zabbix = { server = "z", host = "h", key = "k", value = "v" }', "zabbix",
-     "the 'zabbix' action needs the server"),
     ('reboot = { host = "web1" }', "reboot", "the 'reboot' action needs the server"),
     ('run = "x"\nhost = "otherhost"', "host", "host 'otherhost': remote hosts need the server"),
     ('run = "x"\nhosts = ["local", "web2"]', "hosts", "host 'web2'"),
@@ -757,7 +755,8 @@ def test_local_problems_accept_a_local_jobnet(tmp_path: Path) -> None:
     path.write_text('[jobs.a]\nrun = "x"\nhost = "local"\n[jobs.b]\nsleep = 1\n'
                     '[jobs.c]\ntransfer = { from = "C:/a", to = "./b" }\n'
                     '[jobs.d]\nwait_file = { path = "f", host = "local" }\n'
-                    '[jobs.e]\nsql = "select 1"\ndatabase = "sqlite:///x.db"\n')
+                    '[jobs.e]\nsql = "select 1"\ndatabase = "sqlite:///x.db"\n'
+                    '[jobs.f]\nzabbix = { server = "zbx", host = "h", key = "k", value = 1 }\n')
     assert local_problems(load_file(path)) == []
 
 

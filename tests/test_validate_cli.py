@@ -135,9 +135,6 @@ start = "other"
 [jobs.free]
 release = "other/job"
 
-[jobs.tell]
-zabbix = { server = "zbx", host = "web1", key = "k", value = "1" }
-
 [jobs.boot]
 reboot = { host = "web1" }
 
@@ -148,8 +145,7 @@ host = "otherhost"
     result = jaz("run", path, home=home, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("jaz: error: ")
-    for job, field in (("task", "start"), ("free", "release"), ("tell", "zabbix"),
-                       ("boot", "reboot")):
+    for job, field in (("task", "start"), ("free", "release"), ("boot", "reboot")):
         assert (f"{path} (job {job!r}, field {field!r}): the {field!r} action needs the "
                 "server") in result.stderr
     assert f"{path} (job 'far', field 'host'): host 'otherhost': remote hosts need the " \

@@ -46,7 +46,7 @@ from jaz.engine.model import (
     WaitUntilAction,
     ZabbixAction,
 )
-from jaz.errors import JobnetInvalid, NotFound, Problem
+from jaz.errors import ActionError, JobnetInvalid, NotFound, Problem
 
 if TYPE_CHECKING:
     from jaz.engine.schedules import Schedule
@@ -364,17 +364,7 @@ def _action(c: _Collector, job: str, key: str, value: Any, raw: dict[str, Any]) 
     if key == "set":
         return _set(c, job, value)
     if key == "zabbix":
-        t = _table(c, value, job=job, field="zabbix")
-        if t is None:
-            return None
-        _unknown(c, t, {"server", "host", "key", "value"}, job=job, where="zabbix",
-                 prefix="zabbix.")
-        missing = [k for k in ("server", "host", "key", "value") if k not in t]
-        if missing:
-            c.add(f"zabbix needs {', '.join(missing)}", job=job, field="zabbix")
-            return None
-        return ZabbixAction(server=str(t["server"]), host=str(t["host"]), key=str(t["key"]),
-                            value=str(t["value"]))
+        return _zabbix(c, job, value)
     if key == "reboot":
         t = _table(c, value, job=job, field="reboot")
         if t is None:
@@ -426,6 +416,46 @@ def _transfer(c: _Collector, job: str, value: Any) -> Action | None:
     if src is None or dst is None:
         return None
     return TransferAction(source=src, dest=dst, overwrite=overwrite)
+
+
+def _zabbix(c: _Collector, job: str, value: Any) -> Action | None:
+    from jaz.engine import expr
+    from jaz.engine.zabbix import parse_server
+
+    t = _table(c, value, job=job, field="zabbix")
+    if t is None:
+        return None
+    _unknown(c, t, {"server", "host", "key", "value"}, job=job, where="zabbix",
+             prefix="zabbix.")
+    missing = [k for k in ("server", "host", "key", "value") if k not in t]
+    if missing:
+        c.add(f"zabbix needs {', '.join(missing)}", job=job, field="zabbix")
+        return None
+    server, host, key = (_str(c, t[k], job=job, field=f"zabbix.{k}")
+                         for k in ("server", "host", "key"))
+    text = _scalar_str(c, t["value"], job=job, field="zabbix.value")
+    if server is not None:
+        try:
+            parse_server(server)
+        except ActionError as e:
+            c.add(e.message + (f" ({e.hint})" if e.hint else ""), job=job,
+                  field="zabbix.server")
+            server = None
+    if text is not None:
+        try:
+            refs = expr.parse_template(text).job_references()
+        except expr.ExprError as e:
+            c.add(f"bad expression in {text!r}: {e}", job=job, field="zabbix.value",
+                  column=e.column)
+            return None
+        if refs:
+            c.add(f"zabbix values see variables, not jobs: write ${{NAME}} for an output "
+                  f"of {sorted(refs)[0]!r}, not ${{{sorted(refs)[0]}.NAME}}", job=job,
+                  field="zabbix.value")
+            return None
+    if server is None or host is None or key is None or text is None:
+        return None
+    return ZabbixAction(server=server, host=host, key=key, value=text)
 
 
 def _set(c: _Collector, job: str, value: Any) -> Action | None:
@@ -580,7 +610,8 @@ def resolve_jobnet(ref: str, base: Path) -> Path:
     return p
 
 
-LOCAL_KINDS = {"run", "set", "sleep", "wait_until", "jobnet", "wait_file", "transfer", "sql"}
+LOCAL_KINDS = {"run", "set", "sleep", "wait_until", "jobnet", "wait_file", "transfer", "sql",
+               "zabbix"}
 
 
 def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = ()) -> list[Problem]:

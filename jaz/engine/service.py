@@ -16,6 +16,7 @@ from jaz.engine.executors.base import Executor
 from jaz.engine.executors.files import TransferExecutor, WaitFileExecutor
 from jaz.engine.executors.local import LocalExecutor
 from jaz.engine.executors.sql import SqlExecutor
+from jaz.engine.executors.zabbix import ZabbixExecutor
 from jaz.engine.loader import load_text
 from jaz.engine.machine import Listener, RunMachine, Settings, new_run
 from jaz.engine.model import Jobnet, RunState
@@ -27,7 +28,7 @@ from jaz.errors import JazError, NotFound, StateError
 
 def default_executors() -> dict[str, Executor]:
     return {"run": LocalExecutor(), "sql": SqlExecutor(), "wait_file": WaitFileExecutor(),
-            "transfer": TransferExecutor()}
+            "transfer": TransferExecutor(), "zabbix": ZabbixExecutor()}
 
 
 @dataclass(frozen=True, kw_only=True)
