@@ -37,12 +37,13 @@ def _root(
 
 
 def _register() -> None:
-    from jaz.cli import query, run, schedule, validate
+    from jaz.cli import query, run, schedule, server, validate
 
     run.register(app)
     validate.register(app)
     query.register(app)
     schedule.register(app)
+    server.register(app)
 
 
 def _build() -> typer.Typer:

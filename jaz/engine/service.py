@@ -59,11 +59,13 @@ class Service:
 
     def create(self, jobnet: Jobnet, *, params: Mapping[str, str] | None = None,
                trigger: str = "manual", hold: bool = False, user: str = "system",
-               scheduled_at: datetime | None = None) -> int:
+               scheduled_at: datetime | None = None, status: RunState | None = None) -> int:
+        """A new run: held, scheduled for later, or running now; `status` overrides it
+        (the scheduler records a fire that is already past as `scheduled` too)."""
         now = self.now()
-        status = RunState.HELD if hold else (
+        status = status or (RunState.HELD if hold else (
             RunState.SCHEDULED if scheduled_at is not None and scheduled_at > now
-            else RunState.RUNNING)
+            else RunState.RUNNING))
         run_id = new_run(self.store, jobnet, now, params=params or {}, trigger=trigger,
                          scheduled_at=scheduled_at, status=status)
         self.store.add_event(EventRecord(at=now, kind="run_created", run_id=run_id,

@@ -1,0 +1,318 @@
+"""The HTTP JSON API under /api/v1 (SPEC §4), on FastAPI. Every route goes through
+`Core` and the engine's service layer; errors become problem objects with a 4xx
+status, never a 500 for bad input.
+
+Imported only by `jaz server` (and tests): FastAPI is not loaded for other commands.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jaz import __version__
+from jaz.engine.model import RunState
+from jaz.engine.records import RunRecord
+from jaz.engine.service import run_view
+from jaz.errors import (
+    JazError,
+    JobnetInvalid,
+    NotFound,
+    Refused,
+    StateError,
+    UsageError,
+)
+from jaz.server.auth import Principal, Tokens
+from jaz.server.core import Core
+
+MAX_BODY = 1 << 20
+STATUS = {UsageError: 400, JobnetInvalid: 422, StateError: 409, NotFound: 404, Refused: 403}
+
+
+class StartBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    jobnet: str = Field(min_length=1, max_length=200)
+    params: dict[str, str] = Field(default_factory=dict, max_length=500)
+    at: datetime | None = None
+    hold: bool = False
+
+
+class JobActionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    downstream: bool = False
+
+
+def create_app(core: Core, tokens: Tokens) -> FastAPI:
+    app = FastAPI(title="jaz", version=__version__, openapi_url="/api/v1/openapi.json",
+                  docs_url=None, redoc_url=None)
+
+    # ------------------------------------------------------------ plumbing
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return _problem(413, "request body too large", f"at most {MAX_BODY} bytes")
+        return await call_next(request)
+
+    @app.exception_handler(JazError)
+    async def jaz_error(request: Request, exc: JazError) -> JSONResponse:
+        status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 400)
+        extra: dict[str, Any] = {}
+        if isinstance(exc, JobnetInvalid):
+            extra["problems"] = [_problem_view(p) for p in exc.problems]
+        return _problem(status, exc.message, exc.hint, **extra)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = _problem(exc.status_code, str(exc.detail))
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"where": ".".join(str(x) for x in e.get("loc", ())), "message": e.get("msg")}
+                  for e in exc.errors()]
+        return _problem(422, "invalid request", "; ".join(
+            f"{e['where']}: {e['message']}" for e in errors), errors=errors)
+
+    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
+        scheme, _, token = (authorization or "").partition(" ")
+        who = tokens.who(token.strip()) if scheme.lower() == "bearer" and token else None
+        if who is None:
+            raise HTTPException(401, "a valid bearer token is needed",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return who
+
+    def role(needed: str) -> Any:
+        def check(who: Principal = Depends(principal)) -> Principal:  # noqa: B008
+            if not who.may(needed):
+                raise HTTPException(403, f"user {who.user!r} ({who.role}) may not do this; "
+                                         f"it needs the {needed} role")
+            return who
+        return Depends(check)
+
+    viewer, operator = role("viewer"), role("operator")
+
+    # ------------------------------------------------------------ health and metrics
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, Any]:
+        return {"status": "draining" if core.draining else "ok", "version": __version__}
+
+    @app.get("/metrics", include_in_schema=False, response_class=PlainTextResponse)
+    def metrics() -> str:
+        lines = ["# HELP jaz_runs Runs by state.", "# TYPE jaz_runs gauge"]
+        for state in RunState:
+            count = len(core.store.list_runs(status=[state], top_level=True))
+            lines.append(f'jaz_runs{{state="{state}"}} {count}')
+        lines += ["# HELP jaz_running_runs Runs being driven now.",
+                  "# TYPE jaz_running_runs gauge", f"jaz_running_runs {len(core.running())}",
+                  "# HELP jaz_jobnets Jobnets loaded.", "# TYPE jaz_jobnets gauge",
+                  f"jaz_jobnets {len(core.registry.all())}"]
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------ jobnets
+
+    @app.get("/api/v1/jobnets")
+    def jobnets(who: Principal = viewer) -> list[dict[str, Any]]:
+        return [_jobnet_view(core, name=loaded.name, detail=False)
+                for loaded in core.registry.all()]
+
+    @app.get("/api/v1/jobnets/{name}")
+    def jobnet(name: str, who: Principal = viewer) -> dict[str, Any]:
+        return _jobnet_view(core, name=name, detail=True)
+
+    @app.get("/api/v1/jobnets/{name}/next")
+    def next_fires(name: str, n: Annotated[int, Query(ge=1, le=1000)] = 10,
+                   after: datetime | None = None, who: Principal = viewer) -> list[str]:
+        from jaz.engine.schedules import next_fires as fires
+
+        loaded = core.registry.get(name)
+        start = _aware(after, core) if after else core.clock.now()
+        return [f.at.isoformat() for f in fires(loaded.schedules, start, n)]
+
+    # ------------------------------------------------------------ runs
+
+    @app.get("/api/v1/runs")
+    def runs(jobnet: str | None = None,
+             status: Annotated[list[RunState] | None, Query()] = None,
+             since: datetime | None = None,
+             sort: Annotated[str, Query(pattern=r"^-?(id|jobnet|status|scheduled|started)$")]
+             = "-id",
+             limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+             offset: Annotated[int, Query(ge=0)] = 0,
+             who: Principal = viewer) -> list[dict[str, Any]]:
+        found = core.service.runs(jobnet=jobnet, status=status or (),
+                                  since=_aware(since, core) if since else None)
+        key = sort.lstrip("-")
+        found.sort(key=lambda r: _sort_key(r, key), reverse=sort.startswith("-"))
+        return [_run_view(r, None) for r in found[offset:offset + limit]]
+
+    @app.post("/api/v1/runs", status_code=201)
+    def start(body: StartBody, who: Principal = operator) -> dict[str, Any]:
+        at = _aware(body.at, core) if body.at else None
+        run_id = core.start(body.jobnet, params=body.params, at=at, hold=body.hold,
+                            user=who.user)
+        return _run_view(core.service.run(run_id), core.service.jobs(run_id))
+
+    @app.get("/api/v1/runs/{run_id}")
+    def run(run_id: int, who: Principal = viewer) -> dict[str, Any]:
+        return _run_view(core.service.run(run_id), core.service.jobs(run_id))
+
+    @app.post("/api/v1/runs/{run_id}/{action}")
+    def run_action(run_id: int, action: Literal["stop", "hold", "release"],
+                   who: Principal = operator) -> dict[str, Any]:
+        core.act(action, run_id, None, user=who.user)
+        return _run_view(core.service.run(run_id), core.service.jobs(run_id))
+
+    @app.post("/api/v1/runs/{run_id}/jobs/{job}/{action}")
+    def job_action(run_id: int, job: str,
+                   action: Literal["hold", "release", "skip", "unskip", "stop", "rerun"],
+                   body: JobActionBody | None = None,
+                   who: Principal = operator) -> dict[str, Any]:
+        core.service.jobs(run_id)  # 404 for an unknown run first
+        core.act(action, run_id, job, user=who.user,
+                 downstream=bool(body and body.downstream))
+        return _run_view(core.service.run(run_id), core.service.jobs(run_id))
+
+    @app.get("/api/v1/runs/{run_id}/logs")
+    def logs(run_id: int, job: str | None = None,
+             stream: Literal["stdout", "stderr"] | None = None,
+             offset: Annotated[int, Query(ge=0)] = 0,
+             who: Principal = viewer) -> list[dict[str, Any]]:
+        out = []
+        for chunk in core.service.logs(run_id, job):
+            if stream is not None and chunk.stream != stream:
+                continue
+            data = chunk.text.encode("utf-8", errors="replace")
+            out.append({"job": chunk.job, "attempt": chunk.attempt, "stream": chunk.stream,
+                        "offset": offset, "next_offset": len(data),
+                        "text": data[offset:].decode("utf-8", errors="replace")})
+        return out
+
+    @app.get("/api/v1/events")
+    def events(run: int | None = None, who: Principal = viewer) -> list[dict[str, Any]]:
+        return [{"at": e.at.isoformat(), "kind": e.kind, "run_id": e.run_id,
+                 "jobnet": e.jobnet, "job": e.job, "user": e.user, "detail": e.detail}
+                for e in core.service.events(run)]
+
+    @app.get("/api/v1/stream")
+    def stream(who: Principal = viewer) -> StreamingResponse:
+        return StreamingResponse(_sse(core), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    # ------------------------------------------------------------ calendars
+
+    @app.get("/api/v1/calendars")
+    def calendars(who: Principal = viewer) -> list[dict[str, Any]]:
+        return [{"name": name, "path": str(path), "valid": cal is not None,
+                 "problems": [_problem_view(p) for p in problems]}
+                for name, path, cal, problems in core.registry.calendars()]
+
+    @app.get("/api/v1/calendars/{name}")
+    def calendar(name: str, year: Annotated[int | None, Query(ge=1900, le=2999)] = None,
+                 who: Principal = viewer) -> dict[str, Any]:
+        cal = core.registry.calendar(name)
+        shown = year or core.clock.now().astimezone(core.zone).year
+        return {"name": cal.name, "year": shown,
+                "operating_days": sorted(d.isoformat() for d in cal.year(shown)),
+                "holidays": {d.isoformat(): n for d, n in sorted(cal.holiday_names(shown)
+                                                                 .items())}}
+
+    return app
+
+
+# ------------------------------------------------------------------ views
+
+
+def _problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
+    body = {"status": status, "title": title, **({"detail": detail} if detail else {}), **extra}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def _problem_view(p: Any) -> dict[str, Any]:
+    return {"file": p.file, "message": p.message, "job": p.job, "field": p.field,
+            "line": p.line, "column": p.column}
+
+
+def _run_view(run: RunRecord, jobs: Any) -> dict[str, Any]:
+    view = run_view(run, jobs)
+    view.update(trigger=run.trigger, created_at=run.created_at.isoformat(),
+                scheduled_at=run.scheduled_at.isoformat() if run.scheduled_at else None,
+                message=run.message, warning=run.warning, version=run.version)
+    return view
+
+
+def _sort_key(run: RunRecord, key: str) -> Any:
+    far = datetime.min.replace(tzinfo=run.created_at.tzinfo)
+    return {"id": run.id, "jobnet": run.jobnet, "status": str(run.status),
+            "scheduled": run.scheduled_at or far, "started": run.started_at or far}[key]
+
+
+def _aware(t: datetime | None, core: Core) -> datetime:
+    assert t is not None
+    return t if t.tzinfo is not None else t.replace(tzinfo=core.zone)
+
+
+def _jobnet_view(core: Core, *, name: str, detail: bool) -> dict[str, Any]:
+    from jaz.engine.schedules import next_fires
+
+    loaded = core.registry.get(name)
+    net = loaded.jobnet
+    view: dict[str, Any] = {
+        "name": loaded.name, "path": str(loaded.path), "valid": not loaded.problems,
+        "in_force": net is not None, "description": net.description if net else "",
+        "version": net.hash if net else None,
+        "schedules": [b.schedule.describe() for b in loaded.schedules],
+        "problems": [_problem_view(p) for p in loaded.problems],
+        "next": [f.at.isoformat() for f in next_fires(loaded.schedules, core.clock.now(),
+                                                       10 if detail else 3)],
+    }
+    last = core.service.runs(jobnet=loaded.name, limit=1)
+    view["last_run"] = _run_view(last[0], None) if last else None
+    if detail and net is not None:
+        view["text"] = net.text
+        view["jobs"] = {n: {"kind": j.kind, "needs": list(j.needs), "host": j.host,
+                            "description": j.description} for n, j in net.jobs.items()}
+    return view
+
+
+def _sse(core: Core) -> Iterator[str]:
+    q = core.feed.subscribe()
+    try:
+        yield ": connected\n\n"
+        while True:
+            try:
+                change = q.get(timeout=15)
+            except queue.Empty:
+                yield ": keep-alive\n\n"
+                continue
+            record = change.record
+            if change.kind == "run":
+                assert isinstance(record, RunRecord)
+                data: dict[str, Any] = _run_view(record, None)
+            else:
+                data = {"run_id": change.run_id, "job": getattr(record, "name", None),
+                        "status": str(getattr(record, "status", "")),
+                        "exit_code": getattr(record, "exit_code", None),
+                        "attempts": getattr(record, "attempts", None)}
+            yield f"event: {change.kind}\ndata: {json.dumps(data, default=_json)}\n\n"
+    finally:
+        core.feed.unsubscribe(q)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)

@@ -1,0 +1,224 @@
+"""The server's core: the engine's service, the registry of jobnets and calendars, the
+threads that drive runs, and a feed of changes, behind the operations the API offers.
+
+Everything the API (and so the CLI and the TUI) does goes through here and through
+the engine's `Service`: there is no second path to the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jaz.engine.clock import Clock, SystemClock, local_zone
+from jaz.engine.machine import Settings
+from jaz.engine.model import Jobnet, RunState
+from jaz.engine.records import EventRecord, JobRecord, RunRecord
+from jaz.engine.secrets import Secrets
+from jaz.engine.service import Service
+from jaz.engine.store import SqliteStore
+from jaz.errors import JobnetInvalid, StateError
+from jaz.paths import default_db, ensure_home, jaz_home, secrets_file
+from jaz.server.config import ServerConfig
+from jaz.server.registry import Registry
+
+log = logging.getLogger("jaz.server")
+
+ACTIVE = (RunState.RUNNING,)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change for the server-sent-events stream: a run or a job of a run."""
+
+    kind: str                      # "run" | "job"
+    run_id: int
+    record: RunRecord | JobRecord
+
+
+class Feed:
+    """Fans changes out to subscribers (SSE clients); a slow one loses old changes,
+    never blocks the engine."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self._subs: set[queue.Queue[Change]] = set()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def subscribe(self) -> queue.Queue[Change]:
+        q: queue.Queue[Change] = queue.Queue(self._size)
+        with self._lock:
+            self._subs.add(q)
+        return q
+
+    def unsubscribe(self, q: queue.Queue[Change]) -> None:
+        with self._lock:
+            self._subs.discard(q)
+
+    def publish(self, change: Change) -> None:
+        with self._lock:
+            subs = list(self._subs)
+        for q in subs:
+            try:
+                q.put_nowait(change)
+            except queue.Full:
+                try:
+                    q.get_nowait()
+                    q.put_nowait(change)
+                except (queue.Empty, queue.Full):
+                    pass
+
+
+class Core:
+    def __init__(self, config: ServerConfig, *, clock: Clock | None = None,
+                 interactive: bool = True) -> None:
+        home = ensure_home()
+        self.config = config
+        self.zone = local_zone()
+        self.clock = clock or SystemClock()
+        db = Path(config.database) if config.database else default_db()
+        self.store = SqliteStore(db)
+        self.registry = Registry(config.jobnets or home / "jobnets",
+                                 config.calendars or home / "calendars", self.zone)
+        self.registry.reload()
+        log_dir = home / "logs" if not config.database else db.parent / f"{db.stem}.logs"
+        self.settings = Settings(log_dir=log_dir, secrets=Secrets(secrets_file()),
+                                 queues=config.queues, wait_for_operator=interactive, tz=self.zone,
+                                 calendars=self.registry.library)
+        self.feed = Feed()
+        self.service = Service(self.store, self.settings, clock=self.clock,
+                               listener=self._changed)
+        self._threads: dict[int, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self.wake = threading.Event()      # the scheduler looks again at once when set
+        self.draining = False              # max_memory reached: take no new work
+
+    # ------------------------------------------------------------ feed
+
+    def _changed(self, kind: str, record: RunRecord | JobRecord) -> None:
+        run_id = record.id if isinstance(record, RunRecord) else record.run_id
+        self.feed.publish(Change("run" if isinstance(record, RunRecord) else "job",
+                                 run_id, record))
+
+    # ------------------------------------------------------------ runs
+
+    def start(self, name: str, *, params: Mapping[str, str] | None = None,
+              at: datetime | None = None, hold: bool = False, user: str = "system",
+              trigger: str = "manual") -> int:
+        """Create a run of the jobnet's version in force; start it unless held or later."""
+        loaded = self.registry.get(name)
+        if loaded.jobnet is None:
+            raise JobnetInvalid(list(loaded.problems))
+        if self.draining:
+            raise StateError("the server is restarting (max_memory reached); try again soon")
+        run_id = self.service.create(loaded.jobnet, params=params, trigger=trigger, hold=hold,
+                                     user=user, scheduled_at=at)
+        run = self.service.run(run_id)
+        if run.status == RunState.RUNNING:
+            self.drive(run_id, loaded.jobnet)
+        else:
+            self.wake.set()
+        return run_id
+
+    def drive(self, run_id: int, jobnet: Jobnet | None = None, *,
+              resume: bool = False) -> None:
+        """Drive a run on a thread of its own until it ends or waits for an operator."""
+        with self._lock:
+            thread = self._threads.get(run_id)
+            if thread is not None and thread.is_alive():
+                return
+            thread = threading.Thread(target=self._drive, args=(run_id, jobnet, resume),
+                                      name=f"run-{run_id}", daemon=True)
+            self._threads[run_id] = thread
+        thread.start()
+
+    def _drive(self, run_id: int, jobnet: Jobnet | None, resume: bool) -> None:
+        try:
+            if resume:
+                self.service.resume(run_id, user="server")
+            else:
+                self.service.execute(run_id, jobnet)
+        except Exception:   # a run's thread must never take the server down
+            log.exception("run %s: the run's driver failed", run_id)
+        finally:
+            with self._lock:
+                self._threads.pop(run_id, None)
+            self.wake.set()
+
+    def running(self) -> list[int]:
+        with self._lock:
+            return [rid for rid, t in self._threads.items() if t.is_alive()]
+
+    def recover(self) -> None:
+        """After a restart (or kill -9): runs that were running go on where they were."""
+        for run in self.store.list_runs(status=[RunState.RUNNING], top_level=True):
+            log.info("run %s (%s) was running when the server stopped: resuming it",
+                     run.id, run.jobnet)
+            self.drive(run.id, resume=True)
+
+    def act(self, action: str, run_id: int, job: str | None, *, user: str,
+            downstream: bool = False) -> RunRecord:
+        """An operator action on a run or one of its jobs (SPEC §2.4)."""
+        run = self.service.run(run_id)
+        if job is None:
+            if action == "stop":
+                self.service.stop(run_id, user=user)
+            elif action == "hold":
+                self._hold_run(run, user)
+            elif action == "release":
+                self._release_run(run, user)
+            else:
+                raise StateError(f"{action} needs a job: {action} RUN JOB")
+            return self.service.run(run_id)
+        if action == "stop":
+            self.service.stop(run_id, job, user=user)
+        elif action == "rerun":
+            self.service.rerun(run_id, job, downstream=downstream, user=user)
+        else:
+            getattr(self.service, action)(run_id, job, user=user)
+        after = self.service.run(run_id)
+        if after.status == RunState.ERROR and run_id not in self.running():
+            self.drive(run_id, resume=True)        # an action on a halted run goes on
+        return self.service.run(run_id)
+
+    def _hold_run(self, run: RunRecord, user: str) -> None:
+        if run.status != RunState.SCHEDULED:
+            raise StateError(f"run {run.id} is {run.status}; only a scheduled run can be held "
+                             f"(hold one of its jobs instead)")
+        self._set_run(run, RunState.HELD, "hold_run", user)
+
+    def _release_run(self, run: RunRecord, user: str) -> None:
+        if run.status != RunState.HELD:
+            raise StateError(f"run {run.id} is {run.status}, not held")
+        now = self.clock.now()
+        if run.scheduled_at is not None and run.trigger in ("schedule", "catch-up") or \
+                run.scheduled_at is not None and run.scheduled_at > now:
+            self._set_run(run, RunState.SCHEDULED, "release_run", user)  # the scheduler starts it
+            self.wake.set()
+            return
+        self._set_run(run, RunState.RUNNING, "release_run", user)
+        self.drive(run.id)
+
+    def _set_run(self, run: RunRecord, status: RunState, kind: str, user: str) -> None:
+        now = self.clock.now()
+        with self.store.batch():
+            record = self.store.update_run(run.id, status=status)
+            self.store.add_event(EventRecord(at=now, kind=kind, run_id=run.id,
+                                             jobnet=run.jobnet, user=user))
+        self._changed("run", record)
+
+    # ------------------------------------------------------------ housekeeping
+
+    def close(self) -> None:
+        self.store.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"home": str(jaz_home()), "database": str(self.store.path),
+                "listen": self.config.listen, "zone": str(self.zone),
+                "jobnets": len(self.registry.all()), "running": len(self.running())}

@@ -1,0 +1,214 @@
+"""`jaz server`: the process. Wires the core, the scheduler loop, the folder watcher
+and the HTTP API together, and handles signals, root, `--once` and `max_memory`.
+
+Threads: uvicorn serves the API on the main thread; one thread runs the scheduler
+(it sleeps until the next fire, or until woken); one watches the folders; each run
+is driven on a thread of its own (see `Core.drive`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+from jaz.engine.model import RunState
+from jaz.errors import Refused, UsageError
+from jaz.paths import ensure_home
+from jaz.server.config import ServerConfig
+
+log = logging.getLogger("jaz.server")
+
+URL_FILE = "server.url"
+RELOAD_EVERY = 2.0          # seconds between looks at the jobnet and calendar folders
+
+
+def refuse_root(config: ServerConfig) -> None:
+    if os.geteuid() == 0 and not config.allow_root:
+        raise Refused("jaz server refuses to run as root",
+                      hint="run it as an unprivileged user, or set allow_root = true in its "
+                           "config if you really mean it")
+
+
+def setup_logging(verbose: bool, level: str) -> None:
+    handler: logging.Handler
+    if verbose and sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("jaz")
+    root.handlers[:] = [handler]
+    root.setLevel("DEBUG" if verbose else level.upper())
+
+
+def resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class Daemon:
+    def __init__(self, config: ServerConfig, *, once: bool = False) -> None:
+        from jaz.server.auth import Tokens, admin_token
+        from jaz.server.core import Core
+        from jaz.server.scheduler import Scheduler
+
+        self.home = ensure_home()
+        self.config = config
+        self.core = Core(config, interactive=not once)
+        self.scheduler = Scheduler(self.core)
+        self.token = admin_token(self.home)
+        self.tokens = Tokens(config, self.token)
+        self.stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.url = ""
+
+    # ------------------------------------------------------------ loops
+
+    def _schedule_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                due = self.scheduler.tick(self.core.clock.now())
+            except Exception:
+                log.exception("scheduler tick failed; trying again in a second")
+                self.stopping.wait(1.0)
+                continue
+            wait = max(0.0, (due - self.core.clock.now()).total_seconds())
+            self.core.wake.wait(wait)
+            self.core.wake.clear()
+
+    def _watch_loop(self) -> None:
+        while not self.stopping.wait(RELOAD_EVERY):
+            self.reload()
+            self._check_memory()
+
+    def reload(self) -> None:
+        try:
+            changed = self.core.registry.reload()
+        except Exception:
+            log.exception("reloading the folders failed")
+            return
+        if changed:
+            self.core.wake.set()
+
+    def _check_memory(self) -> None:
+        limit = self.config.max_memory
+        if limit and not self.core.draining and resident_bytes() > limit:
+            log.warning("resident memory %d bytes passed max_memory %d: taking no new work, "
+                        "exiting when the running runs end", resident_bytes(), limit)
+            self.core.draining = True
+            threading.Thread(target=self._drain, name="drain", daemon=True).start()
+
+    def _drain(self) -> None:
+        while self.core.running() and not self.stopping.wait(0.5):
+            pass
+        self.stop()
+
+    def start_threads(self) -> None:
+        for target, name in ((self._schedule_loop, "scheduler"), (self._watch_loop, "watch")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.core.wake.set()
+        server = getattr(self, "_uvicorn", None)
+        if server is not None:
+            server.should_exit = True
+
+    # ------------------------------------------------------------ serve
+
+    def serve(self) -> int:
+        import uvicorn
+
+        from jaz.server.api import create_app
+
+        sock = self._listen()
+        self.core.recover()
+        self.start_threads()
+        app = create_app(self.core, self.tokens)
+        server = uvicorn.Server(uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off",
+            timeout_graceful_shutdown=5))
+        self._uvicorn = server
+        original = signal.getsignal(signal.SIGHUP)
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload).start())
+        log.info("jaz server listening on %s (%d jobnets, database %s)", self.url,
+                 len(self.core.registry.all()), self.core.store.path)
+        try:
+            server.run(sockets=[sock])   # returns on SIGINT/SIGTERM (uvicorn's handlers)
+        finally:
+            signal.signal(signal.SIGHUP, original)
+            self.stop()
+            self._forget_url()
+            sock.close()
+        return 0
+
+    def _listen(self) -> socket.socket:
+        host, port = self.config.listen_host, self.config.listen_port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            sock.close()
+            raise UsageError(f"cannot listen on {self.config.listen}: {e.strerror}",
+                             hint="another jaz server may be running; stop it, or set "
+                                  "another `listen` address in the config") from None
+        sock.listen(128)
+        port = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        local = host in ('0.0.0.0', '')  # noqa: S104 - only to say where clients go
+        self.url = f"http://{'127.0.0.1' if local else shown}:{port}"
+        path = self.home / URL_FILE
+        path.write_text(self.url + "\n")
+        os.chmod(path, 0o600)
+        return sock
+
+    def _forget_url(self) -> None:
+        try:
+            (self.home / URL_FILE).unlink()
+        except FileNotFoundError:
+            pass
+
+    # ------------------------------------------------------------ --once
+
+    def once(self) -> int:
+        """Run what is due now (catch-up included), wait for it, 0 if all succeeded."""
+        self.core.recover()
+        before = {r.id for r in self.core.store.list_runs(top_level=True)}
+        self.scheduler.tick(self.core.clock.now())
+        while self.core.running():
+            self.stopping.wait(0.2)
+        runs = [r for r in self.core.store.list_runs(top_level=True)
+                if r.id not in before or r.status == RunState.RUNNING]
+        started = [r for r in runs if r.started_at is not None]
+        failed = [r for r in started if r.status != RunState.SUCCEEDED]
+        for r in started:
+            log.info("run %s (%s): %s", r.id, r.jobnet, r.status)
+        return 1 if failed else 0
+
+
+def main(config_path: Path | None, *, verbose: bool, once: bool) -> int:
+    from jaz.server.config import load_config
+
+    config = load_config(config_path)
+    setup_logging(verbose, config.log_level)
+    refuse_root(config)
+    daemon = Daemon(config, once=once)
+    try:
+        return daemon.once() if once else daemon.serve()
+    finally:
+        daemon.core.close()

@@ -1,0 +1,110 @@
+"""The scheduler loop: ticks of `jaz.engine.planner.plan`, applied to the store.
+
+The planner decides; this module only reads the inputs (the registry's schedules, the
+unfinished runs, the persisted cursors and last tick) and applies the decisions
+through the core, so the policies stay a pure function with table tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from jaz.engine import planner
+from jaz.engine.model import RunState
+from jaz.engine.records import EventRecord
+from jaz.server.core import Core
+
+log = logging.getLogger("jaz.server")
+
+UNFINISHED = [RunState.SCHEDULED, RunState.HELD, RunState.RUNNING, RunState.ERROR]
+LAST_TICK = "scheduler.last_tick"
+IDLE = timedelta(seconds=5)       # look again at least this often (reloads, deadlines)
+
+
+class Scheduler:
+    def __init__(self, core: Core, settings: planner.Settings | None = None) -> None:
+        self.core = core
+        self.settings = settings or planner.Settings()
+
+    def tick(self, now: datetime) -> datetime:
+        """One tick at `now`; returns when the next one is due."""
+        store = self.core.store
+        raw = store.get_state(LAST_TICK)
+        last_tick = datetime.fromisoformat(raw) if raw else None
+        entries = [planner.Entry(jobnet=loaded.name, schedules=loaded.schedules,
+                                 cursor=self._cursor(loaded.name))
+                   for loaded in self.core.registry.all()
+                   if loaded.jobnet is not None and loaded.schedules]
+        while True:
+            runs = store.list_runs(status=UNFINISHED, top_level=True)
+            decisions = planner.plan(now, last_tick, entries, runs, self.settings)
+            with store.batch():
+                for decision in decisions:
+                    self._apply(decision, now)
+            started = [d for d in decisions if isinstance(d, planner.Start)]
+            for d in started:
+                self.core.drive(d.run_id)
+            moved = {d.jobnet: d.at for d in decisions if isinstance(d, planner.Cursor)}
+            entries = [replace(e, cursor=moved.get(e.jobnet, e.cursor)) for e in entries]
+            if not planner.needs_another_pass(decisions, now):
+                break
+        self._start_manual(now)
+        store.set_state(LAST_TICK, max(now, last_tick or now).isoformat())
+        return self._next(now)
+
+    def _cursor(self, jobnet: str) -> datetime | None:
+        raw = self.core.store.get_state(f"scheduler.cursor.{jobnet}")
+        return datetime.fromisoformat(raw) if raw else None
+
+    def _apply(self, d: planner.Decision, now: datetime) -> None:
+        core, store = self.core, self.core.store
+        if isinstance(d, planner.Create):
+            loaded = core.registry.get(d.jobnet)
+            assert loaded.jobnet is not None
+            core.service.create(loaded.jobnet, trigger="schedule", scheduled_at=d.at,
+                                user="scheduler", status=RunState.SCHEDULED)
+        elif isinstance(d, planner.Cursor):
+            store.set_state(f"scheduler.cursor.{d.jobnet}", d.at.isoformat())
+        elif isinstance(d, planner.Start):
+            store.update_run(d.run_id, status=RunState.RUNNING, trigger=d.trigger)
+            self._event(d.run_id, "run_started_by_schedule", now, d.trigger)
+        elif isinstance(d, planner.Miss | planner.Skip):
+            status = RunState.MISSED if isinstance(d, planner.Miss) else RunState.SKIPPED
+            store.update_run(d.run_id, status=status, message=d.reason, ended_at=now)
+            self._event(d.run_id, f"run_{status}", now, d.reason)
+        elif isinstance(d, planner.Stop):
+            store.update_run(d.run_id, message=d.reason)
+            core.act("stop", d.run_id, None, user="scheduler")
+        elif isinstance(d, planner.Late):
+            run = store.get_run(d.run_id)
+            warning = f"{planner.LATE_MARK}{d.what} {d.deadline.isoformat()}"
+            store.update_run(d.run_id, warning=(run.warning + "; " if run.warning else "")
+                             + warning)
+            self._event(d.run_id, "run_late", now, f"{d.what} {d.deadline.isoformat()}")
+            log.warning("run %s (%s) is late: %s was %s", d.run_id, run.jobnet, d.what,
+                        d.deadline.isoformat())
+
+    def _event(self, run_id: int, kind: str, now: datetime, detail: str) -> None:
+        run = self.core.store.get_run(run_id)
+        self.core.store.add_event(EventRecord(at=now, kind=kind, run_id=run_id,
+                                              jobnet=run.jobnet, user="scheduler",
+                                              detail=detail))
+        self.core._changed("run", run)
+
+    def _start_manual(self, now: datetime) -> None:
+        """Runs started for later with `jaz start --at` are started when due."""
+        for run in self.core.store.list_runs(status=[RunState.SCHEDULED], top_level=True):
+            if run.trigger in planner.SCHEDULED_TRIGGERS or run.scheduled_at is None or \
+                    run.scheduled_at > now:
+                continue
+            self.core.store.update_run(run.id, status=RunState.RUNNING)
+            self._event(run.id, "run_started_at_time", now, run.scheduled_at.isoformat())
+            self.core.drive(run.id)
+
+    def _next(self, now: datetime) -> datetime:
+        upcoming = [r.scheduled_at for r in self.core.store.list_runs(
+            status=[RunState.SCHEDULED], top_level=True)
+            if r.scheduled_at is not None and r.scheduled_at > now]
+        return min([now + IDLE, *upcoming])

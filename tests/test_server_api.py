@@ -1,0 +1,196 @@
+"""The HTTP API (jaz/server/api.py) over a real core: a real SQLite file, real jobnet
+files, runs driven on real threads with real processes. Requests go through
+FastAPI's TestClient (in-process ASGI)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from jaz.server.api import create_app
+from jaz.server.auth import Tokens
+from jaz.server.config import parse_config
+from jaz.server.core import Core
+
+ADMIN = "admin-token-for-tests"
+TOKENS = {"viewer": "v-token", "operator": "o-token"}
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)   # polling interval, not a wait for state
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
+    nets = tmp_path / "jobnets"
+    nets.mkdir()
+    (nets / "hello.toml").write_text('[params]\nWHO = "world"\n'
+                                     '[jobs.greet]\nrun = "echo hello $WHO"\n')
+    (nets / "gate.toml").write_text('[jobs.first]\nrun = "true"\n'
+                                    '[jobs.gate]\nneeds = ["first"]\nhold = true\nrun = "true"\n'
+                                    '[jobs.last]\nneeds = ["gate"]\nrun = "echo done"\n')
+    (nets / "broken.toml").write_text('[jobs.a]\nrun = "true"\nneeds = ["nope"]\n')
+    users = "\n".join(f'[users.{role}]\nrole = "{role}"\ntoken_sha256 = '
+                      f'"{hashlib.sha256(token.encode()).hexdigest()}"'
+                      for role, token in TOKENS.items())
+    config = parse_config(f'jobnets = "{nets}"\ncalendars = "{tmp_path / "calendars"}"\n'
+                          f'database = "{tmp_path / "jaz.db"}"\n{users}\n')
+    core = Core(config)
+    app = create_app(core, Tokens(config, ADMIN))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = f"Bearer {ADMIN}"
+        yield client
+    for run_id in core.running():
+        core.act("stop", run_id, None, user="test")
+    wait_for(lambda: not core.running(), "runs to stop")
+    core.close()
+
+
+def finished(api: TestClient, run_id: int) -> dict[str, Any]:
+    return wait_for(lambda: (r := api.get(f"/api/v1/runs/{run_id}").json())["status"]
+                    not in ("running", "scheduled") and r, f"run {run_id} to end")
+
+
+def test_start_a_run_and_read_it_back(api: TestClient) -> None:
+    r = api.post("/api/v1/runs", json={"jobnet": "hello", "params": {"WHO": "api"}})
+    assert r.status_code == 201, r.text
+    run = finished(api, r.json()["run_id"])
+    assert (run["status"], run["exit_code"], run["trigger"]) == ("succeeded", 0, "manual")
+    assert run["jobs"]["greet"]["status"] == "succeeded"
+    logs = api.get(f"/api/v1/runs/{run['run_id']}/logs", params={"job": "greet"}).json()
+    assert logs[0]["text"] == "hello api\n"
+    again = api.get(f"/api/v1/runs/{run['run_id']}/logs",
+                    params={"job": "greet", "stream": "stdout",
+                            "offset": logs[0]["next_offset"]}).json()
+    assert again[0]["text"] == ""
+    listed = api.get("/api/v1/runs", params={"jobnet": "hello"}).json()
+    assert [x["run_id"] for x in listed] == [run["run_id"]]
+    events = api.get("/api/v1/events", params={"run": run["run_id"]}).json()
+    assert events[0]["kind"] == "run_created" and events[0]["user"] == "admin"
+
+
+def test_operator_actions_on_a_held_job(api: TestClient) -> None:
+    run_id = api.post("/api/v1/runs", json={"jobnet": "gate"}).json()["run_id"]
+    wait_for(lambda: api.get(f"/api/v1/runs/{run_id}").json()["jobs"]["gate"]["status"]
+             == "held", "the gate to be held")
+    r = api.post(f"/api/v1/runs/{run_id}/jobs/gate/release")
+    assert r.status_code == 200, r.text
+    run = finished(api, run_id)
+    assert run["status"] == "succeeded"
+    assert run["jobs"]["last"]["status"] == "succeeded"
+    r = api.post(f"/api/v1/runs/{run_id}/jobs/gate/release")
+    assert r.status_code == 409 and "not held" in r.json()["title"]
+
+
+def test_scheduled_runs_can_be_held_and_released(api: TestClient) -> None:
+    r = api.post("/api/v1/runs", json={"jobnet": "hello", "at": "2099-01-01T00:00:00+00:00"})
+    run = r.json()
+    assert run["status"] == "scheduled"
+    assert api.post(f"/api/v1/runs/{run['run_id']}/hold").json()["status"] == "held"
+    assert api.post(f"/api/v1/runs/{run['run_id']}/release").json()["status"] == "scheduled"
+    assert api.post(f"/api/v1/runs/{run['run_id']}/stop").json()["status"] == "stopped"
+
+
+def test_jobnets_show_their_validation_errors(api: TestClient) -> None:
+    listed = {j["name"]: j for j in api.get("/api/v1/jobnets").json()}
+    assert listed["hello"]["valid"] and not listed["broken"]["valid"]
+    assert "unknown job 'nope'" in listed["broken"]["problems"][0]["message"]
+    shown = api.get("/api/v1/jobnets/hello").json()
+    assert shown["jobs"]["greet"]["kind"] == "run" and "echo hello" in shown["text"]
+    r = api.post("/api/v1/runs", json={"jobnet": "broken"})
+    assert r.status_code == 422 and r.json()["problems"][0]["field"] == "needs"
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("post", "/api/v1/runs", {"jobnet": "hello"}),
+    ("post", "/api/v1/runs/1/stop", None),
+    ("post", "/api/v1/runs/1/hold", None),
+    ("post", "/api/v1/runs/1/release", None),
+    ("post", "/api/v1/runs/1/jobs/greet/hold", None),
+    ("post", "/api/v1/runs/1/jobs/greet/release", None),
+    ("post", "/api/v1/runs/1/jobs/greet/skip", None),
+    ("post", "/api/v1/runs/1/jobs/greet/unskip", None),
+    ("post", "/api/v1/runs/1/jobs/greet/stop", None),
+    ("post", "/api/v1/runs/1/jobs/greet/rerun", {"downstream": True}),
+])
+@pytest.mark.parametrize("who,expected", [
+    (None, 401), ("Bearer wrong", 401), ("Basic xyz", 401), ("Bearer v-token", 403),
+])
+def test_auth_matrix_refuses_before_anything_changes(api: TestClient, method: str, path: str,
+                                                     body: Any, who: str | None,
+                                                     expected: int) -> None:
+    headers = {"Authorization": who} if who else {"Authorization": ""}
+    before = api.get("/api/v1/runs").json()
+    r = getattr(api, method)(path, json=body, headers=headers)
+    assert r.status_code == expected, r.text
+    assert r.json()["status"] == expected
+    assert api.get("/api/v1/runs").json() == before
+
+
+@pytest.mark.parametrize("token,allowed", [("o-token", True), (ADMIN, True),
+                                           ("v-token", False)])
+def test_roles_for_starting(api: TestClient, token: str, allowed: bool) -> None:
+    r = api.post("/api/v1/runs", json={"jobnet": "hello"},
+                 headers={"Authorization": f"Bearer {token}"})
+    assert (r.status_code == 201) is allowed
+    if allowed:
+        finished(api, r.json()["run_id"])
+
+
+def test_viewers_may_read(api: TestClient) -> None:
+    r = api.get("/api/v1/jobnets", headers={"Authorization": "Bearer v-token"})
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize("method,path,kwargs,status,title", [
+    ("post", "/api/v1/runs", {"json": {"jobnet": "hello", "colour": "red"}}, 422,
+     "invalid request"),
+    ("post", "/api/v1/runs", {"content": b"{not json", "headers": {"Content-Type":
+                                                                   "application/json"}},
+     422, "invalid request"),
+    ("post", "/api/v1/runs", {"json": {"jobnet": ""}}, 422, "invalid request"),
+    ("post", "/api/v1/runs", {"json": {"jobnet": "hello", "params": {"A": 1}}}, 422,
+     "invalid request"),
+    ("post", "/api/v1/runs", {"json": {"jobnet": "hello", "at": "soon"}}, 422,
+     "invalid request"),
+    ("post", "/api/v1/runs", {"json": {"jobnet": "nope"}}, 404, "jobnet 'nope'"),
+    ("post", "/api/v1/runs", {"content": b"x" * (2 << 20)}, 413, "too large"),
+    ("get", "/api/v1/runs/999", {}, 404, "999"),
+    ("get", "/api/v1/runs/abc", {}, 422, "invalid request"),
+    ("get", "/api/v1/runs", {"params": {"limit": 0}}, 422, "invalid request"),
+    ("get", "/api/v1/runs", {"params": {"status": "sleepy"}}, 422, "invalid request"),
+    ("get", "/api/v1/runs", {"params": {"sort": "colour"}}, 422, "invalid request"),
+    ("post", "/api/v1/runs/999/stop", {}, 404, "999"),
+    ("post", "/api/v1/runs/1/explode", {}, 422, "invalid request"),
+    ("post", "/api/v1/runs/999/jobs/x/hold", {}, 404, "999"),
+    ("get", "/api/v1/jobnets/nope", {}, 404, "nope"),
+    ("get", "/api/v1/calendars/nope", {}, 404, "nope"),
+])
+def test_bad_requests_are_clear_4xx_problems(api: TestClient, method: str, path: str,
+                                             kwargs: dict[str, Any], status: int,
+                                             title: str) -> None:
+    r = getattr(api, method)(path, **kwargs)
+    assert r.status_code == status, r.text
+    assert title in r.json()["title"]
+    assert api.get("/api/v1/runs").json() == [] or method == "get"
+
+
+def test_health_metrics_and_openapi(api: TestClient) -> None:
+    assert api.get("/healthz", headers={"Authorization": ""}).json()["status"] == "ok"
+    metrics = api.get("/metrics").text
+    assert 'jaz_runs{state="running"} 0' in metrics and "jaz_jobnets 3" in metrics
+    doc = api.get("/api/v1/openapi.json").json()
+    assert "/api/v1/runs" in doc["paths"]
