@@ -158,3 +158,51 @@ def test_cli_reports_a_broken_database_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "cannot open the database" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_state_values_round_trip(store):
+    assert store.get_state("scheduler.last_tick") is None
+    store.set_state("scheduler.last_tick", T0.isoformat())
+    store.set_state("scheduler.cursor.etl", "a")
+    store.set_state("scheduler.cursor.etl", "b")       # overwritten, not added
+    assert store.get_state("scheduler.last_tick") == T0.isoformat()
+    assert store.get_state("scheduler.cursor.etl") == "b"
+
+
+def test_state_values_join_an_open_batch(tmp_path):
+    store = SqliteStore(tmp_path / "jaz.db")
+    store.set_state("cursor", "before")
+    with pytest.raises(RuntimeError), store.batch():
+        store.set_state("cursor", "during a failed turn")
+        raise RuntimeError("crash")
+    assert store.get_state("cursor") == "before"
+    other = sqlite3.connect(tmp_path / "jaz.db")
+    with store.batch():
+        store.set_state("cursor", "after")
+        assert other.execute("SELECT value FROM state").fetchall() == [("before",)]
+    assert other.execute("SELECT value FROM state").fetchall() == [("after",)]
+    other.close()
+    store.close()
+    reopened = SqliteStore(tmp_path / "jaz.db")
+    assert reopened.get_state("cursor") == "after"
+    reopened.close()
+
+
+def test_sqlite_upgrade_to_the_state_table_keeps_the_runs(tmp_path):
+    path = tmp_path / "v2.db"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0] + ";" + MIGRATIONS[1] + "; PRAGMA user_version = 2;")
+    db.execute("INSERT INTO runs (jobnet, status, created_at) VALUES ('etl', 'succeeded', ?)",
+               (T0.isoformat(),))
+    db.execute("INSERT INTO jobs (run_id, name, seq, kind, status, host, executions) "
+               "VALUES (1, 'a', 0, 'run', 'succeeded', 'local', 3)")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    assert store.schema_version == len(MIGRATIONS) == 3
+    assert store.get_run(1).status == RunState.SUCCEEDED
+    assert store.get_job(1, "a").executions == 3
+    assert store.get_state("cursor") is None
+    store.set_state("cursor", T0.isoformat())
+    assert store.get_state("cursor") == T0.isoformat()
+    store.close()

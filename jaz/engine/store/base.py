@@ -59,6 +59,13 @@ class Store(ABC):
                     until: datetime | None = None, limit: int | None = None
                     ) -> list[EventRecord]: ...
 
+    @abstractmethod
+    def get_state(self, key: str) -> str | None:
+        """A value the server keeps between restarts (the scheduler's cursors)."""
+
+    @abstractmethod
+    def set_state(self, key: str, value: str) -> None: ...
+
     @contextmanager
     def batch(self) -> Iterator[None]:
         yield

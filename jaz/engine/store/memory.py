@@ -28,6 +28,7 @@ class MemoryStore(Store):
         self._jobs: dict[int, dict[str, JobRecord]] = {}
         self._events: list[EventRecord] = []
         self._versions: dict[str, str] = {}
+        self._state: dict[str, str] = {}
 
     def save_version(self, hash: str, name: str, text: str, at: datetime) -> None:
         with self._lock:
@@ -103,3 +104,10 @@ class MemoryStore(Store):
                    if (run_id is None or e.run_id == run_id)
                    and (since is None or e.at >= since) and (until is None or e.at < until)]
         return out[-limit:] if limit is not None else out
+
+    def get_state(self, key: str) -> str | None:
+        return self._state.get(key)
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._lock:
+            self._state[key] = value

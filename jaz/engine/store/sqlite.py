@@ -68,6 +68,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN executions INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: small values the server keeps between restarts (the scheduler's cursors)
+    """
+    CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 ]
 
 _TIME_FIELDS = {"created_at", "scheduled_at", "started_at", "ended_at", "not_before", "at"}
@@ -301,6 +305,14 @@ class SqliteStore(Store):
         sql += " ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
         rows = self._read(sql, args)
         return [EventRecord(**{k: _decode(k, v) for k, v in r.items()}) for r in reversed(rows)]
+
+    def get_state(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM state WHERE key = ?", (key,))
+        return str(rows[0]["value"]) if rows else None
+
+    def set_state(self, key: str, value: str) -> None:
+        self._write("INSERT INTO state (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
     def close(self) -> None:
         with self._lock:
