@@ -70,6 +70,7 @@ command = "logger -t jaz"
 @pytest.mark.parametrize("text,field,message", [
     ('listen = "localhost"', "listen", "bad listen address 'localhost'"),
     ('listen = "1.2.3.4:99999"', "listen", "bad listen address"),
+    ('listen = "1.2.3.4:-1"', "listen", "bad listen address"),
     ('listen = 10061', "listen", "expected a string"),
     ('lisen = "127.0.0.1:1"', "lisen", "did you mean 'listen'?"),
     ('database = "postgresql://db/jaz"', "database", "not supported yet"),

@@ -659,9 +659,12 @@ class RunMachine:
                                  "skipped")
         interrupted = {name: rec for name, rec in self.jobs.items()
                        if rec.status == JobState.RUNNING}
+        finished = self._finished_meanwhile(interrupted)
         kill_stale(self.run_id, {name: (rec.pid, self._stem(name, rec.executions) + ".vars")
-                                 for name, rec in interrupted.items()})
+                                 for name, rec in interrupted.items() if name not in finished})
         with self.store.batch():
+            for name, outcome in finished.items():
+                self.finished_job(name, outcome, now)
             for name, rec in self.jobs.items():
                 if rec.status == JobState.RUNNING:
                     self._reset(name, "interrupted; runs again on resume")
@@ -678,6 +681,22 @@ class RunMachine:
             self._run(status=RunState.RUNNING, ended_at=None, message="", warning="")
         self.stopping = None
         self.event("resume", now, user=user)
+
+    def _finished_meanwhile(self, interrupted: Mapping[str, JobRecord]) -> dict[str, Outcome]:
+        """Jobs that ended while nobody was watching, as their recorded exit status shows
+        (the server's local jobs keep one: executors/local.py); they are not run again."""
+        from jaz.engine.executors.base import read_outputs, read_tail
+        from jaz.engine.executors.local import exit_file, read_exit
+
+        out: dict[str, Outcome] = {}
+        for name, rec in interrupted.items():
+            stem = self._stem(name, rec.executions)
+            code = read_exit(exit_file(Path(stem + ".vars")))
+            if code is not None:
+                out[name] = Outcome(exit_code=code, outputs=read_outputs(Path(stem + ".vars")),
+                                    stdout_tail=read_tail(Path(stem + ".out")),
+                                    stderr_tail=read_tail(Path(stem + ".err")))
+        return out
 
     def _reset(self, name: str, message: str) -> None:
         rec = self.jobs[name]

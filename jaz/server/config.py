@@ -147,7 +147,7 @@ def parse_listen(text: str) -> tuple[str, int] | None:
         return None
     host = m.group(1) or m.group(3)
     port = int(m.group(2) or m.group(4))
-    if not 0 < port < 65536:
+    if not 0 <= port < 65536:   # 0: any free port (the server writes its URL to server.url)
         return None
     return host, port
 

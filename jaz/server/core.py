@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from jaz.engine.clock import Clock, SystemClock, local_zone
+from jaz.engine.executors.local import LocalExecutor
 from jaz.engine.machine import Settings
 from jaz.engine.model import Jobnet, RunState
 from jaz.engine.records import EventRecord, JobRecord, RunRecord
 from jaz.engine.secrets import Secrets
-from jaz.engine.service import Service
+from jaz.engine.service import Service, default_executors
 from jaz.engine.store import SqliteStore
 from jaz.errors import JobnetInvalid, StateError
 from jaz.paths import default_db, ensure_home, jaz_home, secrets_file
@@ -92,8 +93,10 @@ class Core:
                                  queues=config.queues, wait_for_operator=interactive, tz=self.zone,
                                  calendars=self.registry.library)
         self.feed = Feed()
+        executors = default_executors()
+        executors["run"] = LocalExecutor(record_exit=True)   # results survive a crash
         self.service = Service(self.store, self.settings, clock=self.clock,
-                               listener=self._changed)
+                               executors=executors, listener=self._changed)
         self._threads: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
         self.wake = threading.Event()      # the scheduler looks again at once when set

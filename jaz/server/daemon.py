@@ -142,17 +142,24 @@ class Daemon:
             app, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=5))
         self._uvicorn = server
-        original = signal.getsignal(signal.SIGHUP)
+        originals = {sig: signal.getsignal(sig)
+                     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
         signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload).start())
+        # uvicorn takes SIGTERM/SIGINT while it serves and, once shut down, raises the
+        # signal again for the handler in place before it: ours, so that we clean up
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
         log.info("jaz server listening on %s (%d jobnets, database %s)", self.url,
                  len(self.core.registry.all()), self.core.store.path)
         try:
             server.run(sockets=[sock])   # returns on SIGINT/SIGTERM (uvicorn's handlers)
         finally:
-            signal.signal(signal.SIGHUP, original)
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
             self.stop()
             self._forget_url()
             sock.close()
+        log.info("jaz server stopped")
         return 0
 
     def _listen(self) -> socket.socket:

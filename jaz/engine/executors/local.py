@@ -144,10 +144,32 @@ def _pump(src: IO[bytes], dest: Path, secrets: list[str]) -> None:
     src.close()
 
 
+# The server's jobs outlive a crash of the server: their shell's exit status is kept in
+# NAME.N.exit beside the logs, so a restarted server collects the result instead of
+# running a finished job again (JAZ's agent keeps start/end/exit code in files likewise).
+# A job killed by a signal to its group (stop, timeout) leaves no file: the wrapper dies
+# with it.
+_RECORD_EXIT = '"$0" -c "$1"; rc=$?; echo "$rc" > "$JAZ_EXIT_FILE"; exit "$rc"'
+
+
+def exit_file(attempt_output: Path) -> Path:
+    """Where the exit status of the attempt whose $JAZ_OUTPUT is given is recorded."""
+    return attempt_output.with_suffix(".exit")
+
+
+def read_exit(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 class LocalExecutor(Executor):
-    def __init__(self) -> None:
+    def __init__(self, *, record_exit: bool = False) -> None:
         # Copying os.environ costs more than a fork; take it once per executor.
         self._base_env = dict(os.environ)
+        self.record_exit = record_exit
 
     def start(self, attempt: Attempt) -> Execution:
         job = attempt.job
@@ -166,8 +188,12 @@ class LocalExecutor(Executor):
         else:
             out = attempt.stdout_path.open("wb")
             err = attempt.stderr_path.open("wb")
+        argv = [job.shell, "-c", job.action.script]
+        if self.record_exit:
+            env["JAZ_EXIT_FILE"] = str(exit_file(attempt.output_path))
+            argv = ["/bin/sh", "-c", _RECORD_EXIT, job.shell, job.action.script]
         try:
-            proc = subprocess.Popen([job.shell, "-c", job.action.script], cwd=attempt.cwd,
+            proc = subprocess.Popen(argv, cwd=attempt.cwd,
                                     env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                     start_new_session=True, **user_kw)
         except OSError as e:

@@ -1,0 +1,129 @@
+"""`jaz server` as a real process: SIGTERM, kill -9 in the middle of a 200-job run and a
+restart that finishes it with every job ending exactly once, `--once`, root refusal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)   # polling interval, not a wait for state
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Server:
+    def __init__(self, root: Path, extra: str = "") -> None:
+        self.root = root
+        self.home = root / "home"
+        (root / "jobnets").mkdir(exist_ok=True)
+        self.config = root / "jaz.toml"
+        self.config.write_text('listen = "127.0.0.1:0"\njobnets = "jobnets"\n'
+                               f'allow_root = true\n{extra}')
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JAZ_")}
+        env["JAZ_HOME"] = str(self.home)
+        return env
+
+    def start(self) -> None:
+        url = self.home / "server.url"
+        if url.exists():
+            url.unlink()   # left behind by a kill -9
+        with open(self.root / "server.log", "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "jaz", "server", "-c",
+                                          str(self.config)], env=self.env(),
+                                         stdout=subprocess.DEVNULL, stderr=log)
+        self.url = wait_for(lambda: url.exists() and url.read_text().strip(), "server.url")
+        self.token = (self.home / "admin.token").read_text().strip()
+        wait_for(lambda: self._ok(), "the API")
+
+    def _ok(self) -> bool:
+        try:
+            return self.call("GET", "/healthz")["status"] == "ok"
+        except OSError:
+            return False
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=20)
+
+
+def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
+    server = Server(tmp_path)
+    server.start()
+    assert server.stop() == 0
+    assert not (server.home / "server.url").exists()
+
+
+def test_kill_9_mid_run_and_restart_every_job_ends_exactly_once(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    lines = []
+    for i in range(200):
+        lines.append(f'[jobs.j{i}]\nrun = "sleep 0.02; echo x >> {marks}/$JAZ_JOB"')
+        if i >= 20:
+            lines.append(f'needs = ["j{i - 20}"]')
+    server = Server(tmp_path)
+    (tmp_path / "jobnets" / "big.toml").write_text("\n".join(lines) + "\n")
+    server.start()
+    run_id = server.call("POST", "/api/v1/runs", {"jobnet": "big"})["run_id"]
+    wait_for(lambda: len(list(marks.iterdir())) >= 60, "some jobs to finish")
+    server.stop(signal.SIGKILL)
+    server.start()                                       # recovers the run and goes on
+    run = wait_for(lambda: (r := server.call("GET", f"/api/v1/runs/{run_id}"))["status"]
+                   != "running" and r, "the run to end", timeout=60)
+    assert run["status"] == "succeeded", run
+    counts = {p.name: len(p.read_text().splitlines()) for p in marks.iterdir()}
+    assert len(counts) == 200 and set(counts.values()) == {1}, \
+        {k: v for k, v in counts.items() if v != 1}
+    assert server.stop() == 0
+    db = sqlite3.connect(server.home / "jaz.db")
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_once_runs_what_is_due_and_exits_with_its_result(tmp_path: Path) -> None:
+    server = Server(tmp_path)
+    (tmp_path / "jobnets" / "ok.toml").write_text('[jobs.a]\nrun = "true"\n')
+    # due at once: the first start records its cursor, a later --once catches up
+    env = server.env()
+    first = subprocess.run([sys.executable, "-m", "jaz", "server", "-c", str(server.config),
+                            "--once"], env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs to run as root to be refused")
+def test_root_is_refused_without_allow_root(tmp_path: Path) -> None:
+    config = tmp_path / "jaz.toml"
+    config.write_text('listen = "127.0.0.1:0"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAZ_")}
+    env["JAZ_HOME"] = str(tmp_path / "home")
+    result = subprocess.run([sys.executable, "-m", "jaz", "server", "-c", str(config)],
+                            env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 5
+    assert "refuses to run as root" in result.stderr and "allow_root" in result.stderr
