@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -107,14 +108,34 @@ def test_kill_9_mid_run_and_restart_every_job_ends_exactly_once(tmp_path: Path) 
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def test_once_runs_what_is_due_and_exits_with_its_result(tmp_path: Path) -> None:
+@pytest.mark.parametrize("script,code", [("true", 0), ("exit 3", 1)])
+def test_once_catches_up_what_was_missed_and_exits_with_its_result(tmp_path: Path,
+                                                                   script: str,
+                                                                   code: int) -> None:
     server = Server(tmp_path)
-    (tmp_path / "jobnets" / "ok.toml").write_text('[jobs.a]\nrun = "true"\n')
-    # due at once: the first start records its cursor, a later --once catches up
-    env = server.env()
-    first = subprocess.run([sys.executable, "-m", "jaz", "server", "-c", str(server.config),
-                            "--once"], env=env, capture_output=True, text=True, timeout=60)
-    assert first.returncode == 0, first.stderr
+    (tmp_path / "jobnets" / "net.toml").write_text(
+        f'[schedule]\ncron = "*/10 * * * *"\ncatchup = "latest"\n'
+        f'[jobs.a]\nrun = "{script}"\n')
+    cmd = [sys.executable, "-m", "jaz", "server", "-c", str(server.config), "--once"]
+    first = subprocess.run(cmd, env=server.env(), capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr               # nothing was due yet
+    # the server was last up two hours ago: move its cursor and last tick back
+    db = sqlite3.connect(server.home / "jaz.db")
+    past = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    with db:
+        db.execute("UPDATE state SET value = ? WHERE key IN ('scheduler.cursor.net', "
+                   "'scheduler.last_tick')", (past,))
+        db.execute("DELETE FROM runs")
+    db.close()
+    second = subprocess.run(cmd, env=server.env(), capture_output=True, text=True, timeout=60)
+    assert second.returncode == code, second.stderr
+    db = sqlite3.connect(server.home / "jaz.db")
+    states = db.execute("SELECT status, trigger FROM runs ORDER BY scheduled_at").fetchall()
+    db.close()
+    started = [s for s in states if s[1] == "catch-up"]
+    # a failed job halts the run (on_failure = "halt"): `error`, resumable
+    assert len(started) == 1 and started[0][0] == ("succeeded" if code == 0 else "error")
+    assert {s for s, _ in states} >= {"missed"}              # the older fires are recorded
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs to run as root to be refused")
