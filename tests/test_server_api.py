@@ -194,3 +194,26 @@ def test_health_metrics_and_openapi(api: TestClient) -> None:
     assert 'jaz_runs{state="running"} 0' in metrics and "jaz_jobnets 3" in metrics
     doc = api.get("/api/v1/openapi.json").json()
     assert "/api/v1/runs" in doc["paths"]
+
+
+def test_failures_are_notified_once_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
+    nets = tmp_path / "jobnets"
+    nets.mkdir()
+    (nets / "bad.toml").write_text('[jobs.a]\nrun = "echo oops >&2; exit 4"\n')
+    heard = tmp_path / "heard.log"
+    config = parse_config(
+        f'jobnets = "{nets}"\ndatabase = "{tmp_path / "jaz.db"}"\n'
+        f'[notify]\ncommand = \'echo "$JAZ_EVENT $JAZ_JOBNET $JAZ_RUN_ID $JAZ_JOB" '
+        f'>> {heard}\'\n')
+    core = Core(config, interactive=False)
+    try:
+        run_id = core.start("bad", user="test")
+        wait_for(lambda: heard.exists() and len(heard.read_text().splitlines()) >= 2,
+                 "two notifications")
+        wait_for(lambda: not core.running(), "the run to end")
+        lines = sorted(line.strip() for line in heard.read_text().splitlines())
+        assert lines == sorted([f"job_failed bad {run_id} a", f"run_error bad {run_id}"])
+    finally:
+        core.close()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jaz.engine.clock import Clock, SystemClock, local_zone
 from jaz.engine.executors.local import LocalExecutor
@@ -28,6 +28,9 @@ from jaz.errors import JobnetInvalid, StateError
 from jaz.paths import default_db, ensure_home, jaz_home, secrets_file
 from jaz.server.config import ServerConfig
 from jaz.server.registry import Registry
+
+if TYPE_CHECKING:
+    from jaz.engine.notify import Notifier
 
 log = logging.getLogger("jaz.server")
 
@@ -93,6 +96,12 @@ class Core:
                                  queues=config.queues, wait_for_operator=interactive, tz=self.zone,
                                  calendars=self.registry.library)
         self.feed = Feed()
+        self.notifier: Notifier | None = None
+        if config.notify is not None:
+            from jaz.engine.notify import Notifier
+
+            self.notifier = Notifier(config.notify)
+        self._notified: set[tuple[int, str, str | None]] = set()
         executors = default_executors()
         executors["run"] = LocalExecutor(record_exit=True)   # results survive a crash
         self.service = Service(self.store, self.settings, clock=self.clock,
@@ -108,6 +117,38 @@ class Core:
         run_id = record.id if isinstance(record, RunRecord) else record.run_id
         self.feed.publish(Change("run" if isinstance(record, RunRecord) else "job",
                                  run_id, record))
+        if self.notifier is not None:
+            self._notify(record)
+
+    def _notify(self, record: RunRecord | JobRecord) -> None:
+        """Tell operators of failures (once per run, job and kind), through [notify]."""
+        from jaz.engine.model import JobState
+        from jaz.engine.notify import Event, EventKind
+
+        if isinstance(record, RunRecord):
+            kinds = {RunState.FAILED: EventKind.RUN_FAILED, RunState.ERROR: EventKind.RUN_ERROR}
+            kind, job, jobnet = kinds.get(record.status), None, record.jobnet
+            run_id, status, message = record.id, str(record.status), record.message
+        else:
+            kind = EventKind.JOB_FAILED if record.status == JobState.FAILED else None
+            job, run_id, status = record.name, record.run_id, str(record.status)
+            message = record.message or f"exit code {record.exit_code}"
+            jobnet = ""
+        if kind is None:
+            return
+        key = (run_id, str(kind), job)
+        with self._lock:
+            if key in self._notified:
+                return
+            self._notified.add(key)
+        if not jobnet:
+            jobnet = self.store.get_run(run_id).jobnet
+        self.notify(Event(kind=kind, jobnet=jobnet, run_id=run_id, status=status,
+                          message=message, at=self.clock.now(), job=job))
+
+    def notify(self, event: Any) -> None:
+        if self.notifier is not None:
+            self.notifier.submit(event)   # on a thread of its own: never blocks a run
 
     # ------------------------------------------------------------ runs
 

@@ -85,6 +85,11 @@ class Scheduler:
             self._event(d.run_id, "run_late", now, f"{d.what} {d.deadline.isoformat()}")
             log.warning("run %s (%s) is late: %s was %s", d.run_id, run.jobnet, d.what,
                         d.deadline.isoformat())
+            from jaz.engine.notify import Event, EventKind
+
+            core.notify(Event(kind=EventKind.LATE, jobnet=run.jobnet, run_id=d.run_id,
+                              status=str(run.status), at=now,
+                              message=f"{d.what} {d.deadline.isoformat()} passed"))
 
     def _event(self, run_id: int, kind: str, now: datetime, detail: str) -> None:
         run = self.core.store.get_run(run_id)
