@@ -217,3 +217,16 @@ def test_failures_are_notified_once_each(tmp_path: Path, monkeypatch: pytest.Mon
         assert lines == sorted([f"job_failed bad {run_id} a", f"run_error bad {run_id}"])
     finally:
         core.close()
+
+
+def test_purge_is_for_admins(api: TestClient) -> None:
+    run_id = api.post("/api/v1/runs", json={"jobnet": "hello"}).json()["run_id"]
+    finished(api, run_id)
+    for token in ("v-token", "o-token"):
+        r = api.post("/api/v1/purge", json={"keep_days": 0},
+                     headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 403
+    assert api.post("/api/v1/purge", json={"keep_days": -1}).status_code == 422
+    r = api.post("/api/v1/purge", json={"keep_days": 0})
+    assert r.json()["removed"] == [run_id]
+    assert api.get(f"/api/v1/runs/{run_id}").status_code == 404

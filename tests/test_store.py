@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +207,21 @@ def test_sqlite_upgrade_to_the_state_table_keeps_the_runs(tmp_path):
     store.set_state("cursor", T0.isoformat())
     assert store.get_state("cursor") == T0.isoformat()
     store.close()
+
+
+def test_purging_deletes_runs_jobs_and_old_events_only(tmp_path: Path) -> None:
+    tokyo = timezone(timedelta(hours=9))
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for store in (MemoryStore(), SqliteStore(tmp_path / "p.db")):
+        ids = [store.create_run(RunRecord(jobnet="n", status=RunState.SUCCEEDED,
+                                          created_at=t0 + timedelta(days=i)),
+                                [JobRecord(name="a", kind="run")]) for i in range(3)]
+        for i in range(3):
+            store.add_event(EventRecord(at=t0 + timedelta(days=i), kind="k", user="u",
+                                        run_id=ids[i]))
+        store.delete_runs(ids[:2])
+        assert [r.id for r in store.list_runs()] == [ids[2]]
+        assert store.get_jobs(ids[2])[0].name == "a"
+        # a cutoff in another zone is the same instant: times compare as times
+        assert store.delete_events((t0 + timedelta(days=1, hours=9)).astimezone(tokyo)) == 2
+        assert [e.run_id for e in store.list_events()] == [ids[2]]

@@ -155,6 +155,30 @@ class Service:
               user: str = "system") -> None:
         self._act(run_id, lambda m: m.rerun(job, self.now(), downstream=downstream, user=user))
 
+    # ------------------------------------------------------------ retention
+
+    def purge(self, before: datetime, *, user: str = "system") -> list[int]:
+        """Forget finished runs that ended before `before`, their logs and the audit
+        events older than that (`keep_days`, `jaz purge`). Returns the runs removed."""
+        import shutil
+
+        old = [r for r in self.store.list_runs(top_level=True)
+               if r.status.finished and (r.ended_at or r.created_at) < before
+               and r.id not in self.ctx.active]
+        ids: list[int] = []
+        for run in old:
+            ids.append(run.id)
+            ids.extend(child.id for child in self.store.list_runs(parent_run=run.id))
+        for run_id in ids:
+            shutil.rmtree(self.ctx.settings.log_dir / str(run_id), ignore_errors=True)
+        self.store.delete_runs(ids)
+        self.store.delete_events(before)
+        if ids:
+            self.store.add_event(EventRecord(at=self.now(), kind="purge", user=user,
+                                             detail=f"{len(ids)} runs before "
+                                                    f"{before.isoformat()}"))
+        return ids
+
     # ------------------------------------------------------------ queries
 
     def run(self, run_id: int) -> RunRecord:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import queue
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
@@ -44,6 +44,11 @@ class StartBody(BaseModel):
     params: dict[str, str] = Field(default_factory=dict, max_length=500)
     at: datetime | None = None
     hold: bool = False
+
+
+class PurgeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    keep_days: int = Field(ge=0, le=100_000)
 
 
 class JobActionBody(BaseModel):
@@ -102,7 +107,7 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
             return who
         return Depends(check)
 
-    viewer, operator = role("viewer"), role("operator")
+    viewer, operator, admin = role("viewer"), role("operator"), role("admin")
 
     # ------------------------------------------------------------ health and metrics
 
@@ -211,6 +216,12 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
     def stream(who: Principal = viewer) -> StreamingResponse:
         return StreamingResponse(_sse(core), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
+
+    @app.post("/api/v1/purge")
+    def purge(body: PurgeBody, who: Principal = admin) -> dict[str, Any]:
+        before = core.clock.now() - timedelta(days=body.keep_days)
+        removed = core.service.purge(before, user=who.user)
+        return {"removed": removed, "before": before.isoformat()}
 
     # ------------------------------------------------------------ calendars
 

@@ -14,6 +14,8 @@ import signal
 import socket
 import sys
 import threading
+import time
+from datetime import timedelta
 from pathlib import Path
 
 from jaz.engine.model import RunState
@@ -25,6 +27,7 @@ log = logging.getLogger("jaz.server")
 
 URL_FILE = "server.url"
 RELOAD_EVERY = 2.0          # seconds between looks at the jobnet and calendar folders
+PURGE_EVERY = 3600.0        # seconds between purges when keep_days is set
 
 
 def refuse_root(config: ServerConfig) -> None:
@@ -88,9 +91,25 @@ class Daemon:
             self.core.wake.clear()
 
     def _watch_loop(self) -> None:
+        next_purge = 0.0
         while not self.stopping.wait(RELOAD_EVERY):
             self.reload()
             self._check_memory()
+            if self.config.keep_days and time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + PURGE_EVERY
+                self.purge()
+
+    def purge(self) -> None:
+        assert self.config.keep_days is not None
+        before = self.core.clock.now() - timedelta(days=self.config.keep_days)
+        try:
+            removed = self.core.service.purge(before, user="keep_days")
+        except Exception:
+            log.exception("purging old runs failed")
+            return
+        if removed:
+            log.info("purged %d runs that ended before %s (keep_days = %d)", len(removed),
+                     before.isoformat(timespec="seconds"), self.config.keep_days)
 
     def reload(self) -> None:
         try:

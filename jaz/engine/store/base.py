@@ -66,6 +66,14 @@ class Store(ABC):
     @abstractmethod
     def set_state(self, key: str, value: str) -> None: ...
 
+    @abstractmethod
+    def delete_runs(self, run_ids: Sequence[int]) -> None:
+        """Forget these runs and their jobs (retention: `keep_days`, `jaz purge`)."""
+
+    @abstractmethod
+    def delete_events(self, before: datetime) -> int:
+        """Forget audit events older than `before`; returns how many."""
+
     @contextmanager
     def batch(self) -> Iterator[None]:
         yield

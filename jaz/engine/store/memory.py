@@ -92,6 +92,19 @@ class MemoryStore(Store):
                    if job in self._jobs[r.id]]
         return out[:limit] if limit is not None else out
 
+    def delete_runs(self, run_ids: Sequence[int]) -> None:
+        with self._lock:
+            for run_id in run_ids:
+                self._runs.pop(run_id, None)
+                self._jobs.pop(run_id, None)
+
+    def delete_events(self, before: datetime) -> int:
+        with self._lock:
+            kept = [e for e in self._events if e.at >= before]
+            count = len(self._events) - len(kept)
+            self._events = kept
+        return count
+
     def add_event(self, event: EventRecord) -> None:
         with self._lock:
             self._events.append(replace(event, id=len(self._events) + 1))

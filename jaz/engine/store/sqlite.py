@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +81,8 @@ _JSON_FIELDS = {"params", "outputs"}
 def _encode(key: str, value: Any) -> Any:
     if value is None:
         return None
-    if key in _TIME_FIELDS:
-        return value.isoformat()
+    if key in _TIME_FIELDS:   # in UTC, so that the text sorts and compares as time does
+        return value.astimezone(UTC).isoformat()
     if key in _JSON_FIELDS:
         return json.dumps(dict(value), sort_keys=True)
     if isinstance(value, bool):
@@ -260,7 +260,7 @@ class SqliteStore(Store):
             args.extend(str(s) for s in status)
         if since is not None:
             where.append("created_at >= ?")
-            args.append(since.isoformat())
+            args.append(since.astimezone(UTC).isoformat())
         if parent_run is not None:
             where.append("parent_run = ?")
             args.append(parent_run)
@@ -284,8 +284,8 @@ class SqliteStore(Store):
     def add_event(self, event: EventRecord) -> None:
         self._write("INSERT INTO events (at, kind, run_id, jobnet, job, user, detail) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (event.at.isoformat(), event.kind, event.run_id, event.jobnet, event.job,
-                     event.user, event.detail))
+                    (_encode("at", event.at), event.kind, event.run_id, event.jobnet,
+                     event.job, event.user, event.detail))
 
     def list_events(self, *, run_id: int | None = None, since: datetime | None = None,
                     until: datetime | None = None, limit: int | None = None
@@ -297,10 +297,10 @@ class SqliteStore(Store):
             args.append(run_id)
         if since is not None:
             where.append("at >= ?")
-            args.append(since.isoformat())
+            args.append(since.astimezone(UTC).isoformat())
         if until is not None:
             where.append("at < ?")
-            args.append(until.isoformat())
+            args.append(until.astimezone(UTC).isoformat())
         sql = "SELECT * FROM events" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
         rows = self._read(sql, args)
@@ -313,6 +313,23 @@ class SqliteStore(Store):
     def set_state(self, key: str, value: str) -> None:
         self._write("INSERT INTO state (key, value) VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def delete_runs(self, run_ids: Sequence[int]) -> None:
+        ids = list(run_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            with self.batch():
+                self._write(f"DELETE FROM jobs WHERE run_id IN ({marks})", chunk)
+                self._write(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
+
+    def delete_events(self, before: datetime) -> int:
+        cutoff = _encode("at", before.astimezone(UTC))   # times are kept in UTC
+        with self.batch():
+            count = self._read("SELECT count(*) AS n FROM events WHERE at < ?",
+                               (cutoff,))[0]["n"]
+            self._write("DELETE FROM events WHERE at < ?", (cutoff,))
+        return int(count)
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,40 @@
+"""`jaz purge`: forget old runs, their logs and old audit events (SPEC §4 `keep_days`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from jaz.cli.common import DbOption, JsonOption, LocalOption
+
+
+def register(app: typer.Typer) -> None:
+    app.command("purge")(purge)
+
+
+def purge(
+    keep_days: Annotated[int, typer.Option(
+        "--keep-days", min=0, help="Keep runs that ended in the last N days.")] = 30,
+    json_: JsonOption = False,
+    db: DbOption = None,
+    local: LocalOption = False,
+) -> None:
+    """Remove finished runs older than --keep-days from the embedded database, with their
+    logs (a running `jaz server` does the same every hour when keep_days is set)."""
+    from jaz.cli.common import make_service, open_existing_store
+    from jaz.cli.output import print_json, say
+
+    store = open_existing_store(db)
+    try:
+        service = make_service(store)
+        before = datetime.now().astimezone() - timedelta(days=keep_days)
+        removed = service.purge(before, user="cli")
+    finally:
+        store.close()
+    if json_:
+        print_json({"removed": removed, "before": before.isoformat()})
+    else:
+        say(f"removed {len(removed)} run{'s' * (len(removed) != 1)} that ended before "
+            f"{before:%Y-%m-%d %H:%M}")
