@@ -148,3 +148,29 @@ def test_root_is_refused_without_allow_root(tmp_path: Path) -> None:
                             env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 5
     assert "refuses to run as root" in result.stderr and "allow_root" in result.stderr
+
+
+def test_the_event_stream_carries_run_and_job_changes(tmp_path: Path) -> None:
+    server = Server(tmp_path)
+    (tmp_path / "jobnets" / "hi.toml").write_text('[jobs.a]\nrun = "echo hi"\n')
+    server.start()
+    try:
+        req = urllib.request.Request(server.url + "/api/v1/stream",
+                                     headers={"Authorization": f"Bearer {server.token}"})
+        with urllib.request.urlopen(req, timeout=10) as stream:
+            assert stream.readline() == b": connected\n"
+            run_id = server.call("POST", "/api/v1/runs", {"jobnet": "hi"})["run_id"]
+            seen: list[tuple[str, dict[str, Any]]] = []
+            event = ""
+            while not any(kind == "run" and data.get("status") == "succeeded"
+                          for kind, data in seen):
+                line = stream.readline().decode().rstrip("\n")   # bounded by the timeout
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    seen.append((event, json.loads(line[6:])))
+        assert ("job", "a", "succeeded") in {(k, d.get("job"), d.get("status"))
+                                             for k, d in seen}
+        assert all(d["run_id"] == run_id for _, d in seen)
+    finally:
+        server.stop()

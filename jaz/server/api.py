@@ -303,12 +303,17 @@ def _sse(core: Core) -> Iterator[str]:
     q = core.feed.subscribe()
     try:
         yield ": connected\n\n"
-        while True:
+        quiet = 0.0
+        while not core.closing.is_set():   # a stream must not hold up a shutdown
             try:
-                change = q.get(timeout=15)
+                change = q.get(timeout=0.5)
             except queue.Empty:
-                yield ": keep-alive\n\n"
+                quiet += 0.5
+                if quiet >= 15:
+                    quiet = 0.0
+                    yield ": keep-alive\n\n"
                 continue
+            quiet = 0.0
             record = change.record
             if change.kind == "run":
                 assert isinstance(record, RunRecord)

@@ -110,6 +110,7 @@ class Core:
         self._lock = threading.Lock()
         self.wake = threading.Event()      # the scheduler looks again at once when set
         self.draining = False              # max_memory reached: take no new work
+        self.closing = threading.Event()   # the server is shutting down
 
     # ------------------------------------------------------------ feed
 

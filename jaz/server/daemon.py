@@ -17,6 +17,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from jaz.engine.model import RunState
 from jaz.errors import Refused, UsageError
@@ -141,6 +142,7 @@ class Daemon:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.core.closing.set()
         self.core.wake.set()
         server = getattr(self, "_uvicorn", None)
         if server is not None:
@@ -157,7 +159,14 @@ class Daemon:
         self.core.recover()
         self.start_threads()
         app = create_app(self.core, self.tokens)
-        server = uvicorn.Server(uvicorn.Config(
+        closing = self.core.closing
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                closing.set()     # event streams end at once, so shutdown does not wait
+                super().handle_exit(sig, frame)
+
+        server = Server(uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=5))
         self._uvicorn = server
