@@ -4,8 +4,9 @@ import subprocess
 import sys
 
 FORBIDDEN_IN_ENGINE = ["textual", "typer", "click", "rich", "paramiko", "fastapi", "starlette",
-                       "uvicorn", "httpx", "jaz.cli", "jaz.tui"]
-HEAVY = ["textual", "paramiko", "fastapi", "starlette", "uvicorn", "httpx", "psycopg"]
+                       "uvicorn", "httpx", "httpx2", "jaz.cli", "jaz.tui", "jaz.server"]
+HEAVY = ["textual", "paramiko", "fastapi", "starlette", "uvicorn", "httpx", "httpx2", "psycopg",
+         "holidays", "croniter"]
 
 
 def _modules_after(code: str) -> set[str]:
@@ -23,7 +24,9 @@ def test_engine_imports_no_ui_http_or_ssh_library():
     mods = _modules_after(
         "import jaz.engine.service, jaz.engine.loader, jaz.engine.machine, jaz.engine.runner,"
         " jaz.engine.store, jaz.engine.expr, jaz.engine.executors.sql,"
-        " jaz.engine.executors.files, jaz.engine.executors.local")
+        " jaz.engine.executors.files, jaz.engine.executors.local, jaz.engine.planner,"
+        " jaz.engine.schedules, jaz.engine.calendars, jaz.engine.notify, jaz.engine.zabbix,"
+        " jaz.engine.executors.zabbix")
     assert _top(mods, FORBIDDEN_IN_ENGINE) == []
 
 
@@ -41,3 +44,8 @@ def test_version_flag_prints_version():
     result = subprocess.run([sys.executable, "-m", "jaz", "-V"], capture_output=True, text=True)
     assert result.returncode == 0
     assert result.stdout.strip() == f"jaz {__version__}"
+
+
+def test_server_modules_other_than_the_api_do_not_load_the_web_stack():
+    mods = _modules_after("import jaz.server.core, jaz.server.scheduler, jaz.server.config")
+    assert _top(mods, ["fastapi", "starlette", "uvicorn", "textual", "paramiko"]) == []
