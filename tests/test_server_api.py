@@ -230,3 +230,14 @@ def test_purge_is_for_admins(api: TestClient) -> None:
     r = api.post("/api/v1/purge", json={"keep_days": 0})
     assert r.json()["removed"] == [run_id]
     assert api.get(f"/api/v1/runs/{run_id}").status_code == 404
+
+
+def test_runs_are_paged_and_sorted(api: TestClient) -> None:
+    ids = [api.post("/api/v1/runs", json={"jobnet": "hello", "hold": True}).json()["run_id"]
+           for _ in range(5)]
+    page = api.get("/api/v1/runs", params={"limit": 2, "offset": 1}).json()
+    assert [r["run_id"] for r in page] == [ids[3], ids[2]]
+    oldest = api.get("/api/v1/runs", params={"sort": "id", "limit": 2}).json()
+    assert [r["run_id"] for r in oldest] == ids[:2]
+    held = api.get("/api/v1/runs", params={"status": "held", "jobnet": "hello"}).json()
+    assert len(held) == 5

@@ -225,3 +225,14 @@ def test_purging_deletes_runs_jobs_and_old_events_only(tmp_path: Path) -> None:
         # a cutoff in another zone is the same instant: times compare as times
         assert store.delete_events((t0 + timedelta(days=1, hours=9)).astimezone(tokyo)) == 2
         assert [e.run_id for e in store.list_events()] == [ids[2]]
+
+
+def test_pages_of_runs(tmp_path: Path) -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for store in (MemoryStore(), SqliteStore(tmp_path / "pages.db")):
+        ids = [store.create_run(RunRecord(jobnet="n", status=RunState.SUCCEEDED,
+                                          created_at=t0), []) for _ in range(7)]
+        newest = list(reversed(ids))
+        assert [r.id for r in store.list_runs(limit=3)] == newest[:3]
+        assert [r.id for r in store.list_runs(limit=3, offset=3)] == newest[3:6]
+        assert [r.id for r in store.list_runs(offset=5)] == newest[5:]

@@ -188,9 +188,11 @@ class Service:
         return self.store.get_jobs(run_id)
 
     def runs(self, *, jobnet: str | None = None, status: Sequence[RunState] = (),
-             since: datetime | None = None, limit: int | None = None) -> list[RunRecord]:
+             since: datetime | None = None, limit: int | None = None,
+             offset: int = 0) -> list[RunRecord]:
+        """Top-level runs, newest first."""
         return self.store.list_runs(jobnet=jobnet, status=status, since=since, top_level=True,
-                                    limit=limit)
+                                    limit=limit, offset=offset)
 
     def children(self, run_id: int) -> list[RunRecord]:
         return self.store.list_runs(parent_run=run_id)

@@ -158,11 +158,16 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
              limit: Annotated[int, Query(ge=1, le=1000)] = 50,
              offset: Annotated[int, Query(ge=0)] = 0,
              who: Principal = viewer) -> list[dict[str, Any]]:
-        found = core.service.runs(jobnet=jobnet, status=status or (),
-                                  since=_aware(since, core) if since else None)
-        key = sort.lstrip("-")
-        found.sort(key=lambda r: _sort_key(r, key), reverse=sort.startswith("-"))
-        return [_run_view(r, None) for r in found[offset:offset + limit]]
+        when = _aware(since, core) if since else None
+        if sort == "-id":   # the store's own order: a page costs what the page holds
+            page = core.service.runs(jobnet=jobnet, status=status or (), since=when,
+                                     limit=limit, offset=offset)
+        else:
+            page = core.service.runs(jobnet=jobnet, status=status or (), since=when)
+            key = sort.lstrip("-")
+            page.sort(key=lambda r: _sort_key(r, key), reverse=sort.startswith("-"))
+            page = page[offset:offset + limit]
+        return [_run_view(r, None) for r in page]
 
     @app.post("/api/v1/runs", status_code=201)
     def start(body: StartBody, who: Principal = operator) -> dict[str, Any]:

@@ -44,7 +44,8 @@ class Store(ABC):
     @abstractmethod
     def list_runs(self, *, jobnet: str | None = None, status: Sequence[RunState] = (),
                   since: datetime | None = None, parent_run: int | None = None,
-                  top_level: bool = False, limit: int | None = None) -> list[RunRecord]:
+                  top_level: bool = False, limit: int | None = None,
+                  offset: int = 0) -> list[RunRecord]:
         """Newest first."""
 
     @abstractmethod

@@ -75,7 +75,8 @@ class MemoryStore(Store):
 
     def list_runs(self, *, jobnet: str | None = None, status: Sequence[RunState] = (),
                   since: datetime | None = None, parent_run: int | None = None,
-                  top_level: bool = False, limit: int | None = None) -> list[RunRecord]:
+                  top_level: bool = False, limit: int | None = None,
+                  offset: int = 0) -> list[RunRecord]:
         with self._lock:
             runs = sorted(self._runs.values(), key=lambda r: r.id, reverse=True)
         out = [r for r in runs
@@ -83,7 +84,7 @@ class MemoryStore(Store):
                and (not status or r.status in status)
                and (since is None or r.created_at >= since)
                and (parent_run is None or r.parent_run == parent_run)
-               and (not top_level or r.parent_run is None)]
+               and (not top_level or r.parent_run is None)][offset:]
         return out[:limit] if limit is not None else out
 
     def job_history(self, jobnet: str, job: str, limit: int | None = None) -> list[JobRecord]:

@@ -249,7 +249,8 @@ class SqliteStore(Store):
 
     def list_runs(self, *, jobnet: str | None = None, status: Sequence[RunState] = (),
                   since: datetime | None = None, parent_run: int | None = None,
-                  top_level: bool = False, limit: int | None = None) -> list[RunRecord]:
+                  top_level: bool = False, limit: int | None = None,
+                  offset: int = 0) -> list[RunRecord]:
         where: list[str] = []
         args: list[Any] = []
         if jobnet is not None:
@@ -270,8 +271,8 @@ class SqliteStore(Store):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        if limit is not None or offset:
+            sql += f" LIMIT {int(limit) if limit is not None else -1} OFFSET {int(offset)}"
         return [self._run(r) for r in self._read(sql, args)]
 
     def job_history(self, jobnet: str, job: str, limit: int | None = None) -> list[JobRecord]:
