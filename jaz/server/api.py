@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,7 @@ from jaz.server.auth import Principal, Tokens
 from jaz.server.core import Core
 
 MAX_BODY = 1 << 20
+RunId = Annotated[int, PathParam(ge=1, le=2**62, description="a run id")]
 STATUS = {UsageError: 400, JobnetInvalid: 422, StateError: 409, NotFound: 404, Refused: 403}
 
 
@@ -156,7 +158,7 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
              sort: Annotated[str, Query(pattern=r"^-?(id|jobnet|status|scheduled|started)$")]
              = "-id",
              limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-             offset: Annotated[int, Query(ge=0)] = 0,
+             offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
              who: Principal = viewer) -> list[dict[str, Any]]:
         when = _aware(since, core) if since else None
         if sort == "-id":   # the store's own order: a page costs what the page holds
@@ -177,17 +179,17 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         return _run_view(core.service.run(run_id), core.service.jobs(run_id))
 
     @app.get("/api/v1/runs/{run_id}")
-    def run(run_id: int, who: Principal = viewer) -> dict[str, Any]:
+    def run(run_id: RunId, who: Principal = viewer) -> dict[str, Any]:
         return _run_view(core.service.run(run_id), core.service.jobs(run_id))
 
     @app.post("/api/v1/runs/{run_id}/{action}")
-    def run_action(run_id: int, action: Literal["stop", "hold", "release"],
+    def run_action(run_id: RunId, action: Literal["stop", "hold", "release"],
                    who: Principal = operator) -> dict[str, Any]:
         core.act(action, run_id, None, user=who.user)
         return _run_view(core.service.run(run_id), core.service.jobs(run_id))
 
     @app.post("/api/v1/runs/{run_id}/jobs/{job}/{action}")
-    def job_action(run_id: int, job: str,
+    def job_action(run_id: RunId, job: str,
                    action: Literal["hold", "release", "skip", "unskip", "stop", "rerun"],
                    body: JobActionBody | None = None,
                    who: Principal = operator) -> dict[str, Any]:
@@ -197,9 +199,9 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         return _run_view(core.service.run(run_id), core.service.jobs(run_id))
 
     @app.get("/api/v1/runs/{run_id}/logs")
-    def logs(run_id: int, job: str | None = None,
+    def logs(run_id: RunId, job: str | None = None,
              stream: Literal["stdout", "stderr"] | None = None,
-             offset: Annotated[int, Query(ge=0)] = 0,
+             offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
              who: Principal = viewer) -> list[dict[str, Any]]:
         out = []
         for chunk in core.service.logs(run_id, job):
@@ -212,7 +214,8 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         return out
 
     @app.get("/api/v1/events")
-    def events(run: int | None = None, who: Principal = viewer) -> list[dict[str, Any]]:
+    def events(run: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+               who: Principal = viewer) -> list[dict[str, Any]]:
         return [{"at": e.at.isoformat(), "kind": e.kind, "run_id": e.run_id,
                  "jobnet": e.jobnet, "job": e.job, "user": e.user, "detail": e.detail}
                 for e in core.service.events(run)]
