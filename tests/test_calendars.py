@@ -18,7 +18,7 @@ import holidays
 import pytest
 
 from jaz.engine.calendars import Calendar, CalendarLibrary, load_calendar_text, operating_days
-from jaz.errors import JobnetInvalid
+from jaz.errors import JobnetInvalid, NotFound
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -410,3 +410,13 @@ run = "true"
     assert result.returncode == 1
     logs = jaz("status", run["run_id"], "--db", tmp_path / "j.db", cwd=tmp_path)
     assert "calendar 'nowhere' not found" in logs.stdout + logs.stderr
+
+
+def test_a_jobnets_folder_finds_the_calendars_folder_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "jobnets").mkdir()
+    (tmp_path / "calendars").mkdir()
+    write(tmp_path / "calendars", "days", MON_FRI)
+    assert CalendarLibrary().get("days", tmp_path / "jobnets" / "net.toml").name == "days"
+    (tmp_path / "other").mkdir()
+    with pytest.raises(NotFound):
+        CalendarLibrary().get("days", tmp_path / "other" / "net.toml")

@@ -268,12 +268,14 @@ class CalendarLibrary:
             raise NotFound(f"calendar file {ref!r} not found (looked for {p})",
                            hint="give a path relative to the file that refers to it")
         looked: list[Path] = []
-        for folder in (here, here / "calendars", *self.folders):
+        # a server's layout: jobnets/ and calendars/ side by side (jaz init, $JAZ_HOME)
+        sibling = (here.parent / "calendars",) if here.name == "jobnets" else ()
+        for folder in (here, here / "calendars", *sibling, *self.folders):
             p = folder / f"{ref}.toml"
             looked.append(p)
             if p.is_file():
                 return p.resolve()
-        for folder in (here / "calendars", *self.folders):
+        for folder in (here / "calendars", *sibling, *self.folders):
             named = self._named(folder, ref)
             if named is not None:
                 return named

@@ -193,7 +193,10 @@ class Daemon:
     def _listen(self) -> socket.socket:
         host, port = self.config.listen_host, self.config.listen_port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP spelt out: asyncio sets TCP_NODELAY only on sockets whose proto says
+        # TCP, and without it a keep-alive client waits ~40 ms (Nagle + delayed ACK) for
+        # every response that uvicorn writes in two parts
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
@@ -239,6 +242,11 @@ class Daemon:
 def main(config_path: Path | None, *, verbose: bool, once: bool) -> int:
     from jaz.server.config import load_config
 
+    if config_path is None:   # $JAZ_HOME/server.toml (what `jaz init` writes), if any
+        from jaz.paths import jaz_home
+
+        default = jaz_home() / "server.toml"
+        config_path = default if default.is_file() else None
     config = load_config(config_path)
     setup_logging(verbose, config.log_level)
     refuse_root(config)
