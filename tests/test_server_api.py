@@ -241,3 +241,33 @@ def test_runs_are_paged_and_sorted(api: TestClient) -> None:
     assert [r["run_id"] for r in oldest] == ids[:2]
     held = api.get("/api/v1/runs", params={"status": "held", "jobnet": "hello"}).json()
     assert len(held) == 5
+
+
+def test_start_and_release_actions_work_across_runs(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
+    nets = tmp_path / "jobnets"
+    nets.mkdir()
+    (nets / "waiter.toml").write_text('[jobs.gate]\nhold = true\nrun = "true"\n'
+                                      '[jobs.after]\nneeds = ["gate"]\nrun = "echo released"\n')
+    (nets / "boss.toml").write_text('[jobs.kick]\nstart = "waiter"\n'
+                                    '[jobs.free]\nneeds = ["kick"]\nrelease = "waiter/gate"\n'
+                                    '[jobs.self_gate]\nhold = true\nrun = "true"\n'
+                                    '[jobs.open]\nneeds = ["free"]\nrelease = "self_gate"\n')
+    config = parse_config(f'jobnets = "{nets}"\ndatabase = "{tmp_path / "jaz.db"}"\n')
+    core = Core(config)
+    try:
+        boss = core.start("boss", user="test")
+        run = wait_for(lambda: (r := core.service.run(boss)).status != "running" and r,
+                       "boss to end")
+        assert run.status == "succeeded", core.service.jobs(boss)
+        jobs = {j.name: j for j in core.service.jobs(boss)}
+        waiter_id = int(jobs["kick"].outputs["RUN_ID"])
+        assert jobs["free"].outputs["RELEASED"] == "1"
+        waiter = wait_for(lambda: (r := core.service.run(waiter_id)).status != "running"
+                          and r, "the waiter to end")
+        assert (waiter.status, waiter.trigger) == ("succeeded", "task")
+    finally:
+        for run_id in core.running():
+            core.act("stop", run_id, None, user="test")
+        core.close()

@@ -269,7 +269,8 @@ class CalendarLibrary:
                            hint="give a path relative to the file that refers to it")
         looked: list[Path] = []
         # a server's layout: jobnets/ and calendars/ side by side (jaz init, $JAZ_HOME)
-        sibling = (here.parent / "calendars",) if here.name == "jobnets" else ()
+        sibling: tuple[Path, ...] = (here.parent / "calendars",) if here.name == "jobnets" \
+            else ()
         for folder in (here, here / "calendars", *sibling, *self.folders):
             p = folder / f"{ref}.toml"
             looked.append(p)

@@ -104,6 +104,10 @@ class Core:
         self._notified: set[tuple[int, str, str | None]] = set()
         executors = default_executors()
         executors["run"] = LocalExecutor(record_exit=True)   # results survive a crash
+        from jaz.server.actions import ReleaseExecutor, StartExecutor
+
+        executors["start"] = StartExecutor(self)
+        executors["release"] = ReleaseExecutor(self)
         self.service = Service(self.store, self.settings, clock=self.clock,
                                executors=executors, listener=self._changed)
         self._threads: dict[int, threading.Thread] = {}
