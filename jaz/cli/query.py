@@ -1,8 +1,9 @@
 """`jaz runs`, `jaz status`, `jaz logs`: read runs through the service layer.
 
-Until the server exists these read the embedded database (`--db PATH`, or
-`--local` / the default `$JAZ_HOME/jaz.db`); the server becomes a second backend
-of the same commands.
+They ask the server's API (jaz/cli/remote.py) when one is named (`--server`,
+`JAZ_SERVER`) or the local one is running (`$JAZ_HOME/server.url` exists), unless
+`--db PATH` or `--local` says to read an embedded database (`$JAZ_HOME/jaz.db`, what
+`jaz run` writes) instead. With neither, they read `$JAZ_HOME/jaz.db`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ from typing import Annotated
 
 import typer
 
-from jaz.cli.common import DbOption, JsonOption, LocalOption, make_service, open_existing_store
+from jaz.cli.common import (
+    DbOption,
+    JsonOption,
+    LocalOption,
+    ServerOption,
+    TokenOption,
+    make_service,
+    open_existing_store,
+)
 from jaz.errors import UsageError
 
-SORT_FIELDS = ("id", "jobnet", "status", "started", "ended", "duration")
+SORT_FIELDS = ("id", "jobnet", "status", "scheduled", "started", "ended", "duration")
 
 
 def register(app: typer.Typer) -> None:
@@ -43,6 +52,19 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return t if t.tzinfo else t.astimezone()
 
 
+def use_server(db: object, local: bool, server: str | None) -> bool:
+    """Whether to ask a server: not when told to read a database, else when one is
+    named or the local one runs."""
+    from jaz.client import server_configured
+
+    if db is not None or local:
+        if server:
+            raise UsageError("--server asks a server, --db/--local read a database: "
+                             "give one of them")
+        return False
+    return server_configured(server)
+
+
 def runs(
     jobnet: Annotated[str | None, typer.Option("--jobnet", help="Only runs of this jobnet.")]
     = None,
@@ -56,10 +78,11 @@ def runs(
     json_: JsonOption = False,
     db: DbOption = None,
     local: LocalOption = False,
+    server: ServerOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (upcoming scheduled ones too, from a server)."""
     from jaz.engine.model import RunState
-    from jaz.engine.service import run_view
 
     states = []
     for s in status_ or []:
@@ -71,6 +94,16 @@ def runs(
     key = sort.lstrip("-")
     if key not in SORT_FIELDS:
         raise UsageError(f"cannot sort by {key!r}: use one of {', '.join(SORT_FIELDS)}")
+    if use_server(db, local, server):
+        from jaz.cli.remote import connect, runs_remote
+
+        with connect(server, token) as client:
+            runs_remote(client, jobnet=jobnet, states=[s.value for s in states],
+                        since=parse_since(since) if since else None, sort=sort, limit=limit,
+                        json_=json_)
+        return
+    from jaz.engine.service import run_view
+
     store = open_existing_store(db)
     service = make_service(store)
     records = service.runs(jobnet=jobnet, status=states,
@@ -82,6 +115,7 @@ def runs(
         assert isinstance(r, RunRecord)
         value: object = {
             "id": r.id, "jobnet": r.jobnet, "status": str(r.status),
+            "scheduled": r.scheduled_at.timestamp() if r.scheduled_at else None,
             "started": r.started_at.timestamp() if r.started_at else None,
             "ended": r.ended_at.timestamp() if r.ended_at else None,
             "duration": ((r.ended_at - r.started_at).total_seconds()
@@ -123,9 +157,17 @@ def status(
     json_: JsonOption = False,
     db: DbOption = None,
     local: LocalOption = False,
+    server: ServerOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Show a run and its jobs (jobarg_get). Exit 0 when it succeeded, 1 when it failed,
     halted in error or was stopped."""
+    if use_server(db, local, server):
+        from jaz.cli.remote import connect, status_remote
+
+        with connect(server, token) as client:
+            exit_ = status_remote(client, run_id, wait=wait, json_=json_)
+        raise typer.Exit(exit_)
     from jaz.engine.service import run_exit_code, run_view
 
     store = open_existing_store(db)
@@ -157,8 +199,19 @@ def logs(
     = False,
     db: DbOption = None,
     local: LocalOption = False,
+    server: ServerOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Print the stdout/stderr of a run's jobs."""
+    if use_server(db, local, server):
+        if all_:
+            raise UsageError("--all reads an embedded database only (with --db or --local); "
+                             "the server gives each job's latest attempt")
+        from jaz.cli.remote import connect, logs_remote
+
+        with connect(server, token) as client:
+            logs_remote(client, run_id, job, follow=follow)
+        return
     from jaz.engine.service import run_exit_code
 
     store = open_existing_store(db)

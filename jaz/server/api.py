@@ -155,7 +155,8 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
     def runs(jobnet: str | None = None,
              status: Annotated[list[RunState] | None, Query()] = None,
              since: datetime | None = None,
-             sort: Annotated[str, Query(pattern=r"^-?(id|jobnet|status|scheduled|started)$")]
+             sort: Annotated[str, Query(
+                 pattern=r"^-?(id|jobnet|status|scheduled|started|ended|duration)$")]
              = "-id",
              limit: Annotated[int, Query(ge=1, le=1000)] = 50,
              offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
@@ -276,7 +277,10 @@ def _run_view(run: RunRecord, jobs: Any) -> dict[str, Any]:
 def _sort_key(run: RunRecord, key: str) -> Any:
     far = datetime.min.replace(tzinfo=run.created_at.tzinfo)
     return {"id": run.id, "jobnet": run.jobnet, "status": str(run.status),
-            "scheduled": run.scheduled_at or far, "started": run.started_at or far}[key]
+            "scheduled": run.scheduled_at or far, "started": run.started_at or far,
+            "ended": run.ended_at or far,
+            "duration": (run.ended_at - run.started_at).total_seconds()
+            if run.ended_at and run.started_at else -1.0}[key]
 
 
 def _aware(t: datetime | None, core: Core) -> datetime:

@@ -232,8 +232,11 @@ class Core:
         else:
             getattr(self.service, action)(run_id, job, user=user)
         after = self.service.run(run_id)
-        if after.status == RunState.ERROR and run_id not in self.running():
-            self.drive(run_id, resume=True)        # an action on a halted run goes on
+        # an action on a halted run goes on (a skip or rerun has made it `running` again)
+        if RunState.ERROR in (run.status, after.status) and \
+                after.status in (RunState.RUNNING, RunState.ERROR) and \
+                run_id not in self.running():
+            self.drive(run_id, resume=True)
         return self.service.run(run_id)
 
     def _hold_run(self, run: RunRecord, user: str) -> None:

@@ -1,0 +1,307 @@
+"""The CLI against a real `jaz server` (SPEC §3): one server subprocess for the module,
+on a free loopback port, with its own $JAZ_HOME and jobnet folder; every command runs
+as a `jaz` subprocess that finds the server through $JAZ_HOME/server.url and
+admin.token, as an operator's shell would. Nothing sleeps: waits poll with deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from jaz.cli.remote import parse_at
+from jaz.errors import UsageError
+
+JOBNETS = {
+    "hello": '[params]\nWHO = "world"\n[jobs.greet]\nrun = "echo hello $WHO; echo psst >&2"\n',
+    "fail": '[jobs.a]\nrun = "echo bad; exit 3"\n[jobs.b]\nneeds = ["a"]\nrun = "echo after"\n',
+    "gate": '[jobs.first]\nrun = "echo first"\n'
+            '[jobs.gate]\nneeds = ["first"]\nhold = true\nrun = "echo gate"\n'
+            '[jobs.last]\nneeds = ["gate"]\nrun = "echo done"\n',
+    "broken": '[jobs.a]\nrun = "true"\nneeds = ["nope"]\n',
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)   # polling interval, not a wait for state
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class Server:
+    home: Path
+    url: str
+    api: httpx.Client
+    env: dict[str, str]
+
+    def jaz(self, *args: str, env: dict[str, str] | None = None,
+            ok: bool | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "jaz", *args], capture_output=True,
+                                text=True, env=env or self.env, timeout=30)
+        if ok is not None:
+            assert (result.returncode == 0) == ok, (result.returncode, result.stdout,
+                                                    result.stderr)
+        return result
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        response = self.api.get(f"/api/v1/runs/{run_id}")
+        response.raise_for_status()
+        return dict(response.json())
+
+    def until(self, run_id: int, check: Callable[[dict[str, Any]], bool],
+              what: str) -> dict[str, Any]:
+        def ok() -> dict[str, Any] | None:
+            run = self.run(run_id)
+            return run if check(run) else None
+
+        return dict(wait_for(ok, f"run {run_id}: {what}"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("server")
+    home, nets = root / "home", root / "jobnets"
+    nets.mkdir()
+    (root / "calendars").mkdir()
+    for name, text in JOBNETS.items():
+        (nets / f"{name}.toml").write_text(text)
+    config = root / "jaz.toml"
+    config.write_text(f'listen = "127.0.0.1:{free_port()}"\njobnets = "jobnets"\n'
+                      f'calendars = "calendars"\n'
+                      + ("allow_root = true\n" if os.geteuid() == 0 else ""))
+    env = {k: v for k, v in os.environ.items() if k not in ("JAZ_SERVER", "JAZ_TOKEN")}
+    env["JAZ_HOME"] = str(home)
+    log = (root / "server.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "jaz", "server", "-c", str(config)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url_file = home / "server.url"
+
+        def up() -> bool:
+            assert proc.poll() is None, (root / "server.log").read_text()
+            return url_file.exists() and url_file.read_text().endswith("\n")
+
+        wait_for(up, "the server to write server.url")
+        url = url_file.read_text().strip()
+        token = (home / "admin.token").read_text().strip()
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                          timeout=10, trust_env=False) as api:
+            yield Server(home=home, url=url, api=api, env=env)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()
+    assert not (home / "server.url").exists()   # the server forgets its address on exit
+
+
+def started(result: subprocess.CompletedProcess[str]) -> int:
+    """The run id `jaz start` prints on its first line."""
+    assert result.stdout, result.stderr
+    return int(result.stdout.splitlines()[0])
+
+
+# ------------------------------------------------------------------ start, status, runs, logs
+
+
+def test_start_wait_succeeds_and_the_query_commands_read_the_server(server: Server) -> None:
+    result = server.jaz("start", "hello", "-p", "WHO=cli", "--wait", ok=True)
+    run_id = started(result)
+    assert f"run {run_id} (hello)" in result.stdout and "succeeded" in result.stdout
+
+    status = server.jaz("status", str(run_id), "--json", ok=True)
+    view = json.loads(status.stdout)
+    assert {"run_id", "jobnet", "status", "exit_code", "params", "started_at", "ended_at",
+            "jobs"} <= set(view)
+    assert (view["status"], view["exit_code"], view["params"]["WHO"]) == ("succeeded", 0, "cli")
+    assert set(view["jobs"]["greet"]) >= {"status", "exit_code", "attempts", "timed_out",
+                                          "host", "outputs", "started_at", "ended_at"}
+
+    listed = json.loads(server.jaz("runs", "--jobnet", "hello", "--sort", "-duration",
+                                   "--json", ok=True).stdout)
+    assert run_id in [r["run_id"] for r in listed] and "jobs" not in listed[0]
+
+    logs = server.jaz("logs", str(run_id), ok=True).stdout
+    assert "hello cli\n" in logs and "psst\n" in logs and "stderr <==" in logs
+
+
+def test_env_params_and_json_of_start(server: Server) -> None:
+    env = {**server.env, "WHO": "from-env"}
+    result = server.jaz("start", "hello", "-e", "WHO", "--wait", "--json", env=env, ok=True)
+    view = json.loads(result.stdout)           # --json --wait: only the ended run object
+    assert (view["status"], view["params"]["WHO"]) == ("succeeded", "from-env")
+    missing = server.jaz("start", "hello", "-e", "NOT_SET_ANYWHERE_4711")
+    assert missing.returncode == 2 and "NOT_SET_ANYWHERE_4711" in missing.stderr
+
+
+def test_a_failed_run_exits_1_and_rerun_and_skip_move_it_on(server: Server) -> None:
+    result = server.jaz("start", "fail", "--wait")
+    assert result.returncode == 1, result.stderr
+    run_id = started(result)
+    assert "error" in result.stdout and f"jaz skip {run_id} a" in result.stdout
+
+    rerun = server.jaz("rerun", str(run_id), "a", "--downstream", "--json", ok=True)
+    assert json.loads(rerun.stdout)["run_id"] == run_id
+    server.until(run_id, lambda r: r["status"] == "error", "in error again")
+
+    server.jaz("skip", str(run_id), "a", ok=True)
+    done = server.jaz("status", str(run_id), "--wait", "--json", ok=True)
+    view = json.loads(done.stdout)
+    assert view["status"] == "succeeded"
+    assert (view["jobs"]["a"]["status"], view["jobs"]["b"]["status"]) == \
+        ("skipped", "succeeded")
+
+
+def test_held_jobs_are_held_released_and_logs_follow_to_the_end(server: Server) -> None:
+    run_id = started(server.jaz("start", "gate", ok=True))
+    server.until(run_id, lambda r: r["jobs"]["gate"]["status"] == "held", "gate held")
+    follow = subprocess.Popen([sys.executable, "-m", "jaz", "logs", str(run_id), "-f"],
+                              env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        held = server.jaz("hold", str(run_id), "last", "--json", ok=True)
+        assert json.loads(held.stdout)["jobs"]["last"]["status"] == "held"
+        assert "job gate" in server.jaz("release", str(run_id), "gate", ok=True).stdout
+        server.until(run_id, lambda r: r["jobs"]["gate"]["status"] == "succeeded", "gate ran")
+        assert follow.poll() is None       # `last` is still held: the run goes on
+        server.jaz("release", str(run_id), "last", ok=True)
+        out, err = follow.communicate(timeout=20)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.communicate()
+    assert follow.returncode == 0, err
+    assert out.index("first\n") < out.index("gate\n") < out.index("done\n")
+    assert "==> last (attempt 1) stdout <==" in out
+    assert server.run(run_id)["status"] == "succeeded"
+
+
+def test_stop_a_run_with_a_held_job(server: Server) -> None:
+    run_id = started(server.jaz("start", "gate", ok=True))
+    server.until(run_id, lambda r: r["jobs"]["gate"]["status"] == "held", "gate held")
+    server.jaz("stop", str(run_id), ok=True)
+    status = server.jaz("status", str(run_id), "--wait")
+    assert status.returncode == 1 and "stopped" in status.stdout
+
+
+def test_a_run_at_a_later_time_is_scheduled_and_can_be_held(server: Server) -> None:
+    result = server.jaz("start", "hello", "--at", "+2h", "--json", ok=True)
+    view = json.loads(result.stdout)
+    assert view["status"] == "scheduled"
+    due = datetime.fromisoformat(view["scheduled_at"])
+    assert timedelta(minutes=119) < due - datetime.now(UTC) <= timedelta(hours=2)
+    run_id = view["run_id"]
+    upcoming = json.loads(server.jaz("runs", "--status", "scheduled", "--json").stdout)
+    assert run_id in [r["run_id"] for r in upcoming]
+    assert "held" in server.jaz("hold", str(run_id), ok=True).stdout
+    assert "scheduled" in server.jaz("release", str(run_id), ok=True).stdout
+    server.jaz("stop", str(run_id), ok=True)
+    assert server.run(run_id)["status"] == "stopped"
+
+
+# ------------------------------------------------------------------ definitions
+
+
+def test_jobnets_and_show_include_an_invalid_jobnet(server: Server) -> None:
+    nets = {n["name"]: n for n in json.loads(server.jaz("jobnets", "--json", ok=True).stdout)}
+    assert set(nets) == set(JOBNETS)
+    assert nets["broken"]["valid"] is False and "nope" in nets["broken"]["problems"][0]["message"]
+    table = server.jaz("jobnets", ok=True).stdout
+    broken = next(line for line in table.splitlines() if line.startswith("broken"))
+    assert "INVALID" in broken and "nope" in broken
+
+    shown = server.jaz("show", "gate", ok=True).stdout
+    assert "hold = true" in shown and "first" in shown.split("[jobs.first]")[0]
+    assert "unknown job 'nope'" in server.jaz("show", "broken", ok=True).stdout
+
+    started_broken = server.jaz("start", "broken")
+    assert started_broken.returncode == 2 and "unknown job 'nope'" in started_broken.stderr
+    unknown = server.jaz("show", "nothing-like-it")
+    assert unknown.returncode == 4 and "jaz jobnets" in unknown.stderr
+
+
+# ------------------------------------------------------------------ errors and exit codes
+
+
+def test_a_bad_token_is_refused_with_exit_5(server: Server) -> None:
+    result = server.jaz("runs", "--token", "not-the-token")
+    assert result.returncode == 5 and "refused" in result.stderr
+    env = {**server.env, "JAZ_TOKEN": "not-the-token"}
+    assert server.jaz("start", "hello", env=env).returncode == 5
+
+
+def test_no_server_is_exit_3_naming_where_it_looked(server: Server, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = server.jaz("status", "1", "--server", dead)
+    assert result.returncode == 3 and dead in result.stderr and "jaz server" in result.stderr
+    env = {**server.env, "JAZ_HOME": str(tmp_path)}
+    result = server.jaz("start", "hello", env=env)
+    assert result.returncode == 3
+    assert str(tmp_path / "server.url") in result.stderr and "jaz server" in result.stderr
+
+
+def test_unknown_runs_and_jobs_are_exit_4(server: Server) -> None:
+    for args in (["status", "987654"], ["stop", "987654", "some-job"]):
+        result = server.jaz(*args)
+        assert result.returncode == 4, (args, result.stderr)
+        assert "987654" in result.stderr
+
+
+def test_usage_errors_are_exit_2(server: Server) -> None:
+    for args in (["start", "hello", "-p", "no-equals-sign"], ["start", "hello", "--at", "soon"],
+                 ["runs", "--db", "x.db", "--server", server.url]):
+        result = server.jaz(*args)
+        assert result.returncode == 2, (args, result.stderr)
+
+
+# ------------------------------------------------------------------ --at
+
+
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("+10m", NOW + timedelta(minutes=10)),
+    ("+1d", NOW + timedelta(days=1)),
+    ("2026-11-21T08:00+00:00", datetime(2026, 11, 21, 8, tzinfo=UTC)),
+])
+def test_at_times(text: str, expected: datetime) -> None:
+    assert parse_at(text, NOW) == expected
+
+
+def test_at_a_time_of_day_is_the_next_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    assert parse_at("11:30", NOW) == datetime(2026, 11, 20, 11, 30, tzinfo=UTC)
+    assert parse_at("09:30", NOW).date().isoformat() == "2026-11-21"
+
+
+@pytest.mark.parametrize("text", ["soon", "+", "+forever", "25:00", "12:61"])
+def test_bad_at_times(text: str) -> None:
+    with pytest.raises(UsageError):
+        parse_at(text, NOW)
