@@ -37,13 +37,15 @@ def _root(
 
 
 def _register() -> None:
-    from jaz.cli import query, remote, run, schedule, server, validate
+    from jaz.cli import init, purge, query, remote, run, schedule, server, validate
 
     run.register(app)
     validate.register(app)
     query.register(app)
     schedule.register(app)
     server.register(app)
+    purge.register(app)
+    init.register(app)
     remote.register(app)
 
 
