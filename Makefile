@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m compileall -q jaz >/dev/null
 	$(BIN)/python bench/run_bench.py
 	$(BIN)/python bench/schedule_bench.py
+	$(BIN)/python bench/server_bench.py
 
 completions: $(STAMP)
 	$(BIN)/python scripts/gen_completions.py

@@ -24,7 +24,7 @@ from jaz.engine.records import EventRecord, JobRecord, RunRecord
 from jaz.engine.secrets import Secrets
 from jaz.engine.service import Service, default_executors
 from jaz.engine.store import SqliteStore
-from jaz.errors import JobnetInvalid, StateError
+from jaz.errors import JazError, JobnetInvalid, StateError
 from jaz.paths import default_db, ensure_home, jaz_home, secrets_file
 from jaz.server.config import ServerConfig
 from jaz.server.registry import Registry
@@ -171,8 +171,8 @@ class Core:
         run = self.service.run(run_id)
         if run.status == RunState.RUNNING:
             self.drive(run_id, loaded.jobnet)
-        else:
-            self.wake.set()
+        elif run.status == RunState.SCHEDULED:
+            self.wake.set()        # the scheduler starts it at its time
         return run_id
 
     def drive(self, run_id: int, jobnet: Jobnet | None = None, *,
@@ -198,7 +198,17 @@ class Core:
         finally:
             with self._lock:
                 self._threads.pop(run_id, None)
-            self.wake.set()
+            if self._may_be_awaited(run_id):
+                self.wake.set()
+
+    def _may_be_awaited(self, run_id: int) -> bool:
+        """Whether a scheduled run may be waiting for this one to end (`overlap = wait`):
+        only then does the scheduler look again at once, not after every run."""
+        try:
+            schedules = self.registry.get(self.store.get_run(run_id).jobnet).schedules
+        except JazError:     # gone from the registry or the store: look anyway
+            return True
+        return any(b.schedule.overlap == "wait" for b in schedules)
 
     def running(self) -> list[int]:
         with self._lock:

@@ -27,7 +27,9 @@ from jaz.server.config import ServerConfig
 log = logging.getLogger("jaz.server")
 
 URL_FILE = "server.url"
-RELOAD_EVERY = 2.0          # seconds between looks at the jobnet and calendar folders
+RELOAD_EVERY = 2.0          # seconds between looks at the jobnet and calendar folders…
+RELOAD_SHARE = 200          # …or longer, so that looking takes at most 1/200 of a CPU…
+RELOAD_MAX = 10.0           # …but never longer than this (10,000 files: ~30 ms a look)
 PURGE_EVERY = 3600.0        # seconds between purges when keep_days is set
 
 
@@ -51,6 +53,13 @@ def setup_logging(verbose: bool, level: str) -> None:
     root = logging.getLogger("jaz")
     root.handlers[:] = [handler]
     root.setLevel("DEBUG" if verbose else level.upper())
+
+
+def reload_pause(spent: float) -> float:
+    """Seconds until the next look at the folders, after one that took `spent` seconds of
+    CPU: every RELOAD_EVERY seconds while looking is cheap; with thousands of files
+    (a stat each) less often, so that an idle server stays idle."""
+    return min(RELOAD_MAX, max(RELOAD_EVERY, spent * RELOAD_SHARE))
 
 
 def resident_bytes() -> int:
@@ -93,8 +102,11 @@ class Daemon:
 
     def _watch_loop(self) -> None:
         next_purge = 0.0
-        while not self.stopping.wait(RELOAD_EVERY):
+        pause = RELOAD_EVERY
+        while not self.stopping.wait(pause):
+            spent = time.thread_time()
             self.reload()
+            pause = reload_pause(time.thread_time() - spent)
             self._check_memory()
             if self.config.keep_days and time.monotonic() >= next_purge:
                 next_purge = time.monotonic() + PURGE_EVERY

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from jaz.engine import planner
 from jaz.engine.model import RunState
-from jaz.engine.records import EventRecord
+from jaz.engine.records import EventRecord, RunRecord
 from jaz.server.core import Core
 
 log = logging.getLogger("jaz.server")
@@ -21,42 +21,80 @@ log = logging.getLogger("jaz.server")
 UNFINISHED = [RunState.SCHEDULED, RunState.HELD, RunState.RUNNING, RunState.ERROR]
 LAST_TICK = "scheduler.last_tick"
 IDLE = timedelta(seconds=5)       # look again at least this often (reloads, deadlines)
+QUIET = timedelta(minutes=10)     # how long a jobnet with nothing to do is left alone
 
 
 class Scheduler:
     def __init__(self, core: Core, settings: planner.Settings | None = None) -> None:
         self.core = core
         self.settings = settings or planner.Settings()
+        # each jobnet's cursor as last read or written: the scheduler is its only writer
+        self._cursors: dict[str, datetime | None] = {}
+        # jobnets with no unfinished run whose last plan created nothing: (planned at, quiet
+        # until, the schedules it was planned with); skipped until then
+        self._quiet: dict[str, tuple[datetime, datetime, object]] = {}
 
     def tick(self, now: datetime) -> datetime:
-        """One tick at `now`; returns when the next one is due."""
+        """One tick at `now`; returns when the next one is due.
+
+        Reads the unfinished runs once per pass. A jobnet with no unfinished run whose
+        last plan created nothing is planned again only after QUIET (or at once when its
+        schedules change): its next fire is more than `ahead` away, so planning it every
+        tick would only move its cursor; this keeps an idle tick cheap with thousands of
+        jobnets, at the price of materialising such a fire up to QUIET later than
+        `ahead` before it."""
         store = self.core.store
         raw = store.get_state(LAST_TICK)
         last_tick = datetime.fromisoformat(raw) if raw else None
+        runs = store.list_runs(status=UNFINISHED, top_level=True)
+        busy = {r.jobnet for r in runs}
         entries = [planner.Entry(jobnet=loaded.name, schedules=loaded.schedules,
                                  cursor=self._cursor(loaded.name))
                    for loaded in self.core.registry.all()
-                   if loaded.jobnet is not None and loaded.schedules]
+                   if loaded.jobnet is not None and loaded.schedules
+                   and (loaded.name in busy or not self._is_quiet(loaded.name,
+                                                                  loaded.schedules, now))]
+        created: list[planner.Create] = []
         while True:
-            runs = store.list_runs(status=UNFINISHED, top_level=True)
             decisions = planner.plan(now, last_tick, entries, runs, self.settings)
             with store.batch():
                 for decision in decisions:
                     self._apply(decision, now)
+            created += [d for d in decisions if isinstance(d, planner.Create)]
             started = [d for d in decisions if isinstance(d, planner.Start)]
             for d in started:
                 self.core.drive(d.run_id)
             moved = {d.jobnet: d.at for d in decisions if isinstance(d, planner.Cursor)}
+            self._cursors.update(moved)
             entries = [replace(e, cursor=moved.get(e.jobnet, e.cursor)) for e in entries]
             if not planner.needs_another_pass(decisions, now):
                 break
-        self._start_manual(now)
+            runs = store.list_runs(status=UNFINISHED, top_level=True)
+            busy = {r.jobnet for r in runs}
+        active = busy | {d.jobnet for d in created}
+        for e in entries:
+            if e.jobnet in active:
+                self._quiet.pop(e.jobnet, None)
+            else:
+                self._quiet[e.jobnet] = (now, now + QUIET, e.schedules)
+        self._start_manual(now, runs)
         store.set_state(LAST_TICK, max(now, last_tick or now).isoformat())
-        return self._next(now)
+        # the runs still scheduled for later: those read (decisions only touch due ones)
+        # and those just created
+        upcoming = [r.scheduled_at for r in runs if r.status == RunState.SCHEDULED
+                    and r.scheduled_at is not None and r.scheduled_at > now]
+        upcoming += [d.at for d in created if d.at > now]
+        return min([now + IDLE, *upcoming])
+
+    def _is_quiet(self, jobnet: str, schedules: object, now: datetime) -> bool:
+        quiet = self._quiet.get(jobnet)
+        return quiet is not None and quiet[2] is schedules and quiet[0] <= now < quiet[1]
 
     def _cursor(self, jobnet: str) -> datetime | None:
-        raw = self.core.store.get_state(f"scheduler.cursor.{jobnet}")
-        return datetime.fromisoformat(raw) if raw else None
+        if jobnet not in self._cursors:
+            raw = self.core.store.get_state(f"scheduler.cursor.{jobnet}")
+            self._cursors[jobnet] = datetime.fromisoformat(raw) if raw else None
+        return self._cursors[jobnet]
 
     def _apply(self, d: planner.Decision, now: datetime) -> None:
         core, store = self.core, self.core.store
@@ -98,18 +136,13 @@ class Scheduler:
                                               detail=detail))
         self.core._changed("run", run)
 
-    def _start_manual(self, now: datetime) -> None:
-        """Runs started for later with `jaz start --at` are started when due."""
-        for run in self.core.store.list_runs(status=[RunState.SCHEDULED], top_level=True):
-            if run.trigger in planner.SCHEDULED_TRIGGERS or run.scheduled_at is None or \
-                    run.scheduled_at > now:
+    def _start_manual(self, now: datetime, runs: list[RunRecord]) -> None:
+        """Runs started for later with `jaz start --at` are started when due (the planner
+        leaves them alone, so the runs read for it tell)."""
+        for run in runs:
+            if run.status != RunState.SCHEDULED or run.trigger in planner.SCHEDULED_TRIGGERS \
+                    or run.scheduled_at is None or run.scheduled_at > now:
                 continue
             self.core.store.update_run(run.id, status=RunState.RUNNING)
             self._event(run.id, "run_started_at_time", now, run.scheduled_at.isoformat())
             self.core.drive(run.id)
-
-    def _next(self, now: datetime) -> datetime:
-        upcoming = [r.scheduled_at for r in self.core.store.list_runs(
-            status=[RunState.SCHEDULED], top_level=True)
-            if r.scheduled_at is not None and r.scheduled_at > now]
-        return min([now + IDLE, *upcoming])

@@ -1,0 +1,159 @@
+"""The server's scheduler loop over a real core and store, on a fake clock (runs are not
+driven: `Core.drive` is recorded instead), and the cheap paths that keep an idle server
+with thousands of jobnets idle: quiet jobnets, unchanged folders, fewer wake-ups."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jaz.engine.clock import FakeClock
+from jaz.engine.model import RunState
+from jaz.server import daemon
+from jaz.server.config import parse_config
+from jaz.server.core import Core
+from jaz.server.scheduler import IDLE, QUIET, Scheduler
+
+T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)      # a Monday
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TZ", "UTC")
+    nets = tmp_path / "jobnets"
+    nets.mkdir()
+
+    class Env:
+        folder = nets
+        clock = FakeClock(T0)
+        driven: list[int] = []
+
+        def core(self) -> Core:
+            config = parse_config(f'jobnets = "{nets}"\ncalendars = "{tmp_path / "cal"}"\n'
+                                  f'database = "{tmp_path / "jaz.db"}"\n')
+            core = Core(config, clock=self.clock)
+            core.drive = lambda run_id, *a, **k: self.driven.append(run_id)  # type: ignore
+            return core
+
+    return Env()
+
+
+def cursor(core: Core, name: str) -> str | None:
+    return core.store.get_state(f"scheduler.cursor.{name}")
+
+
+def test_a_quiet_jobnet_is_planned_again_after_quiet_or_when_it_changes(env: Any) -> None:
+    (env.folder / "yearly.toml").write_text('[schedule]\ncron = "0 3 1 1 *"\n'
+                                            '[jobs.a]\nrun = "true"\n')
+    core = env.core()
+    scheduler = Scheduler(core)
+    scheduler.tick(env.clock.now())
+    first = cursor(core, "yearly")
+    assert first == (T0 + timedelta(hours=24)).isoformat()   # planned: the cursor moved
+    env.clock.advance(60)
+    scheduler.tick(env.clock.now())
+    assert cursor(core, "yearly") == first                   # quiet: left alone
+    env.clock.advance(QUIET.total_seconds())
+    scheduler.tick(env.clock.now())
+    second = cursor(core, "yearly")
+    assert second is not None and second > first             # planned again
+    env.clock.advance(1)
+    scheduler.tick(env.clock.now())
+    assert cursor(core, "yearly") == second                  # and quiet again
+    # a changed schedule is planned at once, quiet or not
+    (env.folder / "yearly.toml").write_text('[schedule]\ncron = "0 4 1 1 *"\n'
+                                            '[jobs.a]\nrun = "true"\n')
+    os.utime(env.folder / "yearly.toml", ns=(1, 1))
+    assert core.registry.reload() == ["yearly"]
+    env.clock.advance(1)
+    scheduler.tick(env.clock.now())
+    assert cursor(core, "yearly") == (env.clock.now() + timedelta(hours=24)).isoformat()
+
+
+def test_due_fires_start_and_the_next_tick_is_the_next_fire(env: Any) -> None:
+    (env.folder / "minutely.toml").write_text('[schedule]\ncron = "* * * * *"\n'
+                                              '[jobs.a]\nrun = "true"\n')
+    core = env.core()
+    scheduler = Scheduler(core)
+    due = scheduler.tick(env.clock.now())
+    assert due == T0 + timedelta(seconds=5)          # IDLE comes before the next minute
+    env.clock.advance(59)
+    assert scheduler.tick(env.clock.now()) == T0 + timedelta(minutes=1)
+    env.clock.advance(1)
+    scheduler.tick(env.clock.now())
+    started = core.store.list_runs(status=[RunState.RUNNING])
+    assert [r.scheduled_at for r in started] == [T0 + timedelta(minutes=1)]
+    assert env.driven == [started[0].id]
+    # the fire taken leaves room for one more: materialised, still ten ahead
+    waiting = core.store.list_runs(status=[RunState.SCHEDULED])
+    assert len(waiting) == 10
+    assert max(r.scheduled_at for r in waiting) == T0 + timedelta(minutes=11)
+
+
+def test_a_run_for_later_starts_at_its_time(env: Any) -> None:
+    (env.folder / "manual.toml").write_text('[jobs.a]\nrun = "true"\n')
+    core = env.core()
+    scheduler = Scheduler(core)
+    at = T0 + timedelta(seconds=2)
+    run_id = core.start("manual", at=at)
+    assert core.wake.is_set()
+    assert scheduler.tick(env.clock.now()) == at
+    env.clock.advance(2)
+    assert scheduler.tick(env.clock.now()) == env.clock.now() + IDLE
+    assert core.store.get_run(run_id).status == RunState.RUNNING
+    assert env.driven == [run_id]
+
+
+def test_the_scheduler_is_woken_only_when_it_has_something_to_do(env: Any) -> None:
+    (env.folder / "plain.toml").write_text('[jobs.a]\nrun = "true"\n')
+    (env.folder / "waits.toml").write_text('[schedule]\ncron = "0 3 * * *"\n'
+                                           'overlap = "wait"\n[jobs.a]\nrun = "true"\n')
+    core = env.core()
+    core.start("plain", hold=True)
+    assert not core.wake.is_set()                    # held: nothing for the scheduler
+    plain = core.service.create(core.registry.get("plain").jobnet)
+    waits = core.service.create(core.registry.get("waits").jobnet)
+    assert not core._may_be_awaited(plain)           # its end cannot release a waiting run
+    assert core._may_be_awaited(waits)               # overlap = wait: look again at once
+
+
+def test_an_unchanged_folder_is_not_loaded_again(env: Any) -> None:
+    (env.folder / "a.toml").write_text('[jobs.a]\nrun = "true"\n')
+    core = env.core()
+    state = core.registry._state
+    assert core.registry.reload() == []
+    assert core.registry._state is state             # no new snapshot
+    (env.folder / "b.toml").write_text('[jobs.b]\nrun = "true"\n')
+    assert core.registry.reload() == ["b"]
+    (env.folder / "b.toml").write_text('[jobs.c]\nrun = "true"\n')   # same size, in place
+    os.utime(env.folder / "b.toml", ns=(2, 2))
+    core.registry.reload()
+    assert set(core.registry.get("b").jobnet.jobs) == {"c"}
+
+
+def test_folders_are_looked_at_less_often_when_a_look_is_costly() -> None:
+    assert daemon.reload_pause(0.001) == daemon.RELOAD_EVERY
+    assert daemon.reload_pause(0.030) == pytest.approx(6.0)
+    assert daemon.reload_pause(5.0) == daemon.RELOAD_MAX
+
+
+def test_the_listening_socket_says_tcp_so_responses_are_not_delayed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP; without it a
+    # keep-alive client waits ~40 ms for each response (Nagle and delayed ACKs)
+    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
+    config = parse_config(f'listen = "127.0.0.1:0"\ndatabase = "{tmp_path / "jaz.db"}"\n'
+                          f'jobnets = "{tmp_path}"\ncalendars = "{tmp_path}"\n')
+    d = daemon.Daemon(config)
+    sock = d._listen()
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
+        d.core.close()
