@@ -157,3 +157,26 @@ def test_the_listening_socket_says_tcp_so_responses_are_not_delayed(
     finally:
         sock.close()
         d.core.close()
+
+
+def test_a_changed_jobnet_is_planned_again_from_now(env: Any) -> None:
+    path = env.folder / "daily.toml"
+    path.write_text('[schedule]\ncron = "0 * * * *"\n[jobs.a]\nrun = "true"\n')
+    core = env.core()
+    scheduler = Scheduler(core)
+    scheduler.tick(env.clock.now())
+    planned = core.store.list_runs(status=[RunState.SCHEDULED])
+    assert len(planned) == 10 and all(r.scheduled_at.minute == 0 for r in planned)
+    held = min(planned, key=lambda r: r.id)
+    core.store.update_run(held.id, status=RunState.HELD)
+    path.write_text('[schedule]\ncron = "30 * * * *"\n[jobs.a]\nrun = "echo v2"\n')
+    os.utime(path, ns=(1, 1))   # a change the registry sees even within one mtime tick
+    core.registry.reload()
+    env.clock.advance(60)
+    scheduler.tick(env.clock.now())
+    again = core.store.list_runs(status=[RunState.SCHEDULED])
+    assert again and all(r.scheduled_at.minute == 30 for r in again)
+    new_version = core.registry.get("daily").jobnet.hash
+    assert {r.version for r in again} == {new_version}
+    assert core.store.get_run(held.id).status == RunState.HELD   # the operator's stays
+    assert any(e.kind == "replanned" for e in core.store.list_events())

@@ -33,6 +33,8 @@ class Scheduler:
         # jobnets with no unfinished run whose last plan created nothing: (planned at, quiet
         # until, the schedules it was planned with); skipped until then
         self._quiet: dict[str, tuple[datetime, datetime, object]] = {}
+        # the version of each jobnet its runs were last planned with
+        self._versions: dict[str, str | None] = {}
 
     def tick(self, now: datetime) -> datetime:
         """One tick at `now`; returns when the next one is due.
@@ -47,6 +49,7 @@ class Scheduler:
         raw = store.get_state(LAST_TICK)
         last_tick = datetime.fromisoformat(raw) if raw else None
         runs = store.list_runs(status=UNFINISHED, top_level=True)
+        runs = self._replan_changed(now, runs)
         busy = {r.jobnet for r in runs}
         entries = [planner.Entry(jobnet=loaded.name, schedules=loaded.schedules,
                                  cursor=self._cursor(loaded.name))
@@ -85,6 +88,44 @@ class Scheduler:
                     and r.scheduled_at is not None and r.scheduled_at > now]
         upcoming += [d.at for d in created if d.at > now]
         return min([now + IDLE, *upcoming])
+
+    def _replan_changed(self, now: datetime, runs: list[RunRecord]) -> list[RunRecord]:
+        """A jobnet whose version in force changed is planned afresh from now: the runs
+        materialised ahead for the old version that nobody held are dropped (they were
+        only plans), so the new schedule and the new text apply to every fire to come.
+        Held ones stay as the operator left them."""
+        store = self.core.store
+        dropped: set[int] = set()
+        for loaded in self.core.registry.all():
+            net = loaded.jobnet
+            if net is None:
+                continue
+            key = f"scheduler.version.{loaded.name}"
+            if loaded.name not in self._versions:
+                self._versions[loaded.name] = store.get_state(key)
+            seen = self._versions[loaded.name]
+            if seen == net.hash:
+                continue
+            self._versions[loaded.name] = net.hash
+            store.set_state(key, net.hash)
+            if seen is None:
+                continue   # first seen: nothing was planned from another version
+            stale = [r.id for r in runs if r.jobnet == loaded.name
+                     and r.status == RunState.SCHEDULED and r.trigger == "schedule"
+                     and r.scheduled_at is not None and r.scheduled_at > now]
+            with store.batch():
+                store.delete_runs(stale)
+                store.set_state(f"scheduler.cursor.{loaded.name}", now.isoformat())
+                store.add_event(EventRecord(at=now, kind="replanned", jobnet=loaded.name,
+                                            user="scheduler",
+                                            detail=f"new version {net.hash[:12]}; "
+                                                   f"{len(stale)} planned runs dropped"))
+            self._cursors[loaded.name] = now
+            self._quiet.pop(loaded.name, None)
+            dropped.update(stale)
+            log.info("jobnet %s changed: planned again from now (%d planned runs dropped)",
+                     loaded.name, len(stale))
+        return [r for r in runs if r.id not in dropped] if dropped else runs
 
     def _is_quiet(self, jobnet: str, schedules: object, now: datetime) -> bool:
         quiet = self._quiet.get(jobnet)
