@@ -31,7 +31,7 @@ from jaz.errors import (
 from jaz.paths import jaz_home
 
 if TYPE_CHECKING:
-    import httpx
+    import httpx2 as httpx
 
 URL_FILE = "server.url"        # written by jaz.server.daemon while the server runs
 TOKEN_FILE = "admin.token"     # noqa: S105 - a file name, not a secret (jaz.server.auth)
@@ -114,7 +114,7 @@ class Client:
 
     def _client(self) -> httpx.Client:
         if self._http is None:
-            import httpx
+            import httpx2 as httpx  # httpx's maintained successor (what Starlette uses)
 
             headers = {"Accept": "application/json"}
             if self.token:
@@ -130,7 +130,7 @@ class Client:
     def request(self, method: str, path: str, *, params: Any = None,
                 body: Any = None) -> Any:
         """The decoded JSON of a 2xx answer to METHOD /api/v1/PATH; else a JazError."""
-        import httpx
+        import httpx2 as httpx
 
         try:
             response = self._client().request(method, "/api/v1" + path, params=params,

@@ -5,6 +5,8 @@ admin.token, as an operator's shell would. Nothing sleeps: waits poll with deadl
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -18,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import pytest
 
 from jaz.cli.remote import parse_at
@@ -305,3 +307,22 @@ def test_at_a_time_of_day_is_the_next_one(monkeypatch: pytest.MonkeyPatch) -> No
 def test_bad_at_times(text: str) -> None:
     with pytest.raises(UsageError):
         parse_at(text, NOW)
+
+
+def test_the_audit_log_as_table_csv_and_json(server: Server) -> None:
+    run_id = started(server.jaz("start", "hello", "--hold", ok=True))
+    server.jaz("release", str(run_id), ok=True)
+    rows = list(csv.DictReader(io.StringIO(
+        server.jaz("log", "--run", str(run_id), "--csv", ok=True).stdout)))
+    kinds = [r["kind"] for r in rows]
+    assert kinds[:2] == ["run_created", "release_run"], kinds
+    assert {r["user"] for r in rows[:2]} == {"admin"}
+    assert rows[0]["jobnet"] == "hello" and rows[0]["at"].startswith("20")
+    mine = json.loads(server.jaz("log", "--user", "admin", "--jobnet", "hello", "--since",
+                                 "1h", "--json", ok=True).stdout)
+    assert {e["user"] for e in mine} == {"admin"} and run_id in {e["run_id"] for e in mine}
+    assert json.loads(server.jaz("log", "--user", "nobody", "--json", ok=True).stdout) == []
+    table = server.jaz("log", "--run", str(run_id), ok=True).stdout
+    assert "release_run" in table
+    bad = server.jaz("log", "--since", "whenever")
+    assert bad.returncode == 2 and "bad time" in bad.stderr

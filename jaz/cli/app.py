@@ -37,7 +37,7 @@ def _root(
 
 
 def _register() -> None:
-    from jaz.cli import init, purge, query, remote, run, schedule, server, validate
+    from jaz.cli import audit, init, purge, query, remote, run, schedule, server, validate
 
     run.register(app)
     validate.register(app)
@@ -47,6 +47,7 @@ def _register() -> None:
     purge.register(app)
     init.register(app)
     remote.register(app)
+    audit.register(app)
 
 
 def _build() -> typer.Typer:

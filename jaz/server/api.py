@@ -216,10 +216,18 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
 
     @app.get("/api/v1/events")
     def events(run: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+               since: datetime | None = None, until: datetime | None = None,
+               jobnet: str | None = None, user: str | None = None,
+               limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
                who: Principal = viewer) -> list[dict[str, Any]]:
+        """The audit/event log, oldest first (the last `limit` that match)."""
+        found = core.store.list_events(run_id=run, since=_aware(since, core) if since else None,
+                                       until=_aware(until, core) if until else None)
+        found = [e for e in found if (jobnet is None or e.jobnet == jobnet)
+                 and (user is None or e.user == user)][-limit:]
         return [{"at": e.at.isoformat(), "kind": e.kind, "run_id": e.run_id,
                  "jobnet": e.jobnet, "job": e.job, "user": e.user, "detail": e.detail}
-                for e in core.service.events(run)]
+                for e in found]
 
     @app.get("/api/v1/stream")
     def stream(who: Principal = viewer) -> StreamingResponse:
