@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -175,3 +176,23 @@ def test_the_event_stream_carries_run_and_job_changes(tmp_path: Path) -> None:
         assert all(d["run_id"] == run_id for _, d in seen)
     finally:
         server.stop()
+
+
+def test_past_max_memory_the_server_finishes_its_runs_and_exits_0(tmp_path: Path) -> None:
+    server = Server(tmp_path, extra='max_memory = "1MiB"\n')   # surely passed at once
+    (tmp_path / "jobnets" / "slow.toml").write_text('[jobs.a]\nrun = "sleep 4"\n')
+    server.start()
+    run_id = server.call("POST", "/api/v1/runs", {"jobnet": "slow"})["run_id"]
+    wait_for(lambda: server.call("GET", "/healthz")["status"] == "draining", "draining")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        server.call("POST", "/api/v1/runs", {"jobnet": "slow"})
+    assert refused.value.code == 409                 # no new work
+    assert server.proc is not None
+    code = server.proc.wait(timeout=30)       # the watcher notices within a few seconds
+    assert code == 0
+    log = (tmp_path / "server.log").read_text()
+    assert "max_memory" in log and "taking no new work" in log
+    db = sqlite3.connect(server.home / "jaz.db")
+    status = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+    db.close()
+    assert status == ("succeeded",)            # the running run was finished first
