@@ -192,6 +192,13 @@ def test_health_metrics_and_openapi(api: TestClient) -> None:
     assert api.get("/healthz", headers={"Authorization": ""}).json()["status"] == "ok"
     metrics = api.get("/metrics").text
     assert 'jaz_runs{state="running"} 0' in metrics and "jaz_jobnets 3" in metrics
+    assert "jaz_jobnets_invalid 1" in metrics
+    finished(api, api.post("/api/v1/runs", json={"jobnet": "hello"}).json()["run_id"])
+    metrics = api.get("/metrics").text
+    assert 'jaz_runs{state="succeeded"} 1' in metrics
+    assert "jaz_job_duration_seconds_count 1" in metrics
+    assert 'jaz_schedule_lag_seconds{quantile="0.99"}' in metrics
+    assert "jaz_due_runs 0" in metrics
     doc = api.get("/api/v1/openapi.json").json()
     assert "/api/v1/runs" in doc["paths"]
 

@@ -236,3 +236,16 @@ def test_pages_of_runs(tmp_path: Path) -> None:
         assert [r.id for r in store.list_runs(limit=3)] == newest[:3]
         assert [r.id for r in store.list_runs(limit=3, offset=3)] == newest[3:6]
         assert [r.id for r in store.list_runs(offset=5)] == newest[5:]
+
+
+def test_runs_are_counted_by_state(tmp_path: Path) -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for store in (MemoryStore(), SqliteStore(tmp_path / "count.db")):
+        for status in (RunState.SUCCEEDED, RunState.SUCCEEDED, RunState.FAILED):
+            store.create_run(RunRecord(jobnet="n", status=status, created_at=t0), [])
+        parent = store.create_run(RunRecord(jobnet="n", status=RunState.RUNNING,
+                                            created_at=t0), [])
+        store.create_run(RunRecord(jobnet="c", status=RunState.RUNNING, created_at=t0,
+                                   parent_run=parent), [])
+        assert store.count_runs() == {RunState.SUCCEEDED: 2, RunState.FAILED: 1,
+                                      RunState.RUNNING: 1}

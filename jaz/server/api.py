@@ -119,15 +119,7 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False, response_class=PlainTextResponse)
     def metrics() -> str:
-        lines = ["# HELP jaz_runs Runs by state.", "# TYPE jaz_runs gauge"]
-        for state in RunState:
-            count = len(core.store.list_runs(status=[state], top_level=True))
-            lines.append(f'jaz_runs{{state="{state}"}} {count}')
-        lines += ["# HELP jaz_running_runs Runs being driven now.",
-                  "# TYPE jaz_running_runs gauge", f"jaz_running_runs {len(core.running())}",
-                  "# HELP jaz_jobnets Jobnets loaded.", "# TYPE jaz_jobnets gauge",
-                  f"jaz_jobnets {len(core.registry.all())}"]
-        return "\n".join(lines) + "\n"
+        return _metrics(core)
 
     # ------------------------------------------------------------ jobnets
 
@@ -352,3 +344,43 @@ def _json(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)
+
+
+def _metrics(core: Core) -> str:
+    """Prometheus text: runs by state, the engine's load, recent job durations and how
+    late scheduled runs started (schedule lag)."""
+    counts = core.store.count_runs()
+    recent = core.store.list_runs(limit=200, top_level=True)
+    lines = ["# HELP jaz_runs Runs by state.", "# TYPE jaz_runs gauge"]
+    lines += [f'jaz_runs{{state="{state}"}} {counts.get(state, 0)}' for state in RunState]
+    lines += ["# HELP jaz_running_runs Runs being driven now.", "# TYPE jaz_running_runs gauge",
+              f"jaz_running_runs {len(core.running())}",
+              "# HELP jaz_jobnets Jobnets loaded.", "# TYPE jaz_jobnets gauge",
+              f"jaz_jobnets {len(core.registry.all())}",
+              "# HELP jaz_jobnets_invalid Jobnet files with problems.",
+              "# TYPE jaz_jobnets_invalid gauge",
+              f"jaz_jobnets_invalid {sum(1 for x in core.registry.all() if x.problems)}"]
+    queued = sum(1 for r in recent if r.status == RunState.SCHEDULED and r.scheduled_at
+                 and r.scheduled_at <= core.clock.now())
+    lines += ["# HELP jaz_due_runs Scheduled runs due but not started (queue depth).",
+              "# TYPE jaz_due_runs gauge", f"jaz_due_runs {queued}"]
+    lags = sorted((r.started_at - r.scheduled_at).total_seconds() for r in recent
+                  if r.trigger == "schedule" and r.started_at and r.scheduled_at)
+    lines += _summary("jaz_schedule_lag_seconds",
+                      "Delay from a fire to its run's start, last 200 runs.", lags)
+    durations: list[float] = []
+    for run in recent[:50]:
+        durations += [(j.ended_at - j.started_at).total_seconds()
+                      for j in core.store.get_jobs(run.id) if j.started_at and j.ended_at]
+    lines += _summary("jaz_job_duration_seconds", "Job durations in the last 50 runs.",
+                      sorted(durations))
+    return "\n".join(lines) + "\n"
+
+
+def _summary(name: str, text: str, values: list[float]) -> list[str]:
+    lines = [f"# HELP {name} {text}", f"# TYPE {name} summary"]
+    for q in (0.5, 0.9, 0.99):
+        value = values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
+        lines.append(f'{name}{{quantile="{q}"}} {value:.6f}')
+    lines += [f"{name}_sum {sum(values):.6f}", f"{name}_count {len(values)}"]
+    return lines

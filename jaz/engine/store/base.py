@@ -68,6 +68,10 @@ class Store(ABC):
     def set_state(self, key: str, value: str) -> None: ...
 
     @abstractmethod
+    def count_runs(self) -> dict[RunState, int]:
+        """How many top-level runs are in each state (for /metrics)."""
+
+    @abstractmethod
     def delete_runs(self, run_ids: Sequence[int]) -> None:
         """Forget these runs and their jobs (retention: `keep_days`, `jaz purge`)."""
 

@@ -93,6 +93,14 @@ class MemoryStore(Store):
                    if job in self._jobs[r.id]]
         return out[:limit] if limit is not None else out
 
+    def count_runs(self) -> dict[RunState, int]:
+        with self._lock:
+            counts: dict[RunState, int] = {}
+            for run in self._runs.values():
+                if run.parent_run is None:
+                    counts[run.status] = counts.get(run.status, 0) + 1
+        return counts
+
     def delete_runs(self, run_ids: Sequence[int]) -> None:
         with self._lock:
             for run_id in run_ids:

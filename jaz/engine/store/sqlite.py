@@ -315,6 +315,11 @@ class SqliteStore(Store):
         self._write("INSERT INTO state (key, value) VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
+    def count_runs(self) -> dict[RunState, int]:
+        rows = self._read("SELECT status, count(*) AS n FROM runs WHERE parent_run IS NULL "
+                          "GROUP BY status")
+        return {RunState(r["status"]): int(r["n"]) for r in rows}
+
     def delete_runs(self, run_ids: Sequence[int]) -> None:
         ids = list(run_ids)
         for start in range(0, len(ids), 500):
