@@ -187,6 +187,7 @@ def test_past_max_memory_the_server_finishes_its_runs_and_exits_0(tmp_path: Path
     with pytest.raises(urllib.error.HTTPError) as refused:
         server.call("POST", "/api/v1/runs", {"jobnet": "slow"})
     assert refused.value.code == 409                 # no new work
+    refused.value.close()
     assert server.proc is not None
     code = server.proc.wait(timeout=30)       # the watcher notices within a few seconds
     assert code == 0

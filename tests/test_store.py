@@ -11,6 +11,7 @@ import pytest
 from jaz.engine.model import JobState, RunState
 from jaz.engine.records import EventRecord, JobRecord, RunRecord
 from jaz.engine.store import MemoryStore, SqliteStore
+from jaz.engine.store.base import Store
 from jaz.engine.store.sqlite import MIGRATIONS
 from jaz.errors import JazError, NotFound
 
@@ -200,7 +201,7 @@ def test_sqlite_upgrade_to_the_state_table_keeps_the_runs(tmp_path):
     db.commit()
     db.close()
     store = SqliteStore(path)
-    assert store.schema_version == len(MIGRATIONS) == 3
+    assert store.schema_version == len(MIGRATIONS) == 4
     assert store.get_run(1).status == RunState.SUCCEEDED
     assert store.get_job(1, "a").executions == 3
     assert store.get_state("cursor") is None
@@ -249,3 +250,22 @@ def test_runs_are_counted_by_state(tmp_path: Path) -> None:
                                    parent_run=parent), [])
         assert store.count_runs() == {RunState.SUCCEEDED: 2, RunState.FAILED: 1,
                                       RunState.RUNNING: 1}
+
+
+def test_waiting_runs_per_jobnet_and_due_runs(tmp_path: Path) -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    tokyo = timezone(timedelta(hours=9))
+    for store in (MemoryStore(), SqliteStore(tmp_path / "wait.db")):
+        def run(jobnet: str, status: RunState, minutes: int, store: Store = store) -> int:
+            return store.create_run(RunRecord(
+                jobnet=jobnet, status=status, created_at=t0,
+                scheduled_at=(t0 + timedelta(minutes=minutes)).astimezone(tokyo)), [])
+        due = run("a", RunState.SCHEDULED, -5)
+        run("a", RunState.SCHEDULED, 5)
+        run("a", RunState.HELD, 10)
+        run("b", RunState.SCHEDULED, 3)
+        run("b", RunState.SUCCEEDED, 30)
+        counts, first = store.waiting(t0)
+        assert counts == {"a": 2, "b": 1}
+        assert first == t0 + timedelta(minutes=3)
+        assert [r.id for r in store.list_runs(status=[RunState.SCHEDULED], due_by=t0)] == [due]

@@ -94,12 +94,16 @@ Decision = Create | Start | Miss | Skip | Stop | Late | Cursor
 
 
 def plan(now: datetime, last_tick: datetime | None, entries: Iterable[Entry],
-         runs: Sequence[RunRecord], settings: Settings = Settings()) -> list[Decision]:
+         runs: Sequence[RunRecord], settings: Settings = Settings(),
+         waiting: Mapping[str, int] | None = None) -> list[Decision]:
     """The decisions of one pass. `runs` are the unfinished runs of these jobnets.
 
     A tick applies them, then plans again while `needs_another_pass` says so (after a
     downtime, missed fires are recorded as runs first, in batches, and only then is
-    catch-up decided over all of them)."""
+    catch-up decided over all of them).
+
+    `waiting` (runs scheduled or held for later, per jobnet) spares the caller reading
+    those runs: then `runs` need only hold the running, halted and due ones."""
     by_jobnet: dict[str, list[RunRecord]] = {}
     for run in runs:
         by_jobnet.setdefault(run.jobnet, []).append(run)
@@ -107,7 +111,10 @@ def plan(now: datetime, last_tick: datetime | None, entries: Iterable[Entry],
     out: list[Decision] = []
     for entry in entries:
         mine = by_jobnet.get(entry.jobnet, [])
-        created = _materialise(now, entry, mine, settings)
+        ahead = waiting.get(entry.jobnet, 0) if waiting is not None else sum(
+            1 for r in mine if r.status in (RunState.SCHEDULED, RunState.HELD)
+            and r.scheduled_at is not None and r.scheduled_at > now)
+        created = _materialise(now, entry, ahead, settings)
         out.extend(created)
         if any(isinstance(d, Create) and d.at <= now for d in created):
             continue   # missed fires are being recorded: decide on them all in the next pass
@@ -122,7 +129,7 @@ def needs_another_pass(decisions: Iterable[Decision], now: datetime) -> bool:
     return any(isinstance(d, Create) and d.at <= now for d in decisions)
 
 
-def _materialise(now: datetime, entry: Entry, runs: list[RunRecord],
+def _materialise(now: datetime, entry: Entry, waiting: int,
                  settings: Settings) -> list[Decision]:
     if not entry.schedules:
         return []
@@ -138,8 +145,6 @@ def _materialise(now: datetime, entry: Entry, runs: list[RunRecord],
         until = past[-1].at
         fires = past
     else:
-        waiting = sum(1 for r in runs if r.status in (RunState.SCHEDULED, RunState.HELD)
-                      and r.scheduled_at is not None and r.scheduled_at > now)
         room = settings.max_ahead - waiting
         if room <= 0 and not past:
             return []

@@ -18,7 +18,7 @@ from jaz.server.core import Core
 
 log = logging.getLogger("jaz.server")
 
-UNFINISHED = [RunState.SCHEDULED, RunState.HELD, RunState.RUNNING, RunState.ERROR]
+
 LAST_TICK = "scheduler.last_tick"
 IDLE = timedelta(seconds=5)       # look again at least this often (reloads, deadlines)
 QUIET = timedelta(minutes=10)     # how long a jobnet with nothing to do is left alone
@@ -48,9 +48,10 @@ class Scheduler:
         store = self.core.store
         raw = store.get_state(LAST_TICK)
         last_tick = datetime.fromisoformat(raw) if raw else None
-        runs = store.list_runs(status=UNFINISHED, top_level=True)
-        runs = self._replan_changed(now, runs)
-        busy = {r.jobnet for r in runs}
+        runs, waiting, first = self._read(now)
+        if self._replan_changed(now):
+            runs, waiting, first = self._read(now)
+        busy = {r.jobnet for r in runs} | set(waiting)
         entries = [planner.Entry(jobnet=loaded.name, schedules=loaded.schedules,
                                  cursor=self._cursor(loaded.name))
                    for loaded in self.core.registry.all()
@@ -59,7 +60,7 @@ class Scheduler:
                                                                   loaded.schedules, now))]
         created: list[planner.Create] = []
         while True:
-            decisions = planner.plan(now, last_tick, entries, runs, self.settings)
+            decisions = planner.plan(now, last_tick, entries, runs, self.settings, waiting)
             with store.batch():
                 for decision in decisions:
                     self._apply(decision, now)
@@ -72,8 +73,8 @@ class Scheduler:
             entries = [replace(e, cursor=moved.get(e.jobnet, e.cursor)) for e in entries]
             if not planner.needs_another_pass(decisions, now):
                 break
-            runs = store.list_runs(status=UNFINISHED, top_level=True)
-            busy = {r.jobnet for r in runs}
+            runs, waiting, first = self._read(now)
+            busy = {r.jobnet for r in runs} | set(waiting)
         active = busy | {d.jobnet for d in created}
         for e in entries:
             if e.jobnet in active:
@@ -82,20 +83,28 @@ class Scheduler:
                 self._quiet[e.jobnet] = (now, now + QUIET, e.schedules)
         self._start_manual(now, runs)
         store.set_state(LAST_TICK, max(now, last_tick or now).isoformat())
-        # the runs still scheduled for later: those read (decisions only touch due ones)
-        # and those just created
-        upcoming = [r.scheduled_at for r in runs if r.status == RunState.SCHEDULED
-                    and r.scheduled_at is not None and r.scheduled_at > now]
-        upcoming += [d.at for d in created if d.at > now]
+        # the first run scheduled for later: as read, or just created
+        upcoming = [d.at for d in created if d.at > now] + ([first] if first else [])
         return min([now + IDLE, *upcoming])
 
-    def _replan_changed(self, now: datetime, runs: list[RunRecord]) -> list[RunRecord]:
+    def _read(self, now: datetime) -> tuple[list[RunRecord], dict[str, int],
+                                             datetime | None]:
+        """What a pass needs, without reading the runs planned ahead: the running and
+        halted runs, the due ones, and per jobnet how many wait for later."""
+        store = self.core.store
+        runs = store.list_runs(status=[RunState.RUNNING, RunState.ERROR], top_level=True)
+        runs += store.list_runs(status=[RunState.SCHEDULED, RunState.HELD], top_level=True,
+                                due_by=now)
+        waiting, first = store.waiting(now)
+        return runs, waiting, first
+
+    def _replan_changed(self, now: datetime) -> bool:
         """A jobnet whose version in force changed is planned afresh from now: the runs
         materialised ahead for the old version that nobody held are dropped (they were
         only plans), so the new schedule and the new text apply to every fire to come.
         Held ones stay as the operator left them."""
         store = self.core.store
-        dropped: set[int] = set()
+        changed = False
         for loaded in self.core.registry.all():
             net = loaded.jobnet
             if net is None:
@@ -110,9 +119,11 @@ class Scheduler:
             store.set_state(key, net.hash)
             if seen is None:
                 continue   # first seen: nothing was planned from another version
-            stale = [r.id for r in runs if r.jobnet == loaded.name
-                     and r.status == RunState.SCHEDULED and r.trigger == "schedule"
-                     and r.scheduled_at is not None and r.scheduled_at > now]
+            stale = [r.id for r in store.list_runs(jobnet=loaded.name,
+                                                   status=[RunState.SCHEDULED],
+                                                   top_level=True)
+                     if r.trigger == "schedule" and r.scheduled_at is not None
+                     and r.scheduled_at > now]
             with store.batch():
                 store.delete_runs(stale)
                 store.set_state(f"scheduler.cursor.{loaded.name}", now.isoformat())
@@ -122,10 +133,10 @@ class Scheduler:
                                                    f"{len(stale)} planned runs dropped"))
             self._cursors[loaded.name] = now
             self._quiet.pop(loaded.name, None)
-            dropped.update(stale)
+            changed = True
             log.info("jobnet %s changed: planned again from now (%d planned runs dropped)",
                      loaded.name, len(stale))
-        return [r for r in runs if r.id not in dropped] if dropped else runs
+        return changed
 
     def _is_quiet(self, jobnet: str, schedules: object, now: datetime) -> bool:
         quiet = self._quiet.get(jobnet)

@@ -45,8 +45,8 @@ class Store(ABC):
     def list_runs(self, *, jobnet: str | None = None, status: Sequence[RunState] = (),
                   since: datetime | None = None, parent_run: int | None = None,
                   top_level: bool = False, limit: int | None = None,
-                  offset: int = 0) -> list[RunRecord]:
-        """Newest first."""
+                  offset: int = 0, due_by: datetime | None = None) -> list[RunRecord]:
+        """Newest first. `due_by`: only runs scheduled at or before it."""
 
     @abstractmethod
     def job_history(self, jobnet: str, job: str, limit: int | None = None) -> list[JobRecord]:
@@ -66,6 +66,11 @@ class Store(ABC):
 
     @abstractmethod
     def set_state(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def waiting(self, after: datetime) -> tuple[dict[str, int], datetime | None]:
+        """Scheduled or held top-level runs for later than `after`: how many per jobnet,
+        and the earliest time one is due (for the scheduler, without reading them all)."""
 
     @abstractmethod
     def count_runs(self) -> dict[RunState, int]:

@@ -76,7 +76,7 @@ class MemoryStore(Store):
     def list_runs(self, *, jobnet: str | None = None, status: Sequence[RunState] = (),
                   since: datetime | None = None, parent_run: int | None = None,
                   top_level: bool = False, limit: int | None = None,
-                  offset: int = 0) -> list[RunRecord]:
+                  offset: int = 0, due_by: datetime | None = None) -> list[RunRecord]:
         with self._lock:
             runs = sorted(self._runs.values(), key=lambda r: r.id, reverse=True)
         out = [r for r in runs
@@ -84,7 +84,9 @@ class MemoryStore(Store):
                and (not status or r.status in status)
                and (since is None or r.created_at >= since)
                and (parent_run is None or r.parent_run == parent_run)
-               and (not top_level or r.parent_run is None)][offset:]
+               and (not top_level or r.parent_run is None)
+               and (due_by is None or (r.scheduled_at is not None
+                                       and r.scheduled_at <= due_by))][offset:]
         return out[:limit] if limit is not None else out
 
     def job_history(self, jobnet: str, job: str, limit: int | None = None) -> list[JobRecord]:
@@ -92,6 +94,17 @@ class MemoryStore(Store):
             out = [self._jobs[r.id][job] for r in self.list_runs(jobnet=jobnet)
                    if job in self._jobs[r.id]]
         return out[:limit] if limit is not None else out
+
+    def waiting(self, after: datetime) -> tuple[dict[str, int], datetime | None]:
+        counts: dict[str, int] = {}
+        first: datetime | None = None
+        with self._lock:
+            for r in self._runs.values():
+                if r.status in (RunState.SCHEDULED, RunState.HELD) and r.parent_run is None \
+                        and r.scheduled_at is not None and r.scheduled_at > after:
+                    counts[r.jobnet] = counts.get(r.jobnet, 0) + 1
+                    first = r.scheduled_at if first is None else min(first, r.scheduled_at)
+        return counts, first
 
     def count_runs(self) -> dict[RunState, int]:
         with self._lock:

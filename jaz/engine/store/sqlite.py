@@ -72,6 +72,10 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 4: the scheduler asks for due and waiting runs by their time
+    """
+    CREATE INDEX runs_scheduled ON runs (status, scheduled_at);
+    """,
 ]
 
 _TIME_FIELDS = {"created_at", "scheduled_at", "started_at", "ended_at", "not_before", "at"}
@@ -250,9 +254,12 @@ class SqliteStore(Store):
     def list_runs(self, *, jobnet: str | None = None, status: Sequence[RunState] = (),
                   since: datetime | None = None, parent_run: int | None = None,
                   top_level: bool = False, limit: int | None = None,
-                  offset: int = 0) -> list[RunRecord]:
+                  offset: int = 0, due_by: datetime | None = None) -> list[RunRecord]:
         where: list[str] = []
         args: list[Any] = []
+        if due_by is not None:
+            where.append("scheduled_at <= ?")
+            args.append(_encode("scheduled_at", due_by))
         if jobnet is not None:
             where.append("jobnet = ?")
             args.append(jobnet)
@@ -314,6 +321,15 @@ class SqliteStore(Store):
     def set_state(self, key: str, value: str) -> None:
         self._write("INSERT INTO state (key, value) VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def waiting(self, after: datetime) -> tuple[dict[str, int], datetime | None]:
+        rows = self._read("SELECT jobnet, count(*) AS n, min(scheduled_at) AS first FROM runs "
+                          "WHERE status IN ('scheduled', 'held') AND scheduled_at > ? "
+                          "AND parent_run IS NULL GROUP BY jobnet",
+                          (_encode("scheduled_at", after),))
+        firsts = [r["first"] for r in rows]
+        first = datetime.fromisoformat(min(firsts)) if firsts else None
+        return {r["jobnet"]: int(r["n"]) for r in rows}, first
 
     def count_runs(self) -> dict[RunState, int]:
         rows = self._read("SELECT status, count(*) AS n FROM runs WHERE parent_run IS NULL "
