@@ -7,7 +7,7 @@ HTTP problems and the TUI to notifications.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from jaz.engine.value import Value
 
 
 class JazError(Exception):
@@ -30,8 +30,7 @@ class UsageError(JazError):
     exit_code = 2
 
 
-@dataclass(frozen=True, kw_only=True)
-class Problem:
+class Problem(Value):
     """One validation finding: where it is and what is wrong."""
 
     file: str

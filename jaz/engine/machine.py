@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ from jaz.engine.model import (
 from jaz.engine.records import EventRecord, JobRecord, RunRecord, evolve
 from jaz.engine.secrets import Secrets
 from jaz.engine.store.base import Store
+from jaz.engine.value import Value, field
 from jaz.errors import JazError, StateError
 
 if TYPE_CHECKING:  # imported where used: jobnets without expressions start faster
@@ -47,16 +47,14 @@ TIMERS = (SleepAction, WaitUntilAction)
 Listener = Callable[[str, RunRecord | JobRecord], None]
 
 
-@dataclass(frozen=True)
-class Launch:
+class Launch(Value, kw_only=False):
     """Start this attempt on an executor."""
 
     job: str
     attempt: Attempt
 
 
-@dataclass(frozen=True)
-class Kill:
+class Kill(Value, kw_only=False):
     """Stop the running attempt of this job."""
 
     job: str
@@ -66,8 +64,7 @@ class Kill:
 Command = Launch | Kill
 
 
-@dataclass(kw_only=True)
-class Settings:
+class Settings(Value, frozen=False):
     """How a machine behaves in its host process (`jaz run` or the server)."""
 
     log_dir: Path
@@ -328,6 +325,8 @@ class RunMachine:
         return changed
 
     def _run_set(self, name: str, action: SetAction, now: datetime) -> None:
+        import dataclasses
+
         from jaz.engine import expr
 
         scope = self.scope(name, now)
@@ -336,7 +335,7 @@ class RunMachine:
             for key, template in action.values.items():
                 values[key] = expr.parse_template(template).render(scope)
                 # later values may use earlier ones of the same job
-                scope = replace(scope, variables={**scope.variables, key: values[key]})
+                scope = dataclasses.replace(scope, variables={**scope.variables, key: values[key]})
         except expr.ExprError as e:
             self.finished_job(name, Outcome(exit_code=None, error=f"set.{key}: {e}"), now)
             return

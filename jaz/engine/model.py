@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from jaz.engine.value import Value, field
 
 if TYPE_CHECKING:
     from jaz.engine.schedules import Schedule
@@ -75,47 +76,40 @@ class OnTimeout(StrEnum):
 # ---------------------------------------------------------------- actions
 
 
-@dataclass(frozen=True, kw_only=True)
-class RunAction:
+class RunAction(Value):
     script: str
     kind = "run"
 
 
-@dataclass(frozen=True, kw_only=True)
-class SqlAction:
+class SqlAction(Value):
     statements: str
     database: str
     kind = "sql"
 
 
-@dataclass(frozen=True, kw_only=True)
-class JobnetAction:
+class JobnetAction(Value):
     name: str
     kind = "jobnet"
 
 
-@dataclass(frozen=True, kw_only=True)
-class StartAction:
+class StartAction(Value):
     name: str
     kind = "start"
 
 
-@dataclass(frozen=True, kw_only=True)
-class SleepAction:
+class SleepAction(Value):
     seconds: float
     kind = "sleep"
 
 
-@dataclass(frozen=True, kw_only=True)
-class WaitUntilAction:
+class WaitUntilAction(Value):
     hour: int
     minute: int
     second: int = 0
     kind = "wait_until"
 
 
-@dataclass(frozen=True, kw_only=True)
-class WaitFileAction:
+class WaitFileAction(Value):
     path: str
     host: str | None = None
     timeout: float | None = None
@@ -125,28 +119,24 @@ class WaitFileAction:
     kind = "wait_file"
 
 
-@dataclass(frozen=True, kw_only=True)
-class TransferAction:
+class TransferAction(Value):
     source: str
     dest: str
     overwrite: bool = False
     kind = "transfer"
 
 
-@dataclass(frozen=True, kw_only=True)
-class SetAction:
+class SetAction(Value):
     values: Mapping[str, str]
     kind = "set"
 
 
-@dataclass(frozen=True, kw_only=True)
-class ReleaseAction:
+class ReleaseAction(Value):
     target: str
     kind = "release"
 
 
-@dataclass(frozen=True, kw_only=True)
-class ZabbixAction:
+class ZabbixAction(Value):
     server: str
     host: str
     key: str
@@ -154,8 +144,7 @@ class ZabbixAction:
     kind = "zabbix"
 
 
-@dataclass(frozen=True, kw_only=True)
-class RebootAction:
+class RebootAction(Value):
     host: str | None
     mode: str = "normal"
     wait: float | None = None
@@ -172,22 +161,19 @@ ACTION_KEYS = ("run", "sql", "jobnet", "start", "sleep", "wait_until", "wait_fil
 # ---------------------------------------------------------------- jobs
 
 
-@dataclass(frozen=True, kw_only=True)
-class Secret:
+class Secret(Value):
     """An environment value taken from the secrets store at run time."""
 
     name: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class Repeat:
+class Repeat(Value):
     until: str | None = None
     max: int | None = None
     interval: float = 0.0
 
 
-@dataclass(frozen=True, kw_only=True)
-class StopCodes:
+class StopCodes(Value):
     """Exit codes that mean failure (JAZ stop codes); `None` ranges mean 'any non-zero'."""
 
     ranges: tuple[tuple[int, int], ...]
@@ -197,8 +183,7 @@ class StopCodes:
         return any(lo <= code <= hi for lo, hi in self.ranges)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Job:
+class Job(Value):
     name: str
     action: Action
     needs: tuple[str, ...] = ()
@@ -232,8 +217,7 @@ class Job:
         return self.stop_codes.failed(code)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Jobnet:
+class Jobnet(Value):
     name: str
     jobs: Mapping[str, Job]
     description: str = ""

@@ -14,7 +14,6 @@ import selectors
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ from jaz.engine.machine import Kill, Launch, Listener, RunMachine, Settings, new
 from jaz.engine.model import Jobnet, JobnetAction, JobState, RunState
 from jaz.engine.records import RunRecord
 from jaz.engine.store.base import Store
+from jaz.engine.value import Value, field
 from jaz.errors import JazError
 
 if TYPE_CHECKING:  # imported where used: `jaz run` starts ~5 ms faster without it
@@ -32,8 +32,7 @@ if TYPE_CHECKING:  # imported where used: `jaz run` starts ~5 ms faster without 
 PID_GRACE = 0.01  # seconds a turn's pids may wait for the next turn's commit
 
 
-@dataclass
-class Context:
+class Context(Value, frozen=False, kw_only=False):
     """What every runner of one process shares (also the runners of sub-jobnets)."""
 
     store: Store

@@ -6,33 +6,49 @@ rerun, resume — and so does every query of runs, jobs and logs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from jaz.engine.clock import Clock, SystemClock
-from jaz.engine.executors.base import Executor
-from jaz.engine.executors.files import TransferExecutor, WaitFileExecutor
+from jaz.engine.executors.base import Attempt, Execution, Executor
 from jaz.engine.executors.local import LocalExecutor
-from jaz.engine.executors.sql import SqlExecutor
-from jaz.engine.executors.zabbix import ZabbixExecutor
 from jaz.engine.loader import load_text
 from jaz.engine.machine import Listener, RunMachine, Settings, new_run
 from jaz.engine.model import Jobnet, RunState
 from jaz.engine.records import EventRecord, JobRecord, RunRecord
 from jaz.engine.runner import Context, Runner
 from jaz.engine.store.base import Store
+from jaz.engine.value import Value
 from jaz.errors import JazError, NotFound, StateError
 
 
 def default_executors() -> dict[str, Executor]:
-    return {"run": LocalExecutor(), "sql": SqlExecutor(), "wait_file": WaitFileExecutor(),
-            "transfer": TransferExecutor(), "zabbix": ZabbixExecutor()}
+    return {"run": LocalExecutor(), "sql": _Lazy("sql", "SqlExecutor"),
+            "wait_file": _Lazy("files", "WaitFileExecutor"),
+            "transfer": _Lazy("files", "TransferExecutor"),
+            "zabbix": _Lazy("zabbix", "ZabbixExecutor")}
 
 
-@dataclass(frozen=True, kw_only=True)
-class LogChunk:
+class _Lazy(Executor):
+    """An executor imported with its first job: a jobnet of shell jobs (every `jaz run`
+    start-up) never pays for the SQL, file and Zabbix ones and what they import."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+        self._executor: Executor | None = None
+
+    def start(self, attempt: Attempt) -> Execution:
+        if self._executor is None:
+            import importlib
+
+            module = importlib.import_module(f"jaz.engine.executors.{self.module}")
+            self._executor = getattr(module, self.name)()
+        return self._executor.start(attempt)
+
+
+class LogChunk(Value):
     job: str
     attempt: str
     stream: str

@@ -6,16 +6,15 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from jaz.engine.model import Job
+from jaz.engine.value import Value, field
 
 TAIL_BYTES = 4096
 
 
-@dataclass(frozen=True, kw_only=True)
-class Attempt:
+class Attempt(Value):
     """Everything an executor needs to run one attempt of one job."""
 
     run_id: int
@@ -33,8 +32,7 @@ class Attempt:
     grace: float = 5.0
 
 
-@dataclass(frozen=True, kw_only=True)
-class Outcome:
+class Outcome(Value):
     """How an attempt ended. `error` explains a failure that has no exit code."""
 
     exit_code: int | None

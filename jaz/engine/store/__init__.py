@@ -1,7 +1,28 @@
-"""Stores: where runs live. `open_store(path)` gives SQLite; `MemoryStore` is for tests."""
+"""Stores: where runs live. `open_store(path)` gives SQLite; `MemoryStore` is for tests.
+
+The implementations are imported on first use: `jaz run` needs only SQLite.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from jaz.engine.store.base import Store
-from jaz.engine.store.memory import MemoryStore
-from jaz.engine.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from jaz.engine.store.memory import MemoryStore
+    from jaz.engine.store.sqlite import SqliteStore
 
 __all__ = ["MemoryStore", "SqliteStore", "Store"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "MemoryStore":
+        from jaz.engine.store.memory import MemoryStore
+
+        return MemoryStore
+    if name == "SqliteStore":
+        from jaz.engine.store.sqlite import SqliteStore
+
+        return SqliteStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,12 +7,10 @@ can take the last commits back, and then the run resumes from an earlier state.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,6 +86,10 @@ def _encode(key: str, value: Any) -> Any:
     if key in _TIME_FIELDS:   # in UTC, so that the text sorts and compares as time does
         return value.astimezone(UTC).isoformat()
     if key in _JSON_FIELDS:
+        if not value:
+            return "{}"  # most params and outputs: json is imported when one is not
+        import json
+
         return json.dumps(dict(value), sort_keys=True)
     if isinstance(value, bool):
         return int(value)
@@ -100,6 +102,10 @@ def _decode(key: str, value: Any) -> Any:
     if key in _TIME_FIELDS:
         return datetime.fromisoformat(value)
     if key in _JSON_FIELDS:
+        if value == "{}":
+            return {}
+        import json
+
         return json.loads(value)
     if key == "timed_out":
         return bool(value)
@@ -223,12 +229,12 @@ class SqliteStore(Store):
                 self.get_job(run_id, name)  # raises NotFound
 
     def _run(self, row: dict[str, Any]) -> RunRecord:
-        data = {f.name: _decode(f.name, row[f.name]) for f in fields(RunRecord)}
+        data = {f: _decode(f, row[f]) for f in RunRecord._fields}
         data["status"] = RunState(data["status"])
         return RunRecord(**data)
 
     def _job(self, row: dict[str, Any]) -> JobRecord:
-        data = {f.name: _decode(f.name, row[f.name]) for f in fields(JobRecord)}
+        data = {f: _decode(f, row[f]) for f in JobRecord._fields}
         data["status"] = JobState(data["status"])
         return JobRecord(**data)
 
