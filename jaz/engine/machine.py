@@ -102,6 +102,8 @@ class RunMachine:
         self._delayed: set[str] = {n for n in self._by_state[JobState.READY]
                                    if self.jobs[n].not_before is not None}
         self._no_slot = {n for n, job in jobnet.jobs.items() if not _uses_slot(job)}
+        # jobs with outputs: while there are none, a job's variables are the params alone
+        self._with_outputs = {n for n, rec in self.jobs.items() if rec.outputs}
         self.stopping: str | None = None  # "operator" | "failure" | "timeout"
         self.killing: set[str] = set()
         # jobs started in the current step: an instant job (set, a zero sleep) that repeats
@@ -123,6 +125,11 @@ class RunMachine:
         self.store.update_job(self.run_id, name, **changes)
         before = self.jobs[name].status
         rec = self.jobs[name] = evolve(self.jobs[name], **changes)
+        if "outputs" in changes:
+            if rec.outputs:
+                self._with_outputs.add(name)
+            else:
+                self._with_outputs.discard(name)
         if "not_before" in changes or "status" in changes:
             if rec.status == JobState.READY and rec.not_before is not None:
                 self._delayed.add(name)
@@ -522,7 +529,8 @@ class RunMachine:
     def _attempt(self, name: str, now: datetime) -> Attempt:
         job = self.jobnet.jobs[name]
         rec = self.jobs[name]
-        _, variables = self.visible(name)
+        # no outputs anywhere (shell jobs often set none): no need to walk the ancestors
+        variables = self.visible(name)[1] if self._with_outputs else self.run.params
         env = {k: v for k, v in variables.items() if k.isidentifier()}
         before = [self.jobs[n] for n in job.needs if self.jobs[n].ended_at is not None]
         if before:

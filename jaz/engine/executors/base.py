@@ -79,12 +79,15 @@ def redact(text: str, secrets: Sequence[str]) -> str:
 
 def read_tail(path: Path, limit: int = TAIL_BYTES) -> str:
     """The last `limit` bytes of a log file, cut at a line start where possible."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - limit))
-            data = f.read()
+    try:  # this runs twice for every job that ends, and many jobs leave a log empty
+        if os.stat(path).st_size == 0:
+            return ""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, limit, max(0, size - limit))
+        finally:
+            os.close(fd)
     except OSError:
         return ""
     if size > limit:
@@ -126,7 +129,9 @@ def parse_outputs(text: str) -> dict[str, str]:
 
 
 def read_outputs(path: Path) -> dict[str, str]:
-    try:
-        return parse_outputs(path.read_text(encoding="utf-8", errors="replace"))
+    try:  # usually missing: a job that sets no outputs never creates its $JAZ_OUTPUT
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return {}
+    with open(fd, encoding="utf-8", errors="replace") as f:
+        return parse_outputs(f.read())

@@ -30,6 +30,7 @@ from jaz.engine.model import RunAction
 from jaz.errors import ActionError
 
 DRAIN_SECONDS = 1.0  # how long a piped job's output may trail the end of its shell
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC  # open(path, "wb")
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
@@ -167,42 +168,47 @@ def read_exit(path: Path) -> int | None:
 
 class LocalExecutor(Executor):
     def __init__(self, *, record_exit: bool = False) -> None:
-        # Copying os.environ costs more than a fork; take it once per executor.
-        self._base_env = dict(os.environ)
+        # Copying os.environ costs more than a fork; take it once per executor, encoded
+        # (bytes keep subprocess from encoding each variable again for every job).
+        self._base_env = dict(os.environb)
         self.record_exit = record_exit
 
     def start(self, attempt: Attempt) -> Execution:
         job = attempt.job
         if not isinstance(job.action, RunAction):
             raise ActionError(f"the local executor cannot run a {job.kind!r} action")
-        env = {**self._base_env, **attempt.env}
+        env = self._base_env.copy()
+        for key, value in attempt.env.items():
+            env[os.fsencode(key)] = os.fsencode(value)
         user_kw = _user(job.user)
         if not attempt.cwd.is_dir():
             raise ActionError(f"working directory {attempt.cwd} does not exist",
                               hint="fix 'cwd' or create the folder")
         piped = bool(attempt.redact)
-        out: int | IO[bytes]
-        err: int | IO[bytes]
         if piped:
             out = err = subprocess.PIPE
         else:
-            out = attempt.stdout_path.open("wb")
-            err = attempt.stderr_path.open("wb")
+            out = os.open(attempt.stdout_path, _LOG_FLAGS, 0o666)
+            try:
+                err = os.open(attempt.stderr_path, _LOG_FLAGS, 0o666)
+            except OSError:
+                os.close(out)
+                raise
         argv = [job.shell, "-c", job.action.script]
         if self.record_exit:
-            env["JAZ_EXIT_FILE"] = str(exit_file(attempt.output_path))
+            env[b"JAZ_EXIT_FILE"] = os.fsencode(exit_file(attempt.output_path))
             argv = ["/bin/sh", "-c", _RECORD_EXIT, job.shell, job.action.script]
         try:
             proc = subprocess.Popen(argv, cwd=attempt.cwd,
-                                    env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    env=env, stdin=_devnull(), stdout=out, stderr=err,
                                     start_new_session=True, **user_kw)
         except OSError as e:
             raise ActionError(f"cannot start {job.shell}: {e.strerror}",
                               hint="check 'shell' and 'cwd'") from None
         finally:
             if not piped:
-                out.close()  # type: ignore[union-attr]
-                err.close()  # type: ignore[union-attr]
+                os.close(out)
+                os.close(err)
         pumps: list[threading.Thread] = []
         if piped:
             secrets = list(attempt.redact)
@@ -213,6 +219,19 @@ class LocalExecutor(Executor):
                 t.start()
                 pumps.append(t)
         return LocalExecution(attempt, proc, pumps)
+
+
+def _devnull() -> int:
+    """/dev/null for the jobs' stdin, opened once (subprocess.DEVNULL opens it per job)."""
+    global _DEVNULL
+    with _DEVNULL_LOCK:
+        if _DEVNULL is None:
+            _DEVNULL = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        return _DEVNULL
+
+
+_DEVNULL: int | None = None
+_DEVNULL_LOCK = threading.Lock()
 
 
 def _user(user: str | None) -> dict[str, Any]:

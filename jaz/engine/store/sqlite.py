@@ -112,12 +112,24 @@ def _decode(key: str, value: Any) -> Any:
     return value
 
 
+_ADD_EVENT = ("INSERT INTO events (at, kind, run_id, jobnet, job, user, detail) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
 class SqliteStore(Store):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._depth = 0
+        self._job_updates: dict[tuple[str, ...], str] = {}
+        # Inside a batch, changes to jobs known to exist and new events wait for the end
+        # of the batch (or the next read), so that the writes of one turn to one job (its
+        # pid and its result; ready and running) become one UPDATE. Nothing is committed
+        # any later: the batch commits them together as before.
+        self._pending: dict[tuple[int, str], dict[str, Any]] = {}
+        self._pending_events: list[tuple[Any, ...]] = []
+        self._known: dict[int, set[str]] = {}  # run id -> jobs seen in the database
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                        timeout=30)
@@ -165,21 +177,42 @@ class SqliteStore(Store):
             self._depth += 1
             try:
                 yield
+                if self._depth == 1:
+                    self._flush()
             except BaseException:
                 self._depth -= 1
                 if self._depth == 0:
+                    self._pending.clear()
+                    self._pending_events.clear()
+                    self._known.clear()  # it may name jobs of runs the rollback removes
                     self._db.execute("ROLLBACK")
                 raise
             self._depth -= 1
             if self._depth == 0:
                 self._db.execute("COMMIT")
 
+    def _flush(self) -> None:
+        """Write what waits for the end of the batch."""
+        if self._pending:
+            pending, self._pending = self._pending, {}
+            for (run_id, name), changes in pending.items():
+                self._db.execute(self._job_update(tuple(changes)),
+                                 [*(_encode(k, v) for k, v in changes.items()), run_id, name])
+        if self._pending_events:
+            events, self._pending_events = self._pending_events, []
+            self._db.executemany(_ADD_EVENT, events)
+
     def _write(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
-        with self.batch():
-            return self._db.execute(sql, args)
+        with self._lock:
+            if self._depth:  # in this thread's batch (which holds the lock): no commit here
+                self._flush()
+                return self._db.execute(sql, args)
+            with self.batch():
+                return self._db.execute(sql, args)
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
+            self._flush()
             cur = self._db.execute(sql, args)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -206,6 +239,7 @@ class SqliteStore(Store):
                 f"INSERT INTO jobs ({', '.join(jcols)}) VALUES ({', '.join('?' for _ in jcols)})",
                 [[run_id, j.name, i, *(_encode(c, getattr(j, c)) for c in sorted(JOB_FIELDS))]
                  for i, j in enumerate(jobs)])
+            self._known[run_id] = {j.name for j in jobs}
         return run_id
 
     def update_run(self, run_id: int, **changes: Any) -> RunRecord:
@@ -218,15 +252,30 @@ class SqliteStore(Store):
             return self.get_run(run_id)
 
     def update_job(self, run_id: int, name: str, **changes: Any) -> None:
-        check_fields(JOB_FIELDS, changes)
+        if not changes.keys() <= JOB_FIELDS:
+            check_fields(JOB_FIELDS, changes)
         if not changes:
             return
-        sets = ", ".join(f"{k} = ?" for k in changes)
-        with self.batch():
-            cur = self._db.execute(f"UPDATE jobs SET {sets} WHERE run_id = ? AND name = ?",
-                                   [*(_encode(k, v) for k, v in changes.items()), run_id, name])
-            if cur.rowcount == 0:
+        with self._lock:
+            if self._depth and name in self._known.get(run_id, ()):
+                pending = self._pending.get((run_id, name))
+                if pending is None:
+                    self._pending[(run_id, name)] = changes
+                else:
+                    pending.update(changes)  # the later value of a column wins, as in SQL
+                return
+            args = [_encode(k, v) for k, v in changes.items()]
+            args += (run_id, name)
+            if self._write(self._job_update(tuple(changes)), args).rowcount == 0:
                 self.get_job(run_id, name)  # raises NotFound
+            self._known.setdefault(run_id, set()).add(name)
+
+    def _job_update(self, keys: tuple[str, ...]) -> str:
+        sql = self._job_updates.get(keys)  # the engine writes a few shapes, many times
+        if sql is None:
+            sets = ", ".join(f"{k} = ?" for k in keys)
+            sql = self._job_updates[keys] = f"UPDATE jobs SET {sets} WHERE run_id = ? AND name = ?"
+        return sql
 
     def _run(self, row: dict[str, Any]) -> RunRecord:
         data = {f: _decode(f, row[f]) for f in RunRecord._fields}
@@ -248,7 +297,10 @@ class SqliteStore(Store):
         rows = self._read("SELECT * FROM jobs WHERE run_id = ? ORDER BY seq", (run_id,))
         if not rows:
             self.get_run(run_id)
-        return [self._job(r) for r in rows]
+        jobs = [self._job(r) for r in rows]
+        with self._lock:
+            self._known.setdefault(run_id, set()).update(j.name for j in jobs)
+        return jobs
 
     def get_job(self, run_id: int, name: str) -> JobRecord:
         rows = self._read("SELECT * FROM jobs WHERE run_id = ? AND name = ?", (run_id, name))
@@ -296,10 +348,13 @@ class SqliteStore(Store):
         return [self._job(r) for r in self._read(sql, (jobnet, job))]
 
     def add_event(self, event: EventRecord) -> None:
-        self._write("INSERT INTO events (at, kind, run_id, jobnet, job, user, detail) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (_encode("at", event.at), event.kind, event.run_id, event.jobnet,
-                     event.job, event.user, event.detail))
+        row = (_encode("at", event.at), event.kind, event.run_id, event.jobnet, event.job,
+               event.user, event.detail)
+        with self._lock:
+            if self._depth:
+                self._pending_events.append(row)
+            else:
+                self._write(_ADD_EVENT, row)
 
     def list_events(self, *, run_id: int | None = None, since: datetime | None = None,
                     until: datetime | None = None, limit: int | None = None
@@ -350,6 +405,8 @@ class SqliteStore(Store):
             with self.batch():
                 self._write(f"DELETE FROM jobs WHERE run_id IN ({marks})", chunk)
                 self._write(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
+                for run_id in chunk:
+                    self._known.pop(run_id, None)
 
     def delete_events(self, before: datetime) -> int:
         cutoff = _encode("at", before.astimezone(UTC))   # times are kept in UTC
