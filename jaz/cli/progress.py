@@ -66,7 +66,7 @@ class Progress:
         return rec.name
 
     def _line(self, rec: JobRecord) -> None:
-        stamp = datetime.now().strftime("%H:%M:%S")
+        stamp = time.strftime("%H:%M:%S")
         extra = ""
         if rec.status == "running":
             extra = f" (attempt {rec.attempts})" if rec.attempts > 1 else ""

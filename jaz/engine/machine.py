@@ -112,6 +112,7 @@ class RunMachine:
         self.secret_values: set[str] = set()
         self._logs_made = False
         self._scheduled: str | None = None  # $JAZ_SCHEDULED_TIME, the same for every job
+        self._log_folder: str | None = None  # settings.log_dir / run id
 
     # ------------------------------------------------------------ records
 
@@ -159,6 +160,8 @@ class RunMachine:
                                          detail=self.redact(detail)))
 
     def redact(self, text: str) -> str:
+        if not self.secret_values:
+            return text
         return redact(text, sorted(self.secret_values, key=len, reverse=True))
 
     # ------------------------------------------------------------ lifecycle
@@ -572,7 +575,9 @@ class RunMachine:
     def _stem(self, name: str, execution: int) -> str:
         """The logs of one execution of a job, without the extension; `.vars` is its
         $JAZ_OUTPUT, which also names its processes (`kill_stale`)."""
-        return str(self.settings.log_dir / str(self.run_id) / f"{name}.{execution}")
+        if self._log_folder is None:
+            self._log_folder = str(self.settings.log_dir / str(self.run_id))
+        return os.path.join(self._log_folder, f"{name}.{execution}")
 
     def started(self, name: str, pid: int | None) -> None:
         if pid is not None:
