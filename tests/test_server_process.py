@@ -197,3 +197,38 @@ def test_past_max_memory_the_server_finishes_its_runs_and_exits_0(tmp_path: Path
     status = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
     db.close()
     assert status == ("succeeded",)            # the running run was finished first
+
+
+def test_a_job_still_running_after_a_crash_is_waited_for_not_run_again(tmp_path: Path
+                                                                       ) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    go = tmp_path / "go"
+    server = Server(tmp_path)
+    (tmp_path / "jobnets" / "long.toml").write_text(f"""
+[jobs.work]
+run = '''
+echo start >> {marks}/starts
+while [ ! -e {go} ]; do sleep 0.05; done
+echo "ROWS=7" >> "$JAZ_OUTPUT"
+echo done >> {marks}/ends
+'''
+[jobs.after]
+needs = ["work"]
+if = "work.ROWS == 7"
+run = "echo after >> {marks}/after"
+""")
+    server.start()
+    run_id = server.call("POST", "/api/v1/runs", {"jobnet": "long"})["run_id"]
+    wait_for(lambda: (marks / "starts").exists(), "the job to start")
+    server.stop(signal.SIGKILL)                  # the job keeps running without us
+    server.start()
+    go.touch()                                   # it ends while the new server watches it
+    run = wait_for(lambda: (r := server.call("GET", f"/api/v1/runs/{run_id}"))["status"]
+                   != "running" and r, "the run to end")
+    assert run["status"] == "succeeded", run
+    assert (marks / "starts").read_text() == "start\n"       # adopted, not started again
+    assert (marks / "ends").read_text() == "done\n"
+    assert run["jobs"]["work"]["outputs"] == {"ROWS": "7"}
+    assert (marks / "after").read_text() == "after\n"
+    assert server.stop() == 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +76,9 @@ class Settings(Value, frozen=False):
     grace: float = 5.0
     functions: Mapping[str, Callable[..., expr.Value]] = field(default_factory=dict)
     calendars: CalendarLibrary | None = None   # the server's; else looked up by the jobnet
+    # on resume, jobs whose processes still run are waited for instead of run again (the
+    # server: its local jobs record their exit status); `jaz run --resume` kills them
+    adopt_running: bool = False
 
 
 class RunMachine:
@@ -86,6 +89,8 @@ class RunMachine:
         self.settings = settings
         self.listener = listener
         self._calendars: CalendarLibrary | None = None
+        # jobs found still running on resume, waited for: name -> (process group, stem)
+        self.adopted: dict[str, tuple[int, str]] = {}
         self.run = store.get_run(run_id)
         self.jobs: dict[str, JobRecord] = {j.name: j for j in store.get_jobs(run_id)}
         self.order = jobnet.order()
@@ -672,13 +677,20 @@ class RunMachine:
         interrupted = {name: rec for name, rec in self.jobs.items()
                        if rec.status == JobState.RUNNING}
         finished = self._finished_meanwhile(interrupted)
-        kill_stale(self.run_id, {name: (rec.pid, self._stem(name, rec.executions) + ".vars")
-                                 for name, rec in interrupted.items() if name not in finished})
+        stale = {name: (rec.pid, self._stem(name, rec.executions) + ".vars")
+                 for name, rec in interrupted.items() if name not in finished}
+        groups = stale_groups(self.run_id, stale)
+        if self.settings.adopt_running:
+            self.adopted = {name: (min(found), self._stem(name, self.jobs[name].executions))
+                            for name, found in groups.items() if found}
+        kill_groups(found for name, found in groups.items() if name not in self.adopted)
         with self.store.batch():
             for name, outcome in finished.items():
                 self.finished_job(name, outcome, now)
             for name, rec in self.jobs.items():
-                if rec.status == JobState.RUNNING:
+                if rec.status == JobState.RUNNING and name in self.adopted:
+                    self._job(name, message="still running after a restart: waited for")
+                elif rec.status == JobState.RUNNING:
                     self._reset(name, "interrupted; runs again on resume")
                 elif rec.status in (JobState.FAILED, JobState.STOPPED) and name not in skip:
                     self._reset(name, "runs again on resume")
@@ -737,20 +749,26 @@ def _uses_slot(job: Job) -> bool:
 
 
 def kill_stale(run_id: int, jobs: Mapping[str, tuple[int | None, str]]) -> None:
-    """Kill the process groups of jobs left running by a crashed `jaz run`.
+    """Kill the process groups of jobs left running by a crashed `jaz run`."""
+    kill_groups(stale_groups(run_id, jobs).values())
+
+
+def stale_groups(run_id: int, jobs: Mapping[str, tuple[int | None, str]]
+                 ) -> dict[str, set[int]]:
+    """The process groups of jobs left running by a crashed driver, per job.
 
     `jobs` maps each interrupted job to its pid, if one was recorded, and the
     $JAZ_OUTPUT of its execution. A pid is only recorded with the turn after the job
     started, so the processes are also looked for in /proc: any whose environment
     names this run, this job and this very output file (which holds the log folder,
-    so another database's run 1 never matches) belongs to the job, and its group is
-    killed. A recorded pid counts only if it still leads a group whose environment
-    names this run and job: after a reboot or pid reuse the pid may be anyone's.
+    so another database's run 1 never matches) belongs to the job. A recorded pid
+    counts only if it still leads a group whose environment names this run and job:
+    after a reboot or pid reuse the pid may be anyone's.
     """
+    found: dict[str, set[int]] = {name: set() for name in jobs}
     if not jobs:
-        return
-    groups: set[int] = set()
-    wanted = {os.fsencode(f"JAZ_OUTPUT={output}"): f"JAZ_JOB={name}".encode()
+        return found
+    wanted = {os.fsencode(f"JAZ_OUTPUT={output}"): (name, f"JAZ_JOB={name}".encode())
               for name, (_, output) in jobs.items()}
     run = f"JAZ_RUN_ID={run_id}".encode()
     for name, (leader, _) in jobs.items():
@@ -758,7 +776,7 @@ def kill_stale(run_id: int, jobs: Mapping[str, tuple[int | None, str]]) -> None:
         if leader and environ and run in environ and f"JAZ_JOB={name}".encode() in environ:
             try:
                 if os.getpgid(leader) == leader:
-                    groups.add(leader)
+                    found[name].add(leader)
             except OSError:
                 pass
     try:
@@ -769,18 +787,25 @@ def kill_stale(run_id: int, jobs: Mapping[str, tuple[int | None, str]]) -> None:
         environ = _environ(pid)
         if environ is None or run not in environ:
             continue
-        for output, job in wanted.items():
+        for output, (name, job) in wanted.items():
             if output in environ and job in environ:
                 try:
-                    groups.add(os.getpgid(pid))
+                    found[name].add(os.getpgid(pid))
                 except OSError:
                     pass
-    groups.discard(os.getpgrp())  # never this process's own group
-    for pgid in groups:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    own = os.getpgrp()
+    for groups in found.values():
+        groups.discard(own)  # never this process's own group
+    return found
+
+
+def kill_groups(groups: Iterable[set[int]]) -> None:
+    for found in groups:
+        for pgid in found:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def _environ(pid: int) -> set[bytes] | None:

@@ -95,6 +95,8 @@ class Runner:
                 if resume is not None:
                     resume(m)
                 m.begin(self.ctx.clock.now())
+            for name, (pgid, stem) in m.adopted.items():
+                self._adopt(name, pgid, stem)
             while True:
                 # One transaction per turn: the results that came in and the transitions
                 # they allow are committed together, before anything is started or killed.
@@ -225,6 +227,19 @@ class Runner:
                                  name=f"jaz-job-{command.job}")
             t.start()
         return execution.pid
+
+    def _adopt(self, name: str, pgid: int, stem: str) -> None:
+        """Wait for a job a crashed driver left running, as for one started here."""
+        from jaz.engine.executors.local import AdoptedExecution
+
+        execution = AdoptedExecution(pgid, stem, self.ctx.settings.grace)
+        self._executions[name] = execution
+        fd = execution.fileno()
+        if fd is not None:
+            self._selector.register(fd, selectors.EVENT_READ, name)
+        else:
+            threading.Thread(target=self._wait, args=(name, execution), daemon=True,
+                             name=f"jaz-job-{name}").start()
 
     def _wait(self, name: str, execution: Execution) -> None:
         self._post(("done", (name, _outcome(execution))))

@@ -94,7 +94,7 @@ class Core:
         log_dir = home / "logs" if not config.database else db.parent / f"{db.stem}.logs"
         self.settings = Settings(log_dir=log_dir, secrets=Secrets(secrets_file()),
                                  queues=config.queues, wait_for_operator=interactive, tz=self.zone,
-                                 calendars=self.registry.library)
+                                 calendars=self.registry.library, adopt_running=True)
         self.feed = Feed()
         self.notifier: Notifier | None = None
         if config.notify is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import select
 import signal
 import subprocess
 import threading
@@ -164,6 +165,58 @@ def read_exit(path: Path) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
+
+
+class AdoptedExecution(Execution):
+    """A job left running by a server that crashed, found again after the restart.
+
+    It is no child of this process, so its end is watched through a pidfd of its group
+    leader (the exit-recording wrapper) and its result read from the files it leaves:
+    the exit status, its outputs, its logs.
+    """
+
+    def __init__(self, pgid: int, stem: str, grace: float) -> None:
+        self.pid = pgid
+        self._pgid = pgid
+        self._stem = stem
+        self._grace = grace
+        self._stopping = threading.Event()
+        try:
+            self._pidfd: int | None = os.pidfd_open(pgid)
+        except (AttributeError, OSError):   # gone already, or not Linux >= 5.3
+            self._pidfd = None
+
+    def fileno(self) -> int | None:
+        return self._pidfd
+
+    def wait(self) -> Outcome:
+        if self._pidfd is None:   # no pidfd: look until the group is gone
+            while group_alive(self._pgid) and read_exit(Path(self._stem + ".exit")) is None:
+                self._stopping.wait(0.1)
+        else:
+            select.select([self._pidfd], [], [])
+            os.close(self._pidfd)
+            self._pidfd = None
+        if self._stopping.is_set():
+            kill_group(self._pgid)
+        code = read_exit(Path(self._stem + ".exit"))
+        stem = self._stem
+        return Outcome(exit_code=code, stopped=self._stopping.is_set(),
+                       outputs=read_outputs(Path(stem + ".vars")),
+                       stdout_tail=read_tail(Path(stem + ".out")),
+                       stderr_tail=read_tail(Path(stem + ".err")),
+                       error="" if code is not None else
+                       "the job ended without an exit status (killed while nobody watched?)")
+
+    def stop(self) -> None:
+        if self._stopping.is_set():
+            kill_group(self._pgid)
+            return
+        self._stopping.set()
+        kill_group(self._pgid, signal.SIGTERM)
+        timer = threading.Timer(self._grace, lambda: kill_group(self._pgid))
+        timer.daemon = True
+        timer.start()
 
 
 class LocalExecutor(Executor):
