@@ -33,6 +33,7 @@ JOBNETS = {
             '[jobs.gate]\nneeds = ["first"]\nhold = true\nrun = "echo gate"\n'
             '[jobs.last]\nneeds = ["gate"]\nrun = "echo done"\n',
     "broken": '[jobs.a]\nrun = "true"\nneeds = ["nope"]\n',
+    "yearly": '[schedule]\ncron = "0 3 1 1 *"\ntimezone = "UTC"\n[jobs.a]\nrun = "true"\n',
 }
 
 
@@ -326,3 +327,13 @@ def test_the_audit_log_as_table_csv_and_json(server: Server) -> None:
     assert "release_run" in table
     bad = server.jaz("log", "--since", "whenever")
     assert bad.returncode == 2 and "bad time" in bad.stderr
+
+
+def test_next_asks_the_server_for_a_name_that_is_no_file_here(server: Server) -> None:
+    fires = json.loads(server.jaz("next", "yearly", "-n", "2", "--after",
+                                  "2026-06-01T00:00+00:00", "--json", ok=True).stdout)
+    assert fires == ["2027-01-01T03:00:00+00:00", "2028-01-01T03:00:00+00:00"]
+    human = server.jaz("next", "yearly", "-n", "1", ok=True).stdout
+    assert "cron 0 3 1 1 *" in human and "01-01 03:00" in human
+    missing = server.jaz("next", "nowhere")
+    assert missing.returncode == 4

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jaz.cli.common import JsonOption
+from jaz.cli.common import JsonOption, ServerOption, TokenOption
 from jaz.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
@@ -43,15 +43,27 @@ def next_(
         "--after", help="List fires after this time (ISO 8601, e.g. 2026-12-31T23:00; "
                         "without an offset it is local time). Default: now.")] = None,
     json_: JsonOption = False,
+    server: ServerOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """The next fire times of a jobnet's schedule, with the operating day of each."""
+    """The next fire times of a jobnet's schedule, with the operating day of each: from
+    its file, or from the server when NAME is no file here and a server is running."""
     from jaz.engine.clock import local_zone
     from jaz.engine.loader import load_file
     from jaz.engine.schedules import bind_jobnet, next_fires
 
     zone = local_zone()
     start = parse_time(after, zone) if after is not None else datetime.now(zone)
-    net = load_file(_jobnet_path(jobnet))
+    try:
+        path = _jobnet_path(jobnet)
+    except NotFound:
+        from jaz.client import server_configured
+
+        if not server_configured(server):
+            raise
+        _next_from_server(jobnet, count, start, json_, server, token)
+        return
+    net = load_file(path)
     bound = bind_jobnet(net, zone)
     fires = next_fires(bound, start, count)
     if json_:
@@ -83,6 +95,29 @@ def next_(
         rows.append(row)
     print_table(["fire time", "after " + ("now" if after is None else after),
                  "operating day", *(["schedule"] if many else [])], rows)
+
+
+def _next_from_server(name: str, count: int, start: datetime, json_: bool,
+                      server: str | None, token: str | None) -> None:
+    from jaz.cli.output import esc, print_json, print_table, say
+    from jaz.cli.remote import connect
+    from jaz.client import quoted
+
+    with connect(server, token) as client:
+        shown = client.jobnet(name)
+        fires = client.get(f"/jobnets/{quoted(name)}/next", n=count,
+                           after=start.isoformat())
+    if json_:
+        print_json(fires)
+        return
+    for rule in shown.get("schedules") or []:
+        say(f"[b]{esc(name)}[/] {esc(rule)}")
+    if not fires:
+        say(f"{esc(name)} has no fire times ahead")
+        return
+    print_table(["fire time", "after " + start.isoformat(timespec="minutes")],
+                [[datetime.fromisoformat(f).isoformat(sep=" "),
+                  "in " + _span(datetime.fromisoformat(f) - start)] for f in fires])
 
 
 def _jobnet_path(ref: str) -> Path:
