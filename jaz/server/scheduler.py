@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from jaz.engine import planner
-from jaz.engine.model import RunState
+from jaz.engine.model import Jobnet, RunState
 from jaz.engine.records import EventRecord, RunRecord
 from jaz.server.core import Core
 
@@ -35,6 +35,8 @@ class Scheduler:
         self._quiet: dict[str, tuple[datetime, datetime, object]] = {}
         # the version of each jobnet its runs were last planned with
         self._versions: dict[str, str | None] = {}
+        # runs started in this pass whose version is the one in force (spares a re-parse)
+        self._versions_in_force: dict[int, Jobnet] = {}
 
     def tick(self, now: datetime) -> datetime:
         """One tick at `now`; returns when the next one is due.
@@ -66,8 +68,8 @@ class Scheduler:
                     self._apply(decision, now)
             created += [d for d in decisions if isinstance(d, planner.Create)]
             started = [d for d in decisions if isinstance(d, planner.Start)]
-            for d in started:
-                self.core.drive(d.run_id)
+            for d in started:   # the version in force when it is the run's: no re-parse
+                self.core.drive(d.run_id, self._versions_in_force.pop(d.run_id, None))
             moved = {d.jobnet: d.at for d in decisions if isinstance(d, planner.Cursor)}
             self._cursors.update(moved)
             entries = [replace(e, cursor=moved.get(e.jobnet, e.cursor)) for e in entries]
@@ -158,7 +160,10 @@ class Scheduler:
         elif isinstance(d, planner.Cursor):
             store.set_state(f"scheduler.cursor.{d.jobnet}", d.at.isoformat())
         elif isinstance(d, planner.Start):
-            store.update_run(d.run_id, status=RunState.RUNNING, trigger=d.trigger)
+            run = store.update_run(d.run_id, status=RunState.RUNNING, trigger=d.trigger)
+            loaded = core.registry.get(run.jobnet)
+            if loaded.jobnet is not None and loaded.jobnet.hash == run.version:
+                self._versions_in_force[d.run_id] = loaded.jobnet
             self._event(d.run_id, "run_started_by_schedule", now, d.trigger)
         elif isinstance(d, planner.Miss | planner.Skip):
             status = RunState.MISSED if isinstance(d, planner.Miss) else RunState.SKIPPED
