@@ -278,3 +278,14 @@ def test_start_and_release_actions_work_across_runs(tmp_path: Path,
         for run_id in core.running():
             core.act("stop", run_id, None, user="test")
         core.close()
+
+
+def test_a_chunked_body_over_the_limit_is_refused(api: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 65536            # 2.5 MiB, with no Content-Length
+
+    r = api.post("/api/v1/runs", content=chunks(),
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "too large" in r.json()["title"]
+    assert api.get("/api/v1/runs").json() == []

@@ -64,12 +64,7 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
 
     # ------------------------------------------------------------ plumbing
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return _problem(413, "request body too large", f"at most {MAX_BODY} bytes")
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
 
     @app.exception_handler(JazError)
     async def jaz_error(request: Request, exc: JazError) -> JSONResponse:
@@ -251,6 +246,56 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
                                                                  .items())}}
 
     return app
+
+
+# ------------------------------------------------------------------ plumbing
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with a 413 problem, whether announced by
+    Content-Length or sent in chunks; plain ASGI (Starlette's BaseHTTPMiddleware costs
+    a task and a stream per request). Past the limit the app is told the client left,
+    and whatever it answers to that is replaced by the 413."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        too_large = refused = False
+
+        async def counted() -> Any:
+            nonlocal seen, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                too_large = True
+                return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: Any) -> None:
+            nonlocal refused
+            if not too_large:
+                await send(message)
+            elif not refused:
+                refused = True
+                await self._refuse(scope, receive, send)
+
+        await self.app(scope, counted, guarded)
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
+        response = _problem(413, "request body too large", f"at most {self.limit} bytes")
+        await response(scope, receive, send)
 
 
 # ------------------------------------------------------------------ views
