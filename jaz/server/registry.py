@@ -141,6 +141,7 @@ class Registry:
         self._clock = clock or SystemClock()
         self._reload_lock = threading.Lock()
         self._state = _State(library=_Library(calendars))
+        self._sorted: tuple[_State, list[Loaded]] | None = None
 
     # ------------------------------------------------------------ queries
 
@@ -155,7 +156,19 @@ class Registry:
         return loaded
 
     def all(self) -> list[Loaded]:
-        return sorted(self._state.entries.values(), key=lambda e: e.name)
+        """Every jobnet, by name (one sorted list per snapshot: do not change it)."""
+        state = self._state
+        cached = self._sorted
+        if cached is None or cached[0] is not state:
+            cached = self._sorted = (state, sorted(state.entries.values(),
+                                                   key=lambda e: e.name))
+        return cached[1]
+
+    @property
+    def snapshot(self) -> object:
+        """Changes (to an object that is not `is` the previous one) whenever a reload
+        changed anything: a cheap way to notice changes."""
+        return self._state
 
     def calendar(self, name: str) -> Calendar:
         """The calendar in force under this name; `JobnetInvalid` when its file has never

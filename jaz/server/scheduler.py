@@ -35,6 +35,7 @@ class Scheduler:
         self._quiet: dict[str, tuple[datetime, datetime, object]] = {}
         # the version of each jobnet its runs were last planned with
         self._versions: dict[str, str | None] = {}
+        self._snapshot: object = None   # the registry snapshot last checked for changes
         # runs started in this pass whose version is the one in force (spares a re-parse)
         self._versions_in_force: dict[int, Jobnet] = {}
 
@@ -107,6 +108,10 @@ class Scheduler:
         Held ones stay as the operator left them."""
         store = self.core.store
         changed = False
+        snapshot = self.core.registry.snapshot
+        if snapshot is self._snapshot:
+            return False   # no reload changed anything since the last look
+        self._snapshot = snapshot
         for loaded in self.core.registry.all():
             net = loaded.jobnet
             if net is None:
