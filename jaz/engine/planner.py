@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 
 from jaz.engine.model import RunState
 from jaz.engine.records import RunRecord
-from jaz.engine.schedules import BoundSchedule, Fire, deadlines, fires_between
+from jaz.engine.schedules import BoundSchedule, Fire, deadlines, fires_between, iter_fires
 
 SCHEDULED_TRIGGERS = ("schedule", "catch-up")
 LATE_MARK = "late:"
@@ -139,7 +140,7 @@ def _materialise(now: datetime, entry: Entry, waiting: int,
         return []
     # fires already past (missed while down) are all recorded, a bounded batch a tick;
     # future ones up to the cap
-    past = fires_between(entry.schedules, cursor, now)[:settings.max_past] \
+    past = list(islice(iter_fires(entry.schedules, cursor, now), settings.max_past)) \
         if cursor < now else []
     if len(past) == settings.max_past:
         until = past[-1].at
@@ -148,7 +149,9 @@ def _materialise(now: datetime, entry: Entry, waiting: int,
         room = settings.max_ahead - waiting
         if room <= 0 and not past:
             return []
-        future = fires_between(entry.schedules, max(cursor, now), until)
+        # one more than there is room for tells whether the horizon was reached
+        future = list(islice(iter_fires(entry.schedules, max(cursor, now), until),
+                             max(room, 0) + 1))
         if len(future) > max(room, 0):
             future = future[:max(room, 0)]
             until = future[-1].at if future else max(cursor, now)

@@ -15,6 +15,8 @@ a clock; the server uses `fires_between` to list what it missed while it was dow
 
 from __future__ import annotations
 
+import bisect
+import functools
 import heapq
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from jaz.engine.model import Jobnet
 
 __all__ = ["BoundSchedule", "Fire", "Schedule", "bind", "bind_jobnet", "deadlines", "fires_between",
+           "iter_fires",
            "next_fires", "parse_schedules"]
 
 SCHEDULE_KEYS = {"cron", "times", "every", "calendar", "timezone", "window", "overlap",
@@ -146,6 +149,12 @@ def next_fires(schedules: Sequence[BoundSchedule], after: datetime, n: int) -> l
     return out
 
 
+def iter_fires(schedules: Sequence[BoundSchedule], start: datetime,
+               end: datetime) -> Iterator[Fire]:
+    """The fires with start < at <= end, lazily: take only as many as needed."""
+    return _merged(schedules, start, end)
+
+
 def fires_between(schedules: Sequence[BoundSchedule], start: datetime,
                   end: datetime) -> list[Fire]:
     """Every fire with start < at <= end: what a server that was down missed."""
@@ -194,11 +203,11 @@ def _fires(b: BoundSchedule, after: datetime, until: datetime | None) -> Iterato
     """
     s, zone, index = b.schedule, b.zone, b.schedule.index
     seconds = s.cron.seconds_of_day if s.cron is not None else s.times or \
-        tuple(range(0, DAY, s.every or DAY))
+        _every(s.every or DAY)
     spill = max(seconds) // DAY
-    plain = [timedelta(seconds=sec) for sec in seconds
-             if not s.windows or _in_window_seconds(s.windows, sec % DAY)]
-    first = after.astimezone(zone).date()
+    plain_seconds, plain = _plain(seconds, s.windows)
+    local_after = after.astimezone(zone)
+    first = local_after.date()
     last = until.astimezone(zone).date() if until is not None else date.max
     near_last = last - timedelta(days=spill) if last > date.min + timedelta(days=spill) \
         else date.min
@@ -216,9 +225,13 @@ def _fires(b: BoundSchedule, after: datetime, until: datetime | None) -> Iterato
         if day in unsafe:
             fires = (Fire(at, index, day) for at in (_instant(day, sec, zone) for sec in seconds)
                      if not s.windows or _in_window(s.windows, at))
+        elif day == first and not spill:   # skip to the first second after `after`
+            wall = (local_after.replace(tzinfo=None) - midnight.replace(tzinfo=None))
+            start = bisect.bisect_right(plain_seconds, wall.total_seconds())
+            fires = (Fire(midnight + delta, index, day) for delta in plain[start:])
         else:
             fires = (Fire(midnight + delta, index, day) for delta in plain)
-        if day <= first:
+        if day <= first and (day in unsafe or spill):
             fires = (f for f in fires if f.at > after)
         if day >= near_last:
             fires = (f for f in fires if f.at <= until)  # type: ignore[operator]
@@ -240,6 +253,30 @@ def _fires(b: BoundSchedule, after: datetime, until: datetime | None) -> Iterato
             yield heapq.heappop(pending)
     while pending:
         yield heapq.heappop(pending)
+
+
+_PLAIN: dict[tuple[int, tuple[tuple[int, int], ...]],
+             tuple[tuple[int, ...], list[int], list[timedelta]]] = {}
+
+
+def _plain(seconds: tuple[int, ...], windows: tuple[tuple[int, int], ...]
+           ) -> tuple[list[int], list[timedelta]]:
+    """A schedule's seconds of the day that its windows let through, and the same as
+    timedeltas: computed once per schedule (a cron with seconds has 86,400)."""
+    key = (id(seconds), windows)
+    hit = _PLAIN.get(key)
+    if hit is None or hit[0] is not seconds:
+        if len(_PLAIN) > 4096:
+            _PLAIN.clear()
+        kept = [sec for sec in seconds
+                if not windows or _in_window_seconds(windows, sec % DAY)]
+        hit = _PLAIN[key] = (seconds, kept, [timedelta(seconds=sec) for sec in kept])
+    return hit[1], hit[2]
+
+
+@functools.lru_cache(maxsize=256)
+def _every(interval: int) -> tuple[int, ...]:
+    return tuple(range(0, DAY, interval))
 
 
 _CHANGES: dict[tuple[tzinfo, int], frozenset[date]] = {}
