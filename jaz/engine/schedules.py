@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import functools
 import heapq
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -233,8 +234,8 @@ def _fires(b: BoundSchedule, after: datetime, until: datetime | None) -> Iterato
             fires = (Fire(midnight + delta, index, day) for delta in plain)
         if day <= first and (day in unsafe or spill):
             fires = (f for f in fires if f.at > after)
-        if day >= near_last:
-            fires = (f for f in fires if f.at <= until)  # type: ignore[operator]
+        if day >= near_last:   # a day's fires are in order: stop at the first too late
+            fires = itertools.takewhile(lambda f: f.at <= until, fires)  # type: ignore[operator]
         if not spill:   # lazily: a cron with seconds has 86,400 fires a day
             fired = False
             for fire in fires:
