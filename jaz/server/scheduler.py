@@ -54,7 +54,7 @@ class Scheduler:
         runs, waiting, first = self._read(now)
         if self._replan_changed(now):
             runs, waiting, first = self._read(now)
-        busy = {r.jobnet for r in runs} | set(waiting)
+        busy = self._busy(runs, waiting)
         entries = [planner.Entry(jobnet=loaded.name, schedules=loaded.schedules,
                                  cursor=self._cursor(loaded.name))
                    for loaded in self.core.registry.all()
@@ -77,7 +77,7 @@ class Scheduler:
             if not planner.needs_another_pass(decisions, now):
                 break
             runs, waiting, first = self._read(now)
-            busy = {r.jobnet for r in runs} | set(waiting)
+            busy = self._busy(runs, waiting)
         active = busy | {d.jobnet for d in created}
         for e in entries:
             if e.jobnet in active:
@@ -144,6 +144,13 @@ class Scheduler:
             log.info("jobnet %s changed: planned again from now (%d planned runs dropped)",
                      loaded.name, len(stale))
         return changed
+
+    def _busy(self, runs: list[RunRecord], waiting: dict[str, int]) -> set[str]:
+        """Jobnets to plan whatever their quiet time: those with a running, halted or due
+        run, and those with room for more runs ahead. One whose runs ahead fill its
+        `max_ahead` has nothing to do until one of them is due."""
+        return {r.jobnet for r in runs} | {name for name, count in waiting.items()
+                                           if count < self.settings.max_ahead}
 
     def _is_quiet(self, jobnet: str, schedules: object, now: datetime) -> bool:
         quiet = self._quiet.get(jobnet)
