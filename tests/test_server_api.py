@@ -5,13 +5,13 @@ FastAPI's TestClient (in-process ASGI)."""
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from support import wait_for
 
 from jaz.server.api import create_app
 from jaz.server.auth import Tokens
@@ -20,16 +20,6 @@ from jaz.server.core import Core
 
 ADMIN = "admin-token-for-tests"
 TOKENS = {"viewer": "v-token", "operator": "o-token"}
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)   # polling interval, not a wait for state
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

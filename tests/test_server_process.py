@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -18,16 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import wait_for as _wait_for
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)   # polling interval, not a wait for state
-    raise AssertionError(f"timed out waiting for {what}")
+    return _wait_for(check, what, timeout, every=0.05)
 
 
 class Server:
