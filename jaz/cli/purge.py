@@ -21,8 +21,10 @@ def purge(
     db: DbOption = None,
     local: LocalOption = False,
 ) -> None:
-    """Remove finished runs older than --keep-days from the embedded database, with their
-    logs (a running `jaz server` does the same every hour when keep_days is set)."""
+    """Remove finished runs older than --keep-days, with their logs.
+
+    Works on the embedded database; a running `jaz server` does the same every hour
+    when keep_days is set."""
     from jaz.cli.common import make_service, open_existing_store
     from jaz.cli.output import print_json, say
 

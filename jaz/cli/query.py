@@ -160,8 +160,9 @@ def status(
     server: ServerOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Show a run and its jobs (jobarg_get). Exit 0 when it succeeded, 1 when it failed,
-    halted in error or was stopped."""
+    """Show a run and its jobs (jobarg_get).
+
+    Exit 0 when it succeeded, 1 when it failed, halted in error or was stopped."""
     if use_server(db, local, server):
         from jaz.cli.remote import connect, status_remote
 

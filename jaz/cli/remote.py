@@ -303,8 +303,9 @@ def rerun(run_id: RunArg, job: JobArg,
 
 def jobnets(json_: JsonOption = False, server: ServerOption = None,
             token: TokenOption = None) -> None:
-    """List the server's jobnets: schedule, next fire, last result; invalid ones with
-    their first problem."""
+    """List the server's jobnets: schedule, next fire, last result, problems.
+
+    An invalid jobnet shows its first problem."""
     from jaz.cli.output import print_json, print_table, say, when
 
     with connect(server, token) as client:

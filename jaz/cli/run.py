@@ -71,8 +71,10 @@ def register(app: "typer.Typer") -> None:
         release: Annotated[list[str] | None, typer.Option(
             "--release", metavar="JOB", help="With --resume: release this held job.")] = None,
     ) -> None:
-        """Run a jobnet now, in-process, with live progress. Exit 0 when it succeeds, 1 when
-        it fails, halts in error or is stopped (it stays resumable: --resume RUN)."""
+        """Run a jobnet now, in-process, with live progress.
+
+        Exit 0 when it succeeds, 1 when it fails, halts in error or is stopped (it stays
+        resumable: --resume RUN)."""
         raise typer.Exit(run_now(file=file, param=param or [], parallel=parallel,
                                  dry_run=dry_run, json_=json_, db=db, resume=resume,
                                  skip=skip or [], release=release or []))

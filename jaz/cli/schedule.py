@@ -46,8 +46,9 @@ def next_(
     server: ServerOption = None,
     token: TokenOption = None,
 ) -> None:
-    """The next fire times of a jobnet's schedule, with the operating day of each: from
-    its file, or from the server when NAME is no file here and a server is running."""
+    """The next fire times of a jobnet's schedule, with the operating day of each.
+
+    From its file, or from the server when NAME is no file here and a server runs."""
     from jaz.engine.clock import local_zone
     from jaz.engine.loader import load_file
     from jaz.engine.schedules import bind_jobnet, next_fires

@@ -22,7 +22,8 @@ def server(
         "--once", help="Run what is due now (catch-up included), wait for it, exit 0 if "
                        "all succeeded, 1 otherwise.")] = False,
 ) -> None:
-    """Run the scheduler, the run engine and the HTTP API until SIGTERM/Ctrl-C;
+    """Run the scheduler, the run engine and the HTTP API (until SIGTERM or Ctrl-C).
+
     SIGHUP reloads the jobnet and calendar folders."""
     from jaz.server.daemon import main
 

@@ -23,8 +23,9 @@ def validate(
     files: Annotated[list[Path], typer.Argument(help="Jobnet TOML files.", show_default=False)],
     json_: JsonOption = False,
 ) -> None:
-    """Check jobnet and calendar files: every problem is named with file, job, field
-    and line. A jobnet's schedule calendars are looked up and checked too."""
+    """Check jobnet and calendar files; every problem names its file, job and field.
+
+    A jobnet's schedule calendars are looked up and checked too."""
     from jaz.engine.calendars import CalendarLibrary
 
     library = CalendarLibrary()
