@@ -82,11 +82,12 @@ class Service:
         status = status or (RunState.HELD if hold else (
             RunState.SCHEDULED if scheduled_at is not None and scheduled_at > now
             else RunState.RUNNING))
-        run_id = new_run(self.store, jobnet, now, params=params or {}, trigger=trigger,
-                         scheduled_at=scheduled_at, status=status)
-        self.store.add_event(EventRecord(at=now, kind="run_created", run_id=run_id,
-                                         jobnet=jobnet.name, user=user,
-                                         detail=f"trigger {trigger}"))
+        with self.store.batch():   # the run and its audit event in one commit
+            run_id = new_run(self.store, jobnet, now, params=params or {}, trigger=trigger,
+                             scheduled_at=scheduled_at, status=status)
+            self.store.add_event(EventRecord(at=now, kind="run_created", run_id=run_id,
+                                             jobnet=jobnet.name, user=user,
+                                             detail=f"trigger {trigger}"))
         return run_id
 
     def execute(self, run_id: int, jobnet: Jobnet | None = None,
