@@ -37,7 +37,7 @@ def _root(
 
 
 def _register() -> None:
-    from jaz.cli import audit, init, purge, query, remote, run, schedule, server, validate
+    from jaz.cli import audit, init, purge, query, remote, run, schedule, server, tui, validate
 
     run.register(app)
     validate.register(app)
@@ -48,6 +48,7 @@ def _register() -> None:
     init.register(app)
     remote.register(app)
     audit.register(app)
+    tui.register(app)
 
 
 def _build() -> typer.Typer:

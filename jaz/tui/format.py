@@ -1,0 +1,43 @@
+"""How run fields read in the TUI's cells: states with glyph and colour (the CLI's
+table styles, so both faces look alike), local times, short durations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+
+from jaz.cli.output import STATE_STYLE, when
+from jaz.engine.durations import format_duration
+
+
+def state(value: str) -> Text:
+    """A state as glyph + word in its colour: it reads without colour too."""
+    style, glyph = STATE_STYLE.get(value, ("", "?"))
+    return Text(f"{glyph} {value}", style=style)
+
+
+def moment(iso: str | None) -> str:
+    return when(datetime.fromisoformat(iso)) if iso else "-"
+
+
+def duration(run: dict[str, Any], now: datetime | None = None) -> str:
+    """Start to end; a running run counts to `now`."""
+    start, end = run.get("started_at"), run.get("ended_at")
+    if not start:
+        return "-"
+    began = datetime.fromisoformat(start)
+    if end:
+        finished = datetime.fromisoformat(end)
+    elif run.get("status") == "running":
+        finished = now or datetime.now(began.tzinfo)
+    else:
+        return "-"
+    return format_duration(max(0.0, (finished - began).total_seconds()))
+
+
+def note(run: dict[str, Any]) -> str:
+    """The run's message, else its warning, on one line."""
+    text = run.get("message") or run.get("warning") or ""
+    return " ".join(str(text).split())

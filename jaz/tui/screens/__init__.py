@@ -1,0 +1,1 @@
+"""The screens of `jaz tui`, one per module."""
