@@ -3,8 +3,14 @@ the path)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -20,3 +26,51 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 15.0,
             return value
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(root: Path, jobnets: dict[str, str]
+                   ) -> Iterator[tuple[str, str, dict[str, str], Path]]:
+    """A real `jaz server` subprocess on a free loopback port, with these jobnets in
+    `root/jobnets`: yields (url, admin token, environment, JAZ_HOME); SIGTERM at the
+    end, and the server must have forgotten its address."""
+    home, nets = root / "home", root / "jobnets"
+    nets.mkdir()
+    (root / "calendars").mkdir()
+    for name, text in jobnets.items():
+        (nets / f"{name}.toml").write_text(text)
+    config = root / "jaz.toml"
+    config.write_text(f'listen = "127.0.0.1:{free_port()}"\njobnets = "jobnets"\n'
+                      f'calendars = "calendars"\n'
+                      + ("allow_root = true\n" if os.geteuid() == 0 else ""))
+    env = {k: v for k, v in os.environ.items() if k not in ("JAZ_SERVER", "JAZ_TOKEN")}
+    env["JAZ_HOME"] = str(home)
+    with (root / "server.log").open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "jaz", "server", "-c", str(config)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url_file = home / "server.url"
+
+            def up() -> bool:
+                assert proc.poll() is None, (root / "server.log").read_text()
+                return url_file.exists() and url_file.read_text().endswith("\n")
+
+            wait_for(up, "the server to write server.url")
+            yield (url_file.read_text().strip(), (home / "admin.token").read_text().strip(),
+                   env, home)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+    assert not (home / "server.url").exists()   # the server forgets its address on exit

@@ -8,9 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -21,7 +18,7 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from support import wait_for
+from support import free_port, running_server, wait_for
 
 from jaz.cli.remote import parse_at
 from jaz.errors import UsageError
@@ -35,12 +32,6 @@ JOBNETS = {
     "broken": '[jobs.a]\nrun = "true"\nneeds = ["nope"]\n',
     "yearly": '[schedule]\ncron = "0 3 1 1 *"\ntimezone = "UTC"\n[jobs.a]\nrun = "true"\n',
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -76,42 +67,10 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("server")
-    home, nets = root / "home", root / "jobnets"
-    nets.mkdir()
-    (root / "calendars").mkdir()
-    for name, text in JOBNETS.items():
-        (nets / f"{name}.toml").write_text(text)
-    config = root / "jaz.toml"
-    config.write_text(f'listen = "127.0.0.1:{free_port()}"\njobnets = "jobnets"\n'
-                      f'calendars = "calendars"\n'
-                      + ("allow_root = true\n" if os.geteuid() == 0 else ""))
-    env = {k: v for k, v in os.environ.items() if k not in ("JAZ_SERVER", "JAZ_TOKEN")}
-    env["JAZ_HOME"] = str(home)
-    log = (root / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "jaz", "server", "-c", str(config)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url_file = home / "server.url"
-
-        def up() -> bool:
-            assert proc.poll() is None, (root / "server.log").read_text()
-            return url_file.exists() and url_file.read_text().endswith("\n")
-
-        wait_for(up, "the server to write server.url")
-        url = url_file.read_text().strip()
-        token = (home / "admin.token").read_text().strip()
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
-                          timeout=10, trust_env=False) as api:
-            yield Server(home=home, url=url, api=api, env=env)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
-    assert not (home / "server.url").exists()   # the server forgets its address on exit
+    with running_server(root, JOBNETS) as (url, token, env, home), \
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                         timeout=10, trust_env=False) as api:
+        yield Server(home=home, url=url, api=api, env=env)
 
 
 def started(result: subprocess.CompletedProcess[str]) -> int:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +16,7 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from support import wait_for
+from support import free_port, running_server
 from textual.pilot import Pilot
 
 from jaz.client import Client
@@ -45,48 +43,13 @@ class Server:
         return Client(self.url, self.token)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("tui")
-    home, nets = root / "home", root / "jobnets"
-    nets.mkdir()
-    for name, text in JOBNETS.items():
-        (nets / f"{name}.toml").write_text(text)
-    config = root / "jaz.toml"
-    config.write_text(f'listen = "127.0.0.1:{free_port()}"\njobnets = "jobnets"\n'
-                      + ("allow_root = true\n" if os.geteuid() == 0 else ""))
-    env = {k: v for k, v in os.environ.items() if k not in ("JAZ_SERVER", "JAZ_TOKEN")}
-    env["JAZ_HOME"] = str(home)
-    log = (root / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "jaz", "server", "-c", str(config)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url_file = home / "server.url"
-
-        def up() -> bool:
-            assert proc.poll() is None, (root / "server.log").read_text()
-            return url_file.exists() and url_file.read_text().endswith("\n")
-
-        wait_for(up, "the server to write server.url")
-        url = url_file.read_text().strip()
-        token = (home / "admin.token").read_text().strip()
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
-                          timeout=10, trust_env=False) as api:
-            yield Server(home=home, url=url, token=token, api=api, env=env)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
+    with running_server(root, JOBNETS) as (url, token, env, home), \
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                         timeout=10, trust_env=False) as api:
+        yield Server(home=home, url=url, token=token, api=api, env=env)
 
 
 async def until(pilot: Pilot[Any], check: Callable[[], Any], what: str,
