@@ -223,6 +223,12 @@ def _fires(b: BoundSchedule, after: datetime, until: datetime | None) -> Iterato
         if day.year != unsafe_year:
             unsafe_year, unsafe = day.year, _unsafe_days(zone, day.year, spill)
         fires: Iterable[Fire]
+        if not spill and day > first and day < near_last and day not in unsafe:
+            # the common day: every offset fires, no bound to check (delegated in C)
+            if plain:
+                quiet_until = day + timedelta(days=HORIZON_DAYS)
+                yield from (Fire(midnight + delta, index, day) for delta in plain)
+            continue
         if day in unsafe:
             fires = (Fire(at, index, day) for at in (_instant(day, sec, zone) for sec in seconds)
                      if not s.windows or _in_window(s.windows, at))
