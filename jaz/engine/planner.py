@@ -173,12 +173,13 @@ def _due(now: datetime, seen: datetime, entry: Entry, runs: list[RunRecord],
         entry.schedules, _at(due[0]) - timedelta(microseconds=1), _at(due[-1]))}
     out: list[Decision] = []
     missed = [r for r in due if _at(r) > seen and now - _at(r) > settings.grace]
+    missed_ids = {r.id for r in missed}   # by id: a list look-up compares whole records
     keep = _catch_up(now, entry, missed, due, fires, out)
     for run in due:
         if run.id not in keep:
             continue
         bound = _schedule_of(entry, fires.get(_at(run)))
-        delayed = run in missed or now - _at(run) > settings.grace
+        delayed = run.id in missed_ids or now - _at(run) > settings.grace
         if bound is not None and bound.schedule.windows and delayed and \
                 not _inside(bound, now):
             out.append(Miss(run.id, "its window had closed when it could start"))
@@ -194,7 +195,7 @@ def _due(now: datetime, seen: datetime, entry: Entry, runs: list[RunRecord],
             out.extend(Stop(r.id, f"replaced by run {run.id} (overlap = replace)")
                        for r in active)
             active = []
-        out.append(Start(run.id, "catch-up" if run in missed else run.trigger))
+        out.append(Start(run.id, "catch-up" if run.id in missed_ids else run.trigger))
         active.append(run)
     return out
 
@@ -207,7 +208,8 @@ def _at(run: RunRecord) -> datetime:
 def _catch_up(now: datetime, entry: Entry, missed: list[RunRecord], due: list[RunRecord],
               fires: Mapping[datetime, Fire], out: list[Decision]) -> set[int]:
     """Apply `catchup` to the missed runs; returns the ids of the due runs to go on with."""
-    keep = {r.id for r in due if r not in missed}
+    missed_ids = {r.id for r in missed}
+    keep = {r.id for r in due if r.id not in missed_ids}
     groups: dict[int, list[RunRecord]] = {}
     for run in missed:
         fire = fires.get(_at(run))
@@ -219,15 +221,16 @@ def _catch_up(now: datetime, entry: Entry, missed: list[RunRecord], due: list[Ru
         window = bound.schedule.catchup_window if bound is not None else None
         fresh = [r for r in group
                  if window is None or now - _at(r) <= timedelta(seconds=window)]
-        chosen: list[RunRecord] = []
+        chosen: set[int] = set()
         if policy == "all":
-            chosen = fresh
+            chosen = {r.id for r in fresh}
         elif policy == "latest" and fresh and not newer_on_time:
-            chosen = [fresh[-1]]
+            chosen = {fresh[-1].id}
+        fresh_ids = {r.id for r in fresh}
         for run in group:
-            if run in chosen:
+            if run.id in chosen:
                 keep.add(run.id)
-            elif policy != "none" and run not in fresh:
+            elif policy != "none" and run.id not in fresh_ids:
                 out.append(Miss(run.id, "missed while the server was not running, and older "
                                         "than catchup_window"))
             elif policy == "latest":
