@@ -28,13 +28,13 @@ from jaz.errors import (
     Unreachable,
     UsageError,
 )
+from jaz.paths import ADMIN_TOKEN_FILE as TOKEN_FILE
+from jaz.paths import SERVER_URL_FILE as URL_FILE
 from jaz.paths import jaz_home
 
 if TYPE_CHECKING:
     import httpx2 as httpx
 
-URL_FILE = "server.url"        # written by jaz.server.daemon while the server runs
-TOKEN_FILE = "admin.token"     # noqa: S105 - a file name, not a secret (jaz.server.auth)
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 30.0
 START_HINT = "start it with `jaz server`, or name another with --server URL (or JAZ_SERVER)"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+SERVER_URL_FILE = "server.url"    # where a running `jaz server` says it listens
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name: the local admin's token (0600)
+
 
 def jaz_home() -> Path:
     env = os.environ.get("JAZ_HOME")

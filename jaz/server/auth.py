@@ -13,10 +13,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from jaz.paths import ADMIN_TOKEN_FILE
 from jaz.server.config import ServerConfig
 
 ROLE_RANK = {"viewer": 0, "operator": 1, "admin": 2}
-TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a secret
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def digest(token: str) -> str:
 
 def admin_token(home: Path) -> str:
     """The local admin token in $JAZ_HOME (mode 0600), made on first start."""
-    path = home / TOKEN_FILE
+    path = home / ADMIN_TOKEN_FILE
     try:
         token = path.read_text().strip()
         if token:

@@ -25,7 +25,7 @@ from jaz.engine.secrets import Secrets
 from jaz.engine.service import Service, default_executors
 from jaz.engine.store import SqliteStore
 from jaz.errors import JazError, JobnetInvalid, StateError
-from jaz.paths import default_db, ensure_home, jaz_home, secrets_file
+from jaz.paths import default_db, ensure_home, secrets_file
 from jaz.server.config import ServerConfig
 from jaz.server.registry import Registry
 
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from jaz.engine.notify import Notifier
 
 log = logging.getLogger("jaz.server")
-
-ACTIVE = (RunState.RUNNING,)
 
 
 @dataclass(frozen=True)
@@ -279,8 +277,3 @@ class Core:
 
     def close(self) -> None:
         self.store.close()
-
-    def describe(self) -> dict[str, Any]:
-        return {"home": str(jaz_home()), "database": str(self.store.path),
-                "listen": self.config.listen, "zone": str(self.zone),
-                "jobnets": len(self.registry.all()), "running": len(self.running())}

@@ -21,12 +21,11 @@ from typing import Any
 
 from jaz.engine.model import RunState
 from jaz.errors import Refused, UsageError
-from jaz.paths import ensure_home
+from jaz.paths import SERVER_URL_FILE, ensure_home
 from jaz.server.config import ServerConfig
 
 log = logging.getLogger("jaz.server")
 
-URL_FILE = "server.url"
 RELOAD_EVERY = 2.0          # seconds between looks at the jobnet and calendar folders…
 RELOAD_SHARE = 200          # …or longer, so that looking takes at most 1/200 of a CPU…
 RELOAD_MAX = 10.0           # …but never longer than this (10,000 files: ~30 ms a look)
@@ -222,14 +221,14 @@ class Daemon:
         shown = f"[{host}]" if ":" in host else host
         local = host in ('0.0.0.0', '')  # noqa: S104 - only to say where clients go
         self.url = f"http://{'127.0.0.1' if local else shown}:{port}"
-        path = self.home / URL_FILE
+        path = self.home / SERVER_URL_FILE
         path.write_text(self.url + "\n")
         os.chmod(path, 0o600)
         return sock
 
     def _forget_url(self) -> None:
         try:
-            (self.home / URL_FILE).unlink()
+            (self.home / SERVER_URL_FILE).unlink()
         except FileNotFoundError:
             pass
 
