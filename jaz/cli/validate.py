@@ -68,18 +68,19 @@ def _check(path: Path, library: CalendarLibrary) -> tuple[str, dict[str, int], l
     from jaz.engine.calendars import looks_like_calendar
     from jaz.engine.checks import parse_toml
     from jaz.engine.clock import local_zone
-    from jaz.engine.loader import load_file
+    from jaz.engine.loader import load_text
     from jaz.engine.schedules import bind_jobnet
     from jaz.errors import JobnetInvalid, NotFound, Problem
 
     kind = "jobnet"
     try:
-        data = parse_toml(path.read_text(encoding="utf-8-sig"), str(path))
+        text = path.read_text(encoding="utf-8-sig")
+        data = parse_toml(text, str(path))
         if looks_like_calendar(data, path):
             kind = "calendar"
             calendar = library.load(path)
             return kind, {"operating_days": len(calendar.year(date.today().year))}, []
-        jobnet = load_file(path)
+        jobnet = load_text(text, path=path)   # the text already read
         bind_jobnet(jobnet, local_zone(), library)
         return kind, {"jobs": len(jobnet.jobs)}, []
     except JobnetInvalid as e:
