@@ -5,6 +5,7 @@ rerun, resume — and so does every query of runs, jobs and logs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -53,7 +54,8 @@ class LogChunk(Value):
     attempt: str
     stream: str
     path: Path
-    text: str
+    text: str          # from the byte offset asked for to the end
+    size: int = 0      # bytes in the whole log: where a follower goes on from
 
 
 class Service:
@@ -217,9 +219,10 @@ class Service:
     def events(self, run_id: int | None = None) -> list[EventRecord]:
         return self.store.list_events(run_id=run_id)
 
-    def logs(self, run_id: int, job: str | None = None, *, all_attempts: bool = False
-             ) -> list[LogChunk]:
-        """Stdout/stderr of the run's jobs: the latest attempt of each, or all of them."""
+    def logs(self, run_id: int, job: str | None = None, *, all_attempts: bool = False,
+             offset: int = 0) -> list[LogChunk]:
+        """Stdout/stderr of the run's jobs: the latest attempt of each, or all of them;
+        from a byte offset on, so that a follower reads only what is new."""
         jobs = self.jobs(run_id)
         if job is not None and job not in {j.name for j in jobs}:
             raise NotFound(f"run {run_id} has no job {job!r}",
@@ -239,14 +242,25 @@ class Service:
                 for stream in ("out", "err"):
                     path = folder / f"{rec.name}.{attempt}.{stream}"
                     try:
-                        text = path.read_text(encoding="utf-8", errors="replace")
+                        with path.open("rb") as f:
+                            size = f.seek(0, os.SEEK_END)
+                            f.seek(min(offset, size))
+                            data = f.read()
                     except FileNotFoundError:
                         # logs may have been purged; the tail in the store remains
-                        text = rec.stdout_tail if stream == "out" else rec.stderr_tail
+                        whole = (rec.stdout_tail if stream == "out" else rec.stderr_tail
+                                 ).encode()
+                        size, data = len(whole), whole[offset:]
                     out.append(LogChunk(job=rec.name, attempt=attempt,
                                         stream="stdout" if stream == "out" else "stderr",
-                                        path=path, text=text))
+                                        path=path, size=size, text=_universal(
+                                            data.decode("utf-8", errors="replace"))))
         return out
+
+
+def _universal(text: str) -> str:
+    """Newlines as reading the log as text gives them (what `jaz logs` always showed)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def run_view(run: RunRecord, jobs: Sequence[JobRecord] | None) -> dict[str, Any]:

@@ -192,13 +192,11 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
              offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
              who: Principal = viewer) -> list[dict[str, Any]]:
         out = []
-        for chunk in core.service.logs(run_id, job):
+        for chunk in core.service.logs(run_id, job, offset=offset):
             if stream is not None and chunk.stream != stream:
                 continue
-            data = chunk.text.encode("utf-8", errors="replace")
             out.append({"job": chunk.job, "attempt": chunk.attempt, "stream": chunk.stream,
-                        "offset": offset, "next_offset": len(data),
-                        "text": data[offset:].decode("utf-8", errors="replace")})
+                        "offset": offset, "next_offset": chunk.size, "text": chunk.text})
         return out
 
     @app.get("/api/v1/events")
