@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -33,14 +32,6 @@ EVENT = Event(kind=EventKind.JOB_FAILED, jobnet="nightly-etl", run_id=42, job="e
               at=AT)
 VARS = ("JAZ_EVENT", "JAZ_JOBNET", "JAZ_RUN_ID", "JAZ_JOB", "JAZ_STATUS", "JAZ_MESSAGE",
         "JAZ_TIME")
-
-
-@pytest.fixture
-def trapper() -> Iterator[Trapper]:
-    t = Trapper()
-    yield t
-    t.close()
-    assert t.errors == []
 
 
 def dump_env(out: Path) -> str:

@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,14 +111,6 @@ class Trapper:
             pass
         self.thread.join(5)
         self.sock.close()
-
-
-@pytest.fixture
-def trapper() -> Iterator[Trapper]:
-    t = Trapper()
-    yield t
-    t.close()
-    assert t.errors == []
 
 
 def item(value: str = "42", clock: int | None = None) -> zabbix.Item:
