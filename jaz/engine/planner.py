@@ -25,7 +25,14 @@ from itertools import islice
 
 from jaz.engine.model import RunState
 from jaz.engine.records import RunRecord
-from jaz.engine.schedules import BoundSchedule, Fire, deadlines, fires_between, iter_fires
+from jaz.engine.schedules import (
+    BoundSchedule,
+    Fire,
+    deadlines,
+    fires_between,
+    in_window,
+    iter_fires,
+)
 
 SCHEDULED_TRIGGERS = ("schedule", "catch-up")
 LATE_MARK = "late:"
@@ -275,6 +282,4 @@ def _schedule_of(entry: Entry, fire: Fire | None,
 
 
 def _inside(bound: BoundSchedule, now: datetime) -> bool:
-    local = now.astimezone(bound.zone)
-    t = local.hour * 3600 + local.minute * 60 + local.second
-    return any((a <= t < b) if a < b else (t >= a or t < b) for a, b in bound.schedule.windows)
+    return in_window(bound.schedule.windows, now.astimezone(bound.zone))

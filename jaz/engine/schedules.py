@@ -231,7 +231,7 @@ def _fires(b: BoundSchedule, after: datetime, until: datetime | None) -> Iterato
             continue
         if day in unsafe:
             fires = (Fire(at, index, day) for at in (_instant(day, sec, zone) for sec in seconds)
-                     if not s.windows or _in_window(s.windows, at))
+                     if not s.windows or in_window(s.windows, at))
         elif day == first and not spill:   # skip to the first second after `after`
             wall = (local_after.replace(tzinfo=None) - midnight.replace(tzinfo=None))
             start = bisect.bisect_right(plain_seconds, wall.total_seconds())
@@ -332,7 +332,8 @@ def _in_window_seconds(windows: tuple[tuple[int, int], ...], t: int) -> bool:
     return any((a <= t < b) if a < b else (t >= a or t < b) for a, b in windows)
 
 
-def _in_window(windows: tuple[tuple[int, int], ...], at: datetime) -> bool:
+def in_window(windows: tuple[tuple[int, int], ...], at: datetime) -> bool:
+    """Whether the local time of `at` (in its own zone) is inside one of the windows."""
     return _in_window_seconds(windows, at.hour * 3600 + at.minute * 60 + at.second)
 
 
