@@ -235,6 +235,36 @@ class Client:
         result: dict[str, Any] = self.get(f"/jobnets/{quoted(name)}")
         return result
 
+    def next_fires(self, name: str, n: int = 10, after: str | None = None) -> list[str]:
+        result: list[str] = self.get(f"/jobnets/{quoted(name)}/next", n=n, after=after)
+        return result
+
+    def run_jobnet(self, run_id: int) -> dict[str, Any]:
+        """The jobnet version a run started with: text, params and jobs (kind, needs...)."""
+        result: dict[str, Any] = self.get(f"/runs/{run_id}/jobnet")
+        return result
+
+    def job_history(self, jobnet: str, job: str, limit: int = 100) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.get(
+            f"/jobnets/{quoted(jobnet)}/jobs/{quoted(job)}/history", limit=limit)
+        return result
+
+    def events(self, **filters: Any) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.get("/events", **filters)
+        return result
+
+    def hosts(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.get("/hosts")
+        return result
+
+    def calendars(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.get("/calendars")
+        return result
+
+    def calendar(self, name: str, year: int | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.get(f"/calendars/{quoted(name)}", year=year)
+        return result
+
 
 def _problem(p: dict[str, Any]) -> Problem:
     return Problem(file=str(p.get("file") or "?"), message=str(p.get("message") or ""),

@@ -279,3 +279,30 @@ def test_a_chunked_body_over_the_limit_is_refused(api: TestClient) -> None:
                  headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and "too large" in r.json()["title"]
     assert api.get("/api/v1/runs").json() == []
+
+
+def test_what_the_dashboard_reads(api: TestClient) -> None:
+    """Progress and lateness in lists, a run's own jobnet version, a job's history across
+    runs and the hosts: what `jaz tui` draws."""
+    ids = [api.post("/api/v1/runs", json={"jobnet": "hello"}).json()["run_id"]
+           for _ in range(2)]
+    for run_id in ids:
+        finished(api, run_id)
+    listed = api.get("/api/v1/runs", params={"jobnet": "hello"}).json()
+    assert [(r["progress"], r["late"]) for r in listed] == [({"done": 1, "total": 1}, False)] * 2
+    net = api.get(f"/api/v1/runs/{ids[0]}/jobnet").json()
+    assert net["params"] == {"WHO": "world"}
+    assert net["jobs"]["greet"] | {} == {
+        "kind": "run", "needs": [], "host": "local", "what": "echo hello $WHO",
+        "description": "", "enabled": True, "hold": False, "timeout": None, "retries": 0}
+    assert api.get("/api/v1/jobnets/hello").json()["params"] == {"WHO": "world"}
+    history = api.get("/api/v1/jobnets/hello/jobs/greet/history").json()
+    assert [(h["run_id"], h["status"], h["exit_code"]) for h in history] == \
+        [(ids[1], "succeeded", 0), (ids[0], "succeeded", 0)]
+    assert api.get("/api/v1/jobnets/nope/jobs/greet/history").status_code == 404
+    assert api.get("/api/v1/runs/999/jobnet").status_code == 404
+    gate = api.post("/api/v1/runs", json={"jobnet": "gate"}).json()["run_id"]
+    wait_for(lambda: api.get(f"/api/v1/runs/{gate}").json()["progress"]
+             == {"done": 1, "total": 3}, "the first job to finish before the held gate")
+    hosts = api.get("/api/v1/hosts").json()
+    assert [(h["name"], h["kind"], h["online"]) for h in hosts] == [("local", "local", True)]

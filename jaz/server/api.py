@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import queue
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jaz import __version__
-from jaz.engine.model import RunState
-from jaz.engine.records import RunRecord
+from jaz.engine.model import Job, Jobnet, JobState, RunState
+from jaz.engine.planner import LATE_MARK
+from jaz.engine.records import JobRecord, RunRecord
 from jaz.engine.service import run_view
 from jaz.errors import (
     JazError,
@@ -136,6 +137,35 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         start = _aware(after, core) if after else core.clock.now()
         return [f.at.isoformat() for f in fires(loaded.schedules, start, n)]
 
+    @app.get("/api/v1/jobnets/{name}/jobs/{job}/history")
+    def job_history(name: str, job: str, limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+                    who: Principal = viewer) -> list[dict[str, Any]]:
+        """One job definition's executions across runs, newest first."""
+        core.registry.get(name)   # 404 for an unknown jobnet
+        return [_job_view(j) for j in core.store.job_history(name, job, limit=limit)]
+
+    # ------------------------------------------------------------ hosts
+
+    @app.get("/api/v1/hosts")
+    def hosts(who: Principal = viewer) -> list[dict[str, Any]]:
+        """The local host and the configured agent and SSH hosts, with their running jobs."""
+        running: dict[str, list[dict[str, Any]]] = {}
+        for r in core.service.runs(status=[RunState.RUNNING]):
+            for j in core.service.jobs(r.id):
+                if j.status == JobState.RUNNING:
+                    running.setdefault(j.host, []).append(
+                        {"run_id": r.id, "jobnet": r.jobnet, "job": j.name,
+                         "started_at": j.started_at.isoformat() if j.started_at else None})
+        out = [{"name": "local", "kind": "local", "address": None, "description": "",
+                "online": True, "last_seen": core.clock.now().isoformat(),
+                "running": running.pop("local", [])}]
+        for name, host in sorted(core.config.hosts.items()):
+            out.append({"name": name, "kind": "agent" if host.agent else "ssh",
+                        "address": host.agent or host.ssh, "description": host.description,
+                        "online": None, "last_seen": None,    # not probed yet
+                        "running": running.pop(name, [])})
+        return out
+
     # ------------------------------------------------------------ runs
 
     @app.get("/api/v1/runs")
@@ -157,7 +187,8 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
             key = sort.lstrip("-")
             page.sort(key=lambda r: _sort_key(r, key), reverse=sort.startswith("-"))
             page = page[offset:offset + limit]
-        return [_run_view(r, None) for r in page]
+        progress = core.store.progress([r.id for r in page])
+        return [_run_view(r, None, progress.get(r.id)) for r in page]
 
     @app.post("/api/v1/runs", status_code=201)
     def start(body: StartBody, who: Principal = operator) -> dict[str, Any]:
@@ -185,6 +216,13 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         core.act(action, run_id, job, user=who.user,
                  downstream=bool(body and body.downstream))
         return _run_view(core.service.run(run_id), core.service.jobs(run_id))
+
+    @app.get("/api/v1/runs/{run_id}/jobnet")
+    def run_jobnet(run_id: RunId, who: Principal = viewer) -> dict[str, Any]:
+        """The exact jobnet version the run started with: its text and its jobs."""
+        net = core.service.jobnet_of(run_id)
+        return {"name": net.name, "version": net.hash, "description": net.description,
+                "params": dict(net.params), "text": net.text, "jobs": _jobs_view(net)}
 
     @app.get("/api/v1/runs/{run_id}/logs")
     def logs(run_id: RunId, job: str | None = None,
@@ -309,12 +347,45 @@ def _problem_view(p: Any) -> dict[str, Any]:
             "line": p.line, "column": p.column}
 
 
-def _run_view(run: RunRecord, jobs: Any) -> dict[str, Any]:
+def _run_view(run: RunRecord, jobs: Any,
+              progress: tuple[int, int] | None = None) -> dict[str, Any]:
+    """A run as the API shows it; `progress` (jobs finished, jobs in all) for lists, where
+    the jobs themselves are not sent."""
     view = run_view(run, jobs)
     view.update(trigger=run.trigger, created_at=run.created_at.isoformat(),
                 scheduled_at=run.scheduled_at.isoformat() if run.scheduled_at else None,
-                message=run.message, warning=run.warning, version=run.version)
+                message=run.message, warning=run.warning, version=run.version,
+                late=LATE_MARK in run.warning)
+    if jobs is not None:
+        progress = (sum(j.status.finished for j in jobs), len(jobs))
+    if progress is not None:
+        view["progress"] = {"done": progress[0], "total": progress[1]}
     return view
+
+
+def _job_view(j: JobRecord) -> dict[str, Any]:
+    return {"run_id": j.run_id, "job": j.name, "status": str(j.status),
+            "exit_code": j.exit_code, "attempts": j.attempts, "timed_out": j.timed_out,
+            "host": j.host, "started_at": j.started_at.isoformat() if j.started_at else None,
+            "ended_at": j.ended_at.isoformat() if j.ended_at else None}
+
+
+def _what(job: Job) -> str:
+    """A job's action on one line: the command, the statements, the jobnet started..."""
+    from dataclasses import fields
+
+    first = fields(job.action)[0].name   # type: ignore[arg-type]
+    value = getattr(job.action, first)
+    if isinstance(value, Mapping):
+        value = ", ".join(f"{k}={v}" for k, v in value.items())
+    return " ".join(str(value).split())
+
+
+def _jobs_view(net: Jobnet) -> dict[str, Any]:
+    return {n: {"kind": j.kind, "needs": list(j.needs), "host": j.host, "what": _what(j),
+                "description": j.description, "enabled": j.enabled, "hold": j.hold,
+                "timeout": j.timeout, "retries": j.retries}
+            for n, j in net.jobs.items()}
 
 
 def _sort_key(run: RunRecord, key: str) -> Any:
@@ -349,8 +420,8 @@ def _jobnet_view(core: Core, *, name: str, detail: bool) -> dict[str, Any]:
     view["last_run"] = _run_view(last[0], None) if last else None
     if detail and net is not None:
         view["text"] = net.text
-        view["jobs"] = {n: {"kind": j.kind, "needs": list(j.needs), "host": j.host,
-                            "description": j.description} for n, j in net.jobs.items()}
+        view["params"] = dict(net.params)
+        view["jobs"] = _jobs_view(net)
     return view
 
 
@@ -370,14 +441,13 @@ def _sse(core: Core) -> Iterator[str]:
                 continue
             quiet = 0.0
             record = change.record
+            done, total = core.store.progress([change.run_id])[change.run_id]
             if change.kind == "run":
                 assert isinstance(record, RunRecord)
-                data: dict[str, Any] = _run_view(record, None)
+                data: dict[str, Any] = _run_view(record, None, (done, total))
             else:
-                data = {"run_id": change.run_id, "job": getattr(record, "name", None),
-                        "status": str(getattr(record, "status", "")),
-                        "exit_code": getattr(record, "exit_code", None),
-                        "attempts": getattr(record, "attempts", None)}
+                assert isinstance(record, JobRecord)
+                data = {**_job_view(record), "progress": {"done": done, "total": total}}
             yield f"event: {change.kind}\ndata: {json.dumps(data, default=_json)}\n\n"
     finally:
         core.feed.unsubscribe(q)

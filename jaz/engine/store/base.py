@@ -96,5 +96,13 @@ class Store(ABC):
 
         raise NotFound(f"run {run_id} has no job {name!r}")
 
+    def progress(self, run_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Per run: (jobs finished, jobs in all), for the runs list's progress column."""
+        out = {}
+        for run_id in run_ids:
+            jobs = self.get_jobs(run_id)
+            out[run_id] = (sum(j.status.finished for j in jobs), len(jobs))
+        return out
+
     def close(self) -> None:
         return None

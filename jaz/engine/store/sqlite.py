@@ -392,6 +392,19 @@ class SqliteStore(Store):
         first = datetime.fromisoformat(min(firsts)) if firsts else None
         return {r["jobnet"]: int(r["n"]) for r in rows}, first
 
+    def progress(self, run_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        ids = [int(i) for i in run_ids]
+        out: dict[int, tuple[int, int]] = dict.fromkeys(ids, (0, 0))
+        finished = ",".join(f"'{s}'" for s in JobState if s.finished)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = self._read(
+                f"SELECT run_id, sum(status IN ({finished})) AS done, count(*) AS n FROM jobs "
+                f"WHERE run_id IN ({','.join('?' * len(chunk))}) GROUP BY run_id", chunk)
+            for r in rows:
+                out[int(r["run_id"])] = (int(r["done"]), int(r["n"]))
+        return out
+
     def count_runs(self) -> dict[RunState, int]:
         rows = self._read("SELECT status, count(*) AS n FROM runs WHERE parent_run IS NULL "
                           "GROUP BY status")
