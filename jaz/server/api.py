@@ -374,7 +374,7 @@ def _what(job: Job) -> str:
     """A job's action on one line: the command, the statements, the jobnet started..."""
     from dataclasses import fields
 
-    first = fields(job.action)[0].name   # type: ignore[arg-type]
+    first = fields(job.action)[0].name
     value = getattr(job.action, first)
     if isinstance(value, Mapping):
         value = ", ".join(f"{k}={v}" for k, v in value.items())
