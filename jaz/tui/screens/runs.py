@@ -1,18 +1,16 @@
 """The Runs screen, the home of `jaz tui`: every run the server knows, newest first,
-kept live by the event stream.
+kept live by the app's event stream.
 
-Two workers feed it: `follow` reads the event stream (async, so quitting cancels it at
-once) and `load` fetches a page of runs through the client (a thread: the client is
-synchronous). Both only post messages; the handlers here change the table.
-
-No change may fall between the page and the stream: the page is fetched each time the
-stream (re)connects, so it is at least as new as the subscription, and events that
-arrive while a page is in flight are kept and applied on top of it.
+`load` fetches a page of runs through the client in a thread worker and posts it; the
+stream's messages (RunChanged) are applied as they come. No change may fall between
+the page and the stream: the page is fetched each time the stream (re)connects, so it
+is at least as new as the subscription, and events that arrive while a page is in
+flight are kept and applied on top of it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -22,39 +20,38 @@ from textual.worker import Worker, WorkerState
 
 from jaz.tui.messages import RunChanged, RunsLoaded, StreamState
 from jaz.tui.screens.base import JazScreen
+from jaz.tui.widgets.banner import Banner
 from jaz.tui.widgets.runs_table import RunsTable
 
-if TYPE_CHECKING:
-    from jaz.client import Client
-
 PAGE = 1000                 # runs fetched on load (the API's largest page)
-RECONNECT_FIRST, RECONNECT_MAX = 0.5, 10.0   # seconds between stream retries, growing
 
 
 class RunsScreen(JazScreen):
     """Runs: scheduled, running and finished, live."""
 
+    HELP = "Every run the server knows, newest first, kept live."
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh"),
     ]
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.client = client
-        self.sub_title = client.url
         self._loading = False           # a page is in flight
         self._held: dict[int, dict[str, Any]] = {}   # run events that arrived meanwhile
-        self._lost = False              # the stream is down (shown once, not per retry)
         self._loaded_once = False
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Banner()
         yield RunsTable(id="runs")
         yield Footer()
 
     def on_mount(self) -> None:
+        super().on_mount()
         self.title = "jaz · runs"
-        self.follow()     # loads the first page once the stream is open
+        if self.jaz.stream_connected:
+            self.reload()   # else the stream's StreamState brings the first load
 
     def action_refresh(self) -> None:
         self.reload()
@@ -63,37 +60,9 @@ class RunsScreen(JazScreen):
         self._loading = True
         self.load()
 
-    # ------------------------------------------------------------ workers
-
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self) -> None:
         self.post_message(RunsLoaded(self.client.runs(limit=PAGE)))
-
-    @work(exclusive=True, group="stream", exit_on_error=False)
-    async def follow(self) -> None:
-        """Read the event stream for ever, reconnecting with a growing pause. After a
-        reconnect the table is reloaded: events were missed meanwhile."""
-        import asyncio
-
-        from jaz.tui.stream import CONNECTED, events
-
-        pause, lost = RECONNECT_FIRST, False
-        while True:
-            try:
-                async for name, data in events(self.client):
-                    if name == CONNECTED:
-                        pause, lost = RECONNECT_FIRST, False
-                        self.post_message(StreamState())
-                    elif name == "run":
-                        self.post_message(RunChanged(data))
-                reason = "the server closed the stream"
-            except Exception as e:  # any failure means: retry later
-                reason = str(e) or type(e).__name__
-            if not lost:
-                lost = True
-                self.post_message(StreamState(reason))
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, RECONNECT_MAX)
 
     # ------------------------------------------------------------ handlers
 
@@ -124,13 +93,5 @@ class RunsScreen(JazScreen):
 
     @on(StreamState)
     def _stream(self, message: StreamState) -> None:
-        if message.error is None:
-            if self._lost:
-                self.notify("live updates are back")
-            self._lost = False
-            self.reload()
-            return
-        self._lost = True
-        self.notify(f"live updates lost: {message.error}; retrying", severity="warning")
-        if not self._loaded_once:
-            self.reload()   # show what there is (or why not) even without the stream
+        if message.error is None or not self._loaded_once:
+            self.reload()   # (re)connected: events may have been missed
