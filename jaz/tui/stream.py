@@ -8,7 +8,7 @@ exit up until the next keep-alive.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ STREAM_READ_TIMEOUT = 60.0   # the server sends a keep-alive every 15 s
 CONNECTED = "connected"      # the pseudo-event `events` yields once the stream is open
 
 
-async def events(client: Client) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+async def events(client: Client) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
     """(CONNECTED, {}) once the server accepted, then (event name, decoded data) for
     each event until the connection ends; comments (`: keep-alive`) are skipped.
     Transport errors and refusals (as `JazError`s) propagate to the caller."""
