@@ -37,11 +37,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(root: Path, jobnets: dict[str, str]
+def running_server(root: Path, jobnets: dict[str, str], extra: str = ""
                    ) -> Iterator[tuple[str, str, dict[str, str], Path]]:
     """A real `jaz server` subprocess on a free loopback port, with these jobnets in
-    `root/jobnets`: yields (url, admin token, environment, JAZ_HOME); SIGTERM at the
-    end, and the server must have forgotten its address."""
+    `root/jobnets` and `extra` lines of config (TOML tables such as [hosts.x]): yields
+    (url, admin token, environment, JAZ_HOME); SIGTERM at the end, and the server must
+    have forgotten its address."""
     home, nets = root / "home", root / "jobnets"
     nets.mkdir()
     (root / "calendars").mkdir()
@@ -50,7 +51,7 @@ def running_server(root: Path, jobnets: dict[str, str]
     config = root / "jaz.toml"
     config.write_text(f'listen = "127.0.0.1:{free_port()}"\njobnets = "jobnets"\n'
                       f'calendars = "calendars"\n'
-                      + ("allow_root = true\n" if os.geteuid() == 0 else ""))
+                      + ("allow_root = true\n" if os.geteuid() == 0 else "") + extra)
     env = {k: v for k, v in os.environ.items() if k not in ("JAZ_SERVER", "JAZ_TOKEN")}
     env["JAZ_HOME"] = str(home)
     with (root / "server.log").open("w") as log:

@@ -8,60 +8,23 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx2 as httpx
 import pytest
-from support import free_port, running_server
-from textual.pilot import Pilot
+from support import free_port
+from tui_support import Server, tui_server, until
 
-from jaz.client import Client
 from jaz.tui.app import JazApp
 from jaz.tui.widgets.runs_table import RunsTable
 
 JOBNETS = {"hello": '[jobs.greet]\nrun = "echo hello"\n'}
 
 
-@dataclass
-class Server:
-    home: Path
-    url: str
-    token: str
-    api: httpx.Client
-    env: dict[str, str]
-
-    def start(self, jobnet: str) -> int:
-        response = self.api.post("/api/v1/runs", json={"jobnet": jobnet, "params": {}})
-        response.raise_for_status()
-        return int(response.json()["run_id"])
-
-    def client(self) -> Client:
-        return Client(self.url, self.token)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("tui")
-    with running_server(root, JOBNETS) as (url, token, env, home), \
-            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
-                         timeout=10, trust_env=False) as api:
-        yield Server(home=home, url=url, token=token, api=api, env=env)
-
-
-async def until(pilot: Pilot[Any], check: Callable[[], Any], what: str,
-                within: float = 10.0) -> Any:
-    """`support.wait_for` for a running app: poll between the app's own steps."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        await pilot.pause(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    with tui_server(tmp_path_factory.mktemp("tui"), JOBNETS) as running:
+        yield running
 
 
 def table_ids(app: JazApp) -> list[int]:

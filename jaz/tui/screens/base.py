@@ -14,9 +14,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from textual import work
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -36,8 +38,43 @@ def describe(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+class KeysProvider(Provider):
+    """Every key of the screen the palette was opened on (its bindings with a
+    description, its focused widget's and the app's) as a command: each action a key
+    does is also a command in the palette, with the same name as in the footer."""
+
+    def _commands(self) -> list[tuple[str, str, Any]]:
+        screen = self.screen
+        title = str(getattr(screen, "PALETTE", "") or type(screen).__name__)
+        out = []
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if not binding.description or binding.action in ("command_palette",):
+                continue
+            key = self.app.get_key_display(binding)
+            run = partial(self.app.run_action, binding.action, active.node)
+            out.append((f"{title}: {binding.description}", f"key {key}", run))
+        return out
+
+    async def discover(self) -> Hits:
+        for text, help_text, run in self._commands():
+            yield DiscoveryHit(text, run, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, help_text, run in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), run, help=help_text)
+
+
 class JazScreen(Screen[None]):
-    """Base of the TUI's full screens. Subclasses compose `Banner()` under their Header."""
+    """Base of the TUI's full screens. Subclasses compose `Banner()` under their Header,
+    set `HELP` (shown by `?`) and `PALETTE` (the screen's name in the command palette),
+    and give every binding a description: it is its footer label and palette command."""
+
+    COMMANDS = {KeysProvider}
+    PALETTE = ""
 
     @property
     def jaz(self) -> JazApp:

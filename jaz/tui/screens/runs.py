@@ -30,6 +30,7 @@ class RunsScreen(JazScreen):
     """Runs: scheduled, running and finished, live."""
 
     HELP = "Every run the server knows, newest first, kept live."
+    PALETTE = "Runs"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh"),
