@@ -41,3 +41,23 @@ def note(run: dict[str, Any]) -> str:
     """The run's message, else its warning, on one line."""
     text = run.get("message") or run.get("warning") or ""
     return " ".join(str(text).split())
+
+
+def last_result(run: dict[str, Any] | None) -> Text:
+    """A jobnet's last run as its state glyph in colour and when it started (else when
+    it was scheduled or created): "✔ 14:02:11"; "-" for none."""
+    if not run:
+        return Text("-")
+    style, glyph = STATE_STYLE.get(str(run.get("status")), ("", "?"))
+    at = run.get("started_at") or run.get("scheduled_at") or run.get("created_at")
+    return Text.assemble((glyph, style), f" {moment(at)}")
+
+
+def problem(p: dict[str, Any]) -> str:
+    """A validation problem of the API as one line: "file:line:col: [job] message"."""
+    where = str(p.get("file") or "?")
+    for part in ("line", "column"):
+        if p.get(part) is not None:
+            where += f":{p[part]}"
+    job = f"[{p['job']}] " if p.get("job") else ""
+    return f"{where}: {job}{p.get('message', '')}"
