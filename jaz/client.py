@@ -148,6 +148,16 @@ class Client:
             return response.json() if response.content else None
         raise self._error(response)
 
+    def alive(self) -> bool:
+        """Whether a jaz server answers at the URL (whatever it thinks of the token)."""
+        try:
+            self.runs(limit=1)
+        except Unreachable:
+            return False
+        except JazError:
+            return True
+        return True
+
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items()
                                                  if v is not None})

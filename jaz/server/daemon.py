@@ -70,12 +70,13 @@ def resident_bytes() -> int:
 
 
 class Daemon:
-    def __init__(self, config: ServerConfig, *, once: bool = False) -> None:
+    def __init__(self, config: ServerConfig, *, once: bool = False,
+                 home: Path | None = None) -> None:
         from jaz.server.auth import Tokens, admin_token
         from jaz.server.core import Core
         from jaz.server.scheduler import Scheduler
 
-        self.home = ensure_home()
+        self.home = home or ensure_home()
         self.config = config
         self.core = Core(config, interactive=not once)
         self.scheduler = Scheduler(self.core)
@@ -83,6 +84,7 @@ class Daemon:
         self.tokens = Tokens(config, self.token)
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._uvicorn: Any = None     # the uvicorn.Server while serving
         self.url = ""
 
     # ------------------------------------------------------------ loops
@@ -155,7 +157,7 @@ class Daemon:
         self.stopping.set()
         self.core.closing.set()
         self.core.wake.set()
-        server = getattr(self, "_uvicorn", None)
+        server = self._uvicorn
         if server is not None:
             server.should_exit = True
 
@@ -200,6 +202,38 @@ class Daemon:
             sock.close()
         log.info("jaz server stopped")
         return 0
+
+    def serve_in_thread(self) -> threading.Thread:
+        """Serve from a thread, with no signal handlers (`jaz tui --local`): `stop()`
+        ends it. Returns once the API answers."""
+        import uvicorn
+
+        from jaz.server.api import create_app
+
+        sock = self._listen()
+        self.core.recover()
+        self.start_threads()
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(self.core, self.tokens), log_config=None, access_log=False,
+            lifespan="off", timeout_graceful_shutdown=2))
+        self._uvicorn = server
+
+        def run() -> None:
+            try:
+                server.run(sockets=[sock])
+            finally:
+                sock.close()
+
+        thread = threading.Thread(target=run, name="api", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)   # uvicorn has no event for "started"
+        if not server.started:
+            self.stop()
+            raise UsageError("the in-process server did not start",
+                             hint="run `jaz server -v` to see why")
+        return thread
 
     def _listen(self) -> socket.socket:
         host, port = self.config.listen_host, self.config.listen_port
