@@ -61,3 +61,26 @@ def problem(p: dict[str, Any]) -> str:
             where += f":{p[part]}"
     job = f"[{p['job']}] " if p.get("job") else ""
     return f"{where}: {job}{p.get('message', '')}"
+
+
+def short_moment(iso: str | None) -> str:
+    """A time in few cells, for narrow tables: today HH:MM:SS, else MM-DD HH:MM this year,
+    else the date."""
+    if not iso:
+        return "-"
+    local = datetime.fromisoformat(iso).astimezone()
+    today = datetime.now().astimezone()
+    if local.date() == today.date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%m-%d %H:%M" if local.year == today.year else "%Y-%m-%d")
+
+
+def progress(run: dict[str, Any]) -> str:
+    """Jobs finished of the run's jobs: "3/10"."""
+    p = run.get("progress")
+    return f"{p.get('done', 0)}/{p.get('total', 0)}" if isinstance(p, dict) else "-"
+
+
+def late(run: dict[str, Any]) -> Text:
+    """The late flag of a scheduled run that started late (or is overdue)."""
+    return Text("⚠ late", style="bold yellow") if run.get("late") else Text("")
