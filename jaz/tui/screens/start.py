@@ -1,0 +1,200 @@
+"""`n` on the Runs screen: start a jobnet. Choose the jobnet, fill its params (prefilled
+with the jobnet's defaults, refilled when another jobnet is chosen), optionally a time
+to start at and "start held", then Start. A bad time is said here and nothing is sent;
+a refusal from the server is said here too, so nothing typed is lost. Dismisses with
+the new run (the API's run view) or None.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+from jaz.tui.screens.base import describe
+
+if TYPE_CHECKING:
+    from jaz.client import Client
+
+AT_HELP = "empty: now; HH:MM (next such time), YYYY-MM-DD HH:MM, ISO, or +10m"
+
+
+def parse_at(text: str) -> str | None:
+    """The `at` field as the ISO time to send (None: now); ValueError says what is wrong."""
+    from jaz.cli.remote import parse_at as cli_parse_at
+    from jaz.errors import UsageError
+
+    if not text.strip():
+        return None
+    try:
+        return cli_parse_at(text).isoformat()
+    except UsageError as e:
+        raise ValueError(e.message.replace("bad --at", "bad time")) from None
+
+
+class StartScreen(ModalScreen[dict[str, Any] | None]):
+    """The start dialog."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss_none", "Cancel"),
+        Binding("ctrl+s", "start", "Start"),
+    ]
+
+    DEFAULT_CSS = """
+    StartScreen {
+        align: center middle;
+    }
+    StartScreen > Vertical {
+        width: 90%;
+        max-width: 80;
+        height: auto;
+        max-height: 95%;
+        border: thick $primary;
+        background: $surface;
+        padding: 0 1;
+    }
+    StartScreen .title {
+        text-style: bold;
+    }
+    StartScreen #params {
+        height: auto;
+        max-height: 12;
+    }
+    StartScreen .param {
+        height: auto;
+    }
+    StartScreen .param Label {
+        width: 16;
+        padding: 1 1 0 0;
+    }
+    StartScreen .param Input {
+        width: 1fr;
+    }
+    StartScreen #error {
+        color: $error;
+        height: auto;
+    }
+    StartScreen #buttons {
+        height: auto;
+        align-horizontal: right;
+    }
+    StartScreen Button {
+        margin-left: 2;
+    }
+    """
+
+    def __init__(self, jobnet: str | None = None) -> None:
+        super().__init__()
+        self.chosen = jobnet
+        self._defaults: dict[str, str] = {}
+
+    @property
+    def client(self) -> Client:
+        client: Client = getattr(self.app, "client")  # noqa: B009 (the JazApp's)
+        return client
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("Start a jobnet", classes="title")
+            yield Select[str]([], prompt="jobnet", id="jobnet")
+            yield VerticalScroll(id="params")
+            yield Input(placeholder=AT_HELP, id="at")
+            yield Checkbox("start held", id="hold")
+            yield Static("", id="error", markup=False)
+            with Horizontal(id="buttons"):
+                yield Button("Start", variant="primary", id="start")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.load_jobnets()
+
+    # ------------------------------------------------------------ loading
+
+    @work(thread=True, exclusive=True, group="jobnets", exit_on_error=False)
+    def load_jobnets(self) -> None:
+        try:
+            nets = self.client.jobnets()
+        except Exception as e:
+            self.app.call_from_thread(self._error, describe(e))
+            return
+        self.app.call_from_thread(self._jobnets, [n["name"] for n in nets
+                                                  if n.get("in_force", True)])
+
+    def _jobnets(self, names: list[str]) -> None:
+        select = self.query_one("#jobnet", Select)
+        select.set_options([(n, n) for n in names])
+        if self.chosen in names:
+            select.value = self.chosen
+        elif names:
+            select.value = names[0]
+        select.focus()
+
+    @on(Select.Changed, "#jobnet")
+    def _jobnet_changed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self.chosen = event.value
+            self.load_params(event.value)
+
+    @work(thread=True, exclusive=True, group="params", exit_on_error=False)
+    def load_params(self, name: str) -> None:
+        try:
+            params = self.client.jobnet(name).get("params") or {}
+        except Exception as e:
+            self.app.call_from_thread(self._error, describe(e))
+            return
+        self.app.call_from_thread(self._params, name, params)
+
+    def _params(self, name: str, params: dict[str, str]) -> None:
+        if name != self.chosen:
+            return   # another jobnet was chosen meanwhile
+        self._defaults = dict(params)
+        box = self.query_one("#params", VerticalScroll)
+        box.remove_children()
+        box.mount_all([Horizontal(Label(key, markup=False), Input(str(default), name=key),
+                                  classes="param") for key, default in params.items()])
+        self._error("")
+
+    # ------------------------------------------------------------ starting
+
+    def values(self) -> dict[str, str]:
+        return {str(i.name): i.value for i in self.query(".param Input").results(Input)}
+
+    @on(Button.Pressed, "#start")
+    def action_start(self) -> None:
+        if not self.chosen:
+            self._error("choose a jobnet")
+            return
+        try:
+            at = parse_at(self.query_one("#at", Input).value)
+        except ValueError as e:
+            self._error(str(e))
+            self.query_one("#at", Input).focus()
+            return
+        hold = self.query_one("#hold", Checkbox).value
+        self._error("")
+        self.start(self.chosen, self.values(), at, hold)
+
+    @work(thread=True, exclusive=True, group="start", exit_on_error=False)
+    def start(self, jobnet: str, params: dict[str, str], at: str | None, hold: bool) -> None:
+        try:
+            run = self.client.start(jobnet, params=params, at=at, hold=hold)
+        except Exception as e:
+            self.app.call_from_thread(self._error, describe(e))
+            return
+        self.app.call_from_thread(self.dismiss, run)
+
+    @on(Button.Pressed, "#cancel")
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_start()
+
+    def _error(self, text: str) -> None:
+        self.query_one("#error", Static).update(text)
