@@ -53,14 +53,16 @@ def last_result(run: dict[str, Any] | None) -> Text:
     return Text.assemble((glyph, style), f" {moment(at)}")
 
 
-def problem(p: dict[str, Any]) -> str:
-    """A validation problem of the API as one line: "file:line:col: [job] message"."""
+def problem(p: dict[str, Any], *, short: bool = False) -> str:
+    """A validation problem of the API on one line, as the CLI prints it:
+    "file:line:col (job 'x', field 'y'): message"; `short` names the file only."""
     where = str(p.get("file") or "?")
-    for part in ("line", "column"):
-        if p.get(part) is not None:
-            where += f":{p[part]}"
-    job = f"[{p['job']}] " if p.get("job") else ""
-    return f"{where}: {job}{p.get('message', '')}"
+    if short:
+        where = where.rsplit("/", 1)[-1]
+    if p.get("line") is not None:
+        where += f":{p['line']}" + (f":{p['column']}" if p.get("column") is not None else "")
+    parts = [f"{what} {p[what]!r}" for what in ("job", "field") if p.get(what) is not None]
+    return f"{where}{' (' + ', '.join(parts) + ')' if parts else ''}: {p.get('message', '')}"
 
 
 def short_moment(iso: str | None) -> str:
