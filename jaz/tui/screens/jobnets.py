@@ -1,19 +1,267 @@
-"""The Jobnets screen (SPEC §6). PLACEHOLDER: being built; see docs/tui.md."""
+"""The Jobnets screen (SPEC §6): every jobnet the server loaded, with its validity (the
+first problem of a broken file), description, schedules, next fire and last result.
+
+`enter` opens a jobnet (JobnetDetailScreen: its TOML, graph, history and next fires),
+`n` starts the highlighted one, `/` filters by name. The list is fetched in a worker
+when the event stream (re)connects; runs of the stream update the last result in place.
+
+`FilterBar` and `sync_rows` are shared with the Hosts screen.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.widgets import Footer, Header, Static
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Input
+from textual.widgets.data_table import RowKey
+
+from jaz.tui import format
+from jaz.tui.messages import RunChanged, StreamState
 from jaz.tui.screens.base import JazScreen
 from jaz.tui.widgets.banner import Banner
 
+COLUMNS = [("name", "Jobnet"), ("valid", "Valid"), ("description", "Description"),
+           ("schedules", "Schedule"), ("next", "Next fire"), ("last", "Last result"),
+           ("problem", "Problem")]
+
+
+# ------------------------------------------------------------------ shared parts
+
+
+class FilterBar(Input):
+    """The `/` filter under a table: typing filters as you go, `enter` keeps the filter
+    and goes back to the table, `esc` clears it. Hidden while no filter is set."""
+
+    DEFAULT_CSS = """
+    FilterBar {
+        display: none;
+        height: 3;
+        border: tall $accent;
+    }
+    FilterBar.-shown {
+        display: block;
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "clear", "Clear filter"),
+    ]
+
+    @dataclass
+    class Applied(Message):
+        """The filter text changed ("" = no filter)."""
+
+        text: str
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(placeholder="filter by name (enter keeps, esc clears)", **kwargs)
+
+    def open(self) -> None:
+        self.add_class("-shown")
+        self.focus()
+
+    def action_clear(self) -> None:
+        self.value = ""
+        self.remove_class("-shown")
+        self.post_message(self.Applied(""))
+        self.screen.focus_next(DataTable)
+
+    def _on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.post_message(self.Applied(event.value.strip()))
+
+    def _on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.post_message(self.Applied(event.value.strip()))
+        if not event.value.strip():
+            self.remove_class("-shown")
+        self.screen.focus_next(DataTable)
+
+
+def matches(name: str, text: str) -> bool:
+    """The filter's rule: the text anywhere in the name, any case."""
+    return text.casefold() in name.casefold()
+
+
+def cursor_key(table: DataTable[Any]) -> RowKey | None:
+    if not table.row_count:
+        return None
+    return table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+
+
+def sync_rows(table: DataTable[Any], columns: Sequence[str],
+              rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
+    """Show `rows` (key, cells in `columns` order) in that order: cells that changed are
+    updated in place when the same keys are shown; otherwise the table is rebuilt. The
+    cursor stays on the row it was on either way."""
+    wanted = list(rows)
+    if [k.value for k in table.rows] == [key for key, _ in wanted]:
+        for key, cells in wanted:
+            for column, value in zip(columns, cells, strict=True):
+                if table.get_cell(key, column) != value:
+                    table.update_cell(key, column, value)
+        return
+    keep = cursor_key(table)
+    table.clear()
+    for key, cells in wanted:
+        table.add_row(*cells, key=key)
+    if keep is not None and keep in table.rows:
+        table.move_cursor(row=table.get_row_index(keep), animate=False)
+
+
+# ------------------------------------------------------------------ the screen
+
+
+def cells(net: dict[str, Any]) -> list[Any]:
+    """The row of one jobnet, in COLUMNS order."""
+    problems = net.get("problems") or []
+    valid = Text("✔ valid", style="green") if net.get("valid") else \
+        Text("✖ invalid", style="bold red")
+    if not net.get("valid") and net.get("in_force"):
+        valid.append(" (old in force)", style="red")
+    fires = net.get("next") or []
+    return [str(net["name"]), valid, str(net.get("description") or ""),
+            "; ".join(net.get("schedules") or []) or "-",
+            format.moment(fires[0]) if fires else "-",
+            format.last_result(net.get("last_run")),
+            Text(format.problem(problems[0], short=True), style="red") if problems else ""]
+
+
+@dataclass
+class JobnetsLoaded(Message):
+    jobnets: list[dict[str, Any]]
+
 
 class JobnetsScreen(JazScreen):
-    """Jobnets."""
+    """Jobnets: definitions, schedules, next fires, last results, validation errors."""
+
+    HELP = ("Every jobnet the server loaded. A broken file is marked \u2716 invalid with its "
+            "first problem (the last valid version, if any, stays in force). enter opens a "
+            "jobnet: its TOML, graph, history and next fires.")
+    PALETTE = "Jobnets"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Open"),
+        Binding("n", "start", "Start"),
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("r", "refresh", "Refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobnets: dict[str, dict[str, Any]] = {}
+        self.filter = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Banner()
-        yield Static("Jobnets: not built yet")
+        table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True, id="jobnets")
+        yield table
+        yield FilterBar(id="filter")
         yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.title = "jaz · jobnets"
+        table = self.query_one("#jobnets", DataTable)
+        table.styles.height = "1fr"
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        if self.jaz.stream_connected:
+            self.load()
+
+    # ------------------------------------------------------------ data
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def load(self) -> None:
+        self.post_message(JobnetsLoaded(self.client.jobnets()))
+
+    @on(JobnetsLoaded)
+    def _loaded(self, message: JobnetsLoaded) -> None:
+        self.jobnets = {str(n["name"]): n for n in message.jobnets}
+        self.show()
+
+    def show(self) -> None:
+        table = self.query_one("#jobnets", DataTable)
+        sync_rows(table, [key for key, _ in COLUMNS],
+                  ((name, cells(net)) for name, net in sorted(self.jobnets.items())
+                   if matches(name, self.filter)))
+
+    @on(StreamState)
+    def _stream(self, message: StreamState) -> None:
+        if message.error is None:
+            self.load()
+
+    @on(RunChanged)
+    def _run(self, message: RunChanged) -> None:
+        run = message.run
+        net = self.jobnets.get(str(run.get("jobnet")))
+        if net is None:
+            return
+        last = net.get("last_run")
+        if last is None or int(run["run_id"]) >= int(last["run_id"]):
+            net["last_run"] = run
+            self.show()
+
+    # ------------------------------------------------------------ actions
+
+    def selected(self) -> str | None:
+        key = cursor_key(self.query_one("#jobnets", DataTable))
+        return None if key is None else str(key.value)
+
+    def action_open(self) -> None:
+        name = self.selected()
+        if name is not None:
+            from jaz.tui.screens.jobnet_detail import JobnetDetailScreen
+
+            self.app.push_screen(JobnetDetailScreen(name))
+
+    @on(DataTable.RowSelected, "#jobnets")
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def action_start(self) -> None:
+        name = self.selected()
+        if name is not None:
+            start_jobnet(self, name)
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    def action_clear_filter(self) -> None:
+        if self.filter:
+            self.query_one(FilterBar).action_clear()
+
+    @on(FilterBar.Applied)
+    def _filtered(self, message: FilterBar.Applied) -> None:
+        self.filter = message.text
+        self.show()
+
+    def action_refresh(self) -> None:
+        self.load()
+
+
+def start_jobnet(screen: JazScreen, name: str) -> None:
+    """Start `name`: through the start modal (params, `at`, held) when it is there,
+    else at once with its default params."""
+    try:
+        from jaz.tui.screens.start import StartScreen
+    except ImportError:
+        screen.act(f"start {name}", lambda c: c.start(name, params={}),
+                   confirm=f"Start {name} now with its default params?")
+        return
+
+    def started(run: dict[str, Any] | None) -> None:
+        if run is not None:
+            screen.notify(f"started {name}: run {run.get('run_id')}", markup=False)
+
+    screen.app.push_screen(StartScreen(jobnet=name), started)

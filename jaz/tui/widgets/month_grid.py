@@ -1,0 +1,125 @@
+"""One month as a grid (weeks as rows, Monday to Sunday as columns) with a calendar's
+operating days and a jobnet's fires on it.
+
+Each day reads without colour: `[23]` is today, a `·` after the day marks a closed
+(non-operating) day, `H` a public holiday, `*` a day with fires. Colour adds to it:
+operating days bold green, closed days dim, holidays red, fires yellow.
+
+The widget only draws what it is given (`show`): the screen fetches the data; `left`
+and `right` ask it for another month with `MonthGrid.Step`.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, ClassVar
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widget import Widget
+
+LEGEND = Text.assemble(("23", "bold green"), " operating  ", ("23·", "dim"), " closed  ",
+                       ("H", "red"), " holiday  ", ("*", "bold yellow"), " fire  ",
+                       ("[23]", "reverse"), " today")
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def day_cell(day: date, *, operating: bool | None, holiday: bool, fires: bool,
+             today: bool) -> Text:
+    """One day as 6 characters: "[dd]" or " dd ", then the closed/holiday mark, then
+    the fire mark. `operating` None: no calendar, no mark."""
+    left, right = ("[", "]") if today else (" ", " ")
+    style = "" if operating is None else ("bold green" if operating else "dim")
+    out = Text(left, style="reverse" if today else "")
+    out.append(f"{day.day:>2}", style=f"{style} reverse".strip() if today else style)
+    out.append(right, style="reverse" if today else "")
+    if holiday:
+        out.append("H", style="red")
+    elif operating is False:
+        out.append("·", style="dim")
+    else:
+        out.append(" ")
+    out.append("*" if fires else " ", style="bold yellow")
+    return out
+
+
+def month_table(year: int, month: int, *, operating: Collection[date] | None,
+                holidays: Collection[date], fires: Collection[date], today: date) -> Table:
+    table = Table(box=None, padding=(0, 0), collapse_padding=True, show_edge=False,
+                  pad_edge=False, header_style="bold")
+    for name in WEEKDAYS:
+        table.add_column(f" {name}  ", width=6, no_wrap=True)
+    for week in calendar.Calendar(firstweekday=0).monthdatescalendar(year, month):
+        table.add_row(*[
+            Text("      ") if day.month != month else
+            day_cell(day, operating=None if operating is None else day in operating,
+                     holiday=day in holidays, fires=day in fires, today=day == today)
+            for day in week])
+    return table
+
+
+class MonthGrid(Widget, can_focus=True):
+    """A month of a calendar, with fires."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("left", "step(-1)", "Prev month", show=False),
+        Binding("right", "step(1)", "Next month", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    MonthGrid {
+        height: auto;
+        width: auto;
+        min-width: 44;
+        padding: 0 1;
+    }
+    MonthGrid:focus {
+        background: $boost;
+    }
+    """
+
+    @dataclass
+    class Step(Message):
+        """Show the month `months` before (negative) or after this one."""
+
+        months: int
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        today = date.today()
+        self.year, self.month = today.year, today.month
+        self.title = ""
+        self.operating: frozenset[date] | None = None
+        self.holidays: dict[date, str] = {}
+        self.fires: frozenset[date] = frozenset()
+        self.today = today
+
+    def show(self, year: int, month: int, *, title: str = "",
+             operating: Collection[date] | None = None,
+             holidays: Mapping[date, str] | None = None,
+             fires: Collection[date] = (), today: date | None = None) -> None:
+        """Draw this month; `operating` None when no calendar is chosen."""
+        self.year, self.month, self.title = year, month, title
+        self.operating = None if operating is None else frozenset(operating)
+        self.holidays = dict(holidays or {})
+        self.fires = frozenset(fires)
+        if today is not None:
+            self.today = today
+        self.refresh(layout=True)
+
+    def render(self) -> RenderableType:
+        head = Text(f"{calendar.month_name[self.month]} {self.year}", style="bold")
+        if self.title:
+            head.append(f" · {self.title}", style="cyan")
+        return Group(head, month_table(self.year, self.month, operating=self.operating,
+                                       holidays=self.holidays, fires=self.fires,
+                                       today=self.today), LEGEND)
+
+    def action_step(self, months: int) -> None:
+        self.post_message(self.Step(months))

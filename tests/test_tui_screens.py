@@ -1,0 +1,282 @@
+"""The Jobnets, Jobnet detail, Job history, Hosts and Calendars screens of `jaz tui`
+(SPEC §6) against a real `jaz server` subprocess: what each lists, filters, drill-downs
+and month navigation, and that each works at 80x24. Waits poll with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from rich.console import Console
+from support import wait_for
+from textual.widgets import DataTable, OptionList, Select, Static
+from tui_support import Server, tui_server, until
+
+from jaz.tui.app import JazApp
+from jaz.tui.screens.calendars import CalendarsScreen
+from jaz.tui.screens.hosts import HostsScreen
+from jaz.tui.screens.job_history import JobHistoryScreen
+from jaz.tui.screens.jobnet_detail import JobnetDetailScreen
+from jaz.tui.screens.jobnets import JobnetsScreen
+from jaz.tui.widgets.month_grid import MonthGrid
+
+JOBNETS = {
+    "hello": 'description = "Say hello, then goodbye"\n[schedule]\ntimes = ["02:30"]\n'
+             '[jobs.greet]\nrun = "echo hello"\n'
+             '[jobs.part]\nneeds = ["greet"]\nrun = "echo bye"\n',
+    "broken": '[jobs.x]\nrun = "echo x"\nretries = "many"\n',
+    "sleepy": '[jobs.nap]\nrun = "sleep 30"\n',
+}
+HOSTS = '[hosts.db1]\nagent = "127.0.0.1:10055"\n[hosts.web]\nssh = "ops@127.0.0.1"\n'
+BIZ = 'weekdays = ["mon", "tue", "wed", "thu", "fri"]\nholidays = "JP"\n'
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("tui-screens")
+    with tui_server(root, JOBNETS, HOSTS) as running:
+        # the server reads its calendars folder on change: add one and wait for it
+        (root / "calendars" / "biz.toml").write_text(BIZ)
+        wait_for(lambda: any(c["name"] == "biz" for c in
+                             running.api.get("/api/v1/calendars").json()),
+                 "the server to load the calendar")
+        yield running
+
+
+def plain(renderable: Any, width: int = 200) -> str:
+    console = Console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(renderable)
+    console.file.close()
+    return console.export_text()
+
+
+def keys(table: DataTable[Any]) -> list[str]:
+    return [str(table.coordinate_to_cell_key((i, 0)).row_key.value)
+            for i in range(table.row_count)]
+
+
+def cell(table: DataTable[Any], row: str, column: str) -> str:
+    return str(table.get_cell(row, column))
+
+
+def inside(app: JazApp, selector: str) -> bool:
+    """The widget is shown and lies within the screen."""
+    widget = app.screen.query_one(selector)
+    region, size = widget.region, app.screen.size
+    return bool(region.width and region.height and region.right <= size.width
+                and region.bottom <= size.height)
+
+
+# ------------------------------------------------------------------ jobnets
+
+
+def test_jobnets_lists_valid_and_broken_filters_and_switches_modes(server: Server) -> None:
+    async def scenario() -> None:
+        with server.client() as client:
+            app = JazApp(client)
+            async with app.run_test(size=(160, 40)) as pilot:
+                await pilot.press("2")
+                await until(pilot, lambda: isinstance(app.screen, JobnetsScreen),
+                            "the Jobnets screen on 2")
+                table = app.screen.query_one("#jobnets", DataTable)
+                await until(pilot, lambda: keys(table) == ["broken", "hello", "sleepy"],
+                            "the jobnets")
+                assert cell(table, "hello", "valid") == "✔ valid"
+                assert cell(table, "hello", "description") == "Say hello, then goodbye"
+                assert cell(table, "hello", "schedules") == "at 02:30"
+                assert cell(table, "hello", "next") != "-"
+                assert cell(table, "broken", "valid") == "✖ invalid"
+                assert "retries" in cell(table, "broken", "problem")
+
+                await pilot.press("slash", *"BRO")
+                await until(pilot, lambda: keys(table) == ["broken"], "the filter")
+                await pilot.press("enter")
+                assert app.screen.focused is table
+                await pilot.press("escape")
+                await until(pilot, lambda: len(keys(table)) == 3, "the filter cleared")
+
+                for key, screen in (("3", HostsScreen), ("4", CalendarsScreen),
+                                    ("2", JobnetsScreen)):
+                    await pilot.press(key)
+                    await until(pilot, lambda s=screen: isinstance(app.screen, s),
+                                f"{screen.__name__} on {key}")
+
+    asyncio.run(scenario())
+
+
+def test_jobnet_detail_and_job_history(server: Server) -> None:
+    runs = [server.start("hello") for _ in range(2)]
+    for run_id in runs:
+        server.finished(run_id)
+
+    async def scenario() -> None:
+        with server.client() as client:
+            app = JazApp(client, mode="jobnets")
+            async with app.run_test(size=(120, 36)) as pilot:
+                table = app.screen.query_one("#jobnets", DataTable)
+                await until(pilot, lambda: "hello" in keys(table), "the jobnets")
+                await until(pilot, lambda: cell(table, "hello", "last").startswith("✔"),
+                            "hello's last result")
+                table.move_cursor(row=keys(table).index("hello"))
+                await pilot.press("enter")
+                detail = await until(pilot, lambda: isinstance(app.screen, JobnetDetailScreen)
+                                     and app.screen, "the jobnet's screen")
+                text = detail.query_one("#text", Static)
+                await until(pilot, lambda: 'run = "echo hello"' in plain(text.content),
+                            "the definition")
+                history = detail.query_one("#runs", DataTable)
+                await until(pilot, lambda: set(map(str, runs)) <= set(keys(history)),
+                            "the runs in History")
+                assert cell(history, str(runs[0]), "state") == "✔ succeeded"
+                fires = detail.query_one("#fires", DataTable)
+                await until(pilot, lambda: fires.row_count == 20, "20 next fires")
+
+                await pilot.press("right_square_bracket")
+                assert detail.query_one("TabbedContent").active == "graph"  # type: ignore[attr-defined]
+                await until(pilot, lambda: detail.jobnet is not None, "the jobs")
+                detail.job = "greet"
+                await pilot.press("j")
+                screen = await until(pilot, lambda: isinstance(app.screen, JobHistoryScreen)
+                                     and app.screen, "the job's history")
+                executions = screen.query_one("#executions", DataTable)
+                await until(pilot, lambda: set(map(str, runs)) <= set(keys(executions)),
+                            "the job's executions in both runs")
+                row = str(runs[1])
+                assert cell(executions, row, "state") == "✔ succeeded"
+                assert cell(executions, row, "exit") == "0"
+                assert cell(executions, row, "host") == "local"
+
+                await pilot.press("escape", "escape")
+                await until(pilot, lambda: isinstance(app.screen, JobnetsScreen),
+                            "back to the list")
+                table.move_cursor(row=keys(table).index("broken"))
+                await pilot.press("enter")
+                broken = await until(pilot, lambda: isinstance(app.screen, JobnetDetailScreen)
+                                     and app.screen, "the broken jobnet's screen")
+                text = broken.query_one("#text", Static)
+                shown = await until(pilot, lambda: "problem" in (s := plain(text.content))
+                                    and s, "the problems")
+                assert "broken.toml (job 'x', field 'retries')" in shown
+                assert 'retries = "many"' in shown        # the file's text, read here
+
+    asyncio.run(scenario())
+
+
+# ------------------------------------------------------------------ hosts
+
+
+def test_hosts_lists_configured_hosts_and_running_jobs(server: Server) -> None:
+    run_id = server.start("sleepy")
+
+    async def scenario() -> None:
+        with server.client() as client:
+            app = JazApp(client, mode="hosts")
+            async with app.run_test(size=(120, 30)) as pilot:
+                table = app.screen.query_one("#hosts", DataTable)
+                await until(pilot, lambda: keys(table) == ["local", "db1", "web"], "hosts")
+                assert cell(table, "local", "online") == "● online"
+                assert cell(table, "db1", "online") == "? unknown"
+                assert cell(table, "db1", "kind") == "agent"
+                assert cell(table, "web", "address") == "ops@127.0.0.1"
+                await until(pilot, lambda: cell(table, "local", "running") == "1",
+                            "the sleeping job on the local host")
+                running = app.screen.query_one("#running", DataTable)
+                await until(pilot, lambda: keys(running) == [f"{run_id}/nap"],
+                            "the running job listed")
+                assert cell(running, f"{run_id}/nap", "jobnet") == "sleepy"
+
+                await pilot.press("slash", "w")
+                await until(pilot, lambda: keys(table) == ["web"], "the filter")
+                await pilot.press("escape")
+                await until(pilot, lambda: len(keys(table)) == 3, "the filter cleared")
+        server.api.post(f"/api/v1/runs/{run_id}/stop").raise_for_status()
+
+    asyncio.run(scenario())
+
+
+# ------------------------------------------------------------------ calendars
+
+
+def test_calendar_month_grid_with_fires_and_navigation(server: Server) -> None:
+    async def scenario() -> None:
+        with server.client() as client:
+            app = JazApp(client, mode="calendars")
+            async with app.run_test(size=(120, 40)) as pilot:
+                screen = app.screen
+                assert isinstance(screen, CalendarsScreen)
+                grid = screen.query_one(MonthGrid)
+                options = screen.query_one("#calendars", OptionList)
+                await until(pilot, lambda: options.option_count == 1, "the calendar list")
+                await until(pilot, lambda: grid.operating is not None, "the operating days")
+                screen.show_month(2026, 11)
+                await until(pilot, lambda: date(2026, 11, 24) in (grid.operating or ()),
+                            "November 2026")
+                assert date(2026, 11, 23) not in (grid.operating or ())   # a holiday
+                assert date(2026, 11, 22) not in (grid.operating or ())   # a Sunday
+                info = screen.query_one("#info", Static)
+                assert "2026-11-23 Labor Thanksgiving Day" in plain(info.content)
+                drawn = plain(grid.render())
+                assert "23 H" in drawn and "22 ·" in drawn and "November 2026 · biz" in drawn
+
+                select: Select[str] = screen.query_one("#jobnet", Select)
+                await until(pilot, lambda: select._options, "the jobnet list")  # noqa: SLF001
+                select.value = "hello"
+                await until(pilot, lambda: len(screen.fires) == 30, "30 daily fires")
+                assert grid.fires == {date(2026, 11, d) for d in range(1, 31)}
+                assert "11-02 02:30" in plain(info.content)
+                assert "24  *" in plain(grid.render())
+
+                await pilot.press("right_square_bracket")
+                assert (grid.year, grid.month) == (2026, 12)
+                await until(pilot, lambda: len(screen.fires) == 31, "December's fires")
+                await pilot.press("Y")
+                assert (grid.year, grid.month) == (2027, 12)
+                await until(pilot, lambda: date(2027, 12, 1) in (grid.operating or ()),
+                            "2027's operating days")
+                grid.focus()
+                await pilot.press("left", "y")
+                assert (grid.year, grid.month) == (2026, 11)
+                await pilot.press("t")
+                today = date.today()
+                assert (grid.year, grid.month) == (today.year, today.month)
+                days = calendar.monthrange(today.year, today.month)[1]
+                await until(pilot, lambda: len(screen.fires) == days, "this month's fires")
+
+    asyncio.run(scenario())
+
+
+# ------------------------------------------------------------------ small terminals
+
+
+def test_every_screen_works_at_80x24(server: Server) -> None:
+    async def scenario() -> None:
+        with server.client() as client:
+            app = JazApp(client, mode="jobnets")
+            async with app.run_test(size=(80, 24)) as pilot:
+                table = app.screen.query_one("#jobnets", DataTable)
+                await until(pilot, lambda: table.row_count == 3, "the jobnets")
+                assert inside(app, "#jobnets")
+                table.move_cursor(row=keys(table).index("hello"))
+                await pilot.press("enter")
+                await until(pilot, lambda: isinstance(app.screen, JobnetDetailScreen),
+                            "the jobnet")
+                await until(pilot, lambda: inside(app, "#definition-scroll"),
+                            "the definition")
+                await pilot.press("escape", "3")
+                await until(pilot, lambda: isinstance(app.screen, HostsScreen), "hosts")
+                await until(pilot, lambda: app.screen.query_one("#hosts", DataTable)
+                            .row_count == 3, "the hosts")
+                assert inside(app, "#hosts") and inside(app, "#running")
+                await pilot.press("4")
+                await until(pilot, lambda: isinstance(app.screen, CalendarsScreen),
+                            "calendars")
+                grid = app.screen.query_one(MonthGrid)
+                await until(pilot, lambda: grid.operating is not None, "the month")
+                assert inside(app, "#grid") and inside(app, "#calendars")
+                assert inside(app, "#jobnet")
+
+    asyncio.run(scenario())
