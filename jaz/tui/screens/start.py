@@ -63,16 +63,16 @@ class StartScreen(ModalScreen[dict[str, Any] | None]):
     }
     StartScreen #params {
         height: auto;
-        max-height: 12;
+        max-height: 30vh;
     }
-    StartScreen .param {
+    StartScreen .field {
         height: auto;
     }
-    StartScreen .param Label {
+    StartScreen .field Label {
         width: 16;
         padding: 1 1 0 0;
     }
-    StartScreen .param Input {
+    StartScreen .field Input, StartScreen .field Select {
         width: 1fr;
     }
     StartScreen #error {
@@ -101,9 +101,13 @@ class StartScreen(ModalScreen[dict[str, Any] | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("Start a jobnet", classes="title")
-            yield Select[str]([], prompt="jobnet", id="jobnet")
+            with Horizontal(classes="field"):
+                yield Label("jobnet")
+                yield Select[str]([], prompt="jobnet", id="jobnet")
             yield VerticalScroll(id="params")
-            yield Input(placeholder=AT_HELP, id="at")
+            with Horizontal(classes="field"):
+                yield Label("at")
+                yield Input(placeholder=AT_HELP, id="at")
             yield Checkbox("start held", id="hold")
             yield Static("", id="error", markup=False)
             with Horizontal(id="buttons"):
@@ -156,7 +160,7 @@ class StartScreen(ModalScreen[dict[str, Any] | None]):
         box = self.query_one("#params", VerticalScroll)
         box.remove_children()
         box.mount_all([Horizontal(Label(key, markup=False), Input(str(default), name=key),
-                                  classes="param") for key, default in params.items()])
+                                  classes="field param") for key, default in params.items()])
         self._error("")
 
     # ------------------------------------------------------------ starting

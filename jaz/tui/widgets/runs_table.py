@@ -106,7 +106,7 @@ class RunsTable(DataTable[Any]):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=1, **kwargs)
         self.runs: dict[str, dict[str, Any]] = {}      # row key -> run, shown or not
         self.filter = RunFilter()
         self.sort_column = "id"
