@@ -85,12 +85,16 @@ def test_jobnets_lists_valid_and_broken_filters_and_switches_modes(server: Serve
                 table = app.screen.query_one("#jobnets", DataTable)
                 await until(pilot, lambda: keys(table) == ["broken", "hello", "sleepy"],
                             "the jobnets")
-                assert cell(table, "hello", "valid") == "✔ valid"
+                assert cell(table, "hello", "valid") == "✔"
                 assert cell(table, "hello", "description") == "Say hello, then goodbye"
                 assert cell(table, "hello", "schedules") == "at 02:30"
                 assert cell(table, "hello", "next") != "-"
                 assert cell(table, "broken", "valid") == "✖ invalid"
                 assert "retries" in cell(table, "broken", "problem")
+                table.move_cursor(row=0)
+                about = app.screen.query_one("#about", Static)
+                await until(pilot, lambda: "nothing in force" in plain(about.content),
+                            "the broken jobnet's problem under the table")
 
                 await pilot.press("slash", *"BRO")
                 await until(pilot, lambda: keys(table) == ["broken"], "the filter")
@@ -226,7 +230,7 @@ def test_calendar_month_grid_with_fires_and_navigation(server: Server) -> None:
                 await until(pilot, lambda: select._options, "the jobnet list")  # noqa: SLF001
                 select.value = "hello"
                 await until(pilot, lambda: len(screen.fires) == 30, "30 daily fires")
-                assert grid.fires == {date(2026, 11, d) for d in range(1, 31)}
+                assert grid.fires == {date(2026, 11, d): ["02:30"] for d in range(1, 31)}
                 assert "11-02 02:30" in plain(info.content)
                 assert "24  *" in plain(grid.render())
 

@@ -272,8 +272,14 @@ class CalendarsScreen(JazScreen):
         title = self.calendar or "no calendar"
         self.query_one(MonthGrid).show(
             self.year, self.month, title=title, operating=operating, holidays=holidays,
-            fires={f.date() for f in self.fires}, today=date.today())
+            fires=self._fire_times(), today=date.today())
         self.query_one("#info", Static).update(self._info(holidays or {}))
+
+    def _fire_times(self) -> dict[date, list[str]]:
+        out: dict[date, list[str]] = {}
+        for f in self.fires:
+            out.setdefault(f.date(), []).append(f.strftime("%H:%M"))
+        return out
 
     def _info(self, holidays: dict[date, str]) -> Text:
         out = Text()

@@ -19,7 +19,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input
+from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.widgets.data_table import RowKey
 
 from jaz.tui import format
@@ -30,6 +30,7 @@ from jaz.tui.widgets.banner import Banner
 COLUMNS = [("name", "Jobnet"), ("valid", "Valid"), ("description", "Description"),
            ("schedules", "Schedule"), ("next", "Next fire"), ("last", "Last result"),
            ("problem", "Problem")]
+DESCRIPTION = 32      # characters of the description in the table (all of it below)
 
 
 # ------------------------------------------------------------------ shared parts
@@ -119,17 +120,33 @@ def sync_rows(table: DataTable[Any], columns: Sequence[str],
 # ------------------------------------------------------------------ the screen
 
 
+def about(net: dict[str, Any] | None) -> Text:
+    """The line under the table for the highlighted jobnet: its first problem (and
+    whether an older version is in force), else its description."""
+    if net is None:
+        return Text("")
+    problems = net.get("problems") or []
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        out = Text(f"✖ {format.problem(problems[0], short=True)}{more}", style="red")
+        out.append(" · the last valid version stays in force" if net.get("in_force")
+                   else " · nothing in force", style="yellow")
+        return out
+    return Text(f"{net['name']}: {net.get('description') or 'no description'}")
+
+
 def cells(net: dict[str, Any]) -> list[Any]:
     """The row of one jobnet, in COLUMNS order."""
     problems = net.get("problems") or []
-    valid = Text("✔ valid", style="green") if net.get("valid") else \
+    valid = Text("✔", style="green") if net.get("valid") else \
         Text("✖ invalid", style="bold red")
-    if not net.get("valid") and net.get("in_force"):
-        valid.append(" (old in force)", style="red")
     fires = net.get("next") or []
-    return [str(net["name"]), valid, str(net.get("description") or ""),
+    description = " ".join(str(net.get("description") or "").split())
+    if len(description) > DESCRIPTION:
+        description = description[:DESCRIPTION - 1] + "…"
+    return [str(net["name"]), valid, description,
             "; ".join(net.get("schedules") or []) or "-",
-            format.moment(fires[0]) if fires else "-",
+            format.short_moment(fires[0]) if fires else "-",
             format.last_result(net.get("last_run")),
             Text(format.problem(problems[0], short=True), style="red") if problems else ""]
 
@@ -142,10 +159,19 @@ class JobnetsLoaded(Message):
 class JobnetsScreen(JazScreen):
     """Jobnets: definitions, schedules, next fires, last results, validation errors."""
 
-    HELP = ("Every jobnet the server loaded. A broken file is marked \u2716 invalid with its "
+    HELP = ("Every jobnet the server loaded. A broken file is marked ✖ invalid with its "
             "first problem (the last valid version, if any, stays in force). enter opens a "
             "jobnet: its TOML, graph, history and next fires.")
     PALETTE = "Jobnets"
+
+    DEFAULT_CSS = """
+    JobnetsScreen #about {
+        height: auto;
+        max-height: 3;
+        padding: 0 1;
+        border-top: solid $primary;
+    }
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open"),
@@ -165,6 +191,7 @@ class JobnetsScreen(JazScreen):
         yield Banner()
         table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True, id="jobnets")
         yield table
+        yield Static("", id="about", markup=False)
         yield FilterBar(id="filter")
         yield Footer()
 
@@ -194,6 +221,16 @@ class JobnetsScreen(JazScreen):
         sync_rows(table, [key for key, _ in COLUMNS],
                   ((name, cells(net)) for name, net in sorted(self.jobnets.items())
                    if matches(name, self.filter)))
+        self.show_about()
+
+    def show_about(self) -> None:
+        name = self.selected()
+        self.query_one("#about", Static).update(
+            about(self.jobnets.get(name) if name is not None else None))
+
+    @on(DataTable.RowHighlighted, "#jobnets")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_about()
 
     @on(StreamState)
     def _stream(self, message: StreamState) -> None:

@@ -1,7 +1,8 @@
 """One month as a grid (weeks as rows, Monday to Sunday as columns) with a calendar's
 operating days and a jobnet's fires on it.
 
-Each day reads without colour: `[23]` is today, a `·` after the day marks a closed
+On a wide terminal each day also shows its fire times and its holiday's name. Each
+day reads without colour: `[23]` is today, a `·` after the day marks a closed
 (non-operating) day, `H` a public holiday, `*` a day with fires. Colour adds to it:
 operating days bold green, closed days dim, holidays red, fires yellow.
 
@@ -12,7 +13,7 @@ and `right` ask it for another month with `MonthGrid.Step`.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar
@@ -28,6 +29,7 @@ LEGEND = Text.assemble(("23", "bold green"), " operating  ", ("23·", "dim"), " 
                        ("H", "red"), " holiday  ", ("*", "bold yellow"), " fire  ",
                        ("[23]", "reverse"), " today")
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+CELL, WIDE, WIDEST = 6, 12, 16    # a day's columns: narrowest, with times and names, most
 
 
 def day_cell(day: date, *, operating: bool | None, holiday: bool, fires: bool,
@@ -50,17 +52,30 @@ def day_cell(day: date, *, operating: bool | None, holiday: bool, fires: bool,
 
 
 def month_table(year: int, month: int, *, operating: Collection[date] | None,
-                holidays: Collection[date], fires: Collection[date], today: date) -> Table:
+                holidays: Mapping[date, str], fires: Mapping[date, Sequence[str]],
+                today: date, width: int = CELL) -> Table:
+    """The month's weeks. Cells are `width` wide; from WIDE on, each week has two more
+    lines: the day's fire times and its holiday's name."""
+    wide = width >= WIDE
     table = Table(box=None, padding=(0, 0), collapse_padding=True, show_edge=False,
                   pad_edge=False, header_style="bold")
     for name in WEEKDAYS:
-        table.add_column(f" {name}  ", width=6, no_wrap=True)
+        table.add_column(f" {name}", width=width, no_wrap=True, overflow="crop")
     for week in calendar.Calendar(firstweekday=0).monthdatescalendar(year, month):
-        table.add_row(*[
-            Text("      ") if day.month != month else
-            day_cell(day, operating=None if operating is None else day in operating,
-                     holiday=day in holidays, fires=day in fires, today=day == today)
-            for day in week])
+        row: list[Text] = []
+        for day in week:
+            if day.month != month:
+                row.append(Text(""))
+                continue
+            out = day_cell(day, operating=None if operating is None else day in operating,
+                           holiday=day in holidays, fires=day in fires, today=day == today)
+            if wide:
+                times = list(fires.get(day, ()))
+                more = f" +{len(times) - 1}" if len(times) > 1 else ""
+                out.append("\n " + (times[0] + more if times else ""), style="yellow")
+                out.append("\n " + holidays.get(day, "")[:width - 2], style="red")
+            row.append(out)
+        table.add_row(*row)
     return table
 
 
@@ -75,7 +90,7 @@ class MonthGrid(Widget, can_focus=True):
     DEFAULT_CSS = """
     MonthGrid {
         height: auto;
-        width: auto;
+        width: 1fr;
         min-width: 44;
         padding: 0 1;
     }
@@ -97,18 +112,20 @@ class MonthGrid(Widget, can_focus=True):
         self.title = ""
         self.operating: frozenset[date] | None = None
         self.holidays: dict[date, str] = {}
-        self.fires: frozenset[date] = frozenset()
+        self.fires: dict[date, list[str]] = {}
         self.today = today
 
     def show(self, year: int, month: int, *, title: str = "",
              operating: Collection[date] | None = None,
              holidays: Mapping[date, str] | None = None,
-             fires: Collection[date] = (), today: date | None = None) -> None:
-        """Draw this month; `operating` None when no calendar is chosen."""
+             fires: Mapping[date, Sequence[str]] | None = None,
+             today: date | None = None) -> None:
+        """Draw this month; `operating` None when no calendar is chosen; `fires` the
+        times ("02:30") of each day's fires."""
         self.year, self.month, self.title = year, month, title
         self.operating = None if operating is None else frozenset(operating)
         self.holidays = dict(holidays or {})
-        self.fires = frozenset(fires)
+        self.fires = {d: list(t) for d, t in (fires or {}).items()}
         if today is not None:
             self.today = today
         self.refresh(layout=True)
@@ -117,9 +134,10 @@ class MonthGrid(Widget, can_focus=True):
         head = Text(f"{calendar.month_name[self.month]} {self.year}", style="bold")
         if self.title:
             head.append(f" · {self.title}", style="cyan")
+        width = max(CELL, min(WIDEST, (self.size.width - 1) // 7))
         return Group(head, month_table(self.year, self.month, operating=self.operating,
                                        holidays=self.holidays, fires=self.fires,
-                                       today=self.today), LEGEND)
+                                       today=self.today, width=width), LEGEND)
 
     def action_step(self, months: int) -> None:
         self.post_message(self.Step(months))
