@@ -22,6 +22,8 @@ from jaz.tui.screens.hosts import HostsScreen
 from jaz.tui.screens.job_history import JobHistoryScreen
 from jaz.tui.screens.jobnet_detail import JobnetDetailScreen
 from jaz.tui.screens.jobnets import JobnetsScreen
+from jaz.tui.screens.run_detail import RunDetailScreen
+from jaz.tui.screens.start import StartScreen
 from jaz.tui.widgets.month_grid import MonthGrid
 
 JOBNETS = {
@@ -41,9 +43,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with tui_server(root, JOBNETS, HOSTS) as running:
         # the server reads its calendars folder on change: add one and wait for it
         (root / "calendars" / "biz.toml").write_text(BIZ)
-        wait_for(lambda: any(c["name"] == "biz" for c in
-                             running.api.get("/api/v1/calendars").json()),
-                 "the server to load the calendar")
+        (root / "calendars" / "bad.toml").write_text('weekdays = ["funday"]\n')
+        wait_for(lambda: len(running.api.get("/api/v1/calendars").json()) == 2,
+                 "the server to load the calendars")
         yield running
 
 
@@ -103,6 +105,12 @@ def test_jobnets_lists_valid_and_broken_filters_and_switches_modes(server: Serve
                 await pilot.press("escape")
                 await until(pilot, lambda: len(keys(table)) == 3, "the filter cleared")
 
+                table.move_cursor(row=keys(table).index("hello"))
+                await pilot.press("n")
+                await until(pilot, lambda: isinstance(app.screen, StartScreen)
+                            and app.screen.chosen == "hello", "the start modal")
+                await pilot.press("escape")
+
                 for key, screen in (("3", HostsScreen), ("4", CalendarsScreen),
                                     ("2", JobnetsScreen)):
                     await pilot.press(key)
@@ -136,6 +144,15 @@ def test_jobnet_detail_and_job_history(server: Server) -> None:
                 await until(pilot, lambda: set(map(str, runs)) <= set(keys(history)),
                             "the runs in History")
                 assert cell(history, str(runs[0]), "state") == "✔ succeeded"
+                await pilot.press("right_square_bracket", "right_square_bracket")
+                history.focus()
+                history.move_cursor(row=keys(history).index(str(runs[0])))
+                await pilot.press("enter")
+                await until(pilot, lambda: isinstance(app.screen, RunDetailScreen)
+                            and app.screen.run_id == runs[0], "the run on enter")
+                await pilot.press("escape")
+                await until(pilot, lambda: app.screen is detail, "back to the jobnet")
+                await pilot.press("left_square_bracket", "left_square_bracket")
                 fires = detail.query_one("#fires", DataTable)
                 await until(pilot, lambda: fires.row_count == 20, "20 next fires")
 
@@ -192,6 +209,15 @@ def test_hosts_lists_configured_hosts_and_running_jobs(server: Server) -> None:
                 await until(pilot, lambda: keys(running) == [f"{run_id}/nap"],
                             "the running job listed")
                 assert cell(running, f"{run_id}/nap", "jobnet") == "sleepy"
+                table.move_cursor(row=0)
+                await pilot.press("enter")
+                assert app.screen.focused is running
+                await pilot.press("enter")
+                await until(pilot, lambda: isinstance(app.screen, RunDetailScreen)
+                            and app.screen.run_id == run_id, "the running job's run")
+                await pilot.press("escape")
+                await until(pilot, lambda: isinstance(app.screen, HostsScreen), "hosts")
+                table.focus()
 
                 await pilot.press("slash", "w")
                 await until(pilot, lambda: keys(table) == ["web"], "the filter")
@@ -214,7 +240,8 @@ def test_calendar_month_grid_with_fires_and_navigation(server: Server) -> None:
                 assert isinstance(screen, CalendarsScreen)
                 grid = screen.query_one(MonthGrid)
                 options = screen.query_one("#calendars", OptionList)
-                await until(pilot, lambda: options.option_count == 1, "the calendar list")
+                await until(pilot, lambda: options.option_count == 2, "the calendar list")
+                assert "✖ bad invalid" in str(options.get_option_at_index(0).prompt)
                 await until(pilot, lambda: grid.operating is not None, "the operating days")
                 screen.show_month(2026, 11)
                 await until(pilot, lambda: date(2026, 11, 24) in (grid.operating or ()),

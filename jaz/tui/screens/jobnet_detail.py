@@ -79,7 +79,7 @@ def definition(jobnet: dict[str, Any], file_text: str | None) -> Group:
     if problems:
         parts.append(Text(f"✖ {len(problems)} problem(s) in {jobnet.get('path', '?')}:",
                           style="bold red"))
-        parts += [Text(f"  {format.problem(p)}", style="red") for p in problems]
+        parts += [Text(f"  {format.problem(p, short=True)}", style="red") for p in problems]
         parts.append(Text(""))
         if text is not None:
             parts.append(Text("The last valid version stays in force; it reads:",
