@@ -180,3 +180,36 @@ def test_a_changed_jobnet_is_planned_again_from_now(env: Any) -> None:
     assert {r.version for r in again} == {new_version}
     assert core.store.get_run(held.id).status == RunState.HELD   # the operator's stays
     assert any(e.kind == "replanned" for e in core.store.list_events())
+
+
+def test_due_runs_are_started_before_the_runs_ahead_are_counted(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schedule lag: a tick first decides on the due runs of the jobnets that have
+    one (start, or skip under overlap = skip) and drives them, and only then counts the
+    runs ahead of every jobnet and materialises more."""
+    (env.folder / "minutely.toml").write_text('[schedule]\ncron = "* * * * *"\n'
+                                              'overlap = "allow"\n[jobs.a]\nrun = "true"\n')
+    (env.folder / "single.toml").write_text('[schedule]\ncron = "* * * * *"\n'
+                                            'overlap = "skip"\n[jobs.a]\nrun = "true"\n')
+    core = env.core()
+    scheduler = Scheduler(core)
+    scheduler.tick(env.clock.now())
+    env.clock.advance(60)
+    scheduler.tick(env.clock.now())        # both start their 10:01 run
+    running = {r.jobnet: r.id for r in core.store.list_runs(status=[RunState.RUNNING])}
+    env.clock.advance(60)                  # 10:02: "single" is still running
+    seen: list[tuple[list[int], dict[str, RunState]]] = []
+    count = core.store.waiting
+
+    def waiting(after: datetime) -> Any:   # what had happened when the count was made
+        runs = core.store.list_runs(due_by=env.clock.now(), top_level=True)
+        seen.append((list(env.driven), {r.jobnet: r.status for r in runs
+                                        if r.scheduled_at == env.clock.now()}))
+        return count(after)
+
+    monkeypatch.setattr(core.store, "waiting", waiting)
+    scheduler.tick(env.clock.now())
+    driven, states = seen[0]
+    assert states == {"minutely": RunState.RUNNING, "single": RunState.SKIPPED}
+    assert len(driven) == 3 and running["single"] not in driven[2:]
+    assert len(core.store.list_runs(jobnet="minutely", status=[RunState.SCHEDULED])) == 10

@@ -269,3 +269,23 @@ def test_waiting_runs_per_jobnet_and_due_runs(tmp_path: Path) -> None:
         assert counts == {"a": 2, "b": 1}
         assert first == t0 + timedelta(minutes=3)
         assert [r.id for r in store.list_runs(status=[RunState.SCHEDULED], due_by=t0)] == [due]
+
+
+def test_unfinished_runs_are_found_by_their_state_not_by_scanning_history(
+        tmp_path: Path) -> None:
+    """The scheduler asks for the running and the due runs on every tick: with a long
+    history those must come from the status index, not from walking every top-level run
+    (what `parent_run IS NULL` through its own index amounts to)."""
+    store = SqliteStore(tmp_path / "jaz.db")
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    with store.batch():
+        for i in range(300):
+            store.create_run(RunRecord(jobnet="n", status=RunState.SUCCEEDED, created_at=t0,
+                                       scheduled_at=t0 + timedelta(minutes=i)), [])
+        store.create_run(RunRecord(jobnet="n", status=RunState.RUNNING, created_at=t0), [])
+    traced: list[str] = []
+    store._db.set_trace_callback(traced.append)
+    running = store.list_runs(status=[RunState.RUNNING, RunState.ERROR], top_level=True)
+    assert [r.status for r in running] == [RunState.RUNNING]
+    plan = store._db.execute("EXPLAIN QUERY PLAN " + traced[-1]).fetchall()
+    assert any("runs_status" in str(row) or "runs_scheduled" in str(row) for row in plan), plan

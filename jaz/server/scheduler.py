@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from jaz.engine import planner
 from jaz.engine.model import Jobnet, RunState
 from jaz.engine.records import EventRecord, RunRecord
+from jaz.errors import NotFound
 from jaz.server.core import Core
 
 log = logging.getLogger("jaz.server")
@@ -51,6 +52,7 @@ class Scheduler:
         store = self.core.store
         raw = store.get_state(LAST_TICK)
         last_tick = datetime.fromisoformat(raw) if raw else None
+        self._start_due(now, last_tick)
         runs, waiting, first = self._read(now)
         if self._replan_changed(now):
             runs, waiting, first = self._read(now)
@@ -64,13 +66,8 @@ class Scheduler:
         created: list[planner.Create] = []
         while True:
             decisions = planner.plan(now, last_tick, entries, runs, self.settings, waiting)
-            with store.batch():
-                for decision in decisions:
-                    self._apply(decision, now)
+            self._apply_all(decisions, now)
             created += [d for d in decisions if isinstance(d, planner.Create)]
-            started = [d for d in decisions if isinstance(d, planner.Start)]
-            for d in started:   # the version in force when it is the run's: no re-parse
-                self.core.drive(d.run_id, self._versions_in_force.pop(d.run_id, None))
             moved = {d.jobnet: d.at for d in decisions if isinstance(d, planner.Cursor)}
             self._cursors.update(moved)
             entries = [replace(e, cursor=moved.get(e.jobnet, e.cursor)) for e in entries]
@@ -89,6 +86,44 @@ class Scheduler:
         # the first run scheduled for later: as read, or just created
         upcoming = [d.at for d in created if d.at > now] + ([first] if first else [])
         return min([now + IDLE, *upcoming])
+
+    def _start_due(self, now: datetime, last_tick: datetime | None) -> None:
+        """The runs due now are decided on and started first, before the costlier part
+        of a tick (counting the runs ahead of every jobnet, materialising new ones): only
+        the jobnets with a due run are planned, with their runs ahead taken as full, and
+        of the decisions only those on existing runs are applied (start, miss, skip,
+        stop, late). The full pass that follows sees them started. A jobnet with fires
+        still to record (the server was down) gets no decision here: `plan` leaves its
+        due runs to the pass after the recording, and so does this one."""
+        store = self.core.store
+        due = store.list_runs(status=[RunState.SCHEDULED], top_level=True, due_by=now)
+        names = {r.jobnet for r in due if r.trigger in planner.SCHEDULED_TRIGGERS}
+        if not names:
+            return
+        runs = due + store.list_runs(status=[RunState.RUNNING, RunState.ERROR, RunState.HELD],
+                                     top_level=True)
+        entries = []
+        for name in sorted(names):
+            try:
+                loaded = self.core.registry.get(name)
+            except NotFound:
+                continue   # its file is gone: the full pass decides on its runs
+            if loaded.jobnet is not None and loaded.schedules:
+                entries.append(planner.Entry(jobnet=name, schedules=loaded.schedules,
+                                             cursor=self._cursor(name)))
+        full = dict.fromkeys(names, self.settings.max_ahead)
+        decisions = [d for d in planner.plan(now, last_tick, entries, runs, self.settings, full)
+                     if not isinstance(d, planner.Create | planner.Cursor)]
+        self._apply_all(decisions, now)
+
+    def _apply_all(self, decisions: list[planner.Decision], now: datetime) -> None:
+        """Apply decisions in one commit, then drive the runs they started."""
+        with self.core.store.batch():
+            for decision in decisions:
+                self._apply(decision, now)
+        for d in decisions:
+            if isinstance(d, planner.Start):   # the version in force when it is the run's
+                self.core.drive(d.run_id, self._versions_in_force.pop(d.run_id, None))
 
     def _read(self, now: datetime) -> tuple[list[RunRecord], dict[str, int],
                                              datetime | None]:

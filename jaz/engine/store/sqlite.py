@@ -331,7 +331,7 @@ class SqliteStore(Store):
             where.append("parent_run = ?")
             args.append(parent_run)
         if top_level:
-            where.append("parent_run IS NULL")
+            where.append("+parent_run IS NULL")   # never by runs_parent: all match
         sql = "SELECT * FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
