@@ -8,6 +8,7 @@ through the core, so the policies stay a pure function with table tests.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -116,7 +117,7 @@ class Scheduler:
                      if not isinstance(d, planner.Create | planner.Cursor)]
         self._apply_all(decisions, now)
 
-    def _apply_all(self, decisions: list[planner.Decision], now: datetime) -> None:
+    def _apply_all(self, decisions: Sequence[planner.Decision], now: datetime) -> None:
         """Apply decisions in one commit, then drive the runs they started."""
         with self.core.store.batch():
             for decision in decisions:
