@@ -30,6 +30,7 @@ from jaz.tui.widgets.banner import Banner
 COLUMNS = [("name", "Jobnet"), ("valid", "Valid"), ("description", "Description"),
            ("schedules", "Schedule"), ("next", "Next fire"), ("last", "Last result"),
            ("problem", "Problem")]
+REFRESH = 30.0        # seconds between fetches of the list (the stream has no fires)
 DESCRIPTION = 32      # characters of the description in the table (all of it below)
 
 
@@ -202,6 +203,7 @@ class JobnetsScreen(JazScreen):
         table.styles.height = "1fr"
         for key, label in COLUMNS:
             table.add_column(label, key=key)
+        self.set_interval(REFRESH, self.load)   # next fires move on as time passes
         if self.jaz.stream_connected:
             self.load()
 
