@@ -49,7 +49,8 @@ def table(app: JazApp) -> RunsTable:
 
 def column(app: JazApp, key: str) -> list[Any]:
     t = table(app)
-    return [t.get_row_at(i)[[c.value for c in t.columns].index(key)]
+    at = [c.value for c in t.columns].index(key)
+    return [cell if isinstance(cell := t.get_row_at(i)[at], int) else str(cell)
             for i in range(t.row_count)]
 
 
@@ -338,5 +339,39 @@ def test_works_at_80x24(server: Server) -> None:
                 await pilot.press("escape")
                 await pilot.press("s", "S", "r")
                 assert app.is_running
+
+    asyncio.run(scenario())
+
+
+def test_many_rows_refill_in_steps_and_regroup_after_live_changes() -> None:
+    from textual.app import App, ComposeResult
+
+    def run(i: int, status: str = "succeeded") -> dict[str, Any]:
+        return {"run_id": i, "jobnet": f"net{i % 7}", "status": status,
+                "created_at": "2026-11-20T10:00:00+00:00"}
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield RunsTable()
+
+    async def scenario() -> None:
+        app = One()
+        async with app.run_test() as pilot:
+            t = app.query_one(RunsTable)
+            t.load([run(i) for i in range(1, 1201)])
+            t.set_filter(parse_filter("net3", datetime.now().astimezone()))
+            assert t.row_count == t.shown == len(range(3, 1201, 7))
+            t.set_filter(parse_filter("", datetime.now().astimezone()))
+            assert t.shown == 1200 and t.row_count < 1200     # the rest comes in steps
+            await until(pilot, lambda: t.row_count == 1200, "every row back")
+            ids = [int(t.get_row_at(i)[0]) for i in range(t.row_count)]
+            assert ids == list(range(1200, 0, -1))
+
+            t.sort_by("state")     # scheduled < running < succeeded < failed...
+            t.select(600)
+            t.upsert(run(600, "running"))
+            assert int(t.get_row_at(t.cursor_row)[0]) == 600
+            await until(pilot, lambda: int(t.get_row_at(0)[0]) == 600, "the regrouping")
+            assert int(t.get_row_at(t.cursor_row)[0]) == 600
 
     asyncio.run(scenario())
