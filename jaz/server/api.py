@@ -418,6 +418,11 @@ def _jobnet_view(core: Core, *, name: str, detail: bool) -> dict[str, Any]:
     }
     last = core.service.runs(jobnet=loaded.name, limit=1)
     view["last_run"] = _run_view(last[0], None) if last else None
+    if detail and loaded.problems:   # the broken file as it is now, to show with them
+        try:
+            view["file_text"] = loaded.path.read_text(encoding="utf-8-sig", errors="replace")
+        except OSError:
+            view["file_text"] = None
     if detail and net is not None:
         view["text"] = net.text
         view["params"] = dict(net.params)
@@ -447,7 +452,8 @@ def _sse(core: Core) -> Iterator[str]:
                 data: dict[str, Any] = _run_view(record, None, (done, total))
             else:
                 assert isinstance(record, JobRecord)
-                data = {**_job_view(record), "progress": {"done": done, "total": total}}
+                data = {**_job_view(record), "jobnet": core.store.get_run(change.run_id).jobnet,
+                        "progress": {"done": done, "total": total}}
             yield f"event: {change.kind}\ndata: {json.dumps(data, default=_json)}\n\n"
     finally:
         core.feed.unsubscribe(q)

@@ -3,15 +3,14 @@ syntax-highlighted, and the problems of a broken file), its graph of jobs, its r
 its next fire times. `j` opens the history of the selected job across all runs; `enter`
 on a run opens the run.
 
-The definition is the version in force. A file that never loaded has none on the
-server: its text is then read from the path the server names when this machine has it
-(the TUI beside the server), and the problems are shown either way.
+The definition is the version in force. For a broken file the server also sends the
+file as it is now (`file_text`), shown under its problems; a file that never loaded has
+only that.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.console import Group
@@ -42,7 +41,7 @@ RUN_COLUMNS = [("id", "Run"), ("state", "State"), ("trigger", "Trigger"),
 @dataclass
 class DefinitionLoaded(Message):
     jobnet: dict[str, Any]
-    file_text: str | None     # the file read here when the server has no version in force
+    file_text: str | None     # a broken file as it is now (the API's `file_text`)
 
 
 @dataclass
@@ -213,13 +212,7 @@ class JobnetDetailScreen(JazScreen):
     @work(thread=True, exclusive=True, group="definition", exit_on_error=False)
     def load_definition(self) -> None:
         jobnet = self.client.jobnet(self.jobnet_name)
-        file_text = None
-        if jobnet.get("text") is None and jobnet.get("path"):
-            try:
-                file_text = Path(str(jobnet["path"])).read_text(encoding="utf-8-sig")
-            except (OSError, UnicodeDecodeError):
-                file_text = None
-        self.post_message(DefinitionLoaded(jobnet, file_text))
+        self.post_message(DefinitionLoaded(jobnet, jobnet.get("file_text")))
 
     @work(thread=True, exclusive=True, group="history", exit_on_error=False)
     def load_history(self) -> None:
