@@ -109,7 +109,7 @@ class JobHistoryScreen(JazScreen):
     @on(JobChanged)
     def _changed(self, message: JobChanged) -> None:
         job = message.job
-        if job.get("job") != self.job or job.get("jobnet") not in (None, self.jobnet):
+        if job.get("job") != self.job or job.get("jobnet") not in (None, self.jobnet_name):
             return
         key = str(job["run_id"])
         table = self.query_one("#executions", DataTable)
