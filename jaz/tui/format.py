@@ -3,13 +3,23 @@ table styles, so both faces look alike), local times, short durations."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from rich.text import Text
 
-from jaz.cli.output import STATE_STYLE, when
+from jaz.cli.output import STATE_STYLE
 from jaz.engine.durations import format_duration
+
+
+def now() -> datetime:
+    """The TUI's clock, aware, in local time: everything that reads "now" or "today" asks
+    here, so that snapshots can fix it."""
+    return datetime.now().astimezone()
+
+
+def today() -> date:
+    return now().date()
 
 
 def state(value: str) -> Text:
@@ -19,11 +29,17 @@ def state(value: str) -> Text:
 
 
 def moment(iso: str | None) -> str:
-    return when(datetime.fromisoformat(iso)) if iso else "-"
+    """A time: HH:MM:SS today, else the date and HH:MM (as the CLI's tables show it)."""
+    if not iso:
+        return "-"
+    local = datetime.fromisoformat(iso).astimezone()
+    if local.date() == today():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M")
 
 
-def duration(run: dict[str, Any], now: datetime | None = None) -> str:
-    """Start to end; a running run counts to `now`."""
+def duration(run: dict[str, Any], at: datetime | None = None) -> str:
+    """Start to end; a running run counts to `at` (default: now)."""
     start, end = run.get("started_at"), run.get("ended_at")
     if not start:
         return "-"
@@ -31,7 +47,7 @@ def duration(run: dict[str, Any], now: datetime | None = None) -> str:
     if end:
         finished = datetime.fromisoformat(end)
     elif run.get("status") == "running":
-        finished = now or datetime.now(began.tzinfo)
+        finished = at or now()
     else:
         return "-"
     return format_duration(max(0.0, (finished - began).total_seconds()))
@@ -71,10 +87,10 @@ def short_moment(iso: str | None) -> str:
     if not iso:
         return "-"
     local = datetime.fromisoformat(iso).astimezone()
-    today = datetime.now().astimezone()
-    if local.date() == today.date():
+    day = today()
+    if local.date() == day:
         return local.strftime("%H:%M:%S")
-    return local.strftime("%m-%d %H:%M" if local.year == today.year else "%Y-%m-%d")
+    return local.strftime("%m-%d %H:%M" if local.year == day.year else "%Y-%m-%d")
 
 
 def progress(run: dict[str, Any]) -> str:

@@ -106,7 +106,7 @@ class CalendarsScreen(JazScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        today = date.today()
+        today = format.today()
         self.year, self.month = today.year, today.month
         self.calendar: str | None = None
         self.jobnet: str | None = None
@@ -237,7 +237,7 @@ class CalendarsScreen(JazScreen):
         self.show_month(*add_months(self.year, self.month, months))
 
     def action_today(self) -> None:
-        today = date.today()
+        today = format.today()
         self.show_month(today.year, today.month)
 
     def action_refresh(self) -> None:
@@ -272,7 +272,7 @@ class CalendarsScreen(JazScreen):
         title = self.calendar or "no calendar"
         self.query_one(MonthGrid).show(
             self.year, self.month, title=title, operating=operating, holidays=holidays,
-            fires=self._fire_times(), today=date.today())
+            fires=self._fire_times(), today=format.today())
         self.query_one("#info", Static).update(self._info(holidays or {}))
 
     def _fire_times(self) -> dict[date, list[str]]:

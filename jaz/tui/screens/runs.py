@@ -11,7 +11,6 @@ that arrive while a page is in flight are kept and applied on top of it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -20,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from jaz.tui import format
 from jaz.tui.messages import JobChanged, RunChanged, StreamState
 from jaz.tui.screens.base import JazScreen
 from jaz.tui.widgets.banner import Banner
@@ -192,7 +192,7 @@ class RunsScreen(JazScreen):
     def _set_filter(self, text: str) -> bool:
         """Filter by `text`; a bad one is said and the filter in force is kept."""
         try:
-            query = parse_filter(text, datetime.now().astimezone())
+            query = parse_filter(text, format.now())
         except FilterError as e:
             self.notify(str(e), title="bad filter", severity="error", markup=False)
             return False

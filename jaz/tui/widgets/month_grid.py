@@ -25,6 +25,8 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widget import Widget
 
+from jaz.tui import format
+
 LEGEND = Text.assemble(("23", "bold green"), " operating  ", ("23·", "dim"), " closed  ",
                        ("H", "red"), " holiday  ", ("*", "bold yellow"), " fire  ",
                        ("[23]", "reverse"), " today")
@@ -107,7 +109,7 @@ class MonthGrid(Widget, can_focus=True):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        today = date.today()
+        today = format.today()
         self.year, self.month = today.year, today.month
         self.title = ""
         self.operating: frozenset[date] | None = None

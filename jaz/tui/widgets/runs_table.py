@@ -205,7 +205,7 @@ class RunsTable(DataTable[Any]):
         keep = self.cursor_key()
         self.filter = query
         super().clear()
-        now = datetime.now().timestamp()
+        now = format.now().timestamp()
         column = self.sort_column
         matching = sorted((r for r in self.runs.values() if query.matches(r)),
                           key=lambda r: sort_value(r, column, now), reverse=self.sort_reverse)
@@ -256,7 +256,7 @@ class RunsTable(DataTable[Any]):
         if self._resort is not None:
             self._resort.stop()
             self._resort = None
-        now = datetime.now().timestamp()
+        now = format.now().timestamp()
         column, runs = self.sort_column, self.runs
         if column == "id":   # the common case, and the cell is the value: no lookups
             self.sort("id", reverse=self.sort_reverse)
