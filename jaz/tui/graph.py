@@ -28,13 +28,15 @@ from rich.cells import cell_len
 
 PITCH = 2           # rows from one job to the next in a layer
 COMPONENT_GAP = 3   # rows between two components
-ORDER_ROUNDS = 2    # grandalf ordering rounds (down and up each)
+ORDER_ROUNDS = 2    # grandalf ordering rounds (down and up each)...
+BIG = 1000          # ...one for components with more vertices (dummies included)
 PLACE_PASSES = 4    # row placement passes (alternately down and up)
 
 U, D, L, R = 1, 2, 4, 8
 BOX = {U | D: "│", L | R: "─", D | R: "┌", D | L: "┐", U | R: "└", U | L: "┘",
        U | D | R: "├", U | D | L: "┤", D | L | R: "┬", U | L | R: "┴", U | D | L | R: "┼",
        U: "│", D: "│", L: "─", R: "─"}
+CHARS = [BOX.get(bits, " ") for bits in range(16)]
 
 
 def label(name: str, glyph: str = "·") -> str:
@@ -133,7 +135,7 @@ def _layers(names: list[str], edges: list[tuple[str, str]]
         v.view = _View()
     sugiyama = SugiyamaLayout(core)
     sugiyama.init_all()
-    for _ in range(ORDER_ROUNDS):
+    for _ in range(ORDER_ROUNDS if len(sugiyama.grx) < BIG else 1):
         for _step in sugiyama.ordering_step():
             pass
 
@@ -213,7 +215,7 @@ class _Grid:
         self.cells[y][x] |= bits
 
     def text(self) -> list[str]:
-        return ["".join(BOX.get(c, " ") for c in line).rstrip() for line in self.cells]
+        return ["".join(map(CHARS.__getitem__, line)).rstrip() for line in self.cells]
 
 
 @dataclass

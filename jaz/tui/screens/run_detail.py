@@ -22,7 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
 from textual.events import Resize
 from textual.widgets import Footer, Header, Input
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from jaz.tui.messages import JobChanged, RunChanged, StreamState
 from jaz.tui.screens.base import JazScreen
@@ -136,6 +136,7 @@ class RunDetailScreen(JazScreen):
         self.jobnet: dict[str, Any] = {}
         self.jobs: dict[str, dict[str, Any]] = {}    # job -> its state (GET /runs/{id})
         self._loading = False
+        self._generation = 0                         # of the latest load asked
         self._loaded_once = False
         self._held: list[dict[str, Any]] = []        # job events during a load
         self.following = False
@@ -182,17 +183,29 @@ class RunDetailScreen(JazScreen):
 
     # ------------------------------------------------------------ loading
 
-    def reload(self) -> None:
+    def reload(self, *, jobnet: bool = True) -> None:
+        """Load the run (and the jobnet version with `jobnet`); job events that arrive
+        meanwhile are held and applied on top, so an older answer never hides them."""
         self._loading = True
-        self.load()
+        self._generation += 1
+        self.load(self._generation, jobnet or not self.jobnet)
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def load(self) -> None:
+    def load(self, generation: int, jobnet: bool) -> None:
         run = self.client.run(self.run_id)
-        jobnet = self.client.run_jobnet(self.run_id)
-        self.app.call_from_thread(self._loaded, run, jobnet)
+        version = self.client.run_jobnet(self.run_id) if jobnet else None
+        self.app.call_from_thread(self._loaded, generation, run, version)
 
-    def _loaded(self, run: dict[str, Any], jobnet: dict[str, Any] | None = None) -> None:
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        super().on_worker_state_changed(event)
+        if event.worker.group == "load" and event.state == WorkerState.ERROR:
+            self._loading = False   # no answer is coming: stop holding events
+            self._apply_held()
+
+    def _loaded(self, generation: int, run: dict[str, Any],
+                jobnet: dict[str, Any] | None) -> None:
+        if generation != self._generation:
+            return   # a newer load is on its way
         first = not self._loaded_once
         if jobnet is not None:
             same = jobnet.get("jobs") == self.jobnet.get("jobs")
@@ -203,12 +216,15 @@ class RunDetailScreen(JazScreen):
         self.jobs = {name: dict(job) for name, job in (run.get("jobs") or {}).items()}
         self.graph.set_states({name: str(job["status"]) for name, job in self.jobs.items()})
         self._loaded_once, self._loading = True, False
-        for job in self._held:
-            self._apply_job(job)
-        self._held.clear()
+        self._apply_held()
         if first:
             self._select_first()
         self._show_panel()
+
+    def _apply_held(self) -> None:
+        for job in self._held:
+            self._apply_job(job)
+        self._held.clear()
 
     def _select_first(self) -> None:
         """Open on what the operator most likely came for: a failed job, else a running
@@ -241,18 +257,7 @@ class RunDetailScreen(JazScreen):
                 status in FINISHED or (status == "running" and self.following)):
             self._read_log()
         if status in FINISHED and status != before:
-            self.refresh_run()   # its outputs are not in the event
-
-    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
-    def refresh_run(self) -> None:
-        run = self.client.run(self.run_id)
-        self.app.call_from_thread(self._refreshed, run)
-
-    def _refreshed(self, run: dict[str, Any]) -> None:
-        self._apply_run(run)
-        for name, job in (run.get("jobs") or {}).items():
-            self.jobs.setdefault(name, {}).update(job)
-        self._show_panel()
+            self.reload(jobnet=False)   # its outputs are not in the event
 
     def _show_panel(self) -> None:
         job = self.graph.selected
@@ -422,8 +427,7 @@ class RunDetailScreen(JazScreen):
                  confirm=question.format(job=job, run=run_id) if question else None,
                  done=self._acted)
 
-    def _acted(self, run: Any) -> None:
-        if isinstance(run, dict) and run.get("jobs") is not None:
-            self._refreshed(run)
-            for name, job in run["jobs"].items():
-                self.graph.set_state(name, str(job["status"]))
+    def _acted(self, _run: Any) -> None:
+        """The answer's job states may be older than the stream's events already
+        applied: load again, holding the events that arrive meanwhile."""
+        self.reload(jobnet=False)

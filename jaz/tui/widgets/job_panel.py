@@ -15,11 +15,9 @@ from textual.widgets import Static
 from jaz.tui import format
 
 
-def job_table(name: str, definition: Mapping[str, Any], state: Mapping[str, Any]) -> Table:
+def job_rows(name: str, definition: Mapping[str, Any], state: Mapping[str, Any]
+             ) -> list[tuple[str, Text | str]]:
     """The panel's rows; values are Text (user data is never markup)."""
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")
     status = str(state.get("status") or "pending")
     exit_code = state.get("exit_code")
     retries = definition.get("retries")
@@ -49,6 +47,13 @@ def job_table(name: str, definition: Mapping[str, Any], state: Mapping[str, Any]
     outputs = state.get("outputs") or {}
     if outputs:
         rows.append(("outputs", Text("\n".join(f"{k} = {v}" for k, v in outputs.items()))))
+    return rows
+
+
+def job_table(rows: list[tuple[str, Text | str]]) -> Table:
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     for key, value in rows:
         table.add_row(key, value)
     return table
@@ -70,6 +75,7 @@ class JobPanel(Static):
         self.job: str | None = None
         self._definition: Mapping[str, Any] = {}
         self._state: Mapping[str, Any] = {}
+        self.facts: dict[str, str] = {}   # what it shows, as plain text (for tests)
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
@@ -77,9 +83,15 @@ class JobPanel(Static):
     def show(self, name: str, definition: Mapping[str, Any],
              state: Mapping[str, Any]) -> None:
         self.job, self._definition, self._state = name, definition, state
-        self.update(job_table(name, definition, state))
+        self._draw()
+
+    def _draw(self) -> None:
+        assert self.job is not None
+        rows = job_rows(self.job, self._definition, self._state)
+        self.facts = {key: str(value) for key, value in rows}
+        self.update(job_table(rows))
 
     def _tick(self) -> None:
         """A running job's duration grows; nothing else changes between events."""
         if self.job is not None and self._state.get("status") == "running":
-            self.update(job_table(self.job, self._definition, self._state))
+            self._draw()
