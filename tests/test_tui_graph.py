@@ -161,3 +161,48 @@ def test_the_layout_is_deterministic() -> None:
     jobs = {"a": {}, "b": {"needs": ["a"]}, "c": {"needs": ["a"]}, "d": {"needs": ["b", "c"]},
             "e": {"needs": ["a", "d"]}}
     assert render(layout(jobs)) == render(layout(jobs))
+
+
+def test_the_widget_moves_the_selection_and_keeps_it_in_view() -> None:
+    import asyncio
+
+    from textual.app import App, ComposeResult
+
+    from jaz.tui.widgets.graph import JobGraph
+
+    jobs: dict[str, dict[str, Any]] = {"root": {}}
+    jobs.update({f"leaf{i:02}": {"needs": ["root"]} for i in range(50)})
+    picked: list[str] = []
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield JobGraph(jobs, {"root": "succeeded", "leaf00": "running"})
+
+        def on_job_graph_selected(self, message: JobGraph.Selected) -> None:
+            picked.append(message.job)
+
+    async def scenario() -> None:
+        app = One()
+        async with app.run_test(size=(60, 12)) as pilot:
+            graph = app.query_one(JobGraph)
+            graph.focus()
+            await pilot.pause()
+            assert graph.selected == "root" and picked == ["root"]
+            await pilot.press("l")           # vim keys are on by default
+            first = graph.selected
+            assert first is not None and first.startswith("leaf")   # nearest by row
+            for _ in range(49):
+                await pilot.press("down")
+            await pilot.pause()
+            assert graph.selected == graph.graph_layout.columns[1][-1]
+            assert graph.scroll_y > 0        # the selection was scrolled into view
+            await pilot.press("left")
+            assert graph.selected == "root"
+            graph.set_state("root", "failed")
+            assert graph.state_of("root") == "failed"
+            graph.select("leaf07")
+            await pilot.pause()
+            assert picked[-1] == "leaf07"
+            assert all(a != b for a, b in zip(picked, picked[1:], strict=False))
+
+    asyncio.run(scenario())
