@@ -18,9 +18,17 @@ from jaz.errors import JazError, NotFound
 T0 = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", pytest.param("sqlite", marks=pytest.mark.sqlite)])
+@pytest.fixture(params=["memory", pytest.param("sqlite", marks=pytest.mark.sqlite),
+                        pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request, tmp_path):
-    s = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "jaz.db")
+    if request.param == "postgres":
+        from pg_support import fresh_database
+
+        from jaz.engine.store import PostgresStore
+
+        s: Store = PostgresStore(fresh_database())
+    else:
+        s = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "jaz.db")
     yield s
     s.close()
 

@@ -153,9 +153,12 @@ def parse_listen(text: str) -> tuple[str, int] | None:
 
 
 def _database(c: Collector, db: str, base: Path) -> str:
-    if db.startswith(("postgresql://", "postgres://")):
-        c.add("a PostgreSQL database is not supported yet: use a SQLite file path",
-              field="database")
+    from jaz.engine.store.postgres import has_password, is_postgres_url
+
+    if is_postgres_url(db):
+        if has_password(db):   # the URL ends up in logs, `ps` and the config's history
+            c.add("the database URL carries a password: put the password in ~/.pgpass or "
+                  "PGPASSWORD, not in the URL", field="database")
         return db
     path = Path(db.removeprefix("sqlite:///")).expanduser()
     return str((base / path).resolve())

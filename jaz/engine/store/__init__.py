@@ -1,4 +1,5 @@
-"""Stores: where runs live. `open_store(path)` gives SQLite; `MemoryStore` is for tests.
+"""Stores: where runs live. `open_store(path)` gives SQLite; `MemoryStore` is for tests;
+`PostgresStore(url)` is the database several servers share.
 
 The implementations are imported on first use: `jaz run` needs only SQLite.
 """
@@ -11,9 +12,10 @@ from jaz.engine.store.base import Store
 
 if TYPE_CHECKING:
     from jaz.engine.store.memory import MemoryStore
+    from jaz.engine.store.postgres import PostgresStore
     from jaz.engine.store.sqlite import SqliteStore
 
-__all__ = ["MemoryStore", "SqliteStore", "Store"]
+__all__ = ["MemoryStore", "PostgresStore", "SqliteStore", "Store"]
 
 
 def __getattr__(name: str) -> object:
@@ -25,4 +27,8 @@ def __getattr__(name: str) -> object:
         from jaz.engine.store.sqlite import SqliteStore
 
         return SqliteStore
+    if name == "PostgresStore":
+        from jaz.engine.store.postgres import PostgresStore
+
+        return PostgresStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,208 @@
+"""The PostgreSQL store on a real PostgreSQL server (tests/pg_support.py): the store
+tests written for files, what PostgreSQL does differently (NUL bytes, time zones,
+other sessions, a broken connection, the schema), the leader lock, and `jaz server`
+on a PostgreSQL database.
+
+The contract tests of tests/test_store.py run on it too, through its `store` fixture."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import test_store
+from pg_support import fresh_database
+
+from jaz.engine.model import JobState, RunState
+from jaz.engine.records import EventRecord, JobRecord, RunRecord
+from jaz.engine.store import PostgresStore
+from jaz.errors import JazError, StoreError, Unreachable
+
+pytestmark = pytest.mark.postgres
+
+T0 = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def url() -> str:
+    return fresh_database()
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[PostgresStore]:
+    s = PostgresStore(url)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("test", [
+    test_store.test_a_failed_batch_leaves_nothing_behind,
+    test_store.test_purging_deletes_runs_jobs_and_old_events_only,
+    test_store.test_pages_of_runs,
+    test_store.test_runs_are_counted_by_state,
+    test_store.test_waiting_runs_per_jobnet_and_due_runs,
+], ids=lambda t: t.__name__.removeprefix("test_"))
+def test_the_file_store_tests_pass_on_postgres(test: Callable[[Path], None], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests open their stores themselves: each SqliteStore they open is a
+    PostgresStore on a new database here."""
+    opened: list[PostgresStore] = []
+
+    def open_postgres(path: object) -> PostgresStore:
+        opened.append(PostgresStore(fresh_database()))
+        return opened[-1]
+
+    monkeypatch.setattr(test_store, "SqliteStore", open_postgres)
+    try:
+        test(tmp_path)
+    finally:
+        for s in opened:
+            s.close()
+    assert opened
+
+
+def test_batches_nest_and_other_sessions_see_them_only_when_committed(
+        store: PostgresStore, url: str) -> None:
+    other = PostgresStore(url)
+    store.set_state("cursor", "before")
+    with pytest.raises(RuntimeError), store.batch():
+        store.set_state("cursor", "during a failed turn")
+        raise RuntimeError("crash")
+    assert store.get_state("cursor") == "before"
+    with store.batch():
+        run_id = test_store.make_run(store)
+        with store.batch():
+            store.update_job(run_id, "a", status=JobState.RUNNING)   # waits for the end
+            store.set_state("cursor", "after")
+        store.add_event(EventRecord(at=T0, kind="k", run_id=run_id))
+        assert other.get_state("cursor") == "before"
+        assert other.list_runs() == []
+        assert store.get_job(run_id, "a").status == JobState.RUNNING  # a read flushes
+    assert other.get_state("cursor") == "after"
+    assert other.get_job(run_id, "a").status == JobState.RUNNING
+    assert [e.kind for e in other.list_events()] == ["k"]
+    other.close()
+
+
+def test_times_come_back_as_the_same_instants_in_utc(store: PostgresStore) -> None:
+    tokyo = timezone(timedelta(hours=9))
+    run_id = store.create_run(RunRecord(jobnet="n", status=RunState.SCHEDULED,
+                                        created_at=T0.astimezone(tokyo),
+                                        scheduled_at=(T0 + timedelta(microseconds=7))
+                                        .astimezone(tokyo)), [])
+    run = store.get_run(run_id)
+    assert run.created_at == T0 and run.created_at.utcoffset() == timedelta(0)
+    assert run.scheduled_at == T0 + timedelta(microseconds=7)
+    assert store.list_runs(due_by=T0) == []
+    assert [r.id for r in store.list_runs(due_by=T0 + timedelta(microseconds=7))] == [run_id]
+
+
+def test_text_with_nul_bytes_and_any_params_round_trip(store: PostgresStore) -> None:
+    """Job output can hold NUL bytes, which PostgreSQL text cannot: they are replaced,
+    never a failed write that would stop the run."""
+    run_id = store.create_run(RunRecord(jobnet="n", status=RunState.RUNNING, created_at=T0,
+                                        params={"Q": "it's \"quoted\" ; --", "é": "ü"}),
+                              [JobRecord(name="a", kind="run")])
+    store.update_job(run_id, "a", stdout_tail="bin\x00ary", outputs={"k": "v\x00"},
+                     timed_out=True, pid=4242, exit_code=-9)
+    job = store.get_job(run_id, "a")
+    assert (job.stdout_tail, job.outputs) == ("bin\ufffdary", {"k": "v\ufffd"})
+    assert (job.timed_out, job.pid, job.exit_code) == (True, 4242, -9)
+    assert store.get_run(run_id).params == {"Q": "it's \"quoted\" ; --", "é": "ü"}
+    assert store.progress([run_id, 999]) == {run_id: (0, 1), 999: (0, 0)}
+
+
+def test_the_schema_is_made_once_and_a_newer_one_is_refused(store: PostgresStore,
+                                                            url: str) -> None:
+    run_id = test_store.make_run(store)
+    again = PostgresStore(url)                  # a second server on the same database
+    assert again.schema_version == store.schema_version == 1
+    assert again.get_run(run_id).jobnet == "etl"
+    again._db.execute("UPDATE jaz_schema SET version = 99")
+    again.close()
+    with pytest.raises(StoreError, match="newer jaz"):
+        PostgresStore(url)
+
+
+def test_a_broken_connection_is_opened_again(store: PostgresStore, url: str) -> None:
+    run_id = test_store.make_run(store)
+    admin = PostgresStore(url)
+    admin._db.execute("SELECT pg_terminate_backend(%s)", (store._db.info.backend_pid,))
+    admin.close()
+    with pytest.raises(Exception):   # noqa: B017 - the call in flight fails…
+        store.get_run(run_id)
+    assert store.get_run(run_id).jobnet == "etl"    # …and the next one reconnects
+
+
+def test_threads_share_one_store(store: PostgresStore) -> None:
+    run_id = store.create_run(RunRecord(jobnet="n", status=RunState.RUNNING, created_at=T0),
+                              [JobRecord(name=f"j{i}", kind="run") for i in range(8)])
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for n in range(20):
+                with store.batch():
+                    store.update_job(run_id, f"j{i}", attempts=n + 1)
+                    store.add_event(EventRecord(at=T0, kind=f"j{i}", run_id=run_id))
+                store.get_jobs(run_id)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert {j.attempts for j in store.get_jobs(run_id)} == {20}
+    assert len(store.list_events(run_id=run_id)) == 160
+
+
+def test_urls_with_a_password_or_nobody_listening_are_refused_clearly() -> None:
+    with pytest.raises(StoreError, match="password") as e:
+        PostgresStore("postgresql://jaz:secret@127.0.0.1/jaz")
+    assert "~/.pgpass" in str(e.value)
+    from support import free_port
+
+    with pytest.raises(Unreachable, match="cannot connect to the database") as refused:
+        PostgresStore(f"postgresql://jaz@127.0.0.1:{free_port()}/jaz")
+    assert refused.value.exit_code == 3 and isinstance(refused.value, JazError)
+
+
+def test_one_store_leads_until_it_goes(url: str) -> None:
+    first, second = PostgresStore(url), PostgresStore(url)
+    assert first.lead() and first.lead()
+    assert not second.lead()
+    first.close()                                 # the process died: its session ends
+    assert second.lead() and second.lead()
+    second.close()
+
+
+def test_without_psycopg_the_store_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)    # what an import finds missing
+    with pytest.raises(StoreError, match="needs psycopg") as e:
+        PostgresStore("postgresql://jaz@127.0.0.1/jaz")
+    assert "jaz[postgres]" in str(e.value) and e.value.exit_code == 2
+
+
+@pytest.mark.parametrize("url,ok", [
+    ("postgresql://jaz@db.example:5432/jaz?sslmode=require", True),
+    ("postgres:///jaz", True),
+    ("postgresql://jaz:secret@db.example/jaz", False),
+    ("postgresql://jaz@db.example/jaz?password=secret", False),
+])
+def test_the_server_config_takes_postgres_urls_without_a_password(url: str, ok: bool) -> None:
+    from jaz.errors import JobnetInvalid
+    from jaz.server.config import parse_config
+
+    if ok:
+        assert parse_config(f'database = "{url}"').database == url
+    else:
+        with pytest.raises(JobnetInvalid, match=r"put the password in ~/.pgpass or PGPASSWORD"):
+            parse_config(f'database = "{url}"')
