@@ -7,14 +7,19 @@ The contract tests of tests/test_store.py run on it too, through its `store` fix
 
 from __future__ import annotations
 
+import json
+import signal
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import test_store
-from pg_support import fresh_database
+from pg_support import fresh_database, jaz_server
+from support import free_port, wait_for
 
 from jaz.engine.model import JobState, RunState
 from jaz.engine.records import EventRecord, JobRecord, RunRecord
@@ -166,8 +171,6 @@ def test_urls_with_a_password_or_nobody_listening_are_refused_clearly() -> None:
     with pytest.raises(StoreError, match="password") as e:
         PostgresStore("postgresql://jaz:secret@127.0.0.1/jaz")
     assert "~/.pgpass" in str(e.value)
-    from support import free_port
-
     with pytest.raises(Unreachable, match="cannot connect to the database") as refused:
         PostgresStore(f"postgresql://jaz@127.0.0.1:{free_port()}/jaz")
     assert refused.value.exit_code == 3 and isinstance(refused.value, JazError)
@@ -206,3 +209,68 @@ def test_the_server_config_takes_postgres_urls_without_a_password(url: str, ok: 
     else:
         with pytest.raises(JobnetInvalid, match=r"put the password in ~/.pgpass or PGPASSWORD"):
             parse_config(f'database = "{url}"')
+
+
+# ---------------------------------------------------------------- `jaz server` on it
+
+def _call(base: str, token: str, method: str, path: str, body: object = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_a_server_on_postgres_runs_and_remembers_across_a_restart(tmp_path: Path,
+                                                                  url: str) -> None:
+    nets = {"hello": '[jobs.a]\nrun = "echo hi from $JAZ_JOB"\n'}
+    with jaz_server(tmp_path, url, nets) as (base, token, _, _):
+        run_id = _call(base, token, "POST", "/api/v1/runs", {"jobnet": "hello"})["run_id"]
+        run = wait_for(lambda: (r := _call(base, token, "GET", f"/api/v1/runs/{run_id}"))
+                       ["status"] != "running" and r, "the run to end")
+        assert run["status"] == "succeeded", run
+    with jaz_server(tmp_path, url) as (base, token, _, _):
+        runs = _call(base, token, "GET", "/api/v1/runs")
+        assert [(r["run_id"], r["status"]) for r in runs] == [(run_id, "succeeded")]
+        logs = _call(base, token, "GET", f"/api/v1/runs/{run_id}/logs?job=a")
+        assert "hi from a" in json.dumps(logs)   # kept in $JAZ_HOME/logs on this machine
+
+
+def test_two_servers_on_one_database_fire_each_instant_once(tmp_path: Path, url: str) -> None:
+    """Both servers see the schedule; only the holder of the leader lock fires it, and
+    when it dies (kill -9) the other takes over from where it was."""
+    nets = {"tick": '[schedule]\nevery = "1s"\noverlap = "allow"\n[jobs.a]\nrun = "true"\n'}
+    db = PostgresStore(url)
+
+    def fired() -> list[datetime]:
+        return [r.scheduled_at for r in db.list_runs(jobnet="tick")
+                if r.scheduled_at is not None and r.status != RunState.SCHEDULED]
+
+    with jaz_server(tmp_path / "a", url, nets) as (_, _, _, first), \
+            jaz_server(tmp_path / "b", url, nets):
+        wait_for(lambda: len(fired()) >= 3, "a few fires", timeout=20)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        killed_at = datetime.now(UTC)
+        wait_for(lambda: sum(t > killed_at for t in fired()) >= 2,
+                 "the other server to fire", timeout=20)
+    times = [r.scheduled_at for r in db.list_runs(jobnet="tick")]
+    db.close()
+    assert len(times) == len(set(times)), sorted(t for t in times if times.count(t) > 1)
+
+
+def test_a_server_whose_database_cannot_be_reached_says_so_and_exits_3(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "jaz.toml"
+    config.write_text(f'listen = "127.0.0.1:0"\nallow_root = true\n'
+                      f'database = "postgresql://jaz@127.0.0.1:{free_port()}/jaz"\n')
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("JAZ_")},
+           "JAZ_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, "-m", "jaz", "server", "-c", str(config)],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3, done.stderr
+    assert "cannot connect to the database" in done.stderr and "~/.pgpass" in done.stderr
+    assert "Traceback" not in done.stderr

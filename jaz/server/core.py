@@ -23,7 +23,8 @@ from jaz.engine.model import Jobnet, RunState
 from jaz.engine.records import EventRecord, JobRecord, RunRecord
 from jaz.engine.secrets import Secrets
 from jaz.engine.service import Service, default_executors
-from jaz.engine.store import SqliteStore
+from jaz.engine.store import PostgresStore, SqliteStore
+from jaz.engine.store.postgres import is_postgres_url
 from jaz.errors import JazError, JobnetInvalid, StateError
 from jaz.paths import default_db, ensure_home, secrets_file
 from jaz.server.config import ServerConfig
@@ -84,12 +85,16 @@ class Core:
         self.config = config
         self.zone = local_zone()
         self.clock = clock or SystemClock()
-        db = Path(config.database) if config.database else default_db()
-        self.store = SqliteStore(db)
+        self.store: SqliteStore | PostgresStore
+        if is_postgres_url(config.database):   # logs stay on this machine, in $JAZ_HOME
+            self.store, log_dir = PostgresStore(config.database), home / "logs"
+        else:
+            db = Path(config.database) if config.database else default_db()
+            self.store = SqliteStore(db)
+            log_dir = home / "logs" if not config.database else db.parent / f"{db.stem}.logs"
         self.registry = Registry(config.jobnets or home / "jobnets",
                                  config.calendars or home / "calendars", self.zone)
         self.registry.reload()
-        log_dir = home / "logs" if not config.database else db.parent / f"{db.stem}.logs"
         self.settings = Settings(log_dir=log_dir, secrets=Secrets(secrets_file()),
                                  queues=config.queues, wait_for_operator=interactive, tz=self.zone,
                                  calendars=self.registry.library, adopt_running=True)

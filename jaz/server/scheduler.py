@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from jaz.engine import planner
 from jaz.engine.model import Jobnet, RunState
 from jaz.engine.records import EventRecord, RunRecord
+from jaz.engine.store import PostgresStore
 from jaz.errors import NotFound
 from jaz.server.core import Core
 
@@ -24,12 +25,18 @@ log = logging.getLogger("jaz.server")
 LAST_TICK = "scheduler.last_tick"
 IDLE = timedelta(seconds=5)       # look again at least this often (reloads, deadlines)
 QUIET = timedelta(minutes=10)     # how long a jobnet with nothing to do is left alone
+FOLLOW = timedelta(seconds=1)     # how soon a server that does not schedule asks again
 
 
 class Scheduler:
     def __init__(self, core: Core, settings: planner.Settings | None = None) -> None:
         self.core = core
         self.settings = settings or planner.Settings()
+        self._leading = False
+        self._forget()
+
+    def _forget(self) -> None:
+        """What this scheduler knows beyond the store, read again when it takes over."""
         # each jobnet's cursor as last read or written: the scheduler is its only writer
         self._cursors: dict[str, datetime | None] = {}
         # jobnets with no unfinished run whose last plan created nothing: (planned at, quiet
@@ -50,6 +57,8 @@ class Scheduler:
         tick would only move its cursor; this keeps an idle tick cheap with thousands of
         jobnets, at the price of materialising such a fire up to QUIET later than
         `ahead` before it."""
+        if not self._leads():
+            return now + FOLLOW
         store = self.core.store
         raw = store.get_state(LAST_TICK)
         last_tick = datetime.fromisoformat(raw) if raw else None
@@ -87,6 +96,22 @@ class Scheduler:
         # the first run scheduled for later: as read, or just created
         upcoming = [d.at for d in created if d.at > now] + ([first] if first else [])
         return min([now + IDLE, *upcoming])
+
+    def _leads(self) -> bool:
+        """On a PostgreSQL database that several servers share, one plans and fires: the
+        one holding the database's leader lock. The others serve the API and drive the
+        runs started through them, and one takes over when the leader goes (the lock
+        goes with its session). The leader before may have moved every cursor: a
+        scheduler that takes over reads them again."""
+        store = self.core.store
+        if not isinstance(store, PostgresStore):
+            return True
+        leads = store.lead()
+        if leads and not self._leading:
+            self._forget()
+            log.info("this server schedules now (it holds the database's leader lock)")
+        self._leading = leads
+        return leads
 
     def _start_due(self, now: datetime, last_tick: datetime | None) -> None:
         """The runs due now are decided on and started first, before the costlier part

@@ -169,8 +169,8 @@ class PostgresStore(Store):
             raise StoreError(f"bad database URL {self.url}: {e}",
                              hint="write it as postgresql://user@host:port/dbname") from None
         except psycopg.OperationalError as e:
-            raise Unreachable(f"cannot connect to the database {self.url}: "
-                              f"{str(e).strip().splitlines()[-1] if str(e).strip() else e}",
+            why = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+            raise Unreachable(f"cannot connect to the database {self.url}: {why}",
                               hint="check that PostgreSQL runs there and lets this user in "
                                    "(the password goes in ~/.pgpass or PGPASSWORD)") from None
         return conn
