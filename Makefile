@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_bench.py
 	$(BIN)/python bench/schedule_bench.py
 	$(BIN)/python bench/server_bench.py
+	$(BIN)/python bench/tui_bench.py
 
 completions: $(STAMP)
 	$(BIN)/python scripts/gen_completions.py
