@@ -18,6 +18,9 @@ Textual skips that step), and its time is recorded as a paint. Figures:
   the screen, and to its state turning succeeded.
 - idle: this process's CPU time over IDLE seconds with the Runs screen loaded, the
   event stream connected and the server idle.
+- the same with one run running (its duration cell ticks every second).
+- a real `jaz tui` process in a 160x48 pseudo-terminal: from exec to the newest run's
+  id on the terminal, then its CPU (/proc/PID/stat) over IDLE seconds once loaded.
 
 "No visible lag" is taken as p99 < 50 ms for a key and < 200 ms for a live update.
 The server, the client threads and the app share the same 2-core machine.
