@@ -33,6 +33,8 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]
                                     '[jobs.gate]\nneeds = ["first"]\nhold = true\nrun = "true"\n'
                                     '[jobs.last]\nneeds = ["gate"]\nrun = "echo done"\n')
     (nets / "broken.toml").write_text('[jobs.a]\nrun = "true"\nneeds = ["nope"]\n')
+    (nets / "two.toml").write_text('[jobs.nap]\nrun = "sleep 30"\n'
+                                   '[jobs.after]\nneeds = ["nap"]\nrun = "true"\n')
     users = "\n".join(f'[users.{role}]\nrole = "{role}"\ntoken_sha256 = '
                       f'"{hashlib.sha256(token.encode()).hexdigest()}"'
                       for role, token in TOKENS.items())
@@ -181,7 +183,7 @@ def test_bad_requests_are_clear_4xx_problems(api: TestClient, method: str, path:
 def test_health_metrics_and_openapi(api: TestClient) -> None:
     assert api.get("/healthz", headers={"Authorization": ""}).json()["status"] == "ok"
     metrics = api.get("/metrics").text
-    assert 'jaz_runs{state="running"} 0' in metrics and "jaz_jobnets 3" in metrics
+    assert 'jaz_runs{state="running"} 0' in metrics and "jaz_jobnets 4" in metrics
     assert "jaz_jobnets_invalid 1" in metrics
     finished(api, api.post("/api/v1/runs", json={"jobnet": "hello"}).json()["run_id"])
     metrics = api.get("/metrics").text
@@ -306,3 +308,47 @@ def test_what_the_dashboard_reads(api: TestClient) -> None:
              == {"done": 1, "total": 3}, "the first job to finish before the held gate")
     hosts = api.get("/api/v1/hosts").json()
     assert [(h["name"], h["kind"], h["online"]) for h in hosts] == [("local", "local", True)]
+
+
+def test_a_stopped_job_stays_stopped(api: TestClient) -> None:
+    """Stopping a job halts its run (`on_failure = "halt"`: `error`); the run must not be
+    driven on as a resume, which would start the stopped job again."""
+    run_id = api.post("/api/v1/runs", json={"jobnet": "two"}).json()["run_id"]
+    wait_for(lambda: api.get(f"/api/v1/runs/{run_id}").json()["jobs"]["nap"]["status"]
+             == "running", "the job to run")
+    assert api.post(f"/api/v1/runs/{run_id}/jobs/nap/stop").status_code == 200
+    run = wait_for(lambda: (r := api.get(f"/api/v1/runs/{run_id}").json())["status"]
+                   == "error" and r, "the run to halt")
+    assert run["jobs"]["nap"]["status"] == "stopped"
+    kinds = [e["kind"] for e in api.get("/api/v1/events", params={"run": run_id}).json()
+             if e["job"] == "nap"]
+    assert kinds.count("job_started") == 1, kinds
+    # a skip lets it go on from where it is, and it ends
+    assert api.post(f"/api/v1/runs/{run_id}/jobs/nap/skip").status_code == 200
+    assert finished(api, run_id)["status"] == "succeeded"
+
+
+def test_holding_a_job_of_a_halted_run_starts_nothing(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hold (or a stop) on a run halted in `error` changes nothing else: the run is not
+    driven on, so its stopped or failed jobs are not started again behind the operator's
+    back (a skip, release or rerun does drive it on, from where it is)."""
+    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
+    nets = tmp_path / "jobnets"
+    nets.mkdir()
+    (nets / "two.toml").write_text('[jobs.bad]\nrun = "exit 3"\n'
+                                   '[jobs.after]\nneeds = ["bad"]\nrun = "true"\n')
+    core = Core(parse_config(f'jobnets = "{nets}"\ndatabase = "{tmp_path / "jaz.db"}"\n'))
+    try:
+        run_id = core.start("two", user="test")
+        wait_for(lambda: core.service.run(run_id).status == "error" and not core.running(),
+                 "the run to halt")
+        core.act("hold", run_id, "after", user="test")
+        assert not core.running()            # nothing was set going
+        assert core.service.run(run_id).status == "error"
+        assert core.service.jobs(run_id)[0].status == "failed"
+        core.act("skip", run_id, "bad", user="test")
+        core.act("release", run_id, "after", user="test")
+        wait_for(lambda: core.service.run(run_id).status == "succeeded", "the run to end")
+    finally:
+        core.close()

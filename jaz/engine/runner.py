@@ -47,7 +47,6 @@ class Context(Value, frozen=False, kw_only=False):
 class Runner:
     def __init__(self, ctx: Context, jobnet: Jobnet, run_id: int) -> None:
         self.ctx = ctx
-        self.machine = RunMachine(ctx.store, jobnet, run_id, ctx.settings, ctx.listener)
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._executions: dict[str, Execution] = {}
         self._pids: list[tuple[str, int]] = []  # started since the last turn's commit
@@ -59,6 +58,11 @@ class Runner:
         # closed when the runner is gone, never earlier: a late stop() must not write
         # into a descriptor number that something else has reused
         weakref.finalize(self, _close_all, self._selector, self._wake_r, self._wake_w)
+        # loaded and registered at once: an action applied to the store directly
+        # (`Service._act`, under the same lock) is either in what is loaded or posted here
+        with ctx.lock:
+            self.machine = RunMachine(ctx.store, jobnet, run_id, ctx.settings, ctx.listener)
+            ctx.active[run_id] = self
 
     @property
     def run_id(self) -> int:
@@ -115,7 +119,14 @@ class Runner:
                         fut.set_exception(error)
                 self._dispatch_all(commands)
                 if m.finished and not self._executions:
-                    return m.run
+                    # leave only with no action posted: `Service._act` posts under the
+                    # same lock, so an action either reaches this loop or finds no runner
+                    with self.ctx.lock:
+                        if self._events.empty():
+                            self.ctx.active.pop(self.run_id, None)
+                            return m.run
+                    events = self._collect(0.0)
+                    continue
                 deadline = m.next_deadline()
                 if self._pids:
                     events = self._collect(self._timeout(deadline, PID_GRACE))

@@ -128,14 +128,22 @@ class Service:
     # ------------------------------------------------------------ operator actions
 
     def _act(self, run_id: int, fn: Callable[[RunMachine], Any]) -> None:
-        runner = self.ctx.active.get(run_id)
+        """Apply an operator action: through the run's driver when one runs here, else
+        to the store directly. Under the context's lock, so that a driver starting or
+        leaving meanwhile can neither miss the action nor lose it."""
+        jobnet = self.jobnet_of(run_id)
+        with self.ctx.lock:
+            runner = self.ctx.active.get(run_id)
+            if runner is not None:
+                done = runner.submit(fn)
+            else:
+                machine = RunMachine(self.store, jobnet, run_id, self.ctx.settings,
+                                     self.ctx.listener)
+                with self.store.batch():
+                    result = fn(machine)
         if runner is not None:
-            runner.submit(fn).result()
+            done.result()
             return
-        machine = RunMachine(self.store, self.jobnet_of(run_id), run_id, self.ctx.settings,
-                             self.ctx.listener)
-        with self.store.batch():
-            result = fn(machine)
         if result:
             raise StateError(f"run {run_id} is not running in this process; "
                              f"resume it to act on running jobs")

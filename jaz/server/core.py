@@ -180,18 +180,31 @@ class Core:
 
     def drive(self, run_id: int, jobnet: Jobnet | None = None, *,
               resume: bool = False) -> None:
-        """Drive a run on a thread of its own until it ends or waits for an operator."""
+        """Drive a run on a thread of its own until it ends or waits for an operator.
+
+        A run driven already is left to its driver; one whose driver is leaving (it
+        found nothing more to do, and an action reopened the run after) is driven again
+        once that driver is gone."""
         with self._lock:
-            thread = self._threads.get(run_id)
-            if thread is not None and thread.is_alive():
-                return
-            thread = threading.Thread(target=self._drive, args=(run_id, jobnet, resume),
+            leaving = self._threads.get(run_id)
+            if leaving is not None and leaving.is_alive():
+                if run_id in self.service.ctx.active:
+                    return
+            else:
+                leaving = None
+            thread = threading.Thread(target=self._drive,
+                                      args=(run_id, jobnet, resume, leaving),
                                       name=f"run-{run_id}", daemon=True)
             self._threads[run_id] = thread
         thread.start()
 
-    def _drive(self, run_id: int, jobnet: Jobnet | None, resume: bool) -> None:
+    def _drive(self, run_id: int, jobnet: Jobnet | None, resume: bool,
+               leaving: threading.Thread | None = None) -> None:
         try:
+            if leaving is not None:
+                leaving.join()
+                if self.store.get_run(run_id).status != RunState.RUNNING:
+                    return   # nothing reopened it: the driver that left was right
             if resume:
                 self.service.resume(run_id, user="server")
             else:
@@ -200,7 +213,8 @@ class Core:
             log.exception("run %s: the run's driver failed", run_id)
         finally:
             with self._lock:
-                self._threads.pop(run_id, None)
+                if self._threads.get(run_id) is threading.current_thread():
+                    self._threads.pop(run_id)
             if self._may_be_awaited(run_id):
                 self.wake.set()
 
@@ -245,11 +259,12 @@ class Core:
         else:
             getattr(self.service, action)(run_id, job, user=user)
         after = self.service.run(run_id)
-        # an action on a halted run goes on (a skip or rerun has made it `running` again)
-        if RunState.ERROR in (run.status, after.status) and \
-                after.status in (RunState.RUNNING, RunState.ERROR) and \
-                run_id not in self.running():
-            self.drive(run_id, resume=True)
+        # an action that lets a halted run go on (skip, release, rerun...) drives it again
+        # from where it is: not as a resume, which would run every failed or stopped job
+        # again (a job just stopped among them)
+        if action not in ("stop", "hold") and RunState.ERROR in (run.status, after.status) \
+                and after.status == RunState.RUNNING:
+            self.drive(run_id)
         return self.service.run(run_id)
 
     def _hold_run(self, run: RunRecord, user: str) -> None:
