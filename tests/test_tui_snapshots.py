@@ -1,0 +1,316 @@
+"""Snapshots of every screen of `jaz tui` at 80x24 and 160x48 (pytest-textual-snapshot),
+in fixed states: a running run with a failed branch, an `error` run, a late run,
+scheduled runs, an invalid jobnet, hosts, a calendar; and an empty server.
+
+The states are real: a real core and SQLite store behind the real HTTP API on a
+loopback port, its runs driven with real processes, on a fixed clock (FakeClock at
+T0), so every time and id on screen is the same on every run. The TUI's own clock
+(`jaz.tui.format.now`) is fixed at T0 too. Only the late flag is written to the store
+directly: a deadline needs the scheduler's clock to pass it.
+
+Update the snapshots after a deliberate change of the look with
+`pytest tests/test_tui_snapshots.py --snapshot-update` and review the SVGs
+(tests/__snapshots__/test_tui_snapshots/).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import wait_for
+from textual.pilot import Pilot
+
+from jaz.client import Client
+from jaz.engine.clock import FakeClock
+from jaz.engine.model import RunState
+from jaz.engine.planner import LATE_MARK
+from jaz.server.auth import Tokens
+from jaz.server.config import parse_config
+from jaz.server.core import Core
+from jaz.tui import format
+from jaz.tui.app import JazApp
+
+T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)      # a Friday
+TOKEN = "snapshot-admin-token"
+SHOWN_URL = "http://127.0.0.1:10061"                 # the free port, as the snapshots show it
+SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
+
+JOBNETS = {
+    "nightly": '''description = "Nightly load of the order warehouse"
+[params]
+DAY = "today"
+[schedule]
+times = ["02:30"]
+calendar = "biz"
+[jobs.extract]
+run = "echo extracted 1200 rows"
+[jobs.load]
+needs = ["extract"]
+run = "echo loading; echo 'constraint violation on orders' >&2; exit 3"
+[jobs.aggregate]
+needs = ["extract"]
+run = "sleep 600"
+[jobs.report]
+needs = ["aggregate"]
+hold = true
+run = "echo report"
+[jobs.publish]
+needs = ["load", "report"]
+run = "echo published"
+''',
+    "backup": '''description = "Database dump"
+[jobs.dump]
+run = "echo dumping; exit 2"
+''',
+    "late-report": '''description = "Report for the morning meeting"
+[jobs.build]
+run = "echo built"
+''',
+    "hello": '''description = "Says hello every quarter of an hour"
+[schedule]
+cron = "*/15 * * * *"
+[jobs.greet]
+run = "echo hello"
+''',
+    "broken": '''[jobs.a]
+run = "true"
+needs = ["nope"]
+''',
+}
+CALENDARS = {"biz": '''description = "Business days"
+weekdays = ["mon", "tue", "wed", "thu", "fri"]
+exclude = ["2026-11-23"]
+'''}
+HOSTS = '''[hosts.db1]
+agent = "127.0.0.1:10055"
+description = "warehouse database"
+[hosts.web]
+ssh = "ops@127.0.0.1"
+'''
+
+
+@dataclass
+class Served:
+    core: Core
+    url: str
+    runs: dict[str, int]
+
+
+@contextlib.contextmanager
+def serve(root: Path, *, seeded: bool) -> Iterator[Served]:
+    """A real core on a fixed clock behind the real API on a free loopback port; with
+    `seeded`, the jobnets above, their runs driven to fixed states, scheduled fires."""
+    import uvicorn
+
+    from jaz.server.api import create_app
+    from jaz.server.scheduler import Scheduler
+
+    nets, cals = root / "jobnets", root / "calendars"
+    nets.mkdir()
+    cals.mkdir()
+    if seeded:
+        for name, text in JOBNETS.items():
+            (nets / f"{name}.toml").write_text(text)
+        for name, text in CALENDARS.items():
+            (cals / f"{name}.toml").write_text(text)
+    config = parse_config(f'jobnets = "{nets}"\ncalendars = "{cals}"\n'
+                          f'database = "{root / "jaz.db"}"\n' + (HOSTS if seeded else ""))
+    core = Core(config, clock=FakeClock(T0))
+    runs: dict[str, int] = {}
+    if seeded:
+        runs["old"] = core.start("hello")
+        wait_for(lambda: core.service.run(runs["old"]).status == RunState.SUCCEEDED, "hello")
+        runs["nightly"] = core.start("nightly", params={"DAY": "2026-11-20"})
+        runs["backup"] = core.start("backup")
+        runs["late"] = core.start("late-report", hold=True)
+        core.store.update_run(runs["late"], warning=f"{LATE_MARK}start_by 09:00")
+
+        def settled() -> bool:
+            jobs = {j.name: j.status for j in core.service.jobs(runs["nightly"])}
+            return (jobs.get("load") == "failed" and jobs.get("aggregate") == "running"
+                    and core.service.run(runs["backup"]).status == RunState.ERROR)
+
+        wait_for(settled, "the failed branch and the error run")
+        Scheduler(core).tick(T0)          # the nightly fires ahead, as `scheduled`
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    server = uvicorn.Server(uvicorn.Config(create_app(core, Tokens(config, TOKEN)),
+                                           log_config=None, access_log=False,
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, "the API to listen")
+        yield Served(core, f"http://127.0.0.1:{sock.getsockname()[1]}", runs)
+    finally:
+        core.closing.set()
+        server.should_exit = True
+        thread.join(timeout=10)
+        for run_id in core.running():
+            core.act("stop", run_id, None, user="test")
+        wait_for(lambda: not core.running(), "runs to stop")
+        core.close()
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with _fixed_zone(), serve(tmp_path_factory.mktemp("full"), seeded=True) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def empty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with _fixed_zone(), serve(tmp_path_factory.mktemp("empty"), seeded=False) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _fixed_zone() -> Iterator[None]:
+    """Local time is UTC, so times read the same on every machine."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+@pytest.fixture(autouse=True)
+def fixed_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setattr(format, "now", lambda: T0)
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Client]]:
+    made: list[Client] = []
+    yield made
+    for client in made:
+        client.close()
+
+
+def shot(served: Served, mode: str, ready: Callable[[JazApp], Any],
+         then: Callable[[Pilot[Any]], Awaitable[None]] | None = None, *,
+         clients: list[Client]) -> tuple[JazApp, Callable[[Pilot[Any]], Awaitable[None]]]:
+    """The app on `mode`, and what to do before the screenshot: wait until `ready(app)`,
+    run `then`, wait for the screen to settle, and show the URL without its port."""
+    client = Client(served.url, TOKEN)
+    clients.append(client)
+    app = JazApp(client, mode=mode)
+
+    async def before(pilot: Pilot[Any]) -> None:
+        from tui_support import until
+
+        await until(pilot, lambda: ready(app), "the screen's data")
+        if then is not None:
+            await then(pilot)
+        await pilot.pause(0.1)
+        await pilot.wait_for_scheduled_animations()
+        for screen in (app.screen, *app.screen_stack):
+            if screen.sub_title:
+                screen.sub_title = screen.sub_title.replace(served.url, SHOWN_URL)
+        app.sub_title = SHOWN_URL
+        await pilot.pause()
+
+    return app, before
+
+
+def rows(app: JazApp, min_rows: int = 1) -> bool:
+    from textual.widgets import DataTable
+
+    tables = app.screen.query(DataTable)
+    return bool(tables) and tables.first().row_count >= min_rows
+
+
+# ------------------------------------------------------------------ the snapshots
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_runs(full: Served, size: str, snap_compare: Any,
+              clients: list[Client]) -> None:
+    app, before = shot(full, "runs", lambda a: rows(a, 5), clients=clients)
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_runs_of_an_empty_server(empty: Served, size: str, snap_compare: Any,
+                                 clients: list[Client]) -> None:
+    app, before = shot(empty, "runs", lambda a: a.stream_connected, clients=clients)
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_jobnets(full: Served, size: str, snap_compare: Any,
+                 clients: list[Client]) -> None:
+    app, before = shot(full, "jobnets", lambda a: rows(a, len(JOBNETS)), clients=clients)
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_jobnets_of_an_empty_server(empty: Served, size: str, snap_compare: Any,
+                                    clients: list[Client]) -> None:
+    app, before = shot(empty, "jobnets", lambda a: a.stream_connected, clients=clients)
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_hosts(full: Served, size: str, snap_compare: Any,
+               clients: list[Client]) -> None:
+    app, before = shot(full, "hosts", lambda a: rows(a, 3), clients=clients)
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_calendars(full: Served, size: str, snap_compare: Any,
+                   clients: list[Client]) -> None:
+    async def pick(pilot: Pilot[Any]) -> None:
+        await pilot.pause(0.3)
+
+    app, before = shot(full, "calendars", lambda a: a.stream_connected, pick, clients=clients)
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=before)
+
+
+def test_help(full: Served, snap_compare: Any,
+              clients: list[Client]) -> None:
+    async def help_(pilot: Pilot[Any]) -> None:
+        await pilot.press("question_mark")
+
+    app, before = shot(full, "runs", lambda a: rows(a, 5), help_, clients=clients)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+def test_start_modal(full: Served, snap_compare: Any,
+                     clients: list[Client]) -> None:
+    async def start(pilot: Pilot[Any]) -> None:
+        await pilot.press("n")
+        await pilot.pause(0.3)
+
+    app, before = shot(full, "runs", lambda a: rows(a, 5), start, clients=clients)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+def test_the_token_is_not_on_screen() -> None:
+    """The snapshots are committed: no secret in them (the token is a test one anyway)."""
+    folder = Path(__file__).parent / "__snapshots__" / "test_tui_snapshots"
+    for svg in folder.glob("*.svg"):
+        assert TOKEN not in svg.read_text()
+        assert hashlib.sha256(TOKEN.encode()).hexdigest() not in svg.read_text()
