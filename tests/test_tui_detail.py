@@ -22,6 +22,7 @@ from jaz.tui.widgets.confirm import ConfirmScreen
 from jaz.tui.widgets.graph import JobGraph
 from jaz.tui.widgets.job_panel import JobPanel
 from jaz.tui.widgets.log_view import LogView
+from jaz.tui.widgets.runs_table import RunsTable
 
 JOBNETS = {
     "branch": '[params]\nDAY = "monday"\n\n'
@@ -112,8 +113,8 @@ def test_a_failed_branch_shows_states_exit_code_and_stderr(server: Server) -> No
                 await until(pilot, lambda: app.stream_connected, "the stream")
                 # once through the runs table: enter on the run's row
                 await until(pilot, lambda: str(run_id) in app.screen.query_one(
-                    "DataTable").rows, "the run's row")
-                table: Any = app.screen.query_one("DataTable")
+                    RunsTable).rows, "the run's row")
+                table: Any = app.screen.query_one(RunsTable)
                 table.move_cursor(row=table.get_row_index(str(run_id)))
                 table.focus()
                 await pilot.press("enter")

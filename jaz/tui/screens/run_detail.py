@@ -9,6 +9,11 @@ Logs: the selected job's latest attempt, both streams, read from byte offsets so
 only new text travels. With `f` (follow) on, a worker polls every LOG_POLL seconds while
 the job runs and keeps the end in view; a new attempt (rerun, retry) starts the text
 over. Stale answers (another job, an older offset) are dropped on arrival.
+
+Moving the selection is cheap, since an arrow key held down moves it ~30 times a second:
+the graph repaints the two lines that changed, the job panel (fixed size) repaints
+itself with no layout pass, and the log is read LOG_SETTLE seconds after the selection
+stops moving (until then the log pane keeps the previous job's text, under its name).
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from typing import Any, ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container, VerticalScroll
+from textual.containers import Container
 from textual.events import Resize
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Input
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -32,6 +38,7 @@ from jaz.tui.widgets.job_panel import JobPanel
 from jaz.tui.widgets.log_view import LogView
 
 LOG_POLL = 0.5          # seconds between log reads while following a running job
+LOG_SETTLE = 0.15       # seconds the selection stays on a job before its log is read
 NARROW = 120            # below this many columns, the panes stack
 STREAMS = ("stdout", "stderr")
 FINISHED = {"succeeded", "failed", "stopped", "error", "skipped", "bypassed"}
@@ -94,9 +101,12 @@ class RunDetailScreen(JazScreen):
         layout: vertical;
     }
     RunDetailScreen #facts {
-        height: auto;
+        height: 14;
         max-height: 50%;
         border: round $panel;
+    }
+    RunDetailScreen #facts:focus {
+        border: round $accent;
     }
     RunDetailScreen.narrow #body {
         layout: vertical;
@@ -118,6 +128,7 @@ class RunDetailScreen(JazScreen):
     }
     RunDetailScreen.nolog #facts {
         width: 1fr;
+        height: 1fr;
         max-height: 100%;
     }
     RunDetailScreen #search {
@@ -143,6 +154,7 @@ class RunDetailScreen(JazScreen):
         self.log_job: str | None = None
         self._log_attempt: str | None = None
         self._offsets = dict.fromkeys(STREAMS, 0)
+        self._log_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -150,8 +162,7 @@ class RunDetailScreen(JazScreen):
         with Container(id="body"):
             yield JobGraph({}, vim_keys=False, id="graph")
             with Container(id="side"):
-                with VerticalScroll(id="facts"):
-                    yield JobPanel(id="panel")
+                yield JobPanel(id="facts")
                 yield LogView(id="log")
         yield Input(placeholder="search the log (enter: find, esc: close)", id="search")
         yield Footer()
@@ -264,8 +275,9 @@ class RunDetailScreen(JazScreen):
         if job is None:
             return
         definition = (self.jobnet.get("jobs") or {}).get(job) or {}
-        self.query_one(JobPanel).show(job, definition, self.jobs.get(job, {}))
-        self.query_one("#facts").border_title = f"job {job}"
+        panel = self.query_one(JobPanel)
+        panel.show(job, definition, self.jobs.get(job, {}))
+        panel.border_title = f"job {job}"
 
     # ------------------------------------------------------------ stream
 
@@ -291,7 +303,19 @@ class RunDetailScreen(JazScreen):
     @on(JobGraph.Selected)
     def _selected(self, message: JobGraph.Selected) -> None:
         self._show_panel()
-        self._open_log(message.job)
+        if self._log_timer is not None:
+            self._log_timer.stop()
+            self._log_timer = None
+        if self.log_job is None:
+            self._open_log(message.job)   # the first job: at once
+        elif message.job != self.log_job:
+            self._log_timer = self.set_timer(LOG_SETTLE, self._settled)
+
+    def _settled(self) -> None:
+        self._log_timer = None
+        job = self.graph.selected
+        if job is not None and job != self.log_job:
+            self._open_log(job)
 
     # ------------------------------------------------------------ logs
 

@@ -6,6 +6,10 @@ after, up/down within the layer (and so across components stacked in that layer)
 `vim_keys` adds h/j/k/l for the same; screens whose h/k/l do something else (the run
 detail: hold, skip, logs) turn them off. A click selects the job under the mouse.
 Every change of selection posts `JobGraph.Selected`.
+
+A move of the selection repaints two lines (the old selection's and the new one's), a
+job's new state one. Each drawn line is kept (`_strips`, by row) until a job on it
+changes, so scrolling only crops kept lines.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class JobGraph(ScrollView, can_focus=True):
         self._states: dict[str, str] = dict(states or {})
         self._selected: str | None = None
         self._layout = layout({})
+        self._strips: dict[int, tuple[Style, Strip]] = {}   # row -> (base style, line)
         self.set_jobs(jobs)
         if vim_keys:
             for key, where, text in (("h", "left", "Previous layer"),
@@ -99,6 +104,7 @@ class JobGraph(ScrollView, can_focus=True):
         """Lay out other jobs (a reloaded jobnet); the selection stays on its job if
         it is still there, else goes to the first job."""
         self._layout = layout(jobs)
+        self._strips.clear()
         self.virtual_size = Size(self._layout.width, self._layout.height)
         keep = self._selected if self._selected in self._layout.nodes else None
         if keep is None:
@@ -111,12 +117,13 @@ class JobGraph(ScrollView, can_focus=True):
     def set_states(self, states: Mapping[str, str]) -> None:
         """Every job's state at once (jobs left out keep theirs)."""
         self._states.update(states)
+        self._strips.clear()
         self.refresh()
 
     def set_state(self, job: str, state: str) -> None:
         if self._states.get(job) != state:
             self._states[job] = state
-            self.refresh()
+            self._refresh_job(job)
 
     def state_of(self, job: str) -> str | None:
         return self._states.get(job)
@@ -125,18 +132,46 @@ class JobGraph(ScrollView, can_focus=True):
         """Select `job` (a name in the graph), scroll it into view, post Selected."""
         if job not in self._layout.nodes or job == self._selected:
             return
-        self._selected = job
-        self.refresh()
+        before, self._selected = self._selected, job
+        if before is not None:
+            self._refresh_job(before)
+        self._refresh_job(job)
         if self.is_mounted:
-            self.call_after_refresh(self.scroll_to_selected)
+            if self.size:
+                self.scroll_to_selected(immediate=True)   # in the same paint
+            else:
+                self.call_after_refresh(self.scroll_to_selected)
         self.post_message(self.Selected(self, job))
 
-    def scroll_to_selected(self) -> None:
+    def scroll_to_selected(self, *, immediate: bool = False) -> None:
+        """Bring the selection into view, in the middle: the next few moves then need
+        no scroll (each scroll repaints the whole view)."""
         if self._selected is None:
             return
         node = self._layout.nodes[self._selected]
-        self.scroll_to_region(Region(node.x, node.row, node.width, 1), animate=False,
-                              spacing=None, force=True)
+        region = Region(node.x, node.row, node.width, 1)
+        view = Region(int(self.scroll_x), int(self.scroll_y),
+                      *self.scrollable_content_region.size)
+        if view.contains_region(region):
+            return
+        self.scroll_to_region(region, animate=False, center=True, force=True,
+                              immediate=immediate)
+
+    def _refresh_job(self, job: str) -> None:
+        """Repaint only the line `job` is drawn on (the whole view before the first
+        layout, when lines are not placed yet)."""
+        node = self._layout.nodes.get(job)
+        if node is None:
+            return
+        self._strips.pop(node.row, None)
+        if self.size:
+            self.refresh_line(node.row)
+        else:
+            self.refresh()
+
+    def notify_style_update(self) -> None:
+        self._strips.clear()   # the theme or the component styles changed
+        super().notify_style_update()
 
     # ------------------------------------------------------------ keys and mouse
 
@@ -165,9 +200,16 @@ class JobGraph(ScrollView, can_focus=True):
         row = y + scroll_y
         width = self.scrollable_content_region.width
         lay = self._layout
-        if row >= lay.height:
-            return Strip.blank(width, self.rich_style)
         base = self.rich_style
+        if row >= lay.height:
+            return Strip.blank(width, base)
+        kept = self._strips.get(row)
+        if kept is None or kept[0] != base:
+            kept = self._strips[row] = (base, self._draw_row(row, base))
+        return kept[1].crop_extend(scroll_x, scroll_x + width, base)
+
+    def _draw_row(self, row: int, base: Style) -> Strip:
+        lay = self._layout
         edge = base + self.get_component_rich_style("jobgraph--edge", partial=True)
         line = lay.lines[row].ljust(lay.width)
         segments = []
@@ -183,5 +225,4 @@ class JobGraph(ScrollView, can_focus=True):
             at = node.x + node.width
         if at < lay.width:
             segments.append(Segment(line[at:], edge))
-        strip = Strip(segments, lay.width)
-        return strip.crop_extend(scroll_x, scroll_x + width, base)
+        return Strip(segments, lay.width)
