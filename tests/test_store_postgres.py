@@ -274,3 +274,41 @@ def test_a_server_whose_database_cannot_be_reached_says_so_and_exits_3(tmp_path:
     assert done.returncode == 3, done.stderr
     assert "cannot connect to the database" in done.stderr and "~/.pgpass" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_run_is_driven_by_one_server_and_taken_over_when_it_dies(tmp_path: Path,
+                                                                  url: str) -> None:
+    """A server that starts does not resume the runs another live server drives (each
+    run is claimed with an advisory lock): the jobs after the running one start once.
+    When the driving server dies (kill -9) the leader takes its runs over: the run
+    ends, and no job runs twice."""
+    marks = tmp_path / "marks"
+    nets = {"slow": f'[jobs.a]\nrun = "echo a$RUN >> {marks}; sleep 3"\n'
+                    f'[jobs.b]\nneeds = ["a"]\nrun = "echo b$RUN >> {marks}"\n'}
+
+    def count(line: str) -> int:
+        return marks.read_text().splitlines().count(line) if marks.exists() else 0
+
+    db = PostgresStore(url)
+    try:
+        with jaz_server(tmp_path / "a", url, nets) as (base, token, _, first):
+            def start(n: int) -> int:
+                return int(_call(base, token, "POST", "/api/v1/runs",
+                                 {"jobnet": "slow", "params": {"RUN": str(n)}})["run_id"])
+
+            one = start(1)
+            wait_for(lambda: count("a1"), "the first run's job to start")
+            with jaz_server(tmp_path / "b", url, nets):   # recovers while `one` runs on a
+                wait_for(lambda: db.get_run(one).status != RunState.RUNNING, "run 1 to end")
+                assert (count("a1"), count("b1")) == (1, 1), marks.read_text()
+                assert db.get_run(one).status == RunState.SUCCEEDED
+                two = start(2)
+                wait_for(lambda: count("a2"), "the second run's job to start")
+                first.send_signal(signal.SIGKILL)
+                first.wait()
+                run = wait_for(lambda: (r := db.get_run(two)).status != RunState.RUNNING
+                               and r, "the other server to take run 2 over", timeout=30)
+        assert count("a2") == 1 and count("b2") <= 1, marks.read_text()
+        assert run.status in (RunState.SUCCEEDED, RunState.ERROR, RunState.FAILED)
+    finally:
+        db.close()

@@ -200,11 +200,16 @@ class Core:
 
     def _drive(self, run_id: int, jobnet: Jobnet | None, resume: bool,
                leaving: threading.Thread | None = None) -> None:
+        claimed = False
         try:
             if leaving is not None:
                 leaving.join()
                 if self.store.get_run(run_id).status != RunState.RUNNING:
                     return   # nothing reopened it: the driver that left was right
+            claimed = self.store.claim(run_id)
+            if not claimed:
+                log.info("run %s is driven by another server", run_id)
+                return
             if resume:
                 self.service.resume(run_id, user="server")
             else:
@@ -212,6 +217,8 @@ class Core:
         except Exception:   # a run's thread must never take the server down
             log.exception("run %s: the run's driver failed", run_id)
         finally:
+            if claimed:
+                self.store.unclaim(run_id)
             with self._lock:
                 if self._threads.get(run_id) is threading.current_thread():
                     self._threads.pop(run_id)
@@ -232,9 +239,14 @@ class Core:
             return [rid for rid, t in self._threads.items() if t.is_alive()]
 
     def recover(self) -> None:
-        """After a restart (or kill -9): runs that were running go on where they were."""
+        """After a restart (or kill -9): runs that were running go on where they were.
+        On a database several servers share, only the runs no other server drives (the
+        claim in `_drive` decides), so the leader calls this again now and then to take
+        over the runs of a server that died (`adopt`)."""
         for run in self.store.list_runs(status=[RunState.RUNNING], top_level=True):
-            log.info("run %s (%s) was running when the server stopped: resuming it",
+            if run.id in self.running() or not self.store.claim(run.id):
+                continue
+            log.info("run %s (%s) was running with no server driving it: resuming it",
                      run.id, run.jobnet)
             self.drive(run.id, resume=True)
 

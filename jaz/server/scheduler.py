@@ -8,6 +8,7 @@ through the core, so the policies stay a pure function with table tests.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ log = logging.getLogger("jaz.server")
 LAST_TICK = "scheduler.last_tick"
 IDLE = timedelta(seconds=5)       # look again at least this often (reloads, deadlines)
 QUIET = timedelta(minutes=10)     # how long a jobnet with nothing to do is left alone
+ADOPT_EVERY = 5.0                 # seconds between a leader's looks for runs nobody drives
 FOLLOW = timedelta(seconds=1)     # how soon a server that does not schedule asks again
 
 
@@ -33,6 +35,7 @@ class Scheduler:
         self.core = core
         self.settings = settings or planner.Settings()
         self._leading = False
+        self._next_adoption = 0.0   # monotonic time of the next look for orphaned runs
         self._forget()
 
     def _forget(self) -> None:
@@ -111,6 +114,9 @@ class Scheduler:
             self._forget()
             log.info("this server schedules now (it holds the database's leader lock)")
         self._leading = leads
+        if leads and time.monotonic() >= self._next_adoption:
+            self._next_adoption = time.monotonic() + ADOPT_EVERY
+            self.core.recover()   # the runs of a server that died
         return leads
 
     def _start_due(self, now: datetime, last_tick: datetime | None) -> None:

@@ -104,5 +104,13 @@ class Store(ABC):
             out[run_id] = (sum(j.status.finished for j in jobs), len(jobs))
         return out
 
+    def claim(self, run_id: int) -> bool:
+        """Whether this process may drive the run. One server per database drives every
+        run; where several share one (PostgreSQL), one drives each run at a time."""
+        return True
+
+    def unclaim(self, run_id: int) -> None:  # noqa: B027 - nothing to undo but where shared
+        """This process no longer drives the run."""
+
     def close(self) -> None:
         return None

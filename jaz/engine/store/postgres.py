@@ -82,7 +82,7 @@ MIGRATIONS: list[str] = [
 
 # advisory lock keys (two int4s): jaz's class, then what is locked
 _LOCKS = 0x6A617A
-_MIGRATING, _SCHEDULER = 1, 2
+_MIGRATING, _SCHEDULER, _RUNS = 1, 2, 3
 
 _TIME_FIELDS = {"created_at", "scheduled_at", "started_at", "ended_at", "not_before", "at"}
 _JSON_FIELDS = {"params", "outputs"}
@@ -142,6 +142,7 @@ class PostgresStore(Store):
         self._leader: psycopg.Connection[Any] | None = None
         self._leader_lock = threading.Lock()
         self._leading = False
+        self._claimed: set[int] = set()   # runs driven here (`claim`)
         self._db = self._connect()
         try:
             self._migrate()
@@ -476,21 +477,61 @@ class PostgresStore(Store):
         Asked on every scheduler tick: one round trip."""
         with self._leader_lock:
             try:
-                if self._leader is None or self._leader.closed or self._leader.broken:
-                    self._leading = False
-                    self._leader = self._connect()
+                leader = self._locks_session()
                 if self._leading:
-                    self._leader.execute("SELECT 1")   # held while the session lives
+                    leader.execute("SELECT 1")   # held while the session lives
                 else:
-                    row = self._leader.execute("SELECT pg_try_advisory_lock(%s, %s) AS got",
-                                               (_LOCKS, _SCHEDULER)).fetchone()
+                    row = leader.execute("SELECT pg_try_advisory_lock(%s, %s) AS got",
+                                         (_LOCKS, _SCHEDULER)).fetchone()
                     self._leading = bool(row and row["got"])
             except Exception:   # unreachable, or the connection broke: so did the lock
-                self._leading = False
-                if self._leader is not None:
-                    self._leader.close()
-                    self._leader = None
+                self._lost_locks()
             return self._leading
+
+    def claim(self, run_id: int) -> bool:
+        """A session advisory lock per run driven here, on the same connection as the
+        leader lock: a server that dies lets its runs go with it, and another server
+        (the leader, looking for runs nobody drives) may take them over."""
+        with self._leader_lock:
+            if run_id in self._claimed:
+                return True
+            try:
+                row = self._locks_session().execute(
+                    "SELECT pg_try_advisory_lock(%s, %s) AS got",
+                    (_LOCKS + _RUNS, run_id % 2**31)).fetchone()
+            except Exception:
+                self._lost_locks()
+                return False
+            if row and row["got"]:
+                self._claimed.add(run_id)
+                return True
+            return False
+
+    def unclaim(self, run_id: int) -> None:
+        with self._leader_lock:
+            if run_id not in self._claimed:
+                return
+            self._claimed.discard(run_id)
+            try:
+                self._locks_session().execute("SELECT pg_advisory_unlock(%s, %s)",
+                                              (_LOCKS + _RUNS, run_id % 2**31))
+            except Exception:
+                self._lost_locks()
+
+    def _locks_session(self) -> Any:
+        """The connection that holds the advisory locks (under `_leader_lock`)."""
+        if self._leader is None or self._leader.closed or self._leader.broken:
+            self._lost_locks()
+            self._leader = self._connect()
+        return self._leader
+
+    def _lost_locks(self) -> None:
+        """The locks' session is gone, and every lock with it."""
+        self._leading = False
+        self._claimed.clear()
+        if self._leader is not None:
+            self._leader.close()
+            self._leader = None
 
     def close(self) -> None:
         with self._leader_lock:
