@@ -28,12 +28,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def table_ids(app: JazApp) -> list[int]:
-    table = app.screen.query_one(RunsTable)
-    return [int(table.get_row_at(i)[0]) for i in range(table.row_count)]
+    return [int(key) for key in app.screen.query_one(RunsTable).ordered_keys()]
 
 
 def state_of(app: JazApp, run_id: int) -> str:
-    return str(app.screen.query_one(RunsTable).get_cell(str(run_id), "state"))
+    return app.screen.query_one(RunsTable).cell_text(str(run_id), "state")
 
 
 def test_runs_screen_shows_runs_and_follows_new_ones_live(server: Server) -> None:
@@ -45,12 +44,12 @@ def test_runs_screen_shows_runs_and_follows_new_ones_live(server: Server) -> Non
             async with app.run_test(size=(120, 30)) as pilot:
                 await until(pilot, lambda: first in table_ids(app), "the existing run's row")
                 table = app.screen.query_one(RunsTable)
-                cursor_on = table.get_row_at(table.cursor_row)[0]
+                cursor_on = table.cursor_key
 
                 second = server.start("hello")   # through the API; the stream brings it
                 await until(pilot, lambda: second in table_ids(app), "the new run's row")
                 assert table_ids(app) == sorted(table_ids(app), reverse=True)
-                assert table.get_row_at(table.cursor_row)[0] == cursor_on  # cursor kept
+                assert table.cursor_key == cursor_on  # cursor kept
                 await until(pilot, lambda: state_of(app, second) == "✔ succeeded",
                             "the new run's row to turn succeeded in place")
                 assert table_ids(app).count(second) == 1

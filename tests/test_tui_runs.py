@@ -9,7 +9,7 @@ import asyncio
 import hashlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from textual.widgets import Checkbox, Input, Select
@@ -49,9 +49,7 @@ def table(app: JazApp) -> RunsTable:
 
 def column(app: JazApp, key: str) -> list[Any]:
     t = table(app)
-    at = [c.value for c in t.columns].index(key)
-    return [cell if isinstance(cell := t.get_row_at(i)[at], int) else str(cell)
-            for i in range(t.row_count)]
+    return [int(row) if key == "id" else t.cell_text(row, key) for row in t.ordered_keys()]
 
 
 def notes(app: JazApp) -> str:
@@ -148,7 +146,7 @@ def test_sort_by_clicking_headers_and_keys_keeps_the_cursor(server: Server) -> N
                 await pilot.click(RunsTable, offset=(2, 0))   # again: reversed
                 assert column(app, "id") == sorted(ids)
                 assert t.cursor_run()["run_id"] == 10   # type: ignore[index]
-                assert "ID ▲" in str(t.columns[t.ordered_columns[0].key].label)
+                assert t.header_label("id") == "ID ▲"
 
     asyncio.run(scenario())
 
@@ -282,7 +280,7 @@ def test_stop_a_running_run_after_confirming(server: Server) -> None:
                             "the confirmation")
                 await pilot.press("y")
                 assert server.finished(rid)["status"] == "stopped"
-                await until(pilot, lambda: str(t.get_cell(str(rid), "state")) == "■ stopped",
+                await until(pilot, lambda: t.cell_text(str(rid), "state") == "■ stopped",
                             "the row to say stopped")
 
     asyncio.run(scenario())
@@ -343,7 +341,7 @@ def test_works_at_80x24(server: Server) -> None:
     asyncio.run(scenario())
 
 
-def test_many_rows_refill_in_steps_and_regroup_after_live_changes() -> None:
+def test_many_rows_filter_at_once_and_move_in_place_after_live_changes() -> None:
     from textual.app import App, ComposeResult
 
     def run(i: int, status: str = "succeeded") -> dict[str, Any]:
@@ -362,16 +360,61 @@ def test_many_rows_refill_in_steps_and_regroup_after_live_changes() -> None:
             t.set_filter(parse_filter("net3", datetime.now().astimezone()))
             assert t.row_count == t.shown == len(range(3, 1201, 7))
             t.set_filter(parse_filter("", datetime.now().astimezone()))
-            assert t.shown == 1200 and t.row_count < 1200     # the rest comes in steps
-            await until(pilot, lambda: t.row_count == 1200, "every row back")
-            ids = [int(t.get_row_at(i)[0]) for i in range(t.row_count)]
-            assert ids == list(range(1200, 0, -1))
+            assert t.row_count == 1200
+            assert [int(k) for k in t.ordered_keys()] == list(range(1200, 0, -1))
 
             t.sort_by("state")     # scheduled < running < succeeded < failed...
             t.select(600)
-            t.upsert(run(600, "running"))
-            assert int(t.get_row_at(t.cursor_row)[0]) == 600
-            await until(pilot, lambda: int(t.get_row_at(0)[0]) == 600, "the regrouping")
-            assert int(t.get_row_at(t.cursor_row)[0]) == 600
+            t.upsert(run(600, "running"))     # moved at once, the cursor with it
+            assert t.row_key_at(0) == "600" and t.cursor_key == "600"
+            t.select(300)
+            t.upsert(run(1201, "running"))    # a new run above: the cursor stays on 300
+            assert t.ordered_keys()[:2] == ["600", "1201"] and t.cursor_key == "300"
+            await pilot.pause()
+
+    asyncio.run(scenario())
+
+
+def test_keys_scroll_and_rows_added_above_keep_the_view() -> None:
+    from textual.app import App, ComposeResult
+
+    def run(i: int) -> dict[str, Any]:
+        return {"run_id": i, "jobnet": "net", "status": "succeeded",
+                "created_at": "2026-11-20T10:00:00+00:00"}
+
+    class One(App[None]):
+        selected: ClassVar[list[str]] = []
+
+        def compose(self) -> ComposeResult:
+            yield RunsTable()
+
+        def on_fast_table_row_selected(self, message: RunsTable.RowSelected) -> None:
+            self.selected.append(message.key)
+
+    async def scenario() -> None:
+        app = One()
+        selected = app.selected
+        async with app.run_test(size=(80, 12)) as pilot:
+            t = app.query_one(RunsTable)
+            t.load([run(i) for i in range(1, 501)])
+            t.focus()
+            await pilot.pause()
+            page = t.page_height
+            await pilot.press("down", "pagedown")
+            assert t.cursor_row == 1 + page and t.cursor_key == str(500 - 1 - page)
+            top = int(t.scroll_y)
+            assert top <= t.cursor_row < top + page
+            t.upsert(run(501))                     # at the top, above the screen
+            assert int(t.scroll_y) == top + 1 and t.cursor_key == str(500 - 1 - page)
+            await pilot.press("G")
+            assert t.cursor_key == "1" and t.cursor_row == 500
+            await pilot.press("g")
+            assert t.cursor_key == "501" and int(t.scroll_y) == 0
+            await pilot.click(RunsTable, offset=(2, 3))   # the third row: the cursor
+            assert t.cursor_key == "499" and not selected
+            await pilot.click(RunsTable, offset=(2, 3))   # again: opened
+            await pilot.press("enter")
+            await pilot.pause()
+            assert selected == ["499", "499"]
 
     asyncio.run(scenario())

@@ -213,7 +213,7 @@ class RunsScreen(JazScreen):
 
     @on(RunsTable.RowSelected)
     def _open(self, message: RunsTable.RowSelected) -> None:
-        self.open_run(int(str(message.row_key.value)))
+        self.open_run(int(message.key))
 
     def open_run(self, run_id: int) -> None:
         try:

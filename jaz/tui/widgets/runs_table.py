@@ -1,53 +1,61 @@
-"""The table of runs: one row per run, keyed by run id, newest first unless sorted
-otherwise.
+"""The table of runs: one row per run, keyed by run id (as text), newest first unless
+sorted otherwise. A FastTable (jaz.tui.widgets.fast_table): only the rows on screen are
+drawn, each from a cached line rebuilt only when its run changes.
 
 The table keeps every run it was given (`runs`) and shows those its filter lets
-through. Rows are updated in place when a run changes, and the cursor stays on the run
-it was on through loads, sorts and live updates, so a live table does not jump under
-the operator's eyes.
-
-With 10,000 rows, an update must not cost a sort: a changed run is rewritten in place,
-and only when the value it is sorted by has changed is a sort scheduled, at most one
-every RESORT seconds. A new run is placed at once (one sort of already sorted rows).
+through. A changed run is rewritten in place and moved (by bisection, never a sort)
+only when the value it is sorted by changed; a new run is inserted in its place. The
+cursor stays on the run it was on through loads, sorts, filters and live updates.
 Sorts use the runs' values (ids as numbers, times as times), never the cells' text.
+
+Every second the durations of running runs advance: only the rows on screen are
+redrawn (the others when they come into view).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Self
+from functools import lru_cache
+from typing import Any
 
-from rich.cells import cell_len
+from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding, BindingType
-from textual.timer import Timer
-from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey, RowDoesNotExist, RowKey
 
 from jaz.engine.model import RunState
 from jaz.tui import format
+from jaz.tui.widgets.fast_table import Cell, FastTable
 from jaz.tui.widgets.filter import RunFilter
 
 COLUMNS = [("id", "ID"), ("jobnet", "Jobnet"), ("state", "State"), ("trigger", "Trigger"),
            ("scheduled", "Scheduled"), ("start", "Start"), ("duration", "Duration"),
            ("progress", "Jobs"), ("late", "Late"), ("note", "Note")]
 KEYS = [key for key, _ in COLUMNS]
+MAX_WIDTHS = {"jobnet": 40, "note": 60}
 DESCENDING = {"id", "scheduled", "start", "duration", "progress", "late"}
 """Columns sorted biggest/newest first when first chosen; the others A to Z."""
 STATE_ORDER = {str(s): i for i, s in enumerate(RunState)}
-RESORT = 0.5     # seconds: live changes to sorted-by values regroup rows this often
 NEVER = float("-inf")
-BATCH, FRAME = 500, 0.02   # rows added per step when refilling, seconds between steps
+DURATION = KEYS.index("duration")
+PROGRESS = KEYS.index("progress")
 
 
-def cells(run: dict[str, Any]) -> list[Any]:
-    """The row of one run, in COLUMNS order; Text, not str, so that the table does not
-    parse (and measure) each cell as markup: that is most of the cost of 10,000 rows."""
-    return [int(run["run_id"]), Text(str(run.get("jobnet", ""))),
-            format.state(str(run["status"])), Text(str(run.get("trigger") or "-")),
-            Text(format.short_moment(run.get("scheduled_at"))),
-            Text(format.short_moment(run.get("started_at"))), Text(format.duration(run)),
-            Text(format.progress(run)), format.late(run), Text(format.note(run))]
+@lru_cache(maxsize=256)
+def _style(style: str) -> Style | None:
+    return Style.parse(style) if style else None
+
+
+def _cell(text: Text) -> Cell:
+    return text.plain, _style(str(text.style))
+
+
+def cells(run: dict[str, Any]) -> list[Cell]:
+    """The row of one run, in COLUMNS order."""
+    return [(str(run["run_id"]), None), (str(run.get("jobnet", "")), None),
+            _cell(format.state(str(run["status"]))), (str(run.get("trigger") or "-"), None),
+            (format.short_moment(run.get("scheduled_at")), None),
+            (format.short_moment(run.get("started_at")), None),
+            (format.duration(run), None), (format.progress(run), None),
+            _cell(format.late(run)), (format.note(run), None)]
 
 
 def _stamp(iso: str | None) -> float:
@@ -93,14 +101,8 @@ def sort_value(run: dict[str, Any], column: str, now: float) -> Any:
     return (value, rid)
 
 
-class RunsTable(DataTable[Any]):
+class RunsTable(FastTable):
     """Runs, sorted and filtered; `load`/`extend` take pages, `upsert` one changed run."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Open"),
-        Binding("g", "scroll_top", "Top", show=False),
-        Binding("G", "scroll_bottom", "Bottom", show=False),
-    ]
 
     DEFAULT_CSS = """
     RunsTable {
@@ -108,83 +110,81 @@ class RunsTable(DataTable[Any]):
     }
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=1, **kwargs)
+    def __init__(self, *, name: str | None = None, id: str | None = None,  # noqa: A002
+                 classes: str | None = None) -> None:
+        super().__init__(COLUMNS, fixed=1, max_widths=MAX_WIDTHS, name=name, id=id,
+                         classes=classes)
         self.runs: dict[str, dict[str, Any]] = {}      # row key -> run, shown or not
         self.filter = RunFilter()
         self.sort_column = "id"
         self.sort_reverse = True
         self._live_runs: dict[str, dict[str, Any]] = {}   # running runs, to tick
-        self._resort: Timer | None = None
-        self._pending: list[str] = []     # row keys set_filter has yet to add
-        self._fills = 0
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
-        self._label_sort()
         self.set_interval(1.0, self.tick)
 
     # ------------------------------------------------------------ what is shown
 
     @property
     def shown(self) -> int:
-        """Runs shown, or about to be (see set_filter)."""
-        return self.row_count + len(self._pending)
+        """Runs shown."""
+        return self.row_count
+
+    def _value_of(self, run: dict[str, Any], now: float | None = None) -> Any:
+        column = self.sort_column
+        if column == "id":
+            return int(run["run_id"])
+        if column == "duration" and now is None:
+            now = format.now().timestamp()
+        return sort_value(run, column, now or 0.0)
 
     def tick(self) -> None:
-        """Advance the duration of running runs (nothing else changes between events)."""
+        """Advance the durations of running runs: the cells of all, the lines of those
+        on screen (a duration sort moves them too)."""
+        if not self._live_runs:
+            return
+        at = format.now()
+        moving = self.sort_column == "duration"
         for key, run in self._live_runs.items():
-            if key in self.rows:
-                self.update_cell(key, "duration", Text(format.duration(run)))
+            text = format.duration(run, at)
+            row = self.cells_of(key) if key in self.runs else None
+            if row is None:
+                continue
+            if moving:
+                row = list(row)
+                row[DURATION] = (text, None)
+                self.set_row(key, row, self._value_of(run, at.timestamp()))
+            elif row[DURATION][0] != text:
+                self.update_cell(key, "duration", (text, None))
 
-    def clear(self, columns: bool = False) -> Self:
+    def clear(self) -> None:
         """Empty the table and forget its runs."""
         self.runs.clear()
         self._live_runs.clear()
-        self._pending = []
-        self._fills += 1
-        return super().clear(columns)
+        self.clear_rows()
 
     def load(self, runs: list[dict[str, Any]]) -> None:
         """Replace every run with `runs`, keeping the cursor on the run it was on."""
-        keep = self.cursor_key()
-        self.clear()
-        self.extend(runs, keep=keep)
+        keep = self.cursor_key
+        self.runs.clear()
+        self._live_runs.clear()
+        self.clear_rows()
+        self.extend(runs)
+        if keep is not None and keep in self.rows:
+            self.select_key(keep)
 
-    def extend(self, runs: list[dict[str, Any]], *, keep: RowKey | None = None) -> None:
+    def extend(self, runs: list[dict[str, Any]]) -> None:
         """Add (or refresh) `runs`, e.g. a further page, with one sort for them all."""
-        keep = keep or self.cursor_key()
-        for run in runs:
-            key = self._track(run)
-            if not self.filter.matches(run):
-                continue
-            if key in self.rows:
-                self._rewrite(key, run)
-            else:
-                self.add_row(*cells(run), key=key)
-        self._sort(keep)
+        now = format.now().timestamp()
+        self.set_rows([(self._track(run), cells(run), self._value_of(run, now))
+                       for run in runs])
 
     def upsert(self, run: dict[str, Any]) -> None:
-        """Apply one run's new view: rewrite its row in place, add it in its place, or
-        drop it when it no longer passes the filter."""
-        key = str(run["run_id"])
-        before = self.runs.get(key)
-        self._track(run)
-        shown = key in self.rows
-        if not self.filter.matches(run):
-            if shown:
-                self.remove_row(key)
-            return
-        if not shown:
-            keep = self.cursor_key()
-            self.add_row(*cells(run), key=key)
-            self._sort(keep)
-            return
-        self._rewrite(key, run)
-        if before is not None and self.sort_column not in ("id", "jobnet") and \
-                sort_value(before, self.sort_column, 0) != sort_value(run, self.sort_column, 0):
-            self._resort_soon()
+        """Apply one run's new view: rewrite its row in place (moving it if its sort
+        value changed), add it in its place, or hide it when the filter says so."""
+        key = self._track(run)
+        run = self.runs[key]
+        self.set_row(key, cells(run), self._value_of(run))
 
     def progress(self, job: dict[str, Any]) -> None:
         """A job event's run progress ("3/10") into its run's row."""
@@ -193,50 +193,27 @@ class RunsTable(DataTable[Any]):
         if run is None or "progress" not in job:
             return
         run["progress"] = job["progress"]
-        if key in self.rows:
-            self.update_cell(key, "progress", Text(format.progress(run)))
-            if self.sort_column == "progress":
-                self._resort_soon()
+        if self.sort_column == "progress":
+            self.set_row(key, cells(run), self._value_of(run))
+        else:
+            self.update_cell(key, "progress", (format.progress(run), None))
 
     def set_filter(self, query: RunFilter) -> None:
-        """Show only the runs `query` lets through (all for an empty one). The rows are
-        added in their sorted order, BATCH at a time between frames: adding a row costs
-        the table a measure of each cell, and 10,000 at once would freeze the screen."""
-        keep = self.cursor_key()
+        """Show only the runs `query` lets through (all for an empty one)."""
         self.filter = query
-        super().clear()
-        now = format.now().timestamp()
-        column = self.sort_column
-        matching = sorted((r for r in self.runs.values() if query.matches(r)),
-                          key=lambda r: sort_value(r, column, now), reverse=self.sort_reverse)
-        self._pending = [str(r["run_id"]) for r in matching]
-        self._fills += 1
-        self._fill(self._fills, keep)
-
-    def _fill(self, fill: int, keep: RowKey | None) -> None:
-        if fill != self._fills:
-            return   # a newer filter (or load) took over
-        batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
-        for key in batch:
-            run = self.runs.get(key)
-            if run is not None and key not in self.rows and self.filter.matches(run):
-                self.add_row(*cells(run), key=key)
-        if self._pending:
-            if keep is not None and keep in self.rows:
-                self.move_cursor(row=self.get_row_index(keep), animate=False)
-            self.set_timer(FRAME, lambda: self._fill(fill, keep))
-        else:
-            self._sort(keep)   # live changes meanwhile may have put rows out of order
+        runs = self.runs
+        self.filter_rows((lambda key: query.matches(runs[key])) if query else None)
 
     # ------------------------------------------------------------ sorting
 
     def sort_by(self, column: str, reverse: bool | None = None) -> None:
         """Sort by `column`; `reverse` None: its natural order (newest/biggest first for
         ids, times, durations, progress and lateness; A to Z for words)."""
+        reverse = column in DESCENDING if reverse is None else reverse
         self.sort_column = column
-        self.sort_reverse = column in DESCENDING if reverse is None else reverse
-        self._label_sort()
-        self._sort(self.cursor_key())
+        now = format.now().timestamp()
+        values = {key: self._value_of(run, now) for key, run in self.runs.items()}
+        self.sort(column, reverse, values)
 
     def cycle_sort(self) -> None:
         self.sort_by(KEYS[(KEYS.index(self.sort_column) + 1) % len(KEYS)])
@@ -244,69 +221,23 @@ class RunsTable(DataTable[Any]):
     def reverse_sort(self) -> None:
         self.sort_by(self.sort_column, not self.sort_reverse)
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+    def on_fast_table_header_selected(self, event: FastTable.HeaderSelected) -> None:
         event.stop()
-        column = str(event.column_key.value)
-        if column == self.sort_column:
+        if event.column == self.sort_column:
             self.reverse_sort()
         else:
-            self.sort_by(column)
-
-    def _sort(self, keep: RowKey | None) -> None:
-        if self._resort is not None:
-            self._resort.stop()
-            self._resort = None
-        now = format.now().timestamp()
-        column, runs = self.sort_column, self.runs
-        if column == "id":   # the common case, and the cell is the value: no lookups
-            self.sort("id", reverse=self.sort_reverse)
-        else:
-            self.sort("id", key=lambda rid: sort_value(runs[str(rid)], column, now),
-                      reverse=self.sort_reverse)
-        if keep is not None and keep in self.rows:
-            self.move_cursor(row=self.get_row_index(keep), animate=False)
-
-    def _resort_soon(self) -> None:
-        if self._resort is None:
-            self._resort = self.set_timer(RESORT, lambda: self._sort(self.cursor_key()))
-
-    def _label_sort(self) -> None:
-        arrow = " ▼" if self.sort_reverse else " ▲"
-        for key, label in COLUMNS:
-            column = self.columns.get(ColumnKey(key))
-            if column is None:
-                continue
-            text = label + (arrow if key == self.sort_column else "")
-            column.label = Text(text)
-            column.content_width = max(column.content_width, cell_len(text))
-        self.refresh()
+            self.sort_by(event.column)
 
     # ------------------------------------------------------------ rows
 
-    def cursor_key(self) -> RowKey | None:
-        if not self.row_count:
-            return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-
     def cursor_run(self) -> dict[str, Any] | None:
         """The run under the cursor, if any."""
-        key = self.cursor_key()
-        return None if key is None else self.runs.get(str(key.value))
+        key = self.cursor_key
+        return None if key is None else self.runs.get(key)
 
     def select(self, run_id: int) -> bool:
         """Put the cursor on run `run_id`; False if it is not shown."""
-        try:
-            row = self.get_row_index(str(run_id))
-        except RowDoesNotExist:
-            return False
-        self.move_cursor(row=row, animate=False)
-        return True
-
-    def _rewrite(self, key: str, run: dict[str, Any]) -> None:
-        for (column, _label), value in zip(COLUMNS, cells(run), strict=True):
-            width = value.cell_len if isinstance(value, Text) else cell_len(str(value))
-            grow = width > self.columns[ColumnKey(column)].content_width
-            self.update_cell(key, column, value, update_width=grow)
+        return self.select_key(str(run_id))
 
     def _track(self, run: dict[str, Any]) -> str:
         """Remember the run (running ones also for `tick`); its row key."""
