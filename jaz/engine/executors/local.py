@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import select
 import signal
 import subprocess
@@ -152,6 +153,20 @@ def _pump(src: IO[bytes], dest: Path, secrets: list[str]) -> None:
 # A job killed by a signal to its group (stop, timeout) leaves no file: the wrapper dies
 # with it.
 _RECORD_EXIT = '"$0" -c "$1"; rc=$?; echo "$rc" > "$JAZ_EXIT_FILE"; exit "$rc"'
+# Where the job's shell is a POSIX shell and its script sets no trap of its own and
+# execs nothing, the shell records its status itself on exit: one process fewer per job
+# (a trap on the script's first line keeps its line numbers).
+_TRAP_EXIT = "trap 'echo $? > \"$JAZ_EXIT_FILE\"' EXIT; "
+_POSIX_SHELLS = frozenset({"sh", "dash", "bash", "ash", "ksh", "mksh", "zsh"})
+_OWN_TRAP = re.compile(r"\b(trap|exec)\b")
+
+
+def recording_argv(shell: str, script: str) -> list[str]:
+    """The argv that runs `script` with `shell` and records its exit status in
+    $JAZ_EXIT_FILE, even when the server is gone by the time it ends."""
+    if os.path.basename(shell) in _POSIX_SHELLS and not _OWN_TRAP.search(script):
+        return [shell, "-c", _TRAP_EXIT + script]
+    return ["/bin/sh", "-c", _RECORD_EXIT, shell, script]
 
 
 def exit_file(attempt_output: Path) -> Path:
@@ -250,7 +265,7 @@ class LocalExecutor(Executor):
         argv = [job.shell, "-c", job.action.script]
         if self.record_exit:
             env[b"JAZ_EXIT_FILE"] = os.fsencode(exit_file(attempt.output_path))
-            argv = ["/bin/sh", "-c", _RECORD_EXIT, job.shell, job.action.script]
+            argv = recording_argv(job.shell, job.action.script)
         try:
             proc = subprocess.Popen(argv, cwd=attempt.cwd,
                                     env=env, stdin=_devnull(), stdout=out, stderr=err,
