@@ -3,9 +3,11 @@
 Textual's DataTable renders every cell through Rich and drops its render caches on any
 change; with 10,000 rows a page-down or a live update costs hundreds of milliseconds.
 This table is a ScrollView whose `render_line` draws one screen line from a cache of
-pre-built Strips, one per row key, rebuilt only for the row that changed (and lazily:
-when the row is next on screen). Cells are plain `(text, style)` pairs, already in
-their final text: nothing is measured or parsed while drawing.
+cells padded to their columns, one list per row key, rebuilt only for the row that
+changed (and lazily: when the row is next on screen); each line is one Strip made from
+them, without intermediate Strips (each costs Textual several caches). Cells are plain
+`(text, style)` pairs, already in their final text: nothing is measured or parsed
+while drawing.
 
 The rows are kept in the order of a sort value the owner gives with each row (any
 totally ordered value, unique per row: add a tie-breaker). The order is a list of keys
@@ -183,8 +185,8 @@ class FastTable(ScrollView, can_focus=True):
         self._filtered: SortedKeys | None = None        # None: every row is shown
         self._shown: set[str] | None = None              # the keys of _filtered
         self._passes: Callable[[str], bool] | None = None
-        self._strips: dict[str, Strip] = {}
-        self._header: Strip | None = None
+        self._strips: dict[str, list[Cell]] = {}    # key -> its cells, padded
+        self._header: list[Cell] | None = None
         self.sort_column = self.column_keys[0]
         self.sort_reverse = False
         self._cursor: str | None = None
@@ -581,14 +583,15 @@ class FastTable(ScrollView, can_focus=True):
         return [self.row_key_at(row)
                 for row in range(top, min(top + self.page_height, self.row_count))]
 
-    def _strip(self, key: str) -> Strip:
+    def _strip(self, key: str) -> list[Cell]:
         strip = self._strips.get(key)
         if strip is None:
             strip = self._strips[key] = self._build(self._cells[key])
         return strip
 
-    def _build(self, cells: list[Cell]) -> Strip:
-        segments = []
+    def _build(self, cells: list[Cell]) -> list[Cell]:
+        """`cells` padded (or cut) to their columns' widths, a space each side."""
+        padded = []
         for (text, style), width in zip(cells, self._widths, strict=True):
             if len(text) == width and text.isascii():
                 shown = text
@@ -596,10 +599,10 @@ class FastTable(ScrollView, can_focus=True):
                 shown = set_cell_size(text, width - 1) + "…"
             else:
                 shown = set_cell_size(text, width)
-            segments.append(Segment(f" {shown} ", style))
-        return Strip(segments, self.total_width)
+            padded.append((f" {shown} ", style))
+        return padded
 
-    def _header_strip(self) -> Strip:
+    def _header_strip(self) -> list[Cell]:
         if self._header is None:
             self._header = self._build([(self.header_label(k), None)
                                         for k in self.column_keys])
@@ -621,20 +624,40 @@ class FastTable(ScrollView, can_focus=True):
                               width)
         return self._line(self._strip(key), zebra, style("fast-table--fixed"), None, width)
 
-    def _line(self, strip: Strip, style: Style, fixed_style: Style, over: Style | None,
-              width: int) -> Strip:
-        """One screen line of `strip`: its fixed columns in `fixed_style`, the rest
-        scrolled sideways in `style` (both under the cells' own styles), all under
-        `over` (the cursor's) if given."""
-        fixed, scroll_x = self.fixed_width, int(self.scroll_x)
-        if scroll_x == 0 and fixed_style == style:
-            line = strip.crop(0, width).apply_style(style).extend_cell_length(width, style)
-        else:
-            line = strip.crop(0, min(fixed, width)).apply_style(fixed_style)
-            if width > fixed:
-                tail = strip.crop(fixed + scroll_x, fixed + scroll_x + width - fixed)
-                line = Strip.join([line, tail.apply_style(style)])
-                line = line.extend_cell_length(width, style)
+    def _line(self, cells: list[Cell], style: Style, fixed_style: Style,
+              over: Style | None, width: int) -> Strip:
+        """One screen line of padded `cells`: the fixed columns in `fixed_style`, the
+        rest scrolled sideways in `style` (both under the cells' own styles), all
+        under `over` (the cursor's) if given. One Strip, no intermediate ones."""
+        segments: list[Segment] = []
+        add = segments.append
+        room = width
+        skip = 0
+        for i, ((text, own), cells_wide) in enumerate(zip(cells, self._widths, strict=True)):
+            if i == self.fixed:
+                skip = int(self.scroll_x)
+            under = fixed_style if i < self.fixed else style
+            wide = cells_wide + 2
+            if skip >= wide:
+                skip -= wide
+                continue
+            if skip or wide - skip > room:
+                end = min(wide, skip + room)
+                text = text[skip:end] if text.isascii() else _cut(text, skip, end)
+                wide, skip = end - skip, 0
+            add(Segment(text, under + own if own else under))
+            room -= wide
+            if room <= 0:
+                break
+        if room > 0:
+            add(Segment(" " * room, style))
         if over is not None:
-            line = Strip(Segment.apply_style(line, post_style=over), line.cell_length)
-        return line
+            segments = [Segment(text, seg_style + over if seg_style else over)
+                        for text, seg_style, _ in segments]
+        return Strip(segments, width)
+
+
+def _cut(text: str, start: int, end: int) -> str:
+    """The cells `start` to `end` of `text` (wide characters cut in two: spaces)."""
+    right = Segment(text).split_cells(start)[1].text if start else text
+    return set_cell_size(right, end - start)
