@@ -314,3 +314,74 @@ def test_the_token_is_not_on_screen() -> None:
     for svg in folder.glob("*.svg"):
         assert TOKEN not in svg.read_text()
         assert hashlib.sha256(TOKEN.encode()).hexdigest() not in svg.read_text()
+
+
+# ------------------------------------------------------------------ the run detail
+
+DETAIL_LOG = {"nightly": ("stderr", "constraint violation on orders"),   # load, failed
+              "backup": ("stdout", "dumping")}                            # dump, exit 2
+
+
+def runs_loaded(app: JazApp) -> bool:
+    """The Runs screen shows its rows: its load is over before the detail's begins."""
+    from jaz.tui.widgets.runs_table import RunsTable
+
+    tables = app.screen.query(RunsTable)
+    return bool(tables) and tables.first().row_count >= 5
+
+
+def detail_ready(app: Any, served: Served, run: str) -> bool:
+    """The graph shows every job in the state the server has, and the selected job's
+    log is in (the screen opens on the failed job)."""
+    from jaz.tui.screens.run_detail import RunDetailScreen
+    from jaz.tui.widgets.log_view import LogView
+
+    screen = app.screen
+    if (not isinstance(screen, RunDetailScreen) or not screen.is_mounted
+            or screen.graph.selected is None):
+        return False
+    jobs = {j.name: str(j.status) for j in served.core.service.jobs(served.runs[run])}
+    graph = screen.graph
+    return (set(graph.graph_layout.nodes) == set(jobs)
+            and all(graph.state_of(name) == state for name, state in jobs.items())
+            and screen.log_job == graph.selected
+            and DETAIL_LOG[run] in screen.query_one(LogView).lines)
+
+
+def open_detail(served: Served, run: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def then(pilot: Pilot[Any]) -> None:
+        from tui_support import until
+
+        from jaz.tui.screens.run_detail import RunDetailScreen
+
+        pilot.app.push_screen(RunDetailScreen(served.runs[run]))
+        await until(pilot, lambda: detail_ready(pilot.app, served, run),
+                    "the run's graph with its states and the selected job's log")
+        await pilot.pause()
+
+    return then
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("run", ["nightly", "backup"])
+def test_run_detail(full: Served, run: str, size: str, snap_compare: Any,
+                    clients: list[Client]) -> None:
+    app, before = shot(full, "runs", runs_loaded, open_detail(full, run),
+                       clients=clients)
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=before)
+
+
+def test_run_detail_info(full: Served, snap_compare: Any,
+                         clients: list[Client]) -> None:
+    async def info(pilot: Pilot[Any]) -> None:
+        from tui_support import until
+
+        from jaz.tui.screens.run_info import RunInfoScreen
+
+        await open_detail(full, "nightly")(pilot)
+        await pilot.press("i")
+        await until(pilot, lambda: isinstance(pilot.app.screen, RunInfoScreen)
+                    and pilot.app.screen.events, "the run's audit trail")
+
+    app, before = shot(full, "runs", runs_loaded, info, clients=clients)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
