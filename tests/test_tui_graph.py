@@ -206,3 +206,56 @@ def test_the_widget_moves_the_selection_and_keeps_it_in_view() -> None:
             assert all(a != b for a, b in zip(picked, picked[1:], strict=False))
 
     asyncio.run(scenario())
+
+
+def test_a_move_repaints_two_lines_and_a_scroll_centres() -> None:
+    """Moving the selection repaints only the old and the new selection's lines (kept
+    lines for the rest); a move out of view scrolls the selection to the middle."""
+    import asyncio
+
+    from textual.app import App, ComposeResult
+    from textual.geometry import Region
+
+    from jaz.tui.widgets.graph import JobGraph
+
+    jobs: dict[str, dict[str, Any]] = {"root": {}}
+    jobs.update({f"leaf{i:02}": {"needs": ["root"]} for i in range(40)})
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield JobGraph(jobs)
+
+    async def scenario() -> None:
+        app = One()
+        async with app.run_test(size=(60, 20)) as pilot:
+            graph = app.query_one(JobGraph)
+            graph.focus()
+            await pilot.press("l")
+            await pilot.pause()
+            refreshed: list[tuple[Region, ...]] = []
+            original = graph.refresh
+
+            def spy(*regions: Region, **kwargs: Any) -> Any:
+                refreshed.append(regions)
+                return original(*regions, **kwargs)
+
+            graph.refresh = spy  # type: ignore[method-assign]
+            before, scrolled = graph.selected, graph.scroll_y
+            assert before is not None
+            await pilot.press("down")
+            after = graph.selected
+            assert after is not None and after != before and graph.scroll_y == scrolled
+            rows = {graph.graph_layout.nodes[j].row for j in (before, after)}
+            assert refreshed and all(len(r) == 1 for r in refreshed)   # no full repaint
+            assert {r[0].y + int(scrolled) for r in refreshed} == rows   # view rows
+            assert all(r[0].height == 1 for r in refreshed)
+
+            for _ in range(12):                   # past the bottom of the view
+                await pilot.press("down")
+            await pilot.pause()
+            node = graph.graph_layout.nodes[graph.selected or ""]
+            view = graph.scrollable_content_region.height
+            assert graph.scroll_y > scrolled
+            assert abs(node.row - (graph.scroll_y + view // 2)) <= 1   # in the middle
+
+    asyncio.run(scenario())
