@@ -418,3 +418,45 @@ def test_keys_scroll_and_rows_added_above_keep_the_view() -> None:
             assert selected == ["499", "499"]
 
     asyncio.run(scenario())
+
+
+def test_live_changes_keep_the_order_a_full_sort_would_give() -> None:
+    """Inserts, moves and filter changes by bisection end where sorting all would."""
+    import random
+
+    from textual.app import App, ComposeResult
+
+    rnd = random.Random(5)
+    states = ["scheduled", "running", "succeeded", "failed", "held"]
+
+    def run(i: int) -> dict[str, Any]:
+        return {"run_id": i, "jobnet": rnd.choice(["a", "b", "c"]),
+                "status": rnd.choice(states), "trigger": rnd.choice(["manual", "schedule"]),
+                "created_at": "2026-11-20T10:00:00+00:00",
+                "started_at": f"2026-11-20T10:{rnd.randrange(60):02d}:00+00:00"}
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield RunsTable()
+
+    async def scenario() -> None:
+        app = One()
+        async with app.run_test(size=(80, 12)):
+            t = app.query_one(RunsTable)
+            t.load([run(i) for i in range(1, 300)])
+            now = datetime.now().astimezone()
+            for step in range(400):
+                if step % 50 == 0:
+                    t.sort_by(rnd.choice(["id", "jobnet", "state", "start", "trigger"]),
+                              rnd.choice([True, False]))
+                if step % 70 == 0:
+                    t.set_filter(parse_filter(rnd.choice(["", "a", "s:failed,running"]), now))
+                t.upsert(run(rnd.randrange(1, 330)))
+                if step % 25 == 0:
+                    expect = sorted((r for r in t.runs.values() if t.filter.matches(r)),
+                                    key=lambda r: sort_value(r, t.sort_column, 0),
+                                    reverse=t.sort_reverse)
+                    assert t.ordered_keys() == [str(r["run_id"]) for r in expect]
+                    assert t.cursor_key is None or t.cursor_key in t.rows
+
+    asyncio.run(scenario())
