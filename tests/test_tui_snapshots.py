@@ -235,10 +235,9 @@ def shot(served: Served, mode: str, ready: Callable[[JazApp], Any],
 
 
 def rows(app: JazApp, min_rows: int = 1) -> bool:
-    from textual.widgets import DataTable
-
-    tables = app.screen.query(DataTable)
-    return bool(tables) and tables.first().row_count >= min_rows
+    """The screen's (first) table holds at least `min_rows` rows."""
+    tables = app.screen.query("DataTable, FastTable")
+    return bool(tables) and int(tables.first().row_count) >= min_rows
 
 
 # ------------------------------------------------------------------ the snapshots
