@@ -14,6 +14,7 @@ is imported by commands whose `--help` must stay light.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -79,6 +80,7 @@ class Client:
         self.local = local          # found through $JAZ_HOME/server.url
         self.timeout = timeout
         self._http: httpx.Client | None = None
+        self._made = threading.Lock()   # the TUI's workers may make the first call at once
 
     @classmethod
     def find(cls, server: str | None = None, token: str | None = None) -> Client:
@@ -108,12 +110,17 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        with self._made:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
 
     def _client(self) -> httpx.Client:
-        if self._http is None:
+        if self._http is not None:
+            return self._http
+        with self._made:
+            if self._http is not None:
+                return self._http
             import httpx2 as httpx  # httpx's maintained successor (what Starlette uses)
 
             headers = {"Accept": "application/json"}
@@ -125,7 +132,7 @@ class Client:
                 timeout=httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT),
                 # a proxy from the environment must not swallow the loopback server
                 trust_env=host not in ("127.0.0.1", "localhost", "::1"))
-        return self._http
+            return self._http
 
     def request(self, method: str, path: str, *, params: Any = None,
                 body: Any = None) -> Any:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,24 +42,6 @@ JOBNETS = {
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with tui_server(tmp_path_factory.mktemp("tui-detail"), JOBNETS) as running:
         yield running
-
-
-@pytest.fixture(autouse=True)
-def one_http_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Client._client() makes its httpx client on first use with no lock: two workers
-    starting at once (the Runs screen's load, this screen's) can each make one, and the
-    one overwritten is never closed (a ResourceWarning, unclosed socket). Locked here
-    until jaz/client.py locks it."""
-    from jaz.client import Client
-
-    lock = threading.Lock()
-    make = Client._client
-
-    def locked(self: Client) -> Any:
-        with lock:
-            return make(self)
-
-    monkeypatch.setattr(Client, "_client", locked)
 
 
 def job(server: Server, run_id: int, name: str) -> dict[str, Any]:
