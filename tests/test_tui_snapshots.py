@@ -384,3 +384,76 @@ def test_run_detail_info(full: Served, snap_compare: Any,
 
     app, before = shot(full, "runs", runs_loaded, info, clients=clients)
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+def _on(screen_type: type, ready: Callable[[Any], bool]) -> Callable[[JazApp], bool]:
+    """Ready when the screen on top is a `screen_type` and `ready(screen)` holds."""
+    def check(app: JazApp) -> bool:
+        return isinstance(app.screen, screen_type) and ready(app.screen)
+    return check
+
+
+def _shown(screen: Any, selector: str) -> bool:
+    from textual.widgets import DataTable, Static
+
+    widget = screen.query_one(selector)
+    if isinstance(widget, DataTable):
+        return bool(widget.row_count)
+    return isinstance(widget, Static) and "loading" not in str(widget.render())
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", ["nightly", "broken"])
+def test_jobnet_detail(full: Served, name: str, size: str, snap_compare: Any,
+                       clients: list[Client]) -> None:
+    from jaz.tui.screens.jobnet_detail import JobnetDetailScreen
+
+    app, before = shot(full, "jobnets", lambda a: rows(a, len(JOBNETS)),
+                       _push(lambda: JobnetDetailScreen(name),
+                             _on(JobnetDetailScreen, lambda s: _shown(s, "#text"))),
+                       clients=clients)
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=before)
+
+
+@pytest.mark.parametrize("tab", ["graph", "history"])
+def test_jobnet_detail_tabs(full: Served, tab: str, snap_compare: Any,
+                            clients: list[Client]) -> None:
+    from textual.widgets import TabbedContent
+
+    from jaz.tui.screens.jobnet_detail import JobnetDetailScreen
+
+    async def then(pilot: Pilot[Any]) -> None:
+        await _push(lambda: JobnetDetailScreen("nightly"),
+                    _on(JobnetDetailScreen, lambda s: _shown(s, "#text")
+                        and _shown(s, "#runs")))(pilot)
+        pilot.app.screen.query_one(TabbedContent).active = tab
+        await pilot.pause(0.2)
+
+    app, before = shot(full, "jobnets", lambda a: rows(a, len(JOBNETS)), then,
+                       clients=clients)
+    assert snap_compare(app, terminal_size=(160, 48), run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_job_history(full: Served, size: str, snap_compare: Any,
+                     clients: list[Client]) -> None:
+    from jaz.tui.screens.job_history import JobHistoryScreen
+
+    app, before = shot(full, "jobnets", lambda a: rows(a, len(JOBNETS)),
+                       _push(lambda: JobHistoryScreen("hello", "greet"),
+                             _on(JobHistoryScreen, lambda s: _shown(s, "#executions"))),
+                       clients=clients)
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=before)
+
+
+def _push(make: Callable[[], Any], ready: Callable[[JazApp], bool]
+          ) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """A `then` for `shot`: push the screen `make()` gives and wait until `ready`."""
+    async def then(pilot: Pilot[Any]) -> None:
+        from tui_support import until
+
+        app = pilot.app
+        assert isinstance(app, JazApp)
+        await app.push_screen(make())
+        await until(pilot, lambda: ready(app), "the pushed screen's data")
+    return then

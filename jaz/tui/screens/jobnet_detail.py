@@ -11,6 +11,7 @@ only that.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, ClassVar
 
 from rich.console import Group
@@ -76,8 +77,8 @@ def definition(jobnet: dict[str, Any], file_text: str | None) -> Group:
     problems = jobnet.get("problems") or []
     text = jobnet.get("text")
     if problems:
-        parts.append(Text(f"✖ {len(problems)} problem(s) in {jobnet.get('path', '?')}:",
-                          style="bold red"))
+        where = PurePath(str(jobnet.get("path") or "?")).name   # the folder: `jaz jobnets`
+        parts.append(Text(f"✖ {len(problems)} problem(s) in {where}:", style="bold red"))
         parts += [Text(f"  {format.problem(p, short=True)}", style="red") for p in problems]
         parts.append(Text(""))
         if text is not None:
