@@ -213,3 +213,25 @@ def test_due_runs_are_started_before_the_runs_ahead_are_counted(
     assert states == {"minutely": RunState.RUNNING, "single": RunState.SKIPPED}
     assert len(driven) == 3 and running["single"] not in driven[2:]
     assert len(core.store.list_runs(jobnet="minutely", status=[RunState.SCHEDULED])) == 10
+
+
+def test_a_hurried_tick_that_started_runs_leaves_the_rest_for_a_moment_later(
+        env: Any) -> None:
+    """The daemon's ticks hurry: one that started due runs returns at once and asks to
+    be called again AFTER_STARTS later, when it counts and materialises the runs ahead
+    (the runs just started get the CPU first)."""
+    from jaz.server.scheduler import AFTER_STARTS
+
+    (env.folder / "minutely.toml").write_text('[schedule]\ncron = "* * * * *"\n'
+                                              '[jobs.a]\nrun = "true"\n')
+    core = env.core()
+    scheduler = Scheduler(core)
+    scheduler.tick(env.clock.now(), hurry=True)          # nothing due: materialised
+    assert len(core.store.list_runs(status=[RunState.SCHEDULED])) == 10
+    env.clock.advance(60)
+    assert scheduler.tick(env.clock.now(), hurry=True) == env.clock.now() + AFTER_STARTS
+    assert len(core.store.list_runs(status=[RunState.RUNNING])) == 1
+    assert len(core.store.list_runs(status=[RunState.SCHEDULED])) == 9   # not yet
+    env.clock.advance(AFTER_STARTS.total_seconds())
+    scheduler.tick(env.clock.now(), hurry=True)
+    assert len(core.store.list_runs(status=[RunState.SCHEDULED])) == 10

@@ -61,6 +61,16 @@ def reload_pause(spent: float) -> float:
     return min(RELOAD_MAX, max(RELOAD_EVERY, spent * RELOAD_SHARE))
 
 
+def settle() -> None:
+    """Move what is loaded (jobnets, calendars, schedules, the API) out of the garbage
+    collector's way: a full collection walks every object, ~50 ms with 1,000 jobnets,
+    and it fell on fire instants. Called after loading and after each reload."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def resident_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
@@ -92,7 +102,7 @@ class Daemon:
     def _schedule_loop(self) -> None:
         while not self.stopping.is_set():
             try:
-                due = self.scheduler.tick(self.core.clock.now())
+                due = self.scheduler.tick(self.core.clock.now(), hurry=True)
             except Exception:
                 log.exception("scheduler tick failed; trying again in a second")
                 self.stopping.wait(1.0)
@@ -132,6 +142,7 @@ class Daemon:
             log.exception("reloading the folders failed")
             return
         if changed:
+            settle()
             self.core.wake.set()
 
     def _check_memory(self) -> None:
@@ -172,6 +183,7 @@ class Daemon:
         self.core.recover()
         self.start_threads()
         app = create_app(self.core, self.tokens)
+        settle()
         closing = self.core.closing
 
         class Server(uvicorn.Server):

@@ -26,6 +26,7 @@ log = logging.getLogger("jaz.server")
 LAST_TICK = "scheduler.last_tick"
 IDLE = timedelta(seconds=5)       # look again at least this often (reloads, deadlines)
 QUIET = timedelta(minutes=10)     # how long a jobnet with nothing to do is left alone
+AFTER_STARTS = timedelta(milliseconds=250)   # the rest of a tick that started runs waits
 ADOPT_EVERY = 5.0                 # seconds between a leader's looks for runs nobody drives
 FOLLOW = timedelta(seconds=1)     # how soon a server that does not schedule asks again
 
@@ -51,8 +52,13 @@ class Scheduler:
         # runs started in this pass whose version is the one in force (spares a re-parse)
         self._versions_in_force: dict[int, Jobnet] = {}
 
-    def tick(self, now: datetime) -> datetime:
+    def tick(self, now: datetime, *, hurry: bool = False) -> datetime:
         """One tick at `now`; returns when the next one is due.
+
+        With `hurry` (the daemon's loop), a tick that started due runs ends there and
+        asks to be called again AFTER_STARTS later for the rest: the runs just started
+        get the CPU (their threads, their processes) before the scheduler counts and
+        materialises the runs ahead, which nothing waits for.
 
         Reads the unfinished runs once per pass. A jobnet with no unfinished run whose
         last plan created nothing is planned again only after QUIET (or at once when its
@@ -65,7 +71,8 @@ class Scheduler:
         store = self.core.store
         raw = store.get_state(LAST_TICK)
         last_tick = datetime.fromisoformat(raw) if raw else None
-        self._start_due(now, last_tick)
+        if self._start_due(now, last_tick) and hurry:
+            return now + AFTER_STARTS
         runs, waiting, first = self._read(now)
         if self._replan_changed(now):
             runs, waiting, first = self._read(now)
@@ -119,7 +126,7 @@ class Scheduler:
             self.core.recover()   # the runs of a server that died
         return leads
 
-    def _start_due(self, now: datetime, last_tick: datetime | None) -> None:
+    def _start_due(self, now: datetime, last_tick: datetime | None) -> bool:
         """The runs due now are decided on and started first, before the costlier part
         of a tick (counting the runs ahead of every jobnet, materialising new ones): only
         the jobnets with a due run are planned, with their runs ahead taken as full, and
@@ -131,7 +138,7 @@ class Scheduler:
         due = store.list_runs(status=[RunState.SCHEDULED], top_level=True, due_by=now)
         names = {r.jobnet for r in due if r.trigger in planner.SCHEDULED_TRIGGERS}
         if not names:
-            return
+            return False
         runs = due + store.list_runs(status=[RunState.RUNNING, RunState.ERROR, RunState.HELD],
                                      top_level=True)
         entries = []
@@ -147,6 +154,7 @@ class Scheduler:
         decisions = [d for d in planner.plan(now, last_tick, entries, runs, self.settings, full)
                      if not isinstance(d, planner.Create | planner.Cursor)]
         self._apply_all(decisions, now)
+        return any(isinstance(d, planner.Start) for d in decisions)
 
     def _apply_all(self, decisions: Sequence[planner.Decision], now: datetime) -> None:
         """Apply decisions in one commit, then drive the runs they started."""
@@ -243,7 +251,7 @@ class Scheduler:
             loaded = core.registry.get(run.jobnet)
             if loaded.jobnet is not None and loaded.jobnet.hash == run.version:
                 self._versions_in_force[d.run_id] = loaded.jobnet
-            self._event(d.run_id, "run_started_by_schedule", now, d.trigger)
+            self._event(d.run_id, "run_started_by_schedule", now, d.trigger, run)
         elif isinstance(d, planner.Miss | planner.Skip):
             status = RunState.MISSED if isinstance(d, planner.Miss) else RunState.SKIPPED
             store.update_run(d.run_id, status=status, message=d.reason, ended_at=now)
@@ -265,8 +273,9 @@ class Scheduler:
                               status=str(run.status), at=now,
                               message=f"{d.what} {d.deadline.isoformat()} passed"))
 
-    def _event(self, run_id: int, kind: str, now: datetime, detail: str) -> None:
-        run = self.core.store.get_run(run_id)
+    def _event(self, run_id: int, kind: str, now: datetime, detail: str,
+               run: RunRecord | None = None) -> None:
+        run = run or self.core.store.get_run(run_id)
         self.core.store.add_event(EventRecord(at=now, kind=kind, run_id=run_id,
                                               jobnet=run.jobnet, user="scheduler",
                                               detail=detail))
