@@ -168,7 +168,7 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
 
     # ------------------------------------------------------------ runs
 
-    @app.get("/api/v1/runs")
+    @app.get("/api/v1/runs", response_model=list[dict[str, Any]])
     def runs(jobnet: str | None = None,
              status: Annotated[list[RunState] | None, Query()] = None,
              since: datetime | None = None,
@@ -177,7 +177,7 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
              = "-id",
              limit: Annotated[int, Query(ge=1, le=1000)] = 50,
              offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-             who: Principal = viewer) -> list[dict[str, Any]]:
+             who: Principal = viewer) -> JSONResponse:
         when = _aware(since, core) if since else None
         if sort == "-id":   # the store's own order: a page costs what the page holds
             page = core.service.runs(jobnet=jobnet, status=status or (), since=when,
@@ -188,34 +188,34 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
             page.sort(key=lambda r: _sort_key(r, key), reverse=sort.startswith("-"))
             page = page[offset:offset + limit]
         progress = core.store.progress([r.id for r in page])
-        return [_run_view(r, None, progress.get(r.id)) for r in page]
+        return _out([_run_view(r, None, progress.get(r.id)) for r in page])
 
-    @app.post("/api/v1/runs", status_code=201)
-    def start(body: StartBody, who: Principal = operator) -> dict[str, Any]:
+    @app.post("/api/v1/runs", status_code=201, response_model=dict[str, Any])
+    def start(body: StartBody, who: Principal = operator) -> JSONResponse:
         at = _aware(body.at, core) if body.at else None
         run_id = core.start(body.jobnet, params=body.params, at=at, hold=body.hold,
                             user=who.user)
-        return _run_view(core.service.run(run_id), core.service.jobs(run_id))
+        return _out(_run_view(core.service.run(run_id), core.service.jobs(run_id)), 201)
 
-    @app.get("/api/v1/runs/{run_id}")
-    def run(run_id: RunId, who: Principal = viewer) -> dict[str, Any]:
-        return _run_view(core.service.run(run_id), core.service.jobs(run_id))
+    @app.get("/api/v1/runs/{run_id}", response_model=dict[str, Any])
+    def run(run_id: RunId, who: Principal = viewer) -> JSONResponse:
+        return _out(_run_view(core.service.run(run_id), core.service.jobs(run_id)))
 
-    @app.post("/api/v1/runs/{run_id}/{action}")
+    @app.post("/api/v1/runs/{run_id}/{action}", response_model=dict[str, Any])
     def run_action(run_id: RunId, action: Literal["stop", "hold", "release"],
-                   who: Principal = operator) -> dict[str, Any]:
+                   who: Principal = operator) -> JSONResponse:
         core.act(action, run_id, None, user=who.user)
-        return _run_view(core.service.run(run_id), core.service.jobs(run_id))
+        return _out(_run_view(core.service.run(run_id), core.service.jobs(run_id)))
 
-    @app.post("/api/v1/runs/{run_id}/jobs/{job}/{action}")
+    @app.post("/api/v1/runs/{run_id}/jobs/{job}/{action}", response_model=dict[str, Any])
     def job_action(run_id: RunId, job: str,
                    action: Literal["hold", "release", "skip", "unskip", "stop", "rerun"],
                    body: JobActionBody | None = None,
-                   who: Principal = operator) -> dict[str, Any]:
+                   who: Principal = operator) -> JSONResponse:
         core.service.jobs(run_id)  # 404 for an unknown run first
         core.act(action, run_id, job, user=who.user,
                  downstream=bool(body and body.downstream))
-        return _run_view(core.service.run(run_id), core.service.jobs(run_id))
+        return _out(_run_view(core.service.run(run_id), core.service.jobs(run_id)))
 
     @app.get("/api/v1/runs/{run_id}/jobnet")
     def run_jobnet(run_id: RunId, who: Principal = viewer) -> dict[str, Any]:
@@ -224,33 +224,33 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         return {"name": net.name, "version": net.hash, "description": net.description,
                 "params": dict(net.params), "text": net.text, "jobs": _jobs_view(net)}
 
-    @app.get("/api/v1/runs/{run_id}/logs")
+    @app.get("/api/v1/runs/{run_id}/logs", response_model=list[dict[str, Any]])
     def logs(run_id: RunId, job: str | None = None,
              stream: Literal["stdout", "stderr"] | None = None,
              offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
-             who: Principal = viewer) -> list[dict[str, Any]]:
+             who: Principal = viewer) -> JSONResponse:
         out = []
         for chunk in core.service.logs(run_id, job, offset=offset):
             if stream is not None and chunk.stream != stream:
                 continue
             out.append({"job": chunk.job, "attempt": chunk.attempt, "stream": chunk.stream,
                         "offset": offset, "next_offset": chunk.size, "text": chunk.text})
-        return out
+        return _out(out)
 
-    @app.get("/api/v1/events")
+    @app.get("/api/v1/events", response_model=list[dict[str, Any]])
     def events(run: Annotated[int | None, Query(ge=1, le=2**62)] = None,
                since: datetime | None = None, until: datetime | None = None,
                jobnet: str | None = None, user: str | None = None,
                limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
-               who: Principal = viewer) -> list[dict[str, Any]]:
+               who: Principal = viewer) -> JSONResponse:
         """The audit/event log, oldest first (the last `limit` that match)."""
         found = core.store.list_events(run_id=run, since=_aware(since, core) if since else None,
                                        until=_aware(until, core) if until else None)
         found = [e for e in found if (jobnet is None or e.jobnet == jobnet)
                  and (user is None or e.user == user)][-limit:]
-        return [{"at": e.at.isoformat(), "kind": e.kind, "run_id": e.run_id,
-                 "jobnet": e.jobnet, "job": e.job, "user": e.user, "detail": e.detail}
-                for e in found]
+        return _out([{"at": e.at.isoformat(), "kind": e.kind, "run_id": e.run_id,
+                      "jobnet": e.jobnet, "job": e.job, "user": e.user, "detail": e.detail}
+                     for e in found])
 
     @app.get("/api/v1/stream")
     def stream(who: Principal = viewer) -> StreamingResponse:
@@ -335,6 +335,13 @@ class BodyLimit:
 
 
 # ------------------------------------------------------------------ views
+
+
+def _out(data: Any, status: int = 200) -> JSONResponse:
+    """A view as JSON, as it is: the busy routes skip FastAPI's validation and encoding
+    of every field against their (documented) response model, ~0.3 ms a run's view.
+    Views hold only JSON types (times as ISO text)."""
+    return JSONResponse(data, status_code=status)
 
 
 def _problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
