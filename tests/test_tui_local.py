@@ -77,3 +77,18 @@ def test_config_without_local_is_a_usage_error(tmp_path: Path) -> None:
                             env={**os.environ, "JAZ_HOME": str(tmp_path)})
     assert result.returncode == 2, result.stderr
     assert "--config goes with --local" in result.stderr
+
+
+def test_the_log_goes_back_to_where_it_was(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process server logs to a file of its temporary folder while the dashboard
+    owns the terminal; afterwards jaz's logger is as it was (the folder is gone)."""
+    import logging
+
+    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
+    log = logging.getLogger("jaz")
+    before = (log.handlers[:], log.level, log.propagate)
+    with local_server(_config(tmp_path)):
+        assert [type(h).__name__ for h in log.handlers] == ["FileHandler"]
+    assert (log.handlers, log.level, log.propagate) == before
+    log.warning("still fine")    # no handler writes into the deleted folder

@@ -106,8 +106,10 @@ def local_server(config_path: Path | None) -> Iterator[Client]:
         handler = logging.FileHandler(Path(tmp) / "server.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
                                                "%(message)s"))
+        before = log.handlers[:], log.level, log.propagate
         log.handlers[:] = [handler]          # stderr belongs to the dashboard
         log.setLevel(config.log_level.upper())
+        log.propagate = False
         local = dataclasses.replace(config, listen_host="127.0.0.1", listen_port=0,
                                     database=str(Path(tmp) / "jaz.db"), jobnets=jobnets,
                                     calendars=calendars, keep_days=None)
@@ -119,4 +121,5 @@ def local_server(config_path: Path | None) -> Iterator[Client]:
         finally:
             daemon.stop()
             daemon.core.close()
+            log.handlers[:], log.level, log.propagate = before
             handler.close()
