@@ -24,8 +24,9 @@ from jaz.tui import format
 from jaz.tui.messages import JobChanged, StreamState
 from jaz.tui.screens.base import JazScreen
 from jaz.tui.screens.jobnet_detail import open_run
-from jaz.tui.screens.jobnets import FilterBar, cursor_key, matches, sync_rows
 from jaz.tui.widgets.banner import Banner
+from jaz.tui.widgets.name_filter import NameFilter, matches
+from jaz.tui.widgets.rows import cursor_key, sync_rows
 
 REFRESH = 5.0          # seconds between fetches of the host list
 COLUMNS = [("name", "Host"), ("kind", "Kind"), ("address", "Address"), ("online", "Online"),
@@ -92,7 +93,7 @@ class HostsScreen(JazScreen):
         yield Banner()
         yield DataTable(cursor_type="row", zebra_stripes=True, id="hosts")
         yield DataTable(cursor_type="row", id="running")
-        yield FilterBar(id="filter")
+        yield NameFilter(id="filter")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -182,15 +183,15 @@ class HostsScreen(JazScreen):
         open_run(self, int(run_id))
 
     def action_filter(self) -> None:
-        self.query_one(FilterBar).open()
+        self.query_one(NameFilter).open(self.filter)
 
     def action_clear_filter(self) -> None:
         if self.filter:
-            self.query_one(FilterBar).action_clear()
+            self.query_one(NameFilter).action_clear_filter()
         elif self.focused is self.query_one("#running", DataTable):
             self.query_one("#hosts", DataTable).focus()
 
-    @on(FilterBar.Applied)
-    def _filtered(self, message: FilterBar.Applied) -> None:
+    @on(NameFilter.Applied)
+    def _filtered(self, message: NameFilter.Applied) -> None:
         self.filter = message.text
         self.show()

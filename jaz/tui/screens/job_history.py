@@ -21,8 +21,8 @@ from jaz.tui import format
 from jaz.tui.messages import JobChanged, StreamState
 from jaz.tui.screens.base import JazScreen
 from jaz.tui.screens.jobnet_detail import open_run
-from jaz.tui.screens.jobnets import cursor_key
 from jaz.tui.widgets.banner import Banner
+from jaz.tui.widgets.rows import cursor_key
 
 LIMIT = 500
 COLUMNS = [("run", "Run"), ("state", "State"), ("exit", "Exit"), ("attempts", "Attempts"),

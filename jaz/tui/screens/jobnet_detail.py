@@ -29,8 +29,8 @@ from textual.widgets.data_table import RowDoesNotExist
 from jaz.tui import format
 from jaz.tui.messages import RunChanged, StreamState
 from jaz.tui.screens.base import JazScreen
-from jaz.tui.screens.jobnets import cursor_key
 from jaz.tui.widgets.banner import Banner
+from jaz.tui.widgets.rows import cursor_key
 
 HISTORY = 200         # runs shown in the History tab
 NEXT = 20             # fire times shown in the Next tab

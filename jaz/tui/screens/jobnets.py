@@ -4,13 +4,10 @@ first problem of a broken file), description, schedules, next fire and last resu
 `enter` opens a jobnet (JobnetDetailScreen: its TOML, graph, history and next fires),
 `n` starts the highlighted one, `/` filters by name. The list is fetched in a worker
 when the event stream (re)connects; runs of the stream update the last result in place.
-
-`FilterBar` and `sync_rows` are shared with the Hosts screen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,106 +16,20 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Static
-from textual.widgets.data_table import RowKey
+from textual.widgets import DataTable, Footer, Header, Static
 
 from jaz.tui import format
 from jaz.tui.messages import RunChanged, StreamState
 from jaz.tui.screens.base import JazScreen
 from jaz.tui.widgets.banner import Banner
+from jaz.tui.widgets.name_filter import NameFilter, matches
+from jaz.tui.widgets.rows import cursor_key, sync_rows
 
 COLUMNS = [("name", "Jobnet"), ("valid", "Valid"), ("description", "Description"),
            ("schedules", "Schedule"), ("next", "Next fire"), ("last", "Last result"),
            ("problem", "Problem")]
 REFRESH = 30.0        # seconds between fetches of the list (the stream has no fires)
 DESCRIPTION = 32      # characters of the description in the table (all of it below)
-
-
-# ------------------------------------------------------------------ shared parts
-
-
-class FilterBar(Input):
-    """The `/` filter under a table: typing filters as you go, `enter` keeps the filter
-    and goes back to the table, `esc` clears it. Hidden while no filter is set."""
-
-    DEFAULT_CSS = """
-    FilterBar {
-        display: none;
-        height: 3;
-        border: tall $accent;
-    }
-    FilterBar.-shown {
-        display: block;
-    }
-    """
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "clear", "Clear filter"),
-    ]
-
-    @dataclass
-    class Applied(Message):
-        """The filter text changed ("" = no filter)."""
-
-        text: str
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(placeholder="filter by name (enter keeps, esc clears)", **kwargs)
-
-    def open(self) -> None:
-        self.add_class("-shown")
-        self.focus()
-
-    def action_clear(self) -> None:
-        self.value = ""
-        self.remove_class("-shown")
-        self.post_message(self.Applied(""))
-        self.screen.focus_next(DataTable)
-
-    def _on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.post_message(self.Applied(event.value.strip()))
-
-    def _on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.post_message(self.Applied(event.value.strip()))
-        if not event.value.strip():
-            self.remove_class("-shown")
-        self.screen.focus_next(DataTable)
-
-
-def matches(name: str, text: str) -> bool:
-    """The filter's rule: the text anywhere in the name, any case."""
-    return text.casefold() in name.casefold()
-
-
-def cursor_key(table: DataTable[Any]) -> RowKey | None:
-    if not table.row_count:
-        return None
-    return table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-
-
-def sync_rows(table: DataTable[Any], columns: Sequence[str],
-              rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
-    """Show `rows` (key, cells in `columns` order) in that order: cells that changed are
-    updated in place when the same keys are shown; otherwise the table is rebuilt. The
-    cursor stays on the row it was on either way."""
-    wanted = list(rows)
-    if [k.value for k in table.rows] == [key for key, _ in wanted]:
-        for key, cells in wanted:
-            for column, value in zip(columns, cells, strict=True):
-                if table.get_cell(key, column) != value:
-                    table.update_cell(key, column, value)
-        return
-    keep = cursor_key(table)
-    table.clear()
-    for key, cells in wanted:
-        table.add_row(*cells, key=key)
-    if keep is not None and keep in table.rows:
-        table.move_cursor(row=table.get_row_index(keep), animate=False)
-
-
-# ------------------------------------------------------------------ the screen
 
 
 def about(net: dict[str, Any] | None) -> Text:
@@ -193,7 +104,7 @@ class JobnetsScreen(JazScreen):
         table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True, id="jobnets")
         yield table
         yield Static("", id="about", markup=False)
-        yield FilterBar(id="filter")
+        yield NameFilter(id="filter")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -274,14 +185,14 @@ class JobnetsScreen(JazScreen):
             start_jobnet(self, name)
 
     def action_filter(self) -> None:
-        self.query_one(FilterBar).open()
+        self.query_one(NameFilter).open(self.filter)
 
     def action_clear_filter(self) -> None:
         if self.filter:
-            self.query_one(FilterBar).action_clear()
+            self.query_one(NameFilter).action_clear_filter()
 
-    @on(FilterBar.Applied)
-    def _filtered(self, message: FilterBar.Applied) -> None:
+    @on(NameFilter.Applied)
+    def _filtered(self, message: NameFilter.Applied) -> None:
         self.filter = message.text
         self.show()
 

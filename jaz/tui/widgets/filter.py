@@ -137,9 +137,10 @@ def moment(value: str, now: datetime, term: str, *, end_of_day: bool) -> datetim
 
 
 class FilterInput(Input):
-    """The filter line: `enter` applies (an empty line clears the filter), `esc` clears
-    it and closes. It posts `Applied(text)` or `Cleared()`; the screen parses and says
-    what is wrong, keeping the line open."""
+    """The filter line under a table, hidden until opened: `enter` applies (an empty
+    line clears the filter), `esc` clears it and closes. It posts `Applied(text)` or
+    `Cleared()`; the screen parses and says what is wrong, keeping the line open.
+    NameFilter (name_filter.py) is the live variant of the Jobnets and Hosts screens."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "clear_filter", "Clear filter"),
@@ -161,8 +162,8 @@ class FilterInput(Input):
     class Cleared(Message):
         pass
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(placeholder="filter: " + SYNTAX, **kwargs)
+    def __init__(self, placeholder: str = "filter: " + SYNTAX, **kwargs: Any) -> None:
+        super().__init__(placeholder=placeholder, **kwargs)
 
     def open(self, text: str) -> None:
         self.value = text
