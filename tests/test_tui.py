@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from support import free_port
-from tui_support import Server, tui_server, until
+from tui_support import Server, tui, tui_server, until
 
 from jaz.tui.app import JazApp
 from jaz.tui.widgets.runs_table import RunsTable
@@ -39,37 +39,33 @@ def test_runs_screen_shows_runs_and_follows_new_ones_live(server: Server) -> Non
     first = server.start("hello")
 
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(120, 30)) as pilot:
-                await until(pilot, lambda: first in table_ids(app), "the existing run's row")
-                table = app.screen.query_one(RunsTable)
-                cursor_on = table.cursor_key
+        async with tui(server, (120, 30)) as (app, pilot):
+            await until(pilot, lambda: first in table_ids(app), "the existing run's row")
+            table = app.screen.query_one(RunsTable)
+            cursor_on = table.cursor_key
 
-                second = server.start("hello")   # through the API; the stream brings it
-                await until(pilot, lambda: second in table_ids(app), "the new run's row")
-                assert table_ids(app) == sorted(table_ids(app), reverse=True)
-                assert table.cursor_key == cursor_on  # cursor kept
-                await until(pilot, lambda: state_of(app, second) == "✔ succeeded",
-                            "the new run's row to turn succeeded in place")
-                assert table_ids(app).count(second) == 1
+            second = server.start("hello")   # through the API; the stream brings it
+            await until(pilot, lambda: second in table_ids(app), "the new run's row")
+            assert table_ids(app) == sorted(table_ids(app), reverse=True)
+            assert table.cursor_key == cursor_on  # cursor kept
+            await until(pilot, lambda: state_of(app, second) == "✔ succeeded",
+                        "the new run's row to turn succeeded in place")
+            assert table_ids(app).count(second) == 1
 
-                await pilot.press("q")
-                await until(pilot, lambda: not app.is_running, "the app to quit on q")
+            await pilot.press("q")
+            await until(pilot, lambda: not app.is_running, "the app to quit on q")
 
     asyncio.run(scenario())
 
 
 def test_r_reloads_the_runs(server: Server) -> None:
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test() as pilot:
-                await until(pilot, lambda: table_ids(app), "the first load")
-                table = app.screen.query_one(RunsTable)
-                table.clear()
-                await pilot.press("r")
-                await until(pilot, lambda: table_ids(app), "the rows to come back on r")
+        async with tui(server, (80, 24)) as (app, pilot):
+            await until(pilot, lambda: table_ids(app), "the first load")
+            table = app.screen.query_one(RunsTable)
+            table.clear()
+            await pilot.press("r")
+            await until(pilot, lambda: table_ids(app), "the rows to come back on r")
 
     asyncio.run(scenario())
 

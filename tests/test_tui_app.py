@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from support import free_port, wait_for
-from tui_support import Server, tui_server, until
+from tui_support import Server, tui, tui_server, until
 
 from jaz.client import Client
 from jaz.tui.app import JazApp
@@ -79,19 +79,17 @@ def test_the_banner_shows_a_lost_server_and_the_screen_catches_up(tmp_path: Path
 
 def test_help_lists_the_keys_of_the_screen(server: Server) -> None:
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(100, 30)) as pilot:
-                await until(pilot, lambda: app.stream_connected, "the stream")
-                await pilot.press("question_mark")
-                from jaz.tui.screens.help import HelpScreen
+        async with tui(server, (100, 30)) as (app, pilot):
+            await until(pilot, lambda: app.stream_connected, "the stream")
+            await pilot.press("question_mark")
+            from jaz.tui.screens.help import HelpScreen
 
-                await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
-                text = app.export_screenshot().replace("&#160;", " ")
-                for words in ("Stop", "Filter", "Start", "runs — help"):
-                    assert words in text
-                await pilot.press("escape")
-                await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "closed")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+            text = app.export_screenshot().replace("&#160;", " ")
+            for words in ("Stop", "Filter", "Start", "runs — help"):
+                assert words in text
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "closed")
 
     asyncio.run(scenario())
 
@@ -101,25 +99,23 @@ def test_the_palette_runs_a_screens_action_after_confirmation(server: Server) ->
     wait_for(lambda: server.run(run_id)["status"] == "running", "the run to start")
 
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(120, 30)) as pilot:
-                table = app.screen.query_one(RunsTable)
-                await until(pilot, lambda: str(run_id) in table.rows, "the run's row")
-                table.move_cursor(row=table.get_row_index(str(run_id)))
-                await pilot.press("colon")
-                from textual.command import CommandPalette
+        async with tui(server, (120, 30)) as (app, pilot):
+            table = app.screen.query_one(RunsTable)
+            await until(pilot, lambda: str(run_id) in table.rows, "the run's row")
+            table.move_cursor(row=table.get_row_index(str(run_id)))
+            await pilot.press("colon")
+            from textual.command import CommandPalette
 
-                await until(pilot, lambda: isinstance(app.screen, CommandPalette), "palette")
-                await pilot.press(*"runs stop")
-                await pilot.pause(0.3)
-                await pilot.press("enter")
-                from jaz.tui.widgets.confirm import ConfirmScreen
+            await until(pilot, lambda: isinstance(app.screen, CommandPalette), "palette")
+            await pilot.press(*"runs stop")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            from jaz.tui.widgets.confirm import ConfirmScreen
 
-                await until(pilot, lambda: isinstance(app.screen, ConfirmScreen),
-                            "the confirmation")
-                await pilot.press("y")
-                await until(pilot, lambda: server.run(run_id)["status"] == "stopped",
-                            "the run to stop", 15)
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen),
+                        "the confirmation")
+            await pilot.press("y")
+            await until(pilot, lambda: server.run(run_id)["status"] == "stopped",
+                        "the run to stop", 15)
 
     asyncio.run(scenario())

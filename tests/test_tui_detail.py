@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 from textual.pilot import Pilot
-from tui_support import Server, tui_server, until
+from tui_support import Server, tui, tui_server, until
 
 from jaz.tui.app import JazApp
 from jaz.tui.screens.run_detail import RunDetailScreen
@@ -107,95 +107,91 @@ def test_a_failed_branch_shows_states_exit_code_and_stderr(server: Server) -> No
     server.finished(run_id)
 
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(160, 48)) as pilot:
-                await until(pilot, lambda: app.stream_connected, "the stream")
-                # once through the runs table: enter on the run's row
-                await until(pilot, lambda: str(run_id) in app.screen.query_one(
-                    RunsTable).rows, "the run's row")
-                table: Any = app.screen.query_one(RunsTable)
-                table.move_cursor(row=table.get_row_index(str(run_id)))
-                table.focus()
-                await pilot.press("enter")
-                await until(pilot, lambda: isinstance(app.screen, RunDetailScreen)
-                            and app.screen.jobs, "the run detail")
-                screen = detail(app)
-                graph = screen.graph
-                await until(pilot, lambda: graph.state_of("b") == "failed", "b failed")
-                assert graph.state_of("a") == "succeeded"
-                assert graph.state_of("c") == "succeeded"
-                assert graph.selected == "b"          # it opens on the failed job
-                status = server.run(run_id)["status"]   # halted on b's failure
-                assert screen.title == f"run {run_id} · branch · {status}"
-                await until(pilot, lambda: facts(screen).get("exit code") == "3",
-                            "exit code 3 in the panel")
-                assert facts(screen)["run"] == "echo before; echo oops >&2; exit 3"
-                assert facts(screen)["attempts"] == "1"
-                assert facts(screen)["host"] == "local"
-                log = screen.query_one(LogView)
-                await until(pilot, lambda: ("stderr", "oops") in log.lines, "oops")
-                assert ("stdout", "before") in log.lines
+        async with tui(server, (160, 48)) as (app, pilot):
+            await until(pilot, lambda: app.stream_connected, "the stream")
+            # once through the runs table: enter on the run's row
+            await until(pilot, lambda: str(run_id) in app.screen.query_one(
+                RunsTable).rows, "the run's row")
+            table: Any = app.screen.query_one(RunsTable)
+            table.move_cursor(row=table.get_row_index(str(run_id)))
+            table.focus()
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunDetailScreen)
+                        and app.screen.jobs, "the run detail")
+            screen = detail(app)
+            graph = screen.graph
+            await until(pilot, lambda: graph.state_of("b") == "failed", "b failed")
+            assert graph.state_of("a") == "succeeded"
+            assert graph.state_of("c") == "succeeded"
+            assert graph.selected == "b"          # it opens on the failed job
+            status = server.run(run_id)["status"]   # halted on b's failure
+            assert screen.title == f"run {run_id} · branch · {status}"
+            await until(pilot, lambda: facts(screen).get("exit code") == "3",
+                        "exit code 3 in the panel")
+            assert facts(screen)["run"] == "echo before; echo oops >&2; exit 3"
+            assert facts(screen)["attempts"] == "1"
+            assert facts(screen)["host"] == "local"
+            log = screen.query_one(LogView)
+            await until(pilot, lambda: ("stderr", "oops") in log.lines, "oops")
+            assert ("stdout", "before") in log.lines
 
-                # arrows move the selection; the panel and log follow
-                graph.focus()
-                await pilot.press("left")
-                assert graph.selected == "a"
-                await until(pilot, lambda: ("stdout", "start monday") in log.lines,
-                            "a's log")
-                assert facts(screen)["job"] == "a" and facts(screen)["exit code"] == "0"
+            # arrows move the selection; the panel and log follow
+            graph.focus()
+            await pilot.press("left")
+            assert graph.selected == "a"
+            await until(pilot, lambda: ("stdout", "start monday") in log.lines,
+                        "a's log")
+            assert facts(screen)["job"] == "a" and facts(screen)["exit code"] == "0"
 
-                # search the log
-                await pilot.press("right")
-                await until(pilot, lambda: ("stderr", "oops") in log.lines, "b's log")
-                await pilot.press("slash")
-                await pilot.press(*"OOP", "enter")
-                assert log.matches == [(log.lines.index(("stderr", "oops")), 0)]
-                await pilot.press("slash")
-                await pilot.press("o", "enter")   # replaces the last search: before, oops (x2)
-                assert len(log.matches) == 3 and log.current == 0
-                await pilot.press("n")
-                assert log.current == 1
-                await pilot.press("N", "N")
-                assert log.current == 2
+            # search the log
+            await pilot.press("right")
+            await until(pilot, lambda: ("stderr", "oops") in log.lines, "b's log")
+            await pilot.press("slash")
+            await pilot.press(*"OOP", "enter")
+            assert log.matches == [(log.lines.index(("stderr", "oops")), 0)]
+            await pilot.press("slash")
+            await pilot.press("o", "enter")   # replaces the last search: before, oops (x2)
+            assert len(log.matches) == 3 and log.current == 0
+            await pilot.press("n")
+            assert log.current == 1
+            await pilot.press("N", "N")
+            assert log.current == 2
 
-                # the info modal: params, version, audit trail
-                await pilot.press("i")
-                await until(pilot, lambda: isinstance(app.screen, RunInfoScreen)
-                            and getattr(app.screen, "events", None), "the audit trail")
-                info: Any = app.screen
-                assert any(e["kind"] for e in info.events)
-                shot = screen_text(app)
-                assert "DAY" in shot and "monday" in shot
-                assert str(server.run(run_id)["version"])[:8] in shot
-                await pilot.press("escape")
-                assert isinstance(app.screen, RunDetailScreen)
-                await pilot.press("escape")
-                assert not isinstance(app.screen, RunDetailScreen)
+            # the info modal: params, version, audit trail
+            await pilot.press("i")
+            await until(pilot, lambda: isinstance(app.screen, RunInfoScreen)
+                        and getattr(app.screen, "events", None), "the audit trail")
+            info: Any = app.screen
+            assert any(e["kind"] for e in info.events)
+            shot = screen_text(app)
+            assert "DAY" in shot and "monday" in shot
+            assert str(server.run(run_id)["version"])[:8] in shot
+            await pilot.press("escape")
+            assert isinstance(app.screen, RunDetailScreen)
+            await pilot.press("escape")
+            assert not isinstance(app.screen, RunDetailScreen)
 
     asyncio.run(scenario())
 
 
 def test_following_a_running_jobs_log(server: Server) -> None:
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(120, 40)) as pilot:
-                await until(pilot, lambda: app.stream_connected, "the stream")
-                run_id = server.start("talk")
-                screen = await open_run(pilot, app, run_id)
-                await pilot.press("f")
-                assert screen.following
-                log = screen.query_one(LogView)
-                await until(pilot, lambda: ("stdout", "line1") in log.lines, "line1")
-                await until(pilot, lambda: screen.graph.state_of("talk") == "succeeded",
-                            "talk to finish", within=15)
-                await until(pilot, lambda: [t for _, t in log.lines]
-                            == ["line1", "line2", "line3"], "all three lines, once each")
-                await pilot.press("l")   # focus the log, then hide it
-                assert log.has_focus
-                await pilot.press("l")
-                assert screen.has_class("nolog") and not log.display
+        async with tui(server, (120, 40)) as (app, pilot):
+            await until(pilot, lambda: app.stream_connected, "the stream")
+            run_id = server.start("talk")
+            screen = await open_run(pilot, app, run_id)
+            await pilot.press("f")
+            assert screen.following
+            log = screen.query_one(LogView)
+            await until(pilot, lambda: ("stdout", "line1") in log.lines, "line1")
+            await until(pilot, lambda: screen.graph.state_of("talk") == "succeeded",
+                        "talk to finish", within=15)
+            await until(pilot, lambda: [t for _, t in log.lines]
+                        == ["line1", "line2", "line3"], "all three lines, once each")
+            await pilot.press("l")   # focus the log, then hide it
+            assert log.has_focus
+            await pilot.press("l")
+            assert screen.has_class("nolog") and not log.display
 
     asyncio.run(scenario())
 
@@ -206,71 +202,69 @@ def test_every_job_action_with_its_confirmation(server: Server) -> None:
     server.finished(branch)
 
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(160, 48)) as pilot:
-                screen = await open_run(pilot, app, acts)
-                await until_said(pilot, lambda: job(server, acts, "sleeper")["status"] == "running",
-                            "sleeper to run")
-                screen.graph.select("later")
-                await pilot.press("h")
-                await until_said(pilot, lambda: job(server, acts, "later")["status"] == "held",
-                            "later held")
-                await until(pilot, lambda: screen.graph.state_of("later") == "held",
-                            "the graph to show it held")
-                await pilot.press("u")
-                await until_said(pilot, lambda: job(server, acts, "later")["status"] == "pending",
-                            "later released")
-                await pilot.press("k")
-                await confirm(pilot, app)
-                await until_said(pilot, lambda: job(server, acts, "later")["status"] == "skipped",
-                            "later skipped")
-                await pilot.press("K")
-                await until_said(pilot, lambda: job(server, acts, "later")["status"] == "pending",
-                            "later unskipped")
+        async with tui(server, (160, 48)) as (app, pilot):
+            screen = await open_run(pilot, app, acts)
+            await until_said(pilot, lambda: job(server, acts, "sleeper")["status"] == "running",
+                        "sleeper to run")
+            screen.graph.select("later")
+            await pilot.press("h")
+            await until_said(pilot, lambda: job(server, acts, "later")["status"] == "held",
+                        "later held")
+            await until(pilot, lambda: screen.graph.state_of("later") == "held",
+                        "the graph to show it held")
+            await pilot.press("u")
+            await until_said(pilot, lambda: job(server, acts, "later")["status"] == "pending",
+                        "later released")
+            await pilot.press("k")
+            await confirm(pilot, app)
+            await until_said(pilot, lambda: job(server, acts, "later")["status"] == "skipped",
+                        "later skipped")
+            await pilot.press("K")
+            await until_said(pilot, lambda: job(server, acts, "later")["status"] == "pending",
+                        "later unskipped")
 
-                screen.graph.select("gate")   # held by its definition
-                await until_said(pilot, lambda: job(server, acts, "gate")["status"] == "held",
-                            "gate held")
-                await pilot.press("u")
-                await until_said(pilot, lambda: job(server, acts, "gate")["status"] == "succeeded",
-                            "gate released and run")
+            screen.graph.select("gate")   # held by its definition
+            await until_said(pilot, lambda: job(server, acts, "gate")["status"] == "held",
+                        "gate held")
+            await pilot.press("u")
+            await until_said(pilot, lambda: job(server, acts, "gate")["status"] == "succeeded",
+                        "gate released and run")
 
-                screen.graph.select("sleeper")
-                await pilot.press("x")
-                await pilot.press("n")        # cancelled: still running
-                assert job(server, acts, "sleeper")["status"] == "running"
-                await pilot.press("x")
-                await confirm(pilot, app)
-                await until_said(pilot, lambda: job(server, acts, "sleeper")["status"] == "stopped",
-                                 "sleeper stopped", server=server, run_id=acts)
-                await until(pilot, lambda: screen.graph.state_of("sleeper") == "stopped",
-                            "the graph to show it stopped")
+            screen.graph.select("sleeper")
+            await pilot.press("x")
+            await pilot.press("n")        # cancelled: still running
+            assert job(server, acts, "sleeper")["status"] == "running"
+            await pilot.press("x")
+            await confirm(pilot, app)
+            await until_said(pilot, lambda: job(server, acts, "sleeper")["status"] == "stopped",
+                             "sleeper stopped", server=server, run_id=acts)
+            await until(pilot, lambda: screen.graph.state_of("sleeper") == "stopped",
+                        "the graph to show it stopped")
 
-                # a refused action is a notification, not a crash
-                await pilot.press("x")
-                await confirm(pilot, app)
-                await until(pilot, lambda: any("stop sleeper" in str(n.message)
-                                               and n.severity == "error"
-                                               for n in app._notifications), "the refusal")
+            # a refused action is a notification, not a crash
+            await pilot.press("x")
+            await confirm(pilot, app)
+            await until(pilot, lambda: any("stop sleeper" in str(n.message)
+                                           and n.severity == "error"
+                                           for n in app._notifications), "the refusal")
 
-                await pilot.press("escape")
-                screen = await open_run(pilot, app, branch)
-                screen.graph.select("b")
-                await pilot.press("R")
-                await confirm(pilot, app)
-                await until_said(pilot, lambda: ("rerun", "b", "") in audit(server, branch),
-                                 "b rerun")
-                server.finished(branch)
-                screen.graph.select("a")
-                await pilot.press("D")
-                await confirm(pilot, app)
-                await until_said(pilot, lambda: ("rerun", "a", "with downstream")
-                                 in audit(server, branch), "a rerun with downstream")
-                done = server.finished(branch)
-                assert done["jobs"]["c"]["started_at"] > done["jobs"]["a"]["ended_at"]
-                await until(pilot, lambda: screen.graph.state_of("b") == "failed",
-                            "b failed again")
+            await pilot.press("escape")
+            screen = await open_run(pilot, app, branch)
+            screen.graph.select("b")
+            await pilot.press("R")
+            await confirm(pilot, app)
+            await until_said(pilot, lambda: ("rerun", "b", "") in audit(server, branch),
+                             "b rerun")
+            server.finished(branch)
+            screen.graph.select("a")
+            await pilot.press("D")
+            await confirm(pilot, app)
+            await until_said(pilot, lambda: ("rerun", "a", "with downstream")
+                             in audit(server, branch), "a rerun with downstream")
+            done = server.finished(branch)
+            assert done["jobs"]["c"]["started_at"] > done["jobs"]["a"]["ended_at"]
+            await until(pilot, lambda: screen.graph.state_of("b") == "failed",
+                        "b failed again")
 
     asyncio.run(scenario())
 
@@ -280,19 +274,17 @@ def test_the_screen_at_80x24(server: Server) -> None:
     server.finished(run_id)
 
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(80, 24)) as pilot:
-                screen = await open_run(pilot, app, run_id)
-                assert screen.has_class("narrow")
-                await until(pilot, lambda: "[✘ b]" in screen_text(app), "b drawn")
-                for widget in (screen.query_one(JobGraph), screen.query_one("#facts"),
-                               screen.query_one(LogView)):
-                    assert widget.size.width >= 20 and widget.size.height >= 3, widget
-                text = screen_text(app)
-                assert "[✔ a]─┤" in text and "└──[✔ c]" in text
-                await until(pilot, lambda: "exit code 3" in (t := screen_text(app))
-                            and "▌ oops" in t, "b's exit code and stderr on screen")
+        async with tui(server, (80, 24)) as (app, pilot):
+            screen = await open_run(pilot, app, run_id)
+            assert screen.has_class("narrow")
+            await until(pilot, lambda: "[✘ b]" in screen_text(app), "b drawn")
+            for widget in (screen.query_one(JobGraph), screen.query_one("#facts"),
+                           screen.query_one(LogView)):
+                assert widget.size.width >= 20 and widget.size.height >= 3, widget
+            text = screen_text(app)
+            assert "[✔ a]─┤" in text and "└──[✔ c]" in text
+            await until(pilot, lambda: "exit code 3" in (t := screen_text(app))
+                        and "▌ oops" in t, "b's exit code and stderr on screen")
 
     asyncio.run(scenario())
 
@@ -308,37 +300,35 @@ def test_moving_the_selection_is_cheap(server: Server, monkeypatch: pytest.Monke
     server.finished(run_id)
 
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(160, 48)) as pilot:
-                screen = await open_run(pilot, app, run_id)
-                log = screen.query_one(LogView)
-                await until(pilot, lambda: ("stderr", "oops") in log.lines, "b's log")
-                await pilot.pause()
-                reads: list[str] = []
-                layouts: list[bool] = []
-                read_log, refresh_layout = screen.read_log, screen._refresh_layout
+        async with tui(server, (160, 48)) as (app, pilot):
+            screen = await open_run(pilot, app, run_id)
+            log = screen.query_one(LogView)
+            await until(pilot, lambda: ("stderr", "oops") in log.lines, "b's log")
+            await pilot.pause()
+            reads: list[str] = []
+            layouts: list[bool] = []
+            read_log, refresh_layout = screen.read_log, screen._refresh_layout
 
-                def read_spy(job: str, *args: Any) -> Any:
-                    reads.append(job)
-                    return read_log(job, *args)
+            def read_spy(job: str, *args: Any) -> Any:
+                reads.append(job)
+                return read_log(job, *args)
 
-                def layout_spy(*args: Any, **kwargs: Any) -> None:
-                    layouts.append(bool(kwargs.get("scroll")))
-                    refresh_layout(*args, **kwargs)
+            def layout_spy(*args: Any, **kwargs: Any) -> None:
+                layouts.append(bool(kwargs.get("scroll")))
+                refresh_layout(*args, **kwargs)
 
-                screen.read_log = read_spy                 # type: ignore[method-assign]
-                screen._refresh_layout = layout_spy        # type: ignore[method-assign]
-                screen.graph.focus()
-                assert screen.graph.selected == "b"
-                for key, job in (("down", "c"), ("up", "b"), ("down", "c"), ("left", "a")):
-                    await pilot.press(key)
-                    assert screen.graph.selected == job
-                    assert facts(screen)["job"] == job      # the panel follows at once
-                assert reads == [] and layouts == []
-                assert log.border_title == "log b · attempt 1"   # b's, under its name
-                await until(pilot, lambda: ("stdout", "start monday") in log.lines,
-                            "a's log")
-                assert reads == ["a"]
+            screen.read_log = read_spy                 # type: ignore[method-assign]
+            screen._refresh_layout = layout_spy        # type: ignore[method-assign]
+            screen.graph.focus()
+            assert screen.graph.selected == "b"
+            for key, job in (("down", "c"), ("up", "b"), ("down", "c"), ("left", "a")):
+                await pilot.press(key)
+                assert screen.graph.selected == job
+                assert facts(screen)["job"] == job      # the panel follows at once
+            assert reads == [] and layouts == []
+            assert log.border_title == "log b · attempt 1"   # b's, under its name
+            await until(pilot, lambda: ("stdout", "start monday") in log.lines,
+                        "a's log")
+            assert reads == ["a"]
 
     asyncio.run(scenario())

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 from textual.widgets import Checkbox, Input, Select
-from tui_support import Server, tui_server, until
+from tui_support import Server, tui, tui_server, until
 
 from jaz.tui.app import JazApp
 from jaz.tui.screens import runs as runs_screen
@@ -128,66 +128,62 @@ def test_bad_filters_say_what_is_wrong(text: str, says: str) -> None:
 
 def test_sort_by_clicking_headers_and_keys_keeps_the_cursor(server: Server) -> None:
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(120, 30)) as pilot:
-                t = await loaded(pilot, app, 12)
-                ids = column(app, "id")
-                assert ids == sorted(ids, reverse=True) and len(ids) >= 12
-                t.select(10)
-                await pilot.press("s")     # id -> jobnet, A to Z
-                names = column(app, "jobnet")
-                assert names == sorted(names) and names[0] == "boom"
-                assert t.cursor_run() is not None and t.cursor_run()["run_id"] == 10
-                await pilot.press("S")
-                assert column(app, "jobnet") == sorted(names, reverse=True)
-                await pilot.click(RunsTable, offset=(2, 0))   # the ID header
-                assert column(app, "id") == sorted(ids, reverse=True)
-                await pilot.click(RunsTable, offset=(2, 0))   # again: reversed
-                assert column(app, "id") == sorted(ids)
-                assert t.cursor_run()["run_id"] == 10   # type: ignore[index]
-                assert t.header_label("id") == "ID ▲"
+        async with tui(server, (120, 30)) as (app, pilot):
+            t = await loaded(pilot, app, 12)
+            ids = column(app, "id")
+            assert ids == sorted(ids, reverse=True) and len(ids) >= 12
+            t.select(10)
+            await pilot.press("s")     # id -> jobnet, A to Z
+            names = column(app, "jobnet")
+            assert names == sorted(names) and names[0] == "boom"
+            assert t.cursor_run() is not None and t.cursor_run()["run_id"] == 10
+            await pilot.press("S")
+            assert column(app, "jobnet") == sorted(names, reverse=True)
+            await pilot.click(RunsTable, offset=(2, 0))   # the ID header
+            assert column(app, "id") == sorted(ids, reverse=True)
+            await pilot.click(RunsTable, offset=(2, 0))   # again: reversed
+            assert column(app, "id") == sorted(ids)
+            assert t.cursor_run()["run_id"] == 10   # type: ignore[index]
+            assert t.header_label("id") == "ID ▲"
 
     asyncio.run(scenario())
 
 
 def test_filter_by_words_state_and_time_and_a_bad_filter(server: Server) -> None:
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(120, 30)) as pilot:
-                t = await loaded(pilot, app, 12)
-                total = t.row_count
-                await filter_by(pilot, app, "GRE")
-                assert set(column(app, "jobnet")) == {"greet"}
-                assert app.screen.sub_title == f"GRE · {t.row_count} of {total} runs"
-                assert app.screen.query_one(FilterInput).display is False
-                assert t.has_focus
+        async with tui(server, (120, 30)) as (app, pilot):
+            t = await loaded(pilot, app, 12)
+            total = t.row_count
+            await filter_by(pilot, app, "GRE")
+            assert set(column(app, "jobnet")) == {"greet"}
+            assert app.screen.sub_title == f"GRE · {t.row_count} of {total} runs"
+            assert app.screen.query_one(FilterInput).display is False
+            assert t.has_focus
 
-                await filter_by(pilot, app, "s:failed")
-                assert {str(s) for s in column(app, "state")} == {"✘ failed"}
-                await filter_by(pilot, app, "state:failed since:1h")
-                assert t.row_count == 4
-                await filter_by(pilot, app, "since:2099-01-01")
-                assert t.row_count == 0
+            await filter_by(pilot, app, "s:failed")
+            assert {str(s) for s in column(app, "state")} == {"✘ failed"}
+            await filter_by(pilot, app, "state:failed since:1h")
+            assert t.row_count == 4
+            await filter_by(pilot, app, "since:2099-01-01")
+            assert t.row_count == 0
 
-                await filter_by(pilot, app, "since:banana")   # kept: the old filter
-                assert "bad time in 'since:banana'" in notes(app)
-                assert t.filter.text == "since:2099-01-01"
-                assert app.screen.query_one(FilterInput).has_focus   # fix it in place
-                await pilot.press("escape")                         # clears and closes
-                assert t.row_count == total and not t.filter
+            await filter_by(pilot, app, "since:banana")   # kept: the old filter
+            assert "bad time in 'since:banana'" in notes(app)
+            assert t.filter.text == "since:2099-01-01"
+            assert app.screen.query_one(FilterInput).has_focus   # fix it in place
+            await pilot.press("escape")                         # clears and closes
+            assert t.row_count == total and not t.filter
 
-                await filter_by(pilot, app, "state:failed")
-                shown = t.row_count
-                rid = server.start("hello")          # live, but not failed: hidden
-                await until(pilot, lambda: str(rid) in t.runs, "the live run")
-                await until(pilot, lambda: t.runs[str(rid)]["status"] == "succeeded",
-                            "the live run to end")
-                assert t.row_count == shown and str(rid) not in t.rows
-                assert app.screen.sub_title == f"state:failed · {shown} of {total + 1} runs"
-                await pilot.press("escape")
-                assert str(rid) in t.rows
+            await filter_by(pilot, app, "state:failed")
+            shown = t.row_count
+            rid = server.start("hello")          # live, but not failed: hidden
+            await until(pilot, lambda: str(rid) in t.runs, "the live run")
+            await until(pilot, lambda: t.runs[str(rid)]["status"] == "succeeded",
+                        "the live run to end")
+            assert t.row_count == shown and str(rid) not in t.rows
+            assert app.screen.sub_title == f"state:failed · {shown} of {total + 1} runs"
+            await pilot.press("escape")
+            assert str(rid) in t.rows
 
     asyncio.run(scenario())
 
@@ -200,68 +196,62 @@ def test_pages_are_loaded_up_to_max_runs(server: Server,
         "/api/v1/runs", params={"limit": 8}).json())
 
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test() as pilot:
-                await loaded(pilot, app, *newest)
-                await until(pilot, lambda: not any(w.is_running for w in app.workers
-                                                   if w.group == "load"), "the last page")
-                assert sorted(column(app, "id")) == newest
+        async with tui(server, (80, 24)) as (app, pilot):
+            await loaded(pilot, app, *newest)
+            await until(pilot, lambda: not any(w.is_running for w in app.workers
+                                               if w.group == "load"), "the last page")
+            assert sorted(column(app, "id")) == newest
 
     asyncio.run(scenario())
 
 
 def test_start_with_a_param_through_the_modal(server: Server) -> None:
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(80, 24)) as pilot:
-                t = await loaded(pilot, app, 12)
-                t.select(11)    # a greet run: the modal offers greet
-                await pilot.press("n")
-                modal = await until(pilot, lambda: isinstance(app.screen, StartScreen)
-                                    and app.screen, "the start modal")
-                assert modal.query_one("#jobnet", Select).value == "greet"
-                who = await until(pilot, lambda: modal.query(".param Input"),
-                                  "the params prefilled")
-                assert who.first(Input).value == "world"
-                before = len(server.api.get("/api/v1/runs", params={"limit": 1000}).json())
-                modal.query_one("#at", Input).value = "half past nine"
-                modal.action_start()
-                await pilot.pause()
-                assert "bad time" in str(modal.query_one("#error").render())
-                assert len(server.api.get("/api/v1/runs",
-                                          params={"limit": 1000}).json()) == before
+        async with tui(server, (80, 24)) as (app, pilot):
+            t = await loaded(pilot, app, 12)
+            t.select(11)    # a greet run: the modal offers greet
+            await pilot.press("n")
+            modal = await until(pilot, lambda: isinstance(app.screen, StartScreen)
+                                and app.screen, "the start modal")
+            assert modal.query_one("#jobnet", Select).value == "greet"
+            who = await until(pilot, lambda: modal.query(".param Input"),
+                              "the params prefilled")
+            assert who.first(Input).value == "world"
+            before = len(server.api.get("/api/v1/runs", params={"limit": 1000}).json())
+            modal.query_one("#at", Input).value = "half past nine"
+            modal.action_start()
+            await pilot.pause()
+            assert "bad time" in str(modal.query_one("#error").render())
+            assert len(server.api.get("/api/v1/runs",
+                                      params={"limit": 1000}).json()) == before
 
-                modal.query_one("#at", Input).value = ""
-                who.first(Input).value = "mars"
-                await pilot.click("#start")
-                await until(pilot, lambda: "started run" in notes(app), "started run N")
-                rid = int(notes(app).split("started run ")[1].split()[0])
-                assert server.run(rid)["params"] == {"who": "mars"}
-                assert t.cursor_run()["run_id"] == rid   # type: ignore[index]
+            modal.query_one("#at", Input).value = ""
+            who.first(Input).value = "mars"
+            await pilot.click("#start")
+            await until(pilot, lambda: "started run" in notes(app), "started run N")
+            rid = int(notes(app).split("started run ")[1].split()[0])
+            assert server.run(rid)["params"] == {"who": "mars"}
+            assert t.cursor_run()["run_id"] == rid   # type: ignore[index]
 
     asyncio.run(scenario())
 
 
 def test_start_held_then_release(server: Server) -> None:
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(120, 30)) as pilot:
-                await loaded(pilot, app, 12)
-                await pilot.press("n")
-                modal = await until(pilot, lambda: isinstance(app.screen, StartScreen)
-                                    and app.screen, "the start modal")
-                modal.query_one("#jobnet", Select).value = "hello"
-                modal.query_one("#hold", Checkbox).value = True
-                modal.action_start()
-                await until(pilot, lambda: "started run" in notes(app), "started run N")
-                rid = int(notes(app).split("started run ")[1].split()[0])
-                assert server.run(rid)["status"] == "held"
-                assert table(app).cursor_run()["run_id"] == rid  # type: ignore[index]
-                await pilot.press("u")
-                assert server.finished(rid)["status"] == "succeeded"
+        async with tui(server, (120, 30)) as (app, pilot):
+            await loaded(pilot, app, 12)
+            await pilot.press("n")
+            modal = await until(pilot, lambda: isinstance(app.screen, StartScreen)
+                                and app.screen, "the start modal")
+            modal.query_one("#jobnet", Select).value = "hello"
+            modal.query_one("#hold", Checkbox).value = True
+            modal.action_start()
+            await until(pilot, lambda: "started run" in notes(app), "started run N")
+            rid = int(notes(app).split("started run ")[1].split()[0])
+            assert server.run(rid)["status"] == "held"
+            assert table(app).cursor_run()["run_id"] == rid  # type: ignore[index]
+            await pilot.press("u")
+            assert server.finished(rid)["status"] == "succeeded"
 
     asyncio.run(scenario())
 
@@ -270,18 +260,16 @@ def test_stop_a_running_run_after_confirming(server: Server) -> None:
     rid = server.start("slow")
 
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(120, 30)) as pilot:
-                t = await loaded(pilot, app, rid)
-                t.select(rid)
-                await pilot.press("x")
-                await until(pilot, lambda: isinstance(app.screen, ConfirmScreen),
-                            "the confirmation")
-                await pilot.press("y")
-                assert server.finished(rid)["status"] == "stopped"
-                await until(pilot, lambda: t.cell_text(str(rid), "state") == "■ stopped",
-                            "the row to say stopped")
+        async with tui(server, (120, 30)) as (app, pilot):
+            t = await loaded(pilot, app, rid)
+            t.select(rid)
+            await pilot.press("x")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen),
+                        "the confirmation")
+            await pilot.press("y")
+            assert server.finished(rid)["status"] == "stopped"
+            await until(pilot, lambda: t.cell_text(str(rid), "state") == "■ stopped",
+                        "the row to say stopped")
 
     asyncio.run(scenario())
 
@@ -290,17 +278,15 @@ def test_hold_and_release_a_scheduled_run(server: Server) -> None:
     rid = server.start("hello", at=FUTURE)
 
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(120, 30)) as pilot:
-                t = await loaded(pilot, app, rid)
-                t.select(rid)
-                await pilot.press("h")
-                await until(pilot, lambda: server.run(rid)["status"] == "held", "held")
-                await until(pilot, lambda: t.runs[str(rid)]["status"] == "held", "row held")
-                await pilot.press("u")
-                await until(pilot, lambda: server.run(rid)["status"] == "scheduled",
-                            "scheduled again")
+        async with tui(server, (120, 30)) as (app, pilot):
+            t = await loaded(pilot, app, rid)
+            t.select(rid)
+            await pilot.press("h")
+            await until(pilot, lambda: server.run(rid)["status"] == "held", "held")
+            await until(pilot, lambda: t.runs[str(rid)]["status"] == "held", "row held")
+            await pilot.press("u")
+            await until(pilot, lambda: server.run(rid)["status"] == "scheduled",
+                        "scheduled again")
 
     asyncio.run(scenario())
 
@@ -309,34 +295,30 @@ def test_a_viewer_is_told_not_allowed(server: Server) -> None:
     rid = server.start("hello", at=FUTURE)
 
     async def scenario() -> None:
-        with server.client(VIEWER_TOKEN) as client:
-            app = JazApp(client)
-            async with app.run_test(size=(120, 30)) as pilot:
-                t = await loaded(pilot, app, rid)
-                t.select(rid)
-                await pilot.press("h")
-                await until(pilot, lambda: "not allowed" in notes(app), "not allowed")
-                assert server.run(rid)["status"] == "scheduled"
-                assert app.is_running
+        async with tui(server, (120, 30), token=VIEWER_TOKEN) as (app, pilot):
+            t = await loaded(pilot, app, rid)
+            t.select(rid)
+            await pilot.press("h")
+            await until(pilot, lambda: "not allowed" in notes(app), "not allowed")
+            assert server.run(rid)["status"] == "scheduled"
+            assert app.is_running
 
     asyncio.run(scenario())
 
 
 def test_works_at_80x24(server: Server) -> None:
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(80, 24)) as pilot:
-                await loaded(pilot, app, 12)
-                shot = app.export_screenshot()
-                for label in ("ID", "Jobnet", "State", "Trigger", "Start", "Duration"):
-                    assert label in shot
-                await pilot.press("slash")
-                await pilot.press("escape")
-                await pilot.press("question_mark")
-                await pilot.press("escape")
-                await pilot.press("s", "S", "r")
-                assert app.is_running
+        async with tui(server, (80, 24)) as (app, pilot):
+            await loaded(pilot, app, 12)
+            shot = app.export_screenshot()
+            for label in ("ID", "Jobnet", "State", "Trigger", "Start", "Duration"):
+                assert label in shot
+            await pilot.press("slash")
+            await pilot.press("escape")
+            await pilot.press("question_mark")
+            await pilot.press("escape")
+            await pilot.press("s", "S", "r")
+            assert app.is_running
 
     asyncio.run(scenario())
 

@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 from support import wait_for
 from textual.widgets import DataTable, OptionList, Select, Static
-from tui_support import Server, tui_server, until
+from tui_support import Server, tui, tui_server, until
 
 from jaz.tui.app import JazApp
 from jaz.tui.screens.calendars import CalendarsScreen
@@ -78,44 +78,42 @@ def inside(app: JazApp, selector: str) -> bool:
 
 def test_jobnets_lists_valid_and_broken_filters_and_switches_modes(server: Server) -> None:
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client)
-            async with app.run_test(size=(160, 40)) as pilot:
-                await pilot.press("2")
-                await until(pilot, lambda: isinstance(app.screen, JobnetsScreen),
-                            "the Jobnets screen on 2")
-                table = app.screen.query_one("#jobnets", DataTable)
-                await until(pilot, lambda: keys(table) == ["broken", "hello", "sleepy"],
-                            "the jobnets")
-                assert cell(table, "hello", "valid") == "✔"
-                assert cell(table, "hello", "description") == "Say hello, then goodbye"
-                assert cell(table, "hello", "schedules") == "at 02:30"
-                assert cell(table, "hello", "next") != "-"
-                assert cell(table, "broken", "valid") == "✖ invalid"
-                assert "retries" in cell(table, "broken", "problem")
-                table.move_cursor(row=0)
-                about = app.screen.query_one("#about", Static)
-                await until(pilot, lambda: "nothing in force" in plain(about.content),
-                            "the broken jobnet's problem under the table")
+        async with tui(server, (160, 40)) as (app, pilot):
+            await pilot.press("2")
+            await until(pilot, lambda: isinstance(app.screen, JobnetsScreen),
+                        "the Jobnets screen on 2")
+            table = app.screen.query_one("#jobnets", DataTable)
+            await until(pilot, lambda: keys(table) == ["broken", "hello", "sleepy"],
+                        "the jobnets")
+            assert cell(table, "hello", "valid") == "✔"
+            assert cell(table, "hello", "description") == "Say hello, then goodbye"
+            assert cell(table, "hello", "schedules") == "at 02:30"
+            assert cell(table, "hello", "next") != "-"
+            assert cell(table, "broken", "valid") == "✖ invalid"
+            assert "retries" in cell(table, "broken", "problem")
+            table.move_cursor(row=0)
+            about = app.screen.query_one("#about", Static)
+            await until(pilot, lambda: "nothing in force" in plain(about.content),
+                        "the broken jobnet's problem under the table")
 
-                await pilot.press("slash", *"BRO")
-                await until(pilot, lambda: keys(table) == ["broken"], "the filter")
-                await pilot.press("enter")
-                assert app.screen.focused is table
-                await pilot.press("escape")
-                await until(pilot, lambda: len(keys(table)) == 3, "the filter cleared")
+            await pilot.press("slash", *"BRO")
+            await until(pilot, lambda: keys(table) == ["broken"], "the filter")
+            await pilot.press("enter")
+            assert app.screen.focused is table
+            await pilot.press("escape")
+            await until(pilot, lambda: len(keys(table)) == 3, "the filter cleared")
 
-                table.move_cursor(row=keys(table).index("hello"))
-                await pilot.press("n")
-                await until(pilot, lambda: isinstance(app.screen, StartScreen)
-                            and app.screen.chosen == "hello", "the start modal")
-                await pilot.press("escape")
+            table.move_cursor(row=keys(table).index("hello"))
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, StartScreen)
+                        and app.screen.chosen == "hello", "the start modal")
+            await pilot.press("escape")
 
-                for key, screen in (("3", HostsScreen), ("4", CalendarsScreen),
-                                    ("2", JobnetsScreen)):
-                    await pilot.press(key)
-                    await until(pilot, lambda s=screen: isinstance(app.screen, s),
-                                f"{screen.__name__} on {key}")
+            for key, screen in (("3", HostsScreen), ("4", CalendarsScreen),
+                                ("2", JobnetsScreen)):
+                await pilot.press(key)
+                await until(pilot, lambda s=screen: isinstance(app.screen, s),
+                            f"{screen.__name__} on {key}")
 
     asyncio.run(scenario())
 
@@ -126,63 +124,61 @@ def test_jobnet_detail_and_job_history(server: Server) -> None:
         server.finished(run_id)
 
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client, mode="jobnets")
-            async with app.run_test(size=(120, 36)) as pilot:
-                table = app.screen.query_one("#jobnets", DataTable)
-                await until(pilot, lambda: "hello" in keys(table), "the jobnets")
-                await until(pilot, lambda: cell(table, "hello", "last").startswith("✔"),
-                            "hello's last result")
-                table.move_cursor(row=keys(table).index("hello"))
-                await pilot.press("enter")
-                detail = await until(pilot, lambda: isinstance(app.screen, JobnetDetailScreen)
-                                     and app.screen, "the jobnet's screen")
-                text = detail.query_one("#text", Static)
-                await until(pilot, lambda: 'run = "echo hello"' in plain(text.content),
-                            "the definition")
-                history = detail.query_one("#runs", DataTable)
-                await until(pilot, lambda: set(map(str, runs)) <= set(keys(history)),
-                            "the runs in History")
-                assert cell(history, str(runs[0]), "state") == "✔ succeeded"
-                await pilot.press("right_square_bracket", "right_square_bracket")
-                history.focus()
-                history.move_cursor(row=keys(history).index(str(runs[0])))
-                await pilot.press("enter")
-                await until(pilot, lambda: isinstance(app.screen, RunDetailScreen)
-                            and app.screen.run_id == runs[0], "the run on enter")
-                await pilot.press("escape")
-                await until(pilot, lambda: app.screen is detail, "back to the jobnet")
-                await pilot.press("left_square_bracket", "left_square_bracket")
-                fires = detail.query_one("#fires", DataTable)
-                await until(pilot, lambda: fires.row_count == 20, "20 next fires")
+        async with tui(server, (120, 36), mode="jobnets") as (app, pilot):
+            table = app.screen.query_one("#jobnets", DataTable)
+            await until(pilot, lambda: "hello" in keys(table), "the jobnets")
+            await until(pilot, lambda: cell(table, "hello", "last").startswith("✔"),
+                        "hello's last result")
+            table.move_cursor(row=keys(table).index("hello"))
+            await pilot.press("enter")
+            detail = await until(pilot, lambda: isinstance(app.screen, JobnetDetailScreen)
+                                 and app.screen, "the jobnet's screen")
+            text = detail.query_one("#text", Static)
+            await until(pilot, lambda: 'run = "echo hello"' in plain(text.content),
+                        "the definition")
+            history = detail.query_one("#runs", DataTable)
+            await until(pilot, lambda: set(map(str, runs)) <= set(keys(history)),
+                        "the runs in History")
+            assert cell(history, str(runs[0]), "state") == "✔ succeeded"
+            await pilot.press("right_square_bracket", "right_square_bracket")
+            history.focus()
+            history.move_cursor(row=keys(history).index(str(runs[0])))
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunDetailScreen)
+                        and app.screen.run_id == runs[0], "the run on enter")
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is detail, "back to the jobnet")
+            await pilot.press("left_square_bracket", "left_square_bracket")
+            fires = detail.query_one("#fires", DataTable)
+            await until(pilot, lambda: fires.row_count == 20, "20 next fires")
 
-                await pilot.press("right_square_bracket")
-                assert detail.query_one("TabbedContent").active == "graph"  # type: ignore[attr-defined]
-                await until(pilot, lambda: detail.jobnet is not None, "the jobs")
-                detail.job = "greet"
-                await pilot.press("j")
-                screen = await until(pilot, lambda: isinstance(app.screen, JobHistoryScreen)
-                                     and app.screen, "the job's history")
-                executions = screen.query_one("#executions", DataTable)
-                await until(pilot, lambda: set(map(str, runs)) <= set(keys(executions)),
-                            "the job's executions in both runs")
-                row = str(runs[1])
-                assert cell(executions, row, "state") == "✔ succeeded"
-                assert cell(executions, row, "exit") == "0"
-                assert cell(executions, row, "host") == "local"
+            await pilot.press("right_square_bracket")
+            assert detail.query_one("TabbedContent").active == "graph"  # type: ignore[attr-defined]
+            await until(pilot, lambda: detail.jobnet is not None, "the jobs")
+            detail.job = "greet"
+            await pilot.press("j")
+            screen = await until(pilot, lambda: isinstance(app.screen, JobHistoryScreen)
+                                 and app.screen, "the job's history")
+            executions = screen.query_one("#executions", DataTable)
+            await until(pilot, lambda: set(map(str, runs)) <= set(keys(executions)),
+                        "the job's executions in both runs")
+            row = str(runs[1])
+            assert cell(executions, row, "state") == "✔ succeeded"
+            assert cell(executions, row, "exit") == "0"
+            assert cell(executions, row, "host") == "local"
 
-                await pilot.press("escape", "escape")
-                await until(pilot, lambda: isinstance(app.screen, JobnetsScreen),
-                            "back to the list")
-                table.move_cursor(row=keys(table).index("broken"))
-                await pilot.press("enter")
-                broken = await until(pilot, lambda: isinstance(app.screen, JobnetDetailScreen)
-                                     and app.screen, "the broken jobnet's screen")
-                text = broken.query_one("#text", Static)
-                shown = await until(pilot, lambda: "problem" in (s := plain(text.content))
-                                    and s, "the problems")
-                assert "broken.toml (job 'x', field 'retries')" in shown
-                assert 'retries = "many"' in shown        # the file's text, read here
+            await pilot.press("escape", "escape")
+            await until(pilot, lambda: isinstance(app.screen, JobnetsScreen),
+                        "back to the list")
+            table.move_cursor(row=keys(table).index("broken"))
+            await pilot.press("enter")
+            broken = await until(pilot, lambda: isinstance(app.screen, JobnetDetailScreen)
+                                 and app.screen, "the broken jobnet's screen")
+            text = broken.query_one("#text", Static)
+            shown = await until(pilot, lambda: "problem" in (s := plain(text.content))
+                                and s, "the problems")
+            assert "broken.toml (job 'x', field 'retries')" in shown
+            assert 'retries = "many"' in shown        # the file's text, read here
 
     asyncio.run(scenario())
 
@@ -194,35 +190,33 @@ def test_hosts_lists_configured_hosts_and_running_jobs(server: Server) -> None:
     run_id = server.start("sleepy")
 
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client, mode="hosts")
-            async with app.run_test(size=(120, 30)) as pilot:
-                table = app.screen.query_one("#hosts", DataTable)
-                await until(pilot, lambda: keys(table) == ["local", "db1", "web"], "hosts")
-                assert cell(table, "local", "online") == "● online"
-                assert cell(table, "db1", "online") == "? unknown"
-                assert cell(table, "db1", "kind") == "agent"
-                assert cell(table, "web", "address") == "ops@127.0.0.1"
-                await until(pilot, lambda: cell(table, "local", "running") == "1",
-                            "the sleeping job on the local host")
-                running = app.screen.query_one("#running", DataTable)
-                await until(pilot, lambda: keys(running) == [f"{run_id}/nap"],
-                            "the running job listed")
-                assert cell(running, f"{run_id}/nap", "jobnet") == "sleepy"
-                table.move_cursor(row=0)
-                await pilot.press("enter")
-                assert app.screen.focused is running
-                await pilot.press("enter")
-                await until(pilot, lambda: isinstance(app.screen, RunDetailScreen)
-                            and app.screen.run_id == run_id, "the running job's run")
-                await pilot.press("escape")
-                await until(pilot, lambda: isinstance(app.screen, HostsScreen), "hosts")
-                table.focus()
+        async with tui(server, (120, 30), mode="hosts") as (app, pilot):
+            table = app.screen.query_one("#hosts", DataTable)
+            await until(pilot, lambda: keys(table) == ["local", "db1", "web"], "hosts")
+            assert cell(table, "local", "online") == "● online"
+            assert cell(table, "db1", "online") == "? unknown"
+            assert cell(table, "db1", "kind") == "agent"
+            assert cell(table, "web", "address") == "ops@127.0.0.1"
+            await until(pilot, lambda: cell(table, "local", "running") == "1",
+                        "the sleeping job on the local host")
+            running = app.screen.query_one("#running", DataTable)
+            await until(pilot, lambda: keys(running) == [f"{run_id}/nap"],
+                        "the running job listed")
+            assert cell(running, f"{run_id}/nap", "jobnet") == "sleepy"
+            table.move_cursor(row=0)
+            await pilot.press("enter")
+            assert app.screen.focused is running
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunDetailScreen)
+                        and app.screen.run_id == run_id, "the running job's run")
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, HostsScreen), "hosts")
+            table.focus()
 
-                await pilot.press("slash", "w")
-                await until(pilot, lambda: keys(table) == ["web"], "the filter")
-                await pilot.press("escape")
-                await until(pilot, lambda: len(keys(table)) == 3, "the filter cleared")
+            await pilot.press("slash", "w")
+            await until(pilot, lambda: keys(table) == ["web"], "the filter")
+            await pilot.press("escape")
+            await until(pilot, lambda: len(keys(table)) == 3, "the filter cleared")
         server.api.post(f"/api/v1/runs/{run_id}/stop").raise_for_status()
 
     asyncio.run(scenario())
@@ -233,49 +227,47 @@ def test_hosts_lists_configured_hosts_and_running_jobs(server: Server) -> None:
 
 def test_calendar_month_grid_with_fires_and_navigation(server: Server) -> None:
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client, mode="calendars")
-            async with app.run_test(size=(120, 40)) as pilot:
-                screen = app.screen
-                assert isinstance(screen, CalendarsScreen)
-                grid = screen.query_one(MonthGrid)
-                options = screen.query_one("#calendars", OptionList)
-                await until(pilot, lambda: options.option_count == 2, "the calendar list")
-                assert "✖ bad invalid" in str(options.get_option_at_index(0).prompt)
-                await until(pilot, lambda: grid.operating is not None, "the operating days")
-                screen.show_month(2026, 11)
-                await until(pilot, lambda: date(2026, 11, 24) in (grid.operating or ()),
-                            "November 2026")
-                assert date(2026, 11, 23) not in (grid.operating or ())   # a holiday
-                assert date(2026, 11, 22) not in (grid.operating or ())   # a Sunday
-                info = screen.query_one("#info", Static)
-                assert "2026-11-23 Labor Thanksgiving Day" in plain(info.content)
-                drawn = plain(grid.render())
-                assert "23 H" in drawn and "22 ·" in drawn and "November 2026 · biz" in drawn
+        async with tui(server, (120, 40), mode="calendars") as (app, pilot):
+            screen = app.screen
+            assert isinstance(screen, CalendarsScreen)
+            grid = screen.query_one(MonthGrid)
+            options = screen.query_one("#calendars", OptionList)
+            await until(pilot, lambda: options.option_count == 2, "the calendar list")
+            assert "✖ bad invalid" in str(options.get_option_at_index(0).prompt)
+            await until(pilot, lambda: grid.operating is not None, "the operating days")
+            screen.show_month(2026, 11)
+            await until(pilot, lambda: date(2026, 11, 24) in (grid.operating or ()),
+                        "November 2026")
+            assert date(2026, 11, 23) not in (grid.operating or ())   # a holiday
+            assert date(2026, 11, 22) not in (grid.operating or ())   # a Sunday
+            info = screen.query_one("#info", Static)
+            assert "2026-11-23 Labor Thanksgiving Day" in plain(info.content)
+            drawn = plain(grid.render())
+            assert "23 H" in drawn and "22 ·" in drawn and "November 2026 · biz" in drawn
 
-                select: Select[str] = screen.query_one("#jobnet", Select)
-                await until(pilot, lambda: select._options, "the jobnet list")  # noqa: SLF001
-                select.value = "hello"
-                await until(pilot, lambda: len(screen.fires) == 30, "30 daily fires")
-                assert grid.fires == {date(2026, 11, d): ["02:30"] for d in range(1, 31)}
-                assert "11-02 02:30" in plain(info.content)
-                assert "24  *" in plain(grid.render())
+            select: Select[str] = screen.query_one("#jobnet", Select)
+            await until(pilot, lambda: select._options, "the jobnet list")  # noqa: SLF001
+            select.value = "hello"
+            await until(pilot, lambda: len(screen.fires) == 30, "30 daily fires")
+            assert grid.fires == {date(2026, 11, d): ["02:30"] for d in range(1, 31)}
+            assert "11-02 02:30" in plain(info.content)
+            assert "24  *" in plain(grid.render())
 
-                await pilot.press("right_square_bracket")
-                assert (grid.year, grid.month) == (2026, 12)
-                await until(pilot, lambda: len(screen.fires) == 31, "December's fires")
-                await pilot.press("Y")
-                assert (grid.year, grid.month) == (2027, 12)
-                await until(pilot, lambda: date(2027, 12, 1) in (grid.operating or ()),
-                            "2027's operating days")
-                grid.focus()
-                await pilot.press("left", "y")
-                assert (grid.year, grid.month) == (2026, 11)
-                await pilot.press("t")
-                today = date.today()
-                assert (grid.year, grid.month) == (today.year, today.month)
-                days = calendar.monthrange(today.year, today.month)[1]
-                await until(pilot, lambda: len(screen.fires) == days, "this month's fires")
+            await pilot.press("right_square_bracket")
+            assert (grid.year, grid.month) == (2026, 12)
+            await until(pilot, lambda: len(screen.fires) == 31, "December's fires")
+            await pilot.press("Y")
+            assert (grid.year, grid.month) == (2027, 12)
+            await until(pilot, lambda: date(2027, 12, 1) in (grid.operating or ()),
+                        "2027's operating days")
+            grid.focus()
+            await pilot.press("left", "y")
+            assert (grid.year, grid.month) == (2026, 11)
+            await pilot.press("t")
+            today = date.today()
+            assert (grid.year, grid.month) == (today.year, today.month)
+            days = calendar.monthrange(today.year, today.month)[1]
+            await until(pilot, lambda: len(screen.fires) == days, "this month's fires")
 
     asyncio.run(scenario())
 
@@ -285,29 +277,27 @@ def test_calendar_month_grid_with_fires_and_navigation(server: Server) -> None:
 
 def test_every_screen_works_at_80x24(server: Server) -> None:
     async def scenario() -> None:
-        with server.client() as client:
-            app = JazApp(client, mode="jobnets")
-            async with app.run_test(size=(80, 24)) as pilot:
-                table = app.screen.query_one("#jobnets", DataTable)
-                await until(pilot, lambda: table.row_count == 3, "the jobnets")
-                assert inside(app, "#jobnets")
-                table.move_cursor(row=keys(table).index("hello"))
-                await pilot.press("enter")
-                await until(pilot, lambda: isinstance(app.screen, JobnetDetailScreen),
-                            "the jobnet")
-                await until(pilot, lambda: inside(app, "#definition-scroll"),
-                            "the definition")
-                await pilot.press("escape", "3")
-                await until(pilot, lambda: isinstance(app.screen, HostsScreen), "hosts")
-                await until(pilot, lambda: app.screen.query_one("#hosts", DataTable)
-                            .row_count == 3, "the hosts")
-                assert inside(app, "#hosts") and inside(app, "#running")
-                await pilot.press("4")
-                await until(pilot, lambda: isinstance(app.screen, CalendarsScreen),
-                            "calendars")
-                grid = app.screen.query_one(MonthGrid)
-                await until(pilot, lambda: grid.operating is not None, "the month")
-                assert inside(app, "#grid") and inside(app, "#calendars")
-                assert inside(app, "#jobnet")
+        async with tui(server, (80, 24), mode="jobnets") as (app, pilot):
+            table = app.screen.query_one("#jobnets", DataTable)
+            await until(pilot, lambda: table.row_count == 3, "the jobnets")
+            assert inside(app, "#jobnets")
+            table.move_cursor(row=keys(table).index("hello"))
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, JobnetDetailScreen),
+                        "the jobnet")
+            await until(pilot, lambda: inside(app, "#definition-scroll"),
+                        "the definition")
+            await pilot.press("escape", "3")
+            await until(pilot, lambda: isinstance(app.screen, HostsScreen), "hosts")
+            await until(pilot, lambda: app.screen.query_one("#hosts", DataTable)
+                        .row_count == 3, "the hosts")
+            assert inside(app, "#hosts") and inside(app, "#running")
+            await pilot.press("4")
+            await until(pilot, lambda: isinstance(app.screen, CalendarsScreen),
+                        "calendars")
+            grid = app.screen.query_one(MonthGrid)
+            await until(pilot, lambda: grid.operating is not None, "the month")
+            assert inside(app, "#grid") and inside(app, "#calendars")
+            assert inside(app, "#jobnet")
 
     asyncio.run(scenario())

@@ -1,5 +1,6 @@
 """What the TUI tests share: a real `jaz server` subprocess with an API client beside
-the app (`tui_server`), and `until`, the Pilot form of `support.wait_for`.
+the app (`tui_server`), the app under Pilot on it (`tui`), and `until`, the Pilot form
+of `support.wait_for`.
 
 Each test module makes its own module-scoped fixture from `tui_server`, with its own
 jobnets, so modules stay independent and parallel-safe."""
@@ -7,8 +8,8 @@ jobnets, so modules stay independent and parallel-safe."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from support import running_server, wait_for
 from textual.pilot import Pilot
 
 from jaz.client import Client
+from jaz.tui.app import JazApp
 
 
 @dataclass
@@ -61,6 +63,17 @@ def tui_server(root: Path, jobnets: dict[str, str], config: str = "") -> Iterato
             httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
                          timeout=10, trust_env=False) as api:
         yield Server(home=home, url=url, token=token, api=api, env=env)
+
+
+@asynccontextmanager
+async def tui(server: Server, size: tuple[int, int] = (80, 24), *, mode: str = "runs",
+              token: str | None = None) -> AsyncIterator[tuple[JazApp, Pilot[None]]]:
+    """`jaz tui` on `server` (as `token`, else the admin) in a terminal of `size`, under
+    Pilot: `async with tui(server, (120, 30)) as (app, pilot): ...`."""
+    with server.client(token) as client:
+        app = JazApp(client, mode=mode)
+        async with app.run_test(size=size) as pilot:
+            yield app, pilot
 
 
 async def until(pilot: Pilot[Any], check: Callable[[], Any], what: str,
