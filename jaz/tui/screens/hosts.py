@@ -26,7 +26,7 @@ from jaz.tui.screens.base import JazScreen
 from jaz.tui.screens.jobnet_detail import open_run
 from jaz.tui.widgets.banner import Banner
 from jaz.tui.widgets.name_filter import NameFilter, matches
-from jaz.tui.widgets.rows import cursor_key, sync_rows
+from jaz.tui.widgets.rows import add_columns, cursor_key, sync_rows
 
 REFRESH = 5.0          # seconds between fetches of the host list
 COLUMNS = [("name", "Host"), ("kind", "Kind"), ("address", "Address"), ("online", "Online"),
@@ -99,11 +99,9 @@ class HostsScreen(JazScreen):
     def on_mount(self) -> None:
         super().on_mount()
         self.title = "jaz · hosts"
-        for key, label in COLUMNS:
-            self.query_one("#hosts", DataTable).add_column(label, key=key)
+        add_columns(self.query_one("#hosts", DataTable), COLUMNS)
         running = self.query_one("#running", DataTable)
-        for key, label in JOB_COLUMNS:
-            running.add_column(label, key=key)
+        add_columns(running, JOB_COLUMNS)
         running.border_title = "running jobs"
         self.set_interval(REFRESH, self.load)
         self.set_interval(1.0, self._events)
@@ -128,7 +126,7 @@ class HostsScreen(JazScreen):
 
     def show(self) -> None:
         # the order of the server: local first, then the configured hosts by name
-        sync_rows(self.query_one("#hosts", DataTable), [key for key, _ in COLUMNS],
+        sync_rows(self.query_one("#hosts", DataTable), COLUMNS,
                   ((name, cells(host)) for name, host in self.hosts.items()
                    if matches(name, self.filter)))
         self.show_jobs()
@@ -143,8 +141,7 @@ class HostsScreen(JazScreen):
         jobs = (host or {}).get("running") or []
         table = self.query_one("#running", DataTable)
         table.border_title = f"running jobs on {name}" if name else "running jobs"
-        sync_rows(table, [key for key, _ in JOB_COLUMNS],
-                  ((f"{j['run_id']}/{j['job']}", job_cells(j)) for j in jobs))
+        sync_rows(table, JOB_COLUMNS, ((f"{j['run_id']}/{j['job']}", job_cells(j)) for j in jobs))
 
     @on(DataTable.RowHighlighted, "#hosts")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -22,7 +22,7 @@ from jaz.tui.messages import JobChanged, StreamState
 from jaz.tui.screens.base import JazScreen
 from jaz.tui.screens.jobnet_detail import open_run
 from jaz.tui.widgets.banner import Banner
-from jaz.tui.widgets.rows import cursor_key
+from jaz.tui.widgets.rows import add_columns, cursor_key
 
 LIMIT = 500
 COLUMNS = [("run", "Run"), ("state", "State"), ("exit", "Exit"), ("attempts", "Attempts"),
@@ -84,8 +84,7 @@ class JobHistoryScreen(JazScreen):
         super().on_mount()
         self.title = f"jaz · {self.jobnet_name} › {self.job}"
         table = self.query_one("#executions", DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
+        add_columns(table, COLUMNS)
         self.load()
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)

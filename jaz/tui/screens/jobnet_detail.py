@@ -30,7 +30,7 @@ from jaz.tui import format
 from jaz.tui.messages import RunChanged, StreamState
 from jaz.tui.screens.base import JazScreen
 from jaz.tui.widgets.banner import Banner
-from jaz.tui.widgets.rows import cursor_key
+from jaz.tui.widgets.rows import add_columns, cursor_key
 
 HISTORY = 200         # runs shown in the History tab
 NEXT = 20             # fire times shown in the Next tab
@@ -196,8 +196,7 @@ class JobnetDetailScreen(JazScreen):
         super().on_mount()
         self.title = f"jaz · jobnet {self.jobnet_name}"
         runs = self.query_one("#runs", DataTable)
-        for key, label in RUN_COLUMNS:
-            runs.add_column(label, key=key)
+        add_columns(runs, RUN_COLUMNS)
         fires = self.query_one("#fires", DataTable)
         fires.add_column("#", key="n")
         fires.add_column("Fire", key="at")

@@ -23,7 +23,7 @@ from jaz.tui.messages import RunChanged, StreamState
 from jaz.tui.screens.base import JazScreen
 from jaz.tui.widgets.banner import Banner
 from jaz.tui.widgets.name_filter import NameFilter, matches
-from jaz.tui.widgets.rows import cursor_key, sync_rows
+from jaz.tui.widgets.rows import add_columns, cursor_key, sync_rows
 
 COLUMNS = [("name", "Jobnet"), ("valid", "Valid"), ("description", "Description"),
            ("schedules", "Schedule"), ("next", "Next fire"), ("last", "Last result"),
@@ -112,8 +112,7 @@ class JobnetsScreen(JazScreen):
         self.title = "jaz · jobnets"
         table = self.query_one("#jobnets", DataTable)
         table.styles.height = "1fr"
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
+        add_columns(table, COLUMNS)
         self.set_interval(REFRESH, self.load)   # next fires move on as time passes
         if self.jaz.stream_connected:
             self.load()
@@ -131,7 +130,7 @@ class JobnetsScreen(JazScreen):
 
     def show(self) -> None:
         table = self.query_one("#jobnets", DataTable)
-        sync_rows(table, [key for key, _ in COLUMNS],
+        sync_rows(table, COLUMNS,
                   ((name, cells(net)) for name, net in sorted(self.jobnets.items())
                    if matches(name, self.filter)))
         self.show_about()

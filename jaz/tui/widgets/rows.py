@@ -18,15 +18,22 @@ def cursor_key(table: DataTable[Any]) -> RowKey | None:
     return table.coordinate_to_cell_key(table.cursor_coordinate).row_key
 
 
-def sync_rows(table: DataTable[Any], columns: Sequence[str],
+def add_columns(table: DataTable[Any], columns: Sequence[tuple[str, str]]) -> None:
+    """Give `table` the `columns`, (key, label) pairs, in that order."""
+    for key, label in columns:
+        table.add_column(label, key=key)
+
+
+def sync_rows(table: DataTable[Any], columns: Sequence[tuple[str, str]],
               rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
-    """Show `rows` (key, cells in `columns` order) in that order: cells that changed are
+    """Show `rows` (key, cells in the order of `columns`, the (key, label) pairs the
+    table was given by add_columns) in that order: cells that changed are
     updated in place when the same keys are shown; otherwise the table is rebuilt. The
     cursor stays on the row it was on either way."""
     wanted = list(rows)
     if [k.value for k in table.rows] == [key for key, _ in wanted]:
         for key, cells in wanted:
-            for column, value in zip(columns, cells, strict=True):
+            for (column, _), value in zip(columns, cells, strict=True):
                 if table.get_cell(key, column) != value:
                     table.update_cell(key, column, value)
         return
