@@ -1,8 +1,9 @@
 """The PostgreSQL store: one database that several servers share (SPEC §4).
 
-The contract and the semantics are SqliteStore's, table for table: batches that nest
-(the outermost commits), job changes and events that wait for the end of a batch,
-versioned migrations. What differs is what PostgreSQL does better or differently:
+The contract, the statements and the semantics are SqliteStore's, table for table, and
+live once in SqlStore (`sql.py`): batches that nest (the outermost commits), job changes
+and events that wait for the end of a batch. What differs is here, with the migrations
+and the advisory locks: what PostgreSQL does better or differently:
 times are `timestamptz` (kept and returned in UTC), params and outputs are `jsonb`,
 ids come from identity columns, and text cannot hold NUL characters (job output can:
 they become U+FFFD).
@@ -20,22 +21,13 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jaz.engine.model import JobState, RunState
-from jaz.engine.records import (
-    JOB_FIELDS,
-    RUN_FIELDS,
-    EventRecord,
-    JobRecord,
-    RunRecord,
-    check_fields,
-)
-from jaz.engine.store.base import Store
-from jaz.errors import NotFound, StoreError, Unreachable
+from jaz.engine.records import RunRecord
+from jaz.engine.store.sql import JSON_FIELDS, TIME_FIELDS, SqlStore, no_run
+from jaz.errors import StoreError, Unreachable
 
 if TYPE_CHECKING:
     import psycopg
@@ -84,13 +76,7 @@ MIGRATIONS: list[str] = [
 _LOCKS = 0x6A617A
 _MIGRATING, _SCHEDULER, _RUNS = 1, 2, 3
 
-_TIME_FIELDS = {"created_at", "scheduled_at", "started_at", "ended_at", "not_before", "at"}
-_JSON_FIELDS = {"params", "outputs"}
-_FINISHED = [str(s) for s in JobState if s.finished]
 _PASSWORD = re.compile(r"postgres(?:ql)?://[^/@]*:[^/@]*@|[?&]password=", re.IGNORECASE)
-
-_ADD_EVENT = ('INSERT INTO events (at, kind, run_id, jobnet, job, "user", detail) '
-              "VALUES (%s, %s, %s, %s, %s, %s, %s)")
 
 
 def is_postgres_url(url: str) -> bool:
@@ -111,9 +97,9 @@ def _text(value: str) -> str:
 def _encode(key: str, value: Any) -> Any:
     if value is None:
         return None
-    if key in _TIME_FIELDS:
+    if key in TIME_FIELDS:
         return value.astimezone(UTC)
-    if key in _JSON_FIELDS:
+    if key in JSON_FIELDS:
         if not value:
             return "{}"
         import json
@@ -124,21 +110,25 @@ def _encode(key: str, value: Any) -> Any:
     return value
 
 
-class PostgresStore(Store):
+def _percent_s(statement: str) -> str:
+    return statement.replace("?", "%s")   # jaz's statements hold no other `?` (nor `%`)
+
+
+class PostgresStore(SqlStore):
+    TOP_LEVEL = "parent_run IS NULL"
+    NO_LIMIT = "ALL"
+    MOST_IDS = 1 << 62   # one array, however long
+    _sql = staticmethod(_percent_s)
+    _encode = staticmethod(_encode)
+    _db: psycopg.Connection[Any]
+
     def __init__(self, url: str) -> None:
         if has_password(url):
             raise StoreError("the database URL carries a password",
                              hint="put the password in ~/.pgpass or PGPASSWORD, not in the URL")
+        super().__init__()
         self.url = url
         self.path = url      # what the server's log names as its database
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._job_updates: dict[tuple[str, ...], str] = {}
-        # as in SqliteStore: inside a batch, changes to jobs known to exist and new events
-        # wait for the end of the batch (or the next read), and go in one round trip
-        self._pending: dict[tuple[int, str], dict[str, Any]] = {}
-        self._pending_events: list[tuple[Any, ...]] = []
-        self._known: dict[int, set[str]] = {}
         self._leader: psycopg.Connection[Any] | None = None
         self._leader_lock = threading.Lock()
         self._leading = False
@@ -204,269 +194,48 @@ class PostgresStore(Store):
     def schema_version(self) -> int:
         return int(self._read("SELECT version FROM jaz_schema")[0]["version"])
 
-    # ---------------------------------------------------------- transactions
+    # ---------------------------------------------------------- the driver
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        with self._lock:
-            if self._depth == 0:
-                self._usable()
-                self._db.execute("BEGIN")
-            self._depth += 1
-            try:
-                yield
-                if self._depth == 1:
-                    self._flush()
-            except BaseException:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._pending.clear()
-                    self._pending_events.clear()
-                    self._known.clear()
-                    try:
-                        self._db.execute("ROLLBACK")
-                    except Exception:  # noqa: S110 - a broken connection has rolled back
-                        pass
-                raise
-            self._depth -= 1
-            if self._depth == 0:
-                self._db.execute("COMMIT")
+    def _begin(self) -> None:
+        self._usable()
+        self._db.execute("BEGIN")
 
-    def _flush(self) -> None:
-        if self._pending:
-            pending, self._pending = self._pending, {}
-            with self._db.cursor() as cur:
-                for (run_id, name), changes in pending.items():
-                    cur.execute(self._job_update(tuple(changes)),
-                                [*(_encode(k, v) for k, v in changes.items()), run_id, name])
-        if self._pending_events:
-            events, self._pending_events = self._pending_events, []
-            with self._db.cursor() as cur:
-                cur.executemany(_ADD_EVENT, events)
+    def _rollback(self) -> None:
+        try:
+            self._db.execute("ROLLBACK")
+        except Exception:  # noqa: S110 - a broken connection has rolled back
+            pass
 
     def _write(self, sql: str, args: Sequence[Any] = ()) -> int:
-        """Run one change (committed at once outside a batch); how many rows it touched."""
         with self._lock:
             self._usable()
             self._flush()
-            return self._db.execute(sql, args).rowcount
+            return self._db.execute(_percent_s(sql), args).rowcount
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
             self._usable()
             self._flush()
-            return self._db.execute(sql, args).fetchall()
+            return self._db.execute(_percent_s(sql), args).fetchall()
+
+    def _insert_run(self, sql: str, args: Sequence[Any]) -> int:
+        return int(self._read(sql + " RETURNING id", args)[0]["id"])
+
+    def _update_run(self, sql: str, args: Sequence[Any], run_id: int) -> RunRecord:
+        rows = self._read(sql + " RETURNING *", args)   # one round trip
+        if not rows:
+            raise no_run(run_id)
+        return self._run(rows[0])
+
+    def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(?)", [list(values)]
 
     # ---------------------------------------------------------- records
 
     def save_version(self, hash: str, name: str, text: str, at: datetime) -> None:
         self._write("INSERT INTO versions (hash, name, text, first_seen) "
-                    "VALUES (%s, %s, %s, %s) ON CONFLICT (hash) DO NOTHING",
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING",
                     (hash, name, _text(text), at.astimezone(UTC)))
-
-    def get_version(self, hash: str) -> str | None:
-        rows = self._read("SELECT text FROM versions WHERE hash = %s", (hash,))
-        return str(rows[0]["text"]) if rows else None
-
-    def create_run(self, run: RunRecord, jobs: Sequence[JobRecord]) -> int:
-        cols = sorted(RUN_FIELDS)
-        jcols = ["run_id", "name", "seq", *sorted(JOB_FIELDS)]
-        with self.batch():
-            run_id = int(self._read(
-                f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('%s' for _ in cols)}) "
-                "RETURNING id", [_encode(c, getattr(run, c)) for c in cols])[0]["id"])
-            if jobs:
-                with self._db.cursor() as cur:
-                    cur.executemany(
-                        f"INSERT INTO jobs ({', '.join(jcols)}) "
-                        f"VALUES ({', '.join('%s' for _ in jcols)})",
-                        [[run_id, _text(j.name), i,
-                          *(_encode(c, getattr(j, c)) for c in sorted(JOB_FIELDS))]
-                         for i, j in enumerate(jobs)])
-            self._known[run_id] = {j.name for j in jobs}
-        return run_id
-
-    def update_run(self, run_id: int, **changes: Any) -> RunRecord:
-        check_fields(RUN_FIELDS, changes)
-        if not changes:
-            return self.get_run(run_id)
-        sets = ", ".join(f"{k} = %s" for k in changes)
-        rows = self._read(f"UPDATE runs SET {sets} WHERE id = %s RETURNING *",
-                          [*(_encode(k, v) for k, v in changes.items()), run_id])
-        if not rows:
-            raise NotFound(f"no run {run_id}", hint="`jaz runs` lists the runs")
-        return self._run(rows[0])
-
-    def update_job(self, run_id: int, name: str, **changes: Any) -> None:
-        if not changes.keys() <= JOB_FIELDS:
-            check_fields(JOB_FIELDS, changes)
-        if not changes:
-            return
-        with self._lock:
-            if self._depth and name in self._known.get(run_id, ()):
-                pending = self._pending.get((run_id, name))
-                if pending is None:
-                    self._pending[(run_id, name)] = changes
-                else:
-                    pending.update(changes)
-                return
-            args = [*(_encode(k, v) for k, v in changes.items()), run_id, name]
-            if self._write(self._job_update(tuple(changes)), args) == 0:
-                self.get_job(run_id, name)  # raises NotFound
-            self._known.setdefault(run_id, set()).add(name)
-
-    def _job_update(self, keys: tuple[str, ...]) -> str:
-        sql = self._job_updates.get(keys)
-        if sql is None:
-            sets = ", ".join(f"{k} = %s" for k in keys)
-            sql = self._job_updates[keys] = (f"UPDATE jobs SET {sets} "
-                                             "WHERE run_id = %s AND name = %s")
-        return sql
-
-    def _run(self, row: dict[str, Any]) -> RunRecord:
-        data = {f: row[f] for f in RunRecord._fields}
-        data["status"] = RunState(data["status"])
-        return RunRecord(**data)
-
-    def _job(self, row: dict[str, Any]) -> JobRecord:
-        data = {f: row[f] for f in JobRecord._fields}
-        data["status"] = JobState(data["status"])
-        return JobRecord(**data)
-
-    def get_run(self, run_id: int) -> RunRecord:
-        rows = self._read("SELECT * FROM runs WHERE id = %s", (run_id,))
-        if not rows:
-            raise NotFound(f"no run {run_id}", hint="`jaz runs` lists the runs")
-        return self._run(rows[0])
-
-    def get_jobs(self, run_id: int) -> list[JobRecord]:
-        rows = self._read("SELECT * FROM jobs WHERE run_id = %s ORDER BY seq", (run_id,))
-        if not rows:
-            self.get_run(run_id)
-        jobs = [self._job(r) for r in rows]
-        with self._lock:
-            self._known.setdefault(run_id, set()).update(j.name for j in jobs)
-        return jobs
-
-    def get_job(self, run_id: int, name: str) -> JobRecord:
-        rows = self._read("SELECT * FROM jobs WHERE run_id = %s AND name = %s", (run_id, name))
-        if not rows:
-            self.get_run(run_id)
-            raise NotFound(f"run {run_id} has no job {name!r}")
-        return self._job(rows[0])
-
-    def list_runs(self, *, jobnet: str | None = None, status: Sequence[RunState] = (),
-                  since: datetime | None = None, parent_run: int | None = None,
-                  top_level: bool = False, limit: int | None = None,
-                  offset: int = 0, due_by: datetime | None = None) -> list[RunRecord]:
-        where: list[str] = []
-        args: list[Any] = []
-        if due_by is not None:
-            where.append("scheduled_at <= %s")
-            args.append(due_by.astimezone(UTC))
-        if jobnet is not None:
-            where.append("jobnet = %s")
-            args.append(jobnet)
-        if status:
-            where.append("status = ANY(%s)")
-            args.append([str(s) for s in status])
-        if since is not None:
-            where.append("created_at >= %s")
-            args.append(since.astimezone(UTC))
-        if parent_run is not None:
-            where.append("parent_run = %s")
-            args.append(parent_run)
-        if top_level:
-            where.append("parent_run IS NULL")
-        sql = "SELECT * FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        if offset:
-            sql += f" OFFSET {int(offset)}"
-        return [self._run(r) for r in self._read(sql, args)]
-
-    def job_history(self, jobnet: str, job: str, limit: int | None = None) -> list[JobRecord]:
-        sql = ("SELECT jobs.* FROM jobs JOIN runs ON runs.id = jobs.run_id "
-               "WHERE runs.jobnet = %s AND jobs.name = %s ORDER BY runs.id DESC")
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [self._job(r) for r in self._read(sql, (jobnet, job))]
-
-    def add_event(self, event: EventRecord) -> None:
-        row = (event.at.astimezone(UTC), _text(event.kind), event.run_id,
-               _encode("jobnet", event.jobnet), _encode("job", event.job), _text(event.user),
-               _text(event.detail))
-        with self._lock:
-            if self._depth:
-                self._pending_events.append(row)
-            else:
-                self._write(_ADD_EVENT, row)
-
-    def list_events(self, *, run_id: int | None = None, since: datetime | None = None,
-                    until: datetime | None = None, limit: int | None = None
-                    ) -> list[EventRecord]:
-        where: list[str] = []
-        args: list[Any] = []
-        if run_id is not None:
-            where.append("run_id = %s")
-            args.append(run_id)
-        if since is not None:
-            where.append("at >= %s")
-            args.append(since.astimezone(UTC))
-        if until is not None:
-            where.append("at < %s")
-            args.append(until.astimezone(UTC))
-        sql = "SELECT * FROM events" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
-        return [EventRecord(**r) for r in reversed(self._read(sql, args))]
-
-    def get_state(self, key: str) -> str | None:
-        rows = self._read("SELECT value FROM state WHERE key = %s", (key,))
-        return str(rows[0]["value"]) if rows else None
-
-    def set_state(self, key: str, value: str) -> None:
-        self._write("INSERT INTO state (key, value) VALUES (%s, %s) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (_text(key), _text(value)))
-
-    def waiting(self, after: datetime) -> tuple[dict[str, int], datetime | None]:
-        rows = self._read("SELECT jobnet, count(*) AS n, min(scheduled_at) AS first FROM runs "
-                          "WHERE status IN ('scheduled', 'held') AND scheduled_at > %s "
-                          "AND parent_run IS NULL GROUP BY jobnet", (after.astimezone(UTC),))
-        first = min((r["first"] for r in rows), default=None)
-        return {r["jobnet"]: int(r["n"]) for r in rows}, first
-
-    def progress(self, run_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-        ids = [int(i) for i in run_ids]
-        out: dict[int, tuple[int, int]] = dict.fromkeys(ids, (0, 0))
-        if ids:
-            rows = self._read("SELECT run_id, count(*) FILTER (WHERE status = ANY(%s)) AS done, "
-                              "count(*) AS n FROM jobs WHERE run_id = ANY(%s) GROUP BY run_id",
-                              (_FINISHED, ids))
-            for r in rows:
-                out[int(r["run_id"])] = (int(r["done"]), int(r["n"]))
-        return out
-
-    def count_runs(self) -> dict[RunState, int]:
-        rows = self._read("SELECT status, count(*) AS n FROM runs WHERE parent_run IS NULL "
-                          "GROUP BY status")
-        return {RunState(r["status"]): int(r["n"]) for r in rows}
-
-    def delete_runs(self, run_ids: Sequence[int]) -> None:
-        ids = [int(i) for i in run_ids]
-        if not ids:
-            return
-        with self.batch():
-            self._write("DELETE FROM jobs WHERE run_id = ANY(%s)", (ids,))
-            self._write("DELETE FROM runs WHERE id = ANY(%s)", (ids,))
-            for run_id in ids:
-                self._known.pop(run_id, None)
-
-    def delete_events(self, before: datetime) -> int:
-        return self._write("DELETE FROM events WHERE at < %s", (before.astimezone(UTC),))
 
     # ---------------------------------------------------------- several servers
 
