@@ -63,6 +63,19 @@ async def loaded(pilot: Any, app: JazApp, *run_ids: int) -> RunsTable:
     return t
 
 
+async def start_modal(pilot: Any, app: JazApp) -> StartScreen:
+    await pilot.press("n")
+    modal: StartScreen = await until(
+        pilot, lambda: isinstance(app.screen, StartScreen) and app.screen, "the start modal")
+    return modal
+
+
+async def started(pilot: Any, app: JazApp) -> int:
+    """The id of the run the start modal started, as its notification says."""
+    await until(pilot, lambda: "started run" in notes(app), "started run N")
+    return int(notes(app).split("started run ")[1].split()[0])
+
+
 async def filter_by(pilot: Any, app: JazApp, text: str) -> None:
     await pilot.press("slash")
     box = app.screen.query_one(FilterInput)
@@ -210,9 +223,7 @@ def test_start_with_a_param_through_the_modal(server: Server) -> None:
         async with tui(server, (80, 24)) as (app, pilot):
             t = await loaded(pilot, app, 12)
             t.select(11)    # a greet run: the modal offers greet
-            await pilot.press("n")
-            modal = await until(pilot, lambda: isinstance(app.screen, StartScreen)
-                                and app.screen, "the start modal")
+            modal = await start_modal(pilot, app)
             assert modal.query_one("#jobnet", Select).value == "greet"
             who = await until(pilot, lambda: modal.query(".param Input"),
                               "the params prefilled")
@@ -228,8 +239,7 @@ def test_start_with_a_param_through_the_modal(server: Server) -> None:
             modal.query_one("#at", Input).value = ""
             who.first(Input).value = "mars"
             await pilot.click("#start")
-            await until(pilot, lambda: "started run" in notes(app), "started run N")
-            rid = int(notes(app).split("started run ")[1].split()[0])
+            rid = await started(pilot, app)
             assert server.run(rid)["params"] == {"who": "mars"}
             assert t.cursor_run()["run_id"] == rid   # type: ignore[index]
 
@@ -240,14 +250,11 @@ def test_start_held_then_release(server: Server) -> None:
     async def scenario() -> None:
         async with tui(server, (120, 30)) as (app, pilot):
             await loaded(pilot, app, 12)
-            await pilot.press("n")
-            modal = await until(pilot, lambda: isinstance(app.screen, StartScreen)
-                                and app.screen, "the start modal")
+            modal = await start_modal(pilot, app)
             modal.query_one("#jobnet", Select).value = "hello"
             modal.query_one("#hold", Checkbox).value = True
             modal.action_start()
-            await until(pilot, lambda: "started run" in notes(app), "started run N")
-            rid = int(notes(app).split("started run ")[1].split()[0])
+            rid = await started(pilot, app)
             assert server.run(rid)["status"] == "held"
             assert table(app).cursor_run()["run_id"] == rid  # type: ignore[index]
             await pilot.press("u")

@@ -73,6 +73,17 @@ def inside(app: JazApp, selector: str) -> bool:
                 and region.bottom <= size.height)
 
 
+async def open_jobnet(pilot: Any, app: JazApp, table: DataTable[Any],
+                      name: str) -> JobnetDetailScreen:
+    """`enter` on `name` in the Jobnets table: its screen, once pushed."""
+    table.move_cursor(row=keys(table).index(name))
+    await pilot.press("enter")
+    screen: JobnetDetailScreen = await until(
+        pilot, lambda: isinstance(app.screen, JobnetDetailScreen) and app.screen,
+        f"the screen of {name}")
+    return screen
+
+
 # ------------------------------------------------------------------ jobnets
 
 
@@ -129,10 +140,7 @@ def test_jobnet_detail_and_job_history(server: Server) -> None:
             await until(pilot, lambda: "hello" in keys(table), "the jobnets")
             await until(pilot, lambda: cell(table, "hello", "last").startswith("✔"),
                         "hello's last result")
-            table.move_cursor(row=keys(table).index("hello"))
-            await pilot.press("enter")
-            detail = await until(pilot, lambda: isinstance(app.screen, JobnetDetailScreen)
-                                 and app.screen, "the jobnet's screen")
+            detail = await open_jobnet(pilot, app, table, "hello")
             text = detail.query_one("#text", Static)
             await until(pilot, lambda: 'run = "echo hello"' in plain(text.content),
                         "the definition")
@@ -170,10 +178,7 @@ def test_jobnet_detail_and_job_history(server: Server) -> None:
             await pilot.press("escape", "escape")
             await until(pilot, lambda: isinstance(app.screen, JobnetsScreen),
                         "back to the list")
-            table.move_cursor(row=keys(table).index("broken"))
-            await pilot.press("enter")
-            broken = await until(pilot, lambda: isinstance(app.screen, JobnetDetailScreen)
-                                 and app.screen, "the broken jobnet's screen")
+            broken = await open_jobnet(pilot, app, table, "broken")
             text = broken.query_one("#text", Static)
             shown = await until(pilot, lambda: "problem" in (s := plain(text.content))
                                 and s, "the problems")
@@ -281,10 +286,7 @@ def test_every_screen_works_at_80x24(server: Server) -> None:
             table = app.screen.query_one("#jobnets", DataTable)
             await until(pilot, lambda: table.row_count == 3, "the jobnets")
             assert inside(app, "#jobnets")
-            table.move_cursor(row=keys(table).index("hello"))
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, JobnetDetailScreen),
-                        "the jobnet")
+            await open_jobnet(pilot, app, table, "hello")
             await until(pilot, lambda: inside(app, "#definition-scroll"),
                         "the definition")
             await pilot.press("escape", "3")
