@@ -22,7 +22,7 @@ from jaz.tui.messages import JobChanged, StreamState
 from jaz.tui.screens.base import JazScreen
 from jaz.tui.screens.jobnet_detail import open_run
 from jaz.tui.widgets.banner import Banner
-from jaz.tui.widgets.rows import add_columns, cursor_key
+from jaz.tui.widgets.rows import add_columns, cursor_key, sync_rows
 
 LIMIT = 500
 COLUMNS = [("run", "Run"), ("state", "State"), ("exit", "Exit"), ("attempts", "Attempts"),
@@ -97,13 +97,8 @@ class JobHistoryScreen(JazScreen):
 
     @on(HistoryLoaded)
     def _loaded(self, message: HistoryLoaded) -> None:
-        table = self.query_one("#executions", DataTable)
-        keep = cursor_key(table)
-        table.clear()
-        for job in message.jobs:
-            table.add_row(*cells(job), key=str(job["run_id"]))
-        if keep is not None and keep in table.rows:
-            table.move_cursor(row=table.get_row_index(keep), animate=False)
+        sync_rows(self.query_one("#executions", DataTable), COLUMNS,
+                  ((str(job["run_id"]), cells(job)) for job in message.jobs))
 
     @on(JobChanged)
     def _changed(self, message: JobChanged) -> None:
