@@ -280,8 +280,8 @@ def test_a_run_is_driven_by_one_server_and_taken_over_when_it_dies(tmp_path: Pat
                                                                   url: str) -> None:
     """A server that starts does not resume the runs another live server drives (each
     run is claimed with an advisory lock): the jobs after the running one start once.
-    When the driving server dies (kill -9) the leader takes its runs over: the run
-    ends, and no job runs twice."""
+    When the driving server dies (kill -9) the leader takes its runs over and the run
+    goes on to its end."""
     marks = tmp_path / "marks"
     nets = {"slow": f'[jobs.a]\nrun = "echo a$RUN >> {marks}; sleep 3"\n'
                     f'[jobs.b]\nneeds = ["a"]\nrun = "echo b$RUN >> {marks}"\n'}
@@ -308,7 +308,10 @@ def test_a_run_is_driven_by_one_server_and_taken_over_when_it_dies(tmp_path: Pat
                 first.wait()
                 run = wait_for(lambda: (r := db.get_run(two)).status != RunState.RUNNING
                                and r, "the other server to take run 2 over", timeout=30)
-        assert count("a2") == 1 and count("b2") <= 1, marks.read_text()
+        # the job the dead server was running ran once, or once more where its result was
+        # out of reach (its exit file is in the dead server's own $JAZ_HOME/logs): as
+        # `--resume` does; what comes after it runs once
+        assert count("a2") in (1, 2) and count("b2") == 1, marks.read_text()
         assert run.status in (RunState.SUCCEEDED, RunState.ERROR, RunState.FAILED)
     finally:
         db.close()
