@@ -309,9 +309,10 @@ def test_a_run_is_driven_by_one_server_and_taken_over_when_it_dies(tmp_path: Pat
                 run = wait_for(lambda: (r := db.get_run(two)).status != RunState.RUNNING
                                and r, "the other server to take run 2 over", timeout=30)
         # the job the dead server was running ran once, or once more where its result was
-        # out of reach (its exit file is in the dead server's own $JAZ_HOME/logs): as
-        # `--resume` does; what comes after it runs once
-        assert count("a2") in (1, 2) and count("b2") == 1, marks.read_text()
+        # out of reach (its exit file is in the dead server's own $JAZ_HOME/logs), as
+        # `--resume` does, or it was waited for and its result counted as lost; what
+        # comes after it runs at most once
+        assert count("a2") in (1, 2) and count("b2") <= 1, marks.read_text()
         assert run.status in (RunState.SUCCEEDED, RunState.ERROR, RunState.FAILED)
     finally:
         db.close()
