@@ -134,13 +134,11 @@ class Scheduler:
         stop, late). The full pass that follows sees them started. A jobnet with fires
         still to record (the server was down) gets no decision here: `plan` leaves its
         due runs to the pass after the recording, and so does this one."""
-        store = self.core.store
-        due = store.list_runs(status=[RunState.SCHEDULED], top_level=True, due_by=now)
-        names = {r.jobnet for r in due if r.trigger in planner.SCHEDULED_TRIGGERS}
+        runs = self._unfinished(now)
+        names = {r.jobnet for r in runs if r.status == RunState.SCHEDULED
+                 and r.trigger in planner.SCHEDULED_TRIGGERS}
         if not names:
             return False
-        runs = due + store.list_runs(status=[RunState.RUNNING, RunState.ERROR, RunState.HELD],
-                                     top_level=True)
         entries = []
         for name in sorted(names):
             try:
@@ -169,12 +167,17 @@ class Scheduler:
                                              datetime | None]:
         """What a pass needs, without reading the runs planned ahead: the running and
         halted runs, the due ones, and per jobnet how many wait for later."""
+        runs = self._unfinished(now)
+        waiting, first = self.core.store.waiting(now)
+        return runs, waiting, first
+
+    def _unfinished(self, now: datetime) -> list[RunRecord]:
+        """The running and halted runs, and the scheduled and held ones that are due."""
         store = self.core.store
         runs = store.list_runs(status=[RunState.RUNNING, RunState.ERROR], top_level=True)
         runs += store.list_runs(status=[RunState.SCHEDULED, RunState.HELD], top_level=True,
                                 due_by=now)
-        waiting, first = store.waiting(now)
-        return runs, waiting, first
+        return runs
 
     def _replan_changed(self, now: datetime) -> bool:
         """A jobnet whose version in force changed is planned afresh from now: the runs
