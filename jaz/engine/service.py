@@ -271,23 +271,26 @@ def _universal(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _iso(t: datetime | None) -> str | None:
+    return t.astimezone().isoformat() if t is not None else None
+
+
+def job_view(j: JobRecord) -> dict[str, Any]:
+    """One job of a run as `run_view` shows it (also the API's job events and history)."""
+    return {"status": str(j.status), "exit_code": j.exit_code, "attempts": j.attempts,
+            "timed_out": j.timed_out, "host": j.host, "outputs": dict(j.outputs),
+            "started_at": _iso(j.started_at), "ended_at": _iso(j.ended_at)}
+
+
 def run_view(run: RunRecord, jobs: Sequence[JobRecord] | None) -> dict[str, Any]:
     """The object SPEC §3 defines for `--json` of `jaz run` and `jaz status`."""
-
-    def iso(t: datetime | None) -> str | None:
-        return t.astimezone().isoformat() if t is not None else None
-
     view: dict[str, Any] = {
         "run_id": run.id, "jobnet": run.jobnet, "status": str(run.status),
         "exit_code": run_exit_code(run.status), "params": dict(run.params),
-        "started_at": iso(run.started_at), "ended_at": iso(run.ended_at),
+        "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),
     }
     if jobs is not None:
-        view["jobs"] = {j.name: {"status": str(j.status), "exit_code": j.exit_code,
-                                 "attempts": j.attempts, "timed_out": j.timed_out,
-                                 "host": j.host, "outputs": dict(j.outputs),
-                                 "started_at": iso(j.started_at), "ended_at": iso(j.ended_at)}
-                        for j in jobs}
+        view["jobs"] = {j.name: job_view(j) for j in jobs}
     return view
 
 
@@ -299,4 +302,4 @@ def run_exit_code(status: RunState) -> int | None:
     return None
 
 
-__all__ = ["JazError", "LogChunk", "Service", "run_exit_code", "run_view"]
+__all__ = ["JazError", "LogChunk", "Service", "job_view", "run_exit_code", "run_view"]

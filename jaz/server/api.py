@@ -24,7 +24,7 @@ from jaz import __version__
 from jaz.engine.model import Job, Jobnet, JobState, RunState
 from jaz.engine.planner import LATE_MARK
 from jaz.engine.records import JobRecord, RunRecord
-from jaz.engine.service import run_view
+from jaz.engine.service import job_view, run_view
 from jaz.errors import (
     JazError,
     JobnetInvalid,
@@ -371,10 +371,8 @@ def _run_view(run: RunRecord, jobs: Any,
 
 
 def _job_view(j: JobRecord) -> dict[str, Any]:
-    return {"run_id": j.run_id, "job": j.name, "status": str(j.status),
-            "exit_code": j.exit_code, "attempts": j.attempts, "timed_out": j.timed_out,
-            "host": j.host, "started_at": j.started_at.isoformat() if j.started_at else None,
-            "ended_at": j.ended_at.isoformat() if j.ended_at else None}
+    """One job with the run it belongs to (job events, a job's history)."""
+    return {"run_id": j.run_id, "job": j.name, **job_view(j)}
 
 
 def _what(job: Job) -> str:
