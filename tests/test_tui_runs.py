@@ -64,9 +64,13 @@ async def loaded(pilot: Any, app: JazApp, *run_ids: int) -> RunsTable:
 
 
 async def start_modal(pilot: Any, app: JazApp) -> StartScreen:
+    """`n`, and the modal once its list of jobnets has come (it then picks the selected
+    run's jobnet: a choice made before that would be overwritten)."""
     await pilot.press("n")
     modal: StartScreen = await until(
         pilot, lambda: isinstance(app.screen, StartScreen) and app.screen, "the start modal")
+    await until(pilot, lambda: not modal.query_one("#jobnet", Select).is_blank(),
+                "the jobnets in the modal")
     return modal
 
 
