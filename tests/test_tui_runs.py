@@ -257,6 +257,9 @@ def test_start_held_then_release(server: Server) -> None:
             modal = await start_modal(pilot, app)
             modal.query_one("#jobnet", Select).value = "hello"
             modal.query_one("#hold", Checkbox).value = True
+            modal.action_start()      # at once: hello's params are not in the fields yet
+            assert "still loading" in str(modal.query_one("#error").render())
+            await until(pilot, lambda: modal._shown == "hello", "hello's params")
             modal.action_start()
             rid = await started(pilot, app)
             assert server.run(rid)["status"] == "held"

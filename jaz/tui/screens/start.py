@@ -92,6 +92,7 @@ class StartScreen(ModalScreen[dict[str, Any] | None]):
         super().__init__()
         self.chosen = jobnet
         self._defaults: dict[str, str] = {}
+        self._shown: str | None = None    # the jobnet whose params the fields are
 
     @property
     def client(self) -> Client:
@@ -157,6 +158,7 @@ class StartScreen(ModalScreen[dict[str, Any] | None]):
         if name != self.chosen:
             return   # another jobnet was chosen meanwhile
         self._defaults = dict(params)
+        self._shown = name
         box = self.query_one("#params", VerticalScroll)
         box.remove_children()
         box.mount_all([Horizontal(Label(key, markup=False), Input(str(default), name=key),
@@ -170,8 +172,12 @@ class StartScreen(ModalScreen[dict[str, Any] | None]):
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
-        if not self.chosen:
+        jobnet = self.query_one("#jobnet", Select).value   # what the operator sees
+        if not isinstance(jobnet, str):
             self._error("choose a jobnet")
+            return
+        if jobnet != self._shown:   # its params are not the ones in the fields yet
+            self._error(f"the params of {jobnet} are still loading; start again in a moment")
             return
         try:
             at = parse_at(self.query_one("#at", Input).value)
@@ -181,7 +187,7 @@ class StartScreen(ModalScreen[dict[str, Any] | None]):
             return
         hold = self.query_one("#hold", Checkbox).value
         self._error("")
-        self.start(self.chosen, self.values(), at, hold)
+        self.start(jobnet, self.values(), at, hold)
 
     @work(thread=True, exclusive=True, group="start", exit_on_error=False)
     def start(self, jobnet: str, params: dict[str, str], at: str | None, hold: bool) -> None:
