@@ -34,7 +34,7 @@ from jaz.errors import (
     UsageError,
 )
 from jaz.server.auth import Principal, Tokens
-from jaz.server.core import Core
+from jaz.server.core import Change, Core
 
 MAX_BODY = 1 << 20
 RunId = Annotated[int, PathParam(ge=1, le=2**62, description="a run id")]
@@ -450,18 +450,26 @@ def _sse(core: Core) -> Iterator[str]:
                     yield ": keep-alive\n\n"
                 continue
             quiet = 0.0
-            record = change.record
-            done, total = core.store.progress([change.run_id])[change.run_id]
-            if change.kind == "run":
-                assert isinstance(record, RunRecord)
-                data: dict[str, Any] = _run_view(record, None, (done, total))
-            else:
-                assert isinstance(record, JobRecord)
-                data = {**_job_view(record), "jobnet": core.store.get_run(change.run_id).jobnet,
-                        "progress": {"done": done, "total": total}}
-            yield f"event: {change.kind}\ndata: {json.dumps(data, default=_json)}\n\n"
+            if change.text is None:   # once per change, whatever the number of streams
+                change.text = _event_text(core, change)
+            yield change.text
     finally:
         core.feed.unsubscribe(q)
+
+
+def _event_text(core: Core, change: Change) -> str:
+    """A change as a server-sent event: the run's view, or the job's with its jobnet;
+    both with the run's progress."""
+    record = change.record
+    done, total = core.store.progress([change.run_id])[change.run_id]
+    if change.kind == "run":
+        assert isinstance(record, RunRecord)
+        data: dict[str, Any] = _run_view(record, None, (done, total))
+    else:
+        assert isinstance(record, JobRecord)
+        data = {**_job_view(record), "jobnet": core.store.get_run(change.run_id).jobnet,
+                "progress": {"done": done, "total": total}}
+    return f"event: {change.kind}\ndata: {json.dumps(data, default=_json)}\n\n"
 
 
 def _json(value: Any) -> Any:

@@ -36,13 +36,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("jaz.server")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Change:
-    """One change for the server-sent-events stream: a run or a job of a run."""
+    """One change for the server-sent-events stream: a run or a job of a run. `text`
+    is its event as sent, made by the first stream that sends it and reused by the
+    others (api.py)."""
 
     kind: str                      # "run" | "job"
     run_id: int
     record: RunRecord | JobRecord
+    text: str | None = None
 
 
 class Feed:
