@@ -223,8 +223,7 @@ def shot(served: Served, mode: str, ready: Callable[[JazApp], Any],
         await until(pilot, lambda: ready(app), "the screen's data")
         if then is not None:
             await then(pilot)
-        await pilot.pause(0.1)
-        await pilot.wait_for_scheduled_animations()
+        await settled(pilot)
         for screen in (app.screen, *app.screen_stack):
             if screen.sub_title:
                 screen.sub_title = screen.sub_title.replace(served.url, SHOWN_URL)
@@ -232,6 +231,24 @@ def shot(served: Served, mode: str, ready: Callable[[JazApp], Any],
         await pilot.pause()
 
     return app, before
+
+
+async def settled(pilot: Pilot[Any], within: float = 10.0) -> None:
+    """Wait until no fetch is in flight and the screen reads the same twice in a row: a
+    fetch answered late, or a table's column widths (measured when its queue runs dry),
+    would otherwise land in some screenshots and not in others on a loaded machine."""
+    app = pilot.app
+    deadline = time.monotonic() + within
+    last = None
+    while time.monotonic() < deadline:
+        await pilot.pause(0.05)
+        await pilot.wait_for_scheduled_animations()
+        busy = any(w.is_running for w in app.workers if w.group != "stream")
+        now = app.export_screenshot()
+        if not busy and now == last:
+            return
+        last = now
+    raise AssertionError(f"the screen did not settle within {within:.0f}s")
 
 
 def rows(app: JazApp, min_rows: int = 1) -> bool:

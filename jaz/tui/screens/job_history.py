@@ -22,7 +22,7 @@ from jaz.tui.messages import JobChanged, StreamState
 from jaz.tui.screens.base import JazScreen
 from jaz.tui.screens.jobnet_detail import open_run
 from jaz.tui.widgets.banner import Banner
-from jaz.tui.widgets.rows import add_columns, cursor_key, sync_rows
+from jaz.tui.widgets.rows import add_columns, cursor_key, fit, sync_rows, update_row
 
 LIMIT = 500
 COLUMNS = [("run", "Run"), ("state", "State"), ("exit", "Exit"), ("attempts", "Attempts"),
@@ -110,8 +110,8 @@ class JobHistoryScreen(JazScreen):
         if key not in table.rows:
             self.load()
             return
-        for (column, _), value in zip(COLUMNS, cells(job), strict=True):
-            table.update_cell(key, column, value)
+        update_row(table, COLUMNS, key, cells(job))
+        fit(table)
 
     @on(StreamState)
     def _stream(self, message: StreamState) -> None:

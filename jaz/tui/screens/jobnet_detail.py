@@ -30,7 +30,7 @@ from jaz.tui import format
 from jaz.tui.messages import RunChanged, StreamState
 from jaz.tui.screens.base import JazScreen
 from jaz.tui.widgets.banner import Banner
-from jaz.tui.widgets.rows import add_columns, cursor_key
+from jaz.tui.widgets.rows import add_columns, cursor_key, fit, plain, sync_rows, update_row
 
 HISTORY = 200         # runs shown in the History tab
 NEXT = 20             # fire times shown in the Next tab
@@ -242,14 +242,9 @@ class JobnetDetailScreen(JazScreen):
 
     @on(HistoryLoaded)
     def _history(self, message: HistoryLoaded) -> None:
-        table = self.query_one("#runs", DataTable)
-        keep = cursor_key(table)
-        table.clear()
-        for run in message.runs:
-            table.add_row(*run_cells(run), key=str(run["run_id"]))
-        table.sort("id", reverse=True)
-        if keep is not None and keep in table.rows:
-            table.move_cursor(row=table.get_row_index(keep), animate=False)
+        newest_first = sorted(message.runs, key=lambda run: int(run["run_id"]), reverse=True)
+        sync_rows(self.query_one("#runs", DataTable), RUN_COLUMNS,
+                  ((str(run["run_id"]), run_cells(run)) for run in newest_first))
 
     @on(NextLoaded)
     def _next(self, message: NextLoaded) -> None:
@@ -259,6 +254,7 @@ class JobnetDetailScreen(JazScreen):
             table.add_row(i, format.moment(at), key=at)
         if not message.fires:
             table.add_row("", "no fire time ahead (no schedule, or it never fires)")
+        fit(table)
 
     @on(RunChanged)
     def _run(self, message: RunChanged) -> None:
@@ -271,13 +267,13 @@ class JobnetDetailScreen(JazScreen):
             table.get_row_index(key)
         except RowDoesNotExist:
             keep = cursor_key(table)
-            table.add_row(*run_cells(run), key=key)
+            table.add_row(*plain(run_cells(run)), key=key)
             table.sort("id", reverse=True)
             if keep is not None:
                 table.move_cursor(row=table.get_row_index(keep), animate=False)
-            return
-        for (column, _), value in zip(RUN_COLUMNS, run_cells(run), strict=True):
-            table.update_cell(key, column, value)
+        else:
+            update_row(table, RUN_COLUMNS, key, run_cells(run))
+        fit(table)
 
     @on(StreamState)
     def _stream(self, message: StreamState) -> None:
