@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import queue
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jaz import __version__
@@ -37,6 +38,7 @@ from jaz.server.auth import Principal, Tokens
 from jaz.server.core import Change, Core
 
 MAX_BODY = 1 << 20
+T = TypeVar("T")
 RunId = Annotated[int, PathParam(ge=1, le=2**62, description="a run id")]
 STATUS = {UsageError: 400, JobnetInvalid: 422, StateError: 409, NotFound: 404, Refused: 403}
 
@@ -89,7 +91,9 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         return _problem(422, "invalid request", "; ".join(
             f"{e['where']}: {e['message']}" for e in errors), errors=errors)
 
-    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
+    # the checks are `async`: they do no I/O, and FastAPI runs a plain `def` dependency
+    # in its thread pool, a hop there and back for each of them on every request
+    async def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
         who = tokens.who(token.strip()) if scheme.lower() == "bearer" and token else None
         if who is None:
@@ -98,7 +102,7 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         return who
 
     def role(needed: str) -> Any:
-        def check(who: Principal = Depends(principal)) -> Principal:  # noqa: B008
+        async def check(who: Principal = Depends(principal)) -> Principal:  # noqa: B008
             if not who.may(needed):
                 raise HTTPException(403, f"user {who.user!r} ({who.role}) may not do this; "
                                          f"it needs the {needed} role")
@@ -107,10 +111,19 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
 
     viewer, operator, admin = role("viewer"), role("operator"), role("admin")
 
+    async def offload(work: Callable[[], T]) -> T:
+        """`work()` for a busy route: inline on the event loop when the store is local
+        (SQLite: short calls under the GIL either way, where a hop to the thread pool
+        and back cost ~1 ms of CPU, more than creating a run), in the thread pool when
+        its calls wait on a database server."""
+        if not core.store.remote:
+            return work()
+        return await run_in_threadpool(work)
+
     # ------------------------------------------------------------ health and metrics
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
         return {"status": "draining" if core.draining else "ok", "version": __version__}
 
     @app.get("/metrics", include_in_schema=False, response_class=PlainTextResponse)
@@ -191,11 +204,13 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         return _out([_run_view(r, None, progress.get(r.id)) for r in page])
 
     @app.post("/api/v1/runs", status_code=201, response_model=dict[str, Any])
-    def start(body: StartBody, who: Principal = operator) -> JSONResponse:
-        at = _aware(body.at, core) if body.at else None
-        run_id = core.start(body.jobnet, params=body.params, at=at, hold=body.hold,
-                            user=who.user)
-        return _out(_run_view(core.service.run(run_id), core.service.jobs(run_id)), 201)
+    async def start(body: StartBody, who: Principal = operator) -> JSONResponse:
+        def work() -> JSONResponse:
+            at = _aware(body.at, core) if body.at else None
+            run_id = core.start(body.jobnet, params=body.params, at=at, hold=body.hold,
+                                user=who.user)
+            return _out(_run_view(core.service.run(run_id), core.service.jobs(run_id)), 201)
+        return await offload(work)
 
     @app.get("/api/v1/runs/{run_id}", response_model=dict[str, Any])
     def run(run_id: RunId, who: Principal = viewer) -> JSONResponse:

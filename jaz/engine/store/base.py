@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from jaz.engine.model import RunState
 from jaz.engine.records import EventRecord, JobRecord, RunRecord
@@ -18,7 +18,12 @@ class Store(ABC):
     Every call that changes something is durable when it returns, except inside
     `batch()`, where the whole batch becomes durable at once when the block exits.
     Implementations are safe to call from several threads.
+
+    `remote` says whether calls wait on a network (a database server): callers on an
+    event loop hand those to a thread; a local store's calls are short and run inline.
     """
+
+    remote: ClassVar[bool] = False
 
     @abstractmethod
     def save_version(self, hash: str, name: str, text: str, at: datetime) -> None: ...

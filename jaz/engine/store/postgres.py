@@ -115,6 +115,7 @@ def _percent_s(statement: str) -> str:
 
 
 class PostgresStore(SqlStore):
+    remote = True
     TOP_LEVEL = "parent_run IS NULL"
     NO_LIMIT = "ALL"
     MOST_IDS = 1 << 62   # one array, however long
