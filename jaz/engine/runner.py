@@ -8,10 +8,14 @@ other threads are posted too (`submit`), so the machine never needs a lock.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import logging
 import os
 import queue
 import selectors
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -44,20 +48,68 @@ class Context(Value, frozen=False, kw_only=False):
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class Runner:
-    def __init__(self, ctx: Context, jobnet: Jobnet, run_id: int) -> None:
-        self.ctx = ctx
-        self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._executions: dict[str, Execution] = {}
-        self._pids: list[tuple[str, int]] = []  # started since the last turn's commit
-        self._selector = selectors.DefaultSelector()
+class Loop:
+    """What runners wait on: one selector, with a wake-up pipe, for the processes of one
+    runner (`Runner.run`) or of many on one thread (`Driver`). Executions whose process
+    has ended are keyed by (runner, job); runners with posted events queue in `posted`."""
+
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.posted: queue.SimpleQueue[Runner] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        # closed when the runner is gone, never earlier: a late stop() must not write
+        self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+        # closed when the loop is gone, never earlier: a late stop() must not write
         # into a descriptor number that something else has reused
-        weakref.finalize(self, _close_all, self._selector, self._wake_r, self._wake_w)
+        weakref.finalize(self, _close_all, self.selector, self._wake_r, self._wake_w)
+
+    def wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full (a wake-up is pending anyway) or closed (run is over)
+
+    def drain(self) -> set[Runner]:
+        """The runners that had events posted since the last look."""
+        runners: set[Runner] = set()
+        while True:
+            try:
+                runners.add(self.posted.get_nowait())
+            except queue.Empty:
+                return runners
+
+    def wait(self, timeout: float | None) -> list[tuple[Runner, str]]:
+        """Wait up to `timeout` seconds for a process to end or a wake-up; the jobs whose
+        process ended (no longer watched)."""
+        ended: list[tuple[Runner, str]] = []
+        for key, _ in self.selector.select(timeout):
+            if key.data is None:
+                try:
+                    while os.read(self._wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+                continue
+            self.selector.unregister(key.fd)
+            ended.append(key.data)
+        return ended
+
+
+class Runner:
+    """One run's machine, turned by one thread at a time: its own (`run`) or a `Driver`'s."""
+
+    def __init__(self, ctx: Context, jobnet: Jobnet, run_id: int,
+                 loop: Loop | None = None) -> None:
+        self.ctx = ctx
+        self._loop = loop or Loop()
+        self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._executions: dict[str, Execution] = {}
+        self._pids: list[tuple[str, int]] = []  # started since the last turn's commit
+        self.due: float | None = None   # monotonic time of the next turn without events
+        self._commands: list[Launch | Kill] = []   # a turn's, from `prepare` to `act`
+        self._settled: list[tuple[Future[Any], BaseException | None]] = []
+        self._adopting = False
         # loaded and registered at once: an action applied to the store directly
         # (`Service._act`, under the same lock) is either in what is loaded or posted here
         with ctx.lock:
@@ -82,67 +134,125 @@ class Runner:
 
     def _post(self, event: tuple[str, Any]) -> None:
         self._events.put(event)
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # the pipe is full (a wake-up is pending anyway) or closed (run is over)
+        self._loop.posted.put(self)
+        self._loop.wake()
 
     def run(self, resume: Callable[[RunMachine], None] | None = None) -> RunRecord:
-        """Drive the run until it ends (or is in `error`); return its record."""
-        m = self.machine
-        store = self.ctx.store
+        """Drive the run on this thread until it ends (or is in `error`); its record."""
+        try:
+            self.begin(resume)
+            events: list[tuple[str, Any]] = []
+            while not self.turn(events):
+                ended = self._loop.wait(self.wait_time())
+                self._loop.drain()   # only this runner posts to its own loop
+                events = self._ended(ended) + self.posted()
+            return self.machine.run
+        finally:
+            self.leave()
+
+    def begin(self, resume: Callable[[RunMachine], None] | None = None) -> None:
+        """The run's first commit (resumed first if `resume`), and its adopted jobs."""
         with self.ctx.lock:
             self.ctx.active[self.run_id] = self
-        events: list[tuple[str, Any]] = []
-        try:
-            with store.batch():
-                if resume is not None:
-                    resume(m)
-                m.begin(self.ctx.clock.now())
-            for name, (pgid, stem) in m.adopted.items():
-                self._adopt(name, pgid, stem)
-            while True:
-                # One transaction per turn: the results that came in and the transitions
-                # they allow are committed together, before anything is started or killed.
-                settled: list[tuple[Future[Any], BaseException | None]] = []
-                commands: list[Launch | Kill] = []
-                with store.batch():
-                    self._record_pids()
-                    for kind, payload in events:
-                        self._handle(kind, payload, commands, settled)
-                    commands += m.step(self.ctx.clock.now())
-                events = []
-                for fut, error in settled:
-                    if error is None:
-                        fut.set_result(None)
-                    else:
-                        fut.set_exception(error)
-                self._dispatch_all(commands)
-                if m.finished and not self._executions:
-                    # leave only with no action posted: `Service._act` posts under the
-                    # same lock, so an action either reaches this loop or finds no runner
-                    with self.ctx.lock:
-                        if self._events.empty():
-                            self.ctx.active.pop(self.run_id, None)
-                            return m.run
-                    events = self._collect(0.0)
-                    continue
-                deadline = m.next_deadline()
-                if self._pids:
-                    events = self._collect(self._timeout(deadline, PID_GRACE))
-                    if events:
-                        continue  # the next turn's commit records the pids
-                    # nothing came back at once: the jobs run a while, and their pids get a
-                    # commit of their own (what `jaz status` and `--resume` read first)
-                    with store.batch():
-                        self._record_pids()
-                events = self._collect(self._timeout(deadline))
-        finally:
+        with self.ctx.store.batch():
+            self.prepare([], begin=True, resume=resume)
+        self._begun()
+
+    def turn(self, events: list[tuple[str, Any]]) -> bool:
+        """One turn in a transaction of its own: `prepare` then `act`."""
+        with self.ctx.store.batch():
+            self.prepare(events)
+        return self.act()
+
+    def prepare(self, events: list[tuple[str, Any]], *, begin: bool = False,
+                resume: Callable[[RunMachine], None] | None = None) -> None:
+        """A turn's changes, in the caller's transaction: the run begun (resumed first if
+        `resume`) with `begin`, the pids of the last turn's processes, `events` handled,
+        and the machine stepped. Nothing is started or killed before the commit (`act`):
+        the results that came in and the transitions they allow are durable first.
+        The pids ride on the next turn's commit (or get one to themselves when nothing
+        came back within PID_GRACE: what `jaz status` and `--resume` read)."""
+        m = self.machine
+        if begin:   # registered in `ctx.active` when made (never under the store's lock)
+            if resume is not None:
+                resume(m)
+            m.begin(self.ctx.clock.now())
+            self._adopting = True
+        self._record_pids()
+        for kind, payload in events:
+            self._handle(kind, payload, self._commands, self._settled)
+        self._commands += m.step(self.ctx.clock.now())   # after the results' own times
+
+    def act(self) -> bool:
+        """After the turn's commit: answer the actions, start and kill what the machine
+        said. True when the run is over and has left `ctx.active` (no action posted
+        after its last turn)."""
+        m = self.machine
+        settled, self._settled = self._settled, []
+        commands, self._commands = self._commands, []
+        for fut, error in settled:
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
+        if self._adopting:
+            self._begun()
+        self._dispatch_all(commands)
+        if m.finished and not self._executions:
+            # leave only with no action posted: `Service._act` posts under the same
+            # lock, so an action either reaches this runner or finds no runner
             with self.ctx.lock:
-                self.ctx.active.pop(self.run_id, None)
-            for key in list(self._selector.get_map().values()):
-                if key.data is not None:
-                    self._selector.unregister(key.fd)
+                if self._events.empty():
+                    self.ctx.active.pop(self.run_id, None)
+                    self.due = None
+                    return True
+            self.due = time.monotonic()   # take the posted action at once
+            return False
+        wait = self._timeout(m.next_deadline(), PID_GRACE if self._pids else None)
+        self.due = None if wait is None else time.monotonic() + wait
+        return False
+
+    def fail(self, error: BaseException) -> None:
+        """The turn's transaction failed: the actions it took get the error."""
+        settled, self._settled, self._commands = self._settled, [], []
+        for fut, _ in settled:
+            fut.set_exception(error)
+
+    def _begun(self) -> None:
+        self._adopting = False
+        for name, (pgid, stem) in self.machine.adopted.items():
+            self._adopt(name, pgid, stem)
+
+    def wait_time(self) -> float | None:
+        """Seconds until this runner's next turn without events (None: none)."""
+        return None if self.due is None else max(0.0, self.due - time.monotonic())
+
+    def posted(self) -> list[tuple[str, Any]]:
+        """The events posted to this runner since it last looked."""
+        events: list[tuple[str, Any]] = []
+        while True:
+            try:
+                events.append(self._events.get_nowait())
+            except queue.Empty:
+                return events
+
+    def _ended(self, ended: list[tuple[Runner, str]]) -> list[tuple[str, Any]]:
+        """Events for this runner's jobs among `ended` (from `Loop.wait`)."""
+        return [event for runner, name in ended if (event := runner.ended(name)) is not None]
+
+    def ended(self, name: str) -> tuple[str, Any] | None:
+        """The outcome of job `name`, whose process has ended."""
+        execution = self._executions.get(name)
+        return None if execution is None else ("done", (name, _outcome(execution)))
+
+    def leave(self) -> None:
+        """Forget the run: out of `ctx.active`, its processes no longer watched."""
+        with self.ctx.lock:
+            if self.ctx.active.get(self.run_id) is self:
+                self.ctx.active.pop(self.run_id)
+        for key in list(self._loop.selector.get_map().values()):
+            if key.data is not None and key.data[0] is self:
+                self._loop.selector.unregister(key.fd)
 
     def _timeout(self, deadline: datetime | None, cap: float | None = None) -> float | None:
         timeout = None if deadline is None else max(
@@ -155,28 +265,6 @@ class Runner:
         for name, pid in self._pids:
             self.machine.started(name, pid)
         self._pids = []
-
-    def _collect(self, timeout: float | None) -> list[tuple[str, Any]]:
-        """Wait for something to happen; return everything that did."""
-        events: list[tuple[str, Any]] = []
-        for key, _ in self._selector.select(timeout):
-            if key.data is None:
-                try:
-                    while os.read(self._wake_r, 4096):
-                        pass
-                except BlockingIOError:
-                    pass
-                continue
-            name = key.data
-            self._selector.unregister(key.fd)
-            execution = self._executions.get(name)
-            if execution is not None:
-                events.append(("done", (name, _outcome(execution))))
-        while True:
-            try:
-                events.append(self._events.get_nowait())
-            except queue.Empty:
-                return events
 
     def _handle(self, kind: str, payload: Any, commands: list[Launch | Kill],
                 settled: list[tuple[Future[Any], BaseException | None]]) -> None:
@@ -229,31 +317,189 @@ class Runner:
         except JazError as e:
             self._post(("done", (command.job, Outcome(exit_code=None, error=str(e)))))
             return None
-        self._executions[command.job] = execution
-        fd = execution.fileno()
-        if fd is not None:
-            self._selector.register(fd, selectors.EVENT_READ, command.job)
-        else:
-            t = threading.Thread(target=self._wait, args=(command.job, execution), daemon=True,
-                                 name=f"jaz-job-{command.job}")
-            t.start()
+        self._watch(command.job, execution)
         return execution.pid
 
     def _adopt(self, name: str, pgid: int, stem: str) -> None:
         """Wait for a job a crashed driver left running, as for one started here."""
         from jaz.engine.executors.local import AdoptedExecution
 
-        execution = AdoptedExecution(pgid, stem, self.ctx.settings.grace)
+        self._watch(name, AdoptedExecution(pgid, stem, self.ctx.settings.grace))
+
+    def _watch(self, name: str, execution: Execution) -> None:
+        """Wait for `execution` in the loop (a pidfd), or else in a thread of its own."""
         self._executions[name] = execution
         fd = execution.fileno()
         if fd is not None:
-            self._selector.register(fd, selectors.EVENT_READ, name)
+            self._loop.selector.register(fd, selectors.EVENT_READ, (self, name))
         else:
             threading.Thread(target=self._wait, args=(name, execution), daemon=True,
                              name=f"jaz-job-{name}").start()
 
     def _wait(self, name: str, execution: Execution) -> None:
         self._post(("done", (name, _outcome(execution))))
+
+
+class Driver:
+    """Drives many runs on one thread (the server's runs): one `Loop` waits for all
+    their processes and posted actions, and each run takes its turns as `Runner.run`
+    would take them. A thread per run cost ~1 ms more CPU per run under the GIL, and
+    runs that started together waited on each other's threads.
+
+    `add(run_id, make)` asks for a run to be driven: on the driver thread, unless that
+    run is driven already, `make(loop)` gives its runner and how to resume it (or None:
+    nothing to drive), and `ended(run_id)` is called once the runner has left.
+    """
+
+    def __init__(self, store: Store, ended: Callable[[int], None],
+                 log: Callable[[str, int], None]) -> None:
+        self.loop = Loop()
+        self._store = store
+        self._ended = ended
+        self._log = log
+        self._new: queue.SimpleQueue[tuple[int, Make]] = queue.SimpleQueue()
+        self._runners: dict[int, Runner] = {}
+        self._pending: dict[int, int] = {}
+        self._dues: list[tuple[float, int, Runner]] = []   # a heap of (due, order, runner)
+        self._order = itertools.count()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, name="driver", daemon=True)
+        self._thread.start()
+
+    def add(self, run_id: int, make: Make) -> None:
+        with self._lock:
+            self._pending[run_id] = self._pending.get(run_id, 0) + 1
+        self._new.put((run_id, make))
+        self.loop.wake()
+
+    def running(self) -> list[int]:
+        """The runs driven or about to be."""
+        with self._lock:
+            return list(self._runners.keys() | self._pending.keys())
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                self._pass()
+            except Exception:   # never leave the runs undriven
+                logging.getLogger("jaz.engine").exception("the driver's pass failed")
+
+    def _pass(self) -> None:
+        """Wait for something to do, then take every turn that is due."""
+        ended = self.loop.wait(self._timeout())
+        turns: dict[Runner, list[tuple[str, Any]]] = {}
+        for runner, name in ended:
+            event = runner.ended(name)
+            if event is not None:
+                turns.setdefault(runner, []).append(event)
+        for runner in self.loop.drain():
+            turns.setdefault(runner, [])
+        fresh = self._make_new()
+        now = time.monotonic()
+        while self._dues and self._dues[0][0] <= now:
+            due, _, runner = heapq.heappop(self._dues)
+            if runner.due == due:
+                turns.setdefault(runner, [])
+        self._turns(fresh, turns)
+
+    def _turns(self, fresh: list[tuple[Runner, Callable[[RunMachine], None] | None]],
+               turns: dict[Runner, list[tuple[str, Any]]]) -> None:
+        """The turns of this pass, new runs' first ones included, in one transaction: a
+        commit per pass rather than per run's turn. A turn that fails drops its run (a
+        restart resumes it) and leaves the others be."""
+        taking: list[Runner] = []
+        store = self._store
+        try:
+            with store.batch():
+                for runner, resume in fresh:
+                    if self._prepared(runner, [], resume, begin=True):
+                        taking.append(runner)
+                begun = set(taking)   # their posted events wait for their next turn
+                for runner, events in turns.items():
+                    if runner in begun:
+                        self.loop.posted.put(runner)   # the next pass takes them
+                        self.loop.wake()
+                    elif self._runners.get(runner.run_id) is runner \
+                            and self._prepared(runner, events + runner.posted()):
+                        taking.append(runner)
+        except Exception as error:   # the commit failed: none of these turns happened
+            self._log("the driver's commit failed (%s runs dropped)", len(taking))
+            for runner in taking:
+                runner.fail(error)
+                self._leave(runner)
+            return
+        for runner in taking:
+            try:
+                over = runner.act()
+            except Exception:
+                self._log("run %s: the run's driver failed", runner.run_id)
+                over = True
+            if over:
+                self._leave(runner)
+            elif runner.due is not None:
+                heapq.heappush(self._dues, (runner.due, next(self._order), runner))
+
+    def _prepared(self, runner: Runner, events: list[tuple[str, Any]],
+                  resume: Callable[[RunMachine], None] | None = None, *,
+                  begin: bool = False) -> bool:
+        try:
+            runner.prepare(events, begin=begin, resume=resume)
+            return True
+        except Exception as error:   # one run's failure must not stop the others
+            self._log("run %s: the run's driver failed", runner.run_id)
+            runner.fail(error)
+            self._leave(runner)
+            return False
+
+    def _timeout(self) -> float | None:
+        """Seconds until the next runner's turn without events: the first due in the
+        heap that is still its runner's (a turn since has set another, or none)."""
+        while self._dues:
+            due, _, runner = self._dues[0]
+            if runner.due == due and self._runners.get(runner.run_id) is runner:
+                return max(0.0, due - time.monotonic())
+            heapq.heappop(self._dues)
+        return None
+
+    def _make_new(self) -> list[tuple[Runner, Callable[[RunMachine], None] | None]]:
+        """The runners of the runs asked for since the last pass, not begun yet."""
+        made: list[tuple[Runner, Callable[[RunMachine], None] | None]] = []
+        while True:
+            try:
+                run_id, make = self._new.get_nowait()
+            except queue.Empty:
+                return made
+            try:
+                if run_id in self._runners:
+                    continue   # driven already: its runner takes what reopened it
+                new = make(self.loop)
+                if new is None:
+                    continue
+                with self._lock:
+                    self._runners[run_id] = new[0]
+                made.append(new)
+            except Exception:
+                self._log("run %s: the run's driver failed", run_id)
+            finally:
+                with self._lock:
+                    left = self._pending[run_id] - 1
+                    if left:
+                        self._pending[run_id] = left
+                    else:
+                        del self._pending[run_id]
+
+    def _leave(self, runner: Runner) -> None:
+        runner.leave()
+        with self._lock:
+            if self._runners.get(runner.run_id) is runner:
+                del self._runners[runner.run_id]
+        try:
+            self._ended(runner.run_id)
+        except Exception:
+            self._log("run %s: the run's driver failed", runner.run_id)
+
+
+Make = Callable[[Loop], "tuple[Runner, Callable[[RunMachine], None] | None] | None"]
 
 
 def _close_all(selector: selectors.BaseSelector, *fds: int) -> None:

@@ -105,6 +105,13 @@ class Service:
     def resume(self, run_id: int, *, skip: Sequence[str] = (), release: Sequence[str] = (),
                user: str = "system",
                on_runner: Callable[[Runner], None] | None = None) -> RunRecord:
+        return self.execute(run_id, resume=self.resumer(run_id, skip=skip, release=release,
+                                                         user=user), on_runner=on_runner)
+
+    def resumer(self, run_id: int, *, skip: Sequence[str] = (), release: Sequence[str] = (),
+                user: str = "system") -> Callable[[RunMachine], None]:
+        """What resumes the run in its first turn (`Runner.begin`): it goes on where it
+        was, the jobs it had running adopted or run again."""
         run = self.run(run_id)
         if run.parent_run is not None:
             raise StateError(f"run {run_id} is part of run {run.parent_run}; resume that one")
@@ -115,7 +122,7 @@ class Service:
         def apply(m: RunMachine) -> None:
             m.resume(now, skip=skip, release=release, user=user)
 
-        return self.execute(run_id, resume=apply, on_runner=on_runner)
+        return apply
 
     def jobnet_of(self, run_id: int) -> Jobnet:
         """The exact jobnet version the run started with."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from jaz.engine.clock import Clock, SystemClock, local_zone
 from jaz.engine.executors.local import LocalExecutor
-from jaz.engine.machine import Settings
+from jaz.engine.machine import RunMachine, Settings
 from jaz.engine.model import Jobnet, RunState
 from jaz.engine.records import EventRecord, JobRecord, RunRecord
+from jaz.engine.runner import Driver, Loop, Runner
 from jaz.engine.secrets import Secrets
 from jaz.engine.service import Service, default_executors
 from jaz.engine.store import PostgresStore, SqliteStore
@@ -116,8 +117,9 @@ class Core:
         executors["release"] = ReleaseExecutor(self)
         self.service = Service(self.store, self.settings, clock=self.clock,
                                executors=executors, listener=self._changed)
-        self._threads: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
+        self.driver = Driver(self.store, self._ended,
+                             lambda what, run_id: log.exception(what, run_id))
         self.wake = threading.Event()      # the scheduler looks again at once when set
         self.draining = False              # max_memory reached: take no new work
         self.closing = threading.Event()   # the server is shutting down
@@ -183,50 +185,34 @@ class Core:
 
     def drive(self, run_id: int, jobnet: Jobnet | None = None, *,
               resume: bool = False) -> None:
-        """Drive a run on a thread of its own until it ends or waits for an operator.
+        """Have the driver drive a run until it ends or waits for an operator.
 
-        A run driven already is left to its driver; one whose driver is leaving (it
-        found nothing more to do, and an action reopened the run after) is driven again
-        once that driver is gone."""
-        with self._lock:
-            leaving = self._threads.get(run_id)
-            if leaving is not None and leaving.is_alive():
-                if run_id in self.service.ctx.active:
-                    return
-            else:
-                leaving = None
-            thread = threading.Thread(target=self._drive,
-                                      args=(run_id, jobnet, resume, leaving),
-                                      name=f"run-{run_id}", daemon=True)
-            self._threads[run_id] = thread
-        thread.start()
+        A run driven already is left to its runner; one whose runner has left (it found
+        nothing more to do, and an action reopened the run after) is driven again."""
+        self.driver.add(run_id, lambda loop: self._runner(run_id, jobnet, resume, loop))
 
-    def _drive(self, run_id: int, jobnet: Jobnet | None, resume: bool,
-               leaving: threading.Thread | None = None) -> None:
-        claimed = False
+    def _runner(self, run_id: int, jobnet: Jobnet | None, resume: bool,
+                loop: Loop) -> tuple[Runner, Callable[[RunMachine], None] | None] | None:
+        """On the driver thread, with no runner of the run: its runner, if it is running
+        and no other server drives it."""
+        if self.store.get_run(run_id).status != RunState.RUNNING:
+            return None   # nothing reopened it: the runner that left was right
+        if not self.store.claim(run_id):
+            log.info("run %s is driven by another server", run_id)
+            return None
         try:
-            if leaving is not None:
-                leaving.join()
-                if self.store.get_run(run_id).status != RunState.RUNNING:
-                    return   # nothing reopened it: the driver that left was right
-            claimed = self.store.claim(run_id)
-            if not claimed:
-                log.info("run %s is driven by another server", run_id)
-                return
-            if resume:
-                self.service.resume(run_id, user="server")
-            else:
-                self.service.execute(run_id, jobnet)
-        except Exception:   # a run's thread must never take the server down
-            log.exception("run %s: the run's driver failed", run_id)
-        finally:
-            if claimed:
-                self.store.unclaim(run_id)
-            with self._lock:
-                if self._threads.get(run_id) is threading.current_thread():
-                    self._threads.pop(run_id)
-            if self._may_be_awaited(run_id):
-                self.wake.set()
+            apply = self.service.resumer(run_id, user="server") if resume else None
+            jobnet = jobnet or self.service.jobnet_of(run_id)
+            return Runner(self.service.ctx, jobnet, run_id, loop), apply
+        except BaseException:
+            self.store.unclaim(run_id)
+            raise
+
+    def _ended(self, run_id: int) -> None:
+        """The run's runner has left the driver."""
+        self.store.unclaim(run_id)
+        if self._may_be_awaited(run_id):
+            self.wake.set()
 
     def _may_be_awaited(self, run_id: int) -> bool:
         """Whether a scheduled run may be waiting for this one to end (`overlap = wait`):
@@ -238,8 +224,7 @@ class Core:
         return any(b.schedule.overlap == "wait" for b in schedules)
 
     def running(self) -> list[int]:
-        with self._lock:
-            return [rid for rid, t in self._threads.items() if t.is_alive()]
+        return self.driver.running()
 
     def recover(self) -> None:
         """After a restart (or kill -9): runs that were running go on where they were.

@@ -1,0 +1,100 @@
+"""The server's `Driver`: many runs on one thread, with real processes and a real
+SQLite file. Runs that start together are all driven to their end by that one thread,
+an action reaches a run it drives, and a run whose turn fails is dropped (logged)
+without stopping the others."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from support import wait_for
+
+from jaz.engine.loader import load_file
+from jaz.engine.machine import RunMachine, Settings
+from jaz.engine.model import JobState, RunState
+from jaz.engine.runner import Driver, Loop, Runner
+from jaz.engine.service import Service
+from jaz.engine.store import SqliteStore
+
+NET = '''[jobs.a]
+run = "echo a"
+[jobs.b]
+needs = ["a"]
+run = "echo b"
+[jobs.c]
+needs = ["a"]
+run = "echo c"
+'''
+SLOW = '''[jobs.wait]
+run = "sleep 30"
+'''
+
+
+class Bench:
+    def __init__(self, tmp_path: Path) -> None:
+        self.store = SqliteStore(tmp_path / "jaz.db")
+        self.service = Service(self.store, Settings(log_dir=tmp_path / "logs", grace=1.0))
+        self.ended: list[int] = []
+        self.failed: list[int] = []
+        self.driver = Driver(self.store, self.ended.append,
+                             lambda what, run_id: self.failed.append(run_id))
+        self.tmp = tmp_path
+
+    def jobnet(self, name: str, text: str) -> Any:
+        path = self.tmp / f"{name}.toml"
+        path.write_text(text)
+        return load_file(path)
+
+    def drive(self, jobnet: Any, resume: Callable[[RunMachine], None] | None = None) -> int:
+        run_id = self.service.create(jobnet)
+
+        def make(loop: Loop) -> tuple[Runner, Callable[[RunMachine], None] | None]:
+            return Runner(self.service.ctx, jobnet, run_id, loop), resume
+
+        self.driver.add(run_id, make)
+        return run_id
+
+
+def test_many_runs_started_together_are_all_driven_by_one_thread(tmp_path: Path) -> None:
+    bench = Bench(tmp_path)
+    net = bench.jobnet("net", NET)
+    threads = threading.active_count()
+    runs = [bench.drive(net) for _ in range(40)]
+    wait_for(lambda: sorted(bench.ended) == sorted(runs), "every run to end", timeout=60)
+    assert threading.active_count() <= threads + 1     # no thread per run
+    for run_id in runs:
+        assert bench.service.run(run_id).status == RunState.SUCCEEDED
+        jobs = {j.name: j for j in bench.service.jobs(run_id)}
+        assert all(j.status == JobState.SUCCEEDED for j in jobs.values())
+        assert jobs["b"].started_at >= jobs["a"].ended_at
+    assert bench.driver.running() == [] and bench.failed == []
+
+
+def test_an_action_reaches_a_run_the_driver_drives(tmp_path: Path) -> None:
+    bench = Bench(tmp_path)
+    run_id = bench.drive(bench.jobnet("slow", SLOW))
+    wait_for(lambda: bench.service.jobs(run_id)[0].status == JobState.RUNNING, "the job")
+    assert bench.driver.running() == [run_id]
+    bench.service.stop(run_id, user="test")
+    wait_for(lambda: bench.ended == [run_id], "the run to end")
+    assert bench.service.run(run_id).status == RunState.STOPPED
+
+
+def test_a_run_whose_turn_fails_is_dropped_and_the_others_go_on(tmp_path: Path) -> None:
+    bench = Bench(tmp_path)
+    net = bench.jobnet("net", NET)
+
+    def broken(m: RunMachine) -> None:
+        raise RuntimeError("a bug in a turn")
+
+    good = [bench.drive(net) for _ in range(5)]
+    bad = bench.drive(net, resume=broken)
+    good += [bench.drive(net) for _ in range(5)]
+    wait_for(lambda: len(bench.ended) == 11, "every run to leave the driver", timeout=60)
+    assert bench.failed == [bad]
+    assert all(bench.service.run(r).status == RunState.SUCCEEDED for r in good)
+    # the failed turn changed nothing: the run is as created, for a restart to resume
+    assert all(j.status == JobState.PENDING for j in bench.service.jobs(bad))
