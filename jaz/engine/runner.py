@@ -250,8 +250,13 @@ class Runner:
         with self.ctx.lock:
             if self.ctx.active.get(self.run_id) is self:
                 self.ctx.active.pop(self.run_id)
-        for key in list(self._loop.selector.get_map().values()):
-            if key.data is not None and key.data[0] is self:
+        # its own processes only: a driver's selector watches every run's, and a walk
+        # over all of them at each run's end cost O(runs) per run
+        watched = self._loop.selector.get_map()
+        for name, execution in self._executions.items():
+            fd = execution.fileno()
+            key = None if fd is None else watched.get(fd)
+            if key is not None and key.data == (self, name):
                 self._loop.selector.unregister(key.fd)
 
     def _timeout(self, deadline: datetime | None, cap: float | None = None) -> float | None:
