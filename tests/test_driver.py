@@ -15,7 +15,7 @@ from support import wait_for
 from jaz.engine.loader import load_file
 from jaz.engine.machine import RunMachine, Settings
 from jaz.engine.model import JobState, RunState
-from jaz.engine.runner import Driver, Loop, Runner
+from jaz.engine.runner import Driver, Make, Runner, rounds
 from jaz.engine.service import Service
 from jaz.engine.store import SqliteStore
 
@@ -49,13 +49,18 @@ class Bench:
         return load_file(path)
 
     def drive(self, jobnet: Any, resume: Callable[[RunMachine], None] | None = None) -> int:
-        run_id = self.service.create(jobnet)
+        return self.drive_all(jobnet, 1, resume)[0]
 
-        def make(loop: Loop) -> tuple[Runner, Callable[[RunMachine], None] | None]:
-            return Runner(self.service.ctx, jobnet, run_id, loop), resume
+    def drive_all(self, jobnet: Any, n: int,
+                  resume: Callable[[RunMachine], None] | None = None) -> list[int]:
+        """n runs handed to the driver in one call, as a schedule's burst is."""
+        runs = [self.service.create(jobnet) for _ in range(n)]
 
-        self.driver.add(run_id, make)
-        return run_id
+        def make(run_id: int) -> Make:
+            return lambda loop: (Runner(self.service.ctx, jobnet, run_id, loop), resume)
+
+        self.driver.add(*((run_id, make(run_id)) for run_id in runs))
+        return runs
 
 
 def test_many_runs_started_together_are_all_driven_by_one_thread(tmp_path: Path) -> None:
@@ -71,6 +76,25 @@ def test_many_runs_started_together_are_all_driven_by_one_thread(tmp_path: Path)
         assert all(j.status == JobState.SUCCEEDED for j in jobs.values())
         assert jobs["b"].started_at >= jobs["a"].ended_at
     assert bench.driver.running() == [] and bench.failed == []
+
+
+def test_a_burst_handed_over_at_once_is_begun_in_rounds_and_all_driven(
+        tmp_path: Path) -> None:
+    bench = Bench(tmp_path)
+    runs = bench.drive_all(bench.jobnet("net", NET), 40)
+    wait_for(lambda: sorted(bench.ended) == sorted(runs), "every run to end", timeout=60)
+    assert all(bench.service.run(r).status == RunState.SUCCEEDED for r in runs)
+    assert bench.driver.running() == [] and bench.failed == []
+
+
+def test_rounds_double_in_size_and_keep_every_item_once_in_order() -> None:
+    assert rounds([]) == [[]]
+    assert rounds([1]) == [[1]]
+    assert [len(r) for r in rounds(list(range(17)))] == [1, 2, 4, 8, 2]
+    for n in range(1, 70):
+        parts = rounds(list(range(n)))
+        assert [x for part in parts for x in part] == list(range(n))
+        assert all(len(p) == 2 ** k for k, p in enumerate(parts[:-1]))
 
 
 def test_an_action_reaches_a_run_the_driver_drives(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """The server's scheduler loop over a real core and store, on a fake clock (runs are not
-driven: `Core.drive` is recorded instead), and the cheap paths that keep an idle server
+driven: `Core.drive_all` is recorded instead), and the cheap paths that keep an idle server
 with thousands of jobnets idle: quiet jobnets, unchanged folders, fewer wake-ups."""
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
             config = parse_config(f'jobnets = "{nets}"\ncalendars = "{tmp_path / "cal"}"\n'
                                   f'database = "{tmp_path / "jaz.db"}"\n')
             core = Core(config, clock=self.clock)
-            core.drive = lambda run_id, *a, **k: self.driven.append(run_id)  # type: ignore
+            core.drive_all = lambda runs, **k: self.driven.extend(  # type: ignore
+                run_id for run_id, _ in runs)
             return core
 
     return Env()

@@ -7,10 +7,11 @@ the engine's `Service`: there is no second path to the database.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -189,7 +190,13 @@ class Core:
 
         A run driven already is left to its runner; one whose runner has left (it found
         nothing more to do, and an action reopened the run after) is driven again."""
-        self.driver.add(run_id, lambda loop: self._runner(run_id, jobnet, resume, loop))
+        self.drive_all([(run_id, jobnet)], resume=resume)
+
+    def drive_all(self, runs: Sequence[tuple[int, Jobnet | None]], *,
+                  resume: bool = False) -> None:
+        """`drive` for runs that start together, handed to the driver at once."""
+        self.driver.add(*((run_id, functools.partial(self._runner, run_id, jobnet, resume))
+                          for run_id, jobnet in runs))
 
     def _runner(self, run_id: int, jobnet: Jobnet | None, resume: bool,
                 loop: Loop) -> tuple[Runner, Callable[[RunMachine], None] | None] | None:

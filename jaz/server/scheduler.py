@@ -159,9 +159,9 @@ class Scheduler:
         with self.core.store.batch():
             for decision in decisions:
                 self._apply(decision, now)
-        for d in decisions:
-            if isinstance(d, planner.Start):   # the version in force when it is the run's
-                self.core.drive(d.run_id, self._versions_in_force.pop(d.run_id, None))
+        # the version in force when it is the run's
+        self.core.drive_all([(d.run_id, self._versions_in_force.pop(d.run_id, None))
+                             for d in decisions if isinstance(d, planner.Start)])
 
     def _read(self, now: datetime) -> tuple[list[RunRecord], dict[str, int],
                                              datetime | None]:
