@@ -39,7 +39,7 @@ class Bench:
         self.service = Service(self.store, Settings(log_dir=tmp_path / "logs", grace=1.0))
         self.ended: list[int] = []
         self.failed: list[int] = []
-        self.driver = Driver(self.store, self.ended.append,
+        self.driver = Driver(self.store, lambda run: self.ended.append(run.id),
                              lambda what, run_id: self.failed.append(run_id))
         self.tmp = tmp_path
 

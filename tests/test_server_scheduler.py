@@ -118,10 +118,9 @@ def test_the_scheduler_is_woken_only_when_it_has_something_to_do(env: Any) -> No
     core = env.core()
     core.start("plain", hold=True)
     assert not core.wake.is_set()                    # held: nothing for the scheduler
-    plain = core.service.create(core.registry.get("plain").jobnet)
-    waits = core.service.create(core.registry.get("waits").jobnet)
-    assert not core._may_be_awaited(plain)           # its end cannot release a waiting run
-    assert core._may_be_awaited(waits)               # overlap = wait: look again at once
+    assert not core._may_be_awaited("plain")         # its end cannot release a waiting run
+    assert core._may_be_awaited("waits")             # overlap = wait: look again at once
+    assert core._may_be_awaited("gone")              # no longer known: look anyway
 
 
 def test_an_unchanged_folder_is_not_loaded_again(env: Any) -> None:

@@ -56,12 +56,21 @@ def test_runs_and_jobs_round_trip(store):
                                                                {"rows": "12"}, True)
     assert a.ended_at == T0 + timedelta(seconds=3)
     assert store.get_job(run_id, "b").host == "db1"
+    assert store.run_status(run_id) == RunState.SUCCEEDED
+    # an update returns the row as it is now, other fields included
+    after = store.update_run(run_id, message="again")
+    assert (after.status, after.message, after.params) == (RunState.SUCCEEDED, "again",
+                                                           {"DAY": "mon"})
 
 
 def test_unknown_ids_are_not_found(store):
     run_id = make_run(store)
     with pytest.raises(NotFound):
         store.get_run(run_id + 1)
+    with pytest.raises(NotFound):
+        store.run_status(run_id + 1)
+    with pytest.raises(NotFound):
+        store.update_run(run_id + 1, message="x")
     with pytest.raises(NotFound):
         store.get_job(run_id, "zz")
     with pytest.raises(NotFound):

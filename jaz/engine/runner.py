@@ -353,10 +353,11 @@ class Driver:
 
     `add(run_id, make)` asks for a run to be driven: on the driver thread, unless that
     run is driven already, `make(loop)` gives its runner and how to resume it (or None:
-    nothing to drive), and `ended(run_id)` is called once the runner has left.
+    nothing to drive), and `ended(run)` is called with the run's last record once its
+    runner has left.
     """
 
-    def __init__(self, store: Store, ended: Callable[[int], None],
+    def __init__(self, store: Store, ended: Callable[[RunRecord], None],
                  log: Callable[[str, int], None]) -> None:
         self.loop = Loop()
         self._store = store
@@ -516,7 +517,7 @@ class Driver:
             if self._runners.get(runner.run_id) is runner:
                 del self._runners[runner.run_id]
         try:
-            self._ended(runner.run_id)
+            self._ended(runner.machine.run)
         except Exception:
             self._log("run %s: the run's driver failed", runner.run_id)
 

@@ -177,10 +177,10 @@ class Core:
             raise StateError("the server is restarting (max_memory reached); try again soon")
         run_id = self.service.create(loaded.jobnet, params=params, trigger=trigger, hold=hold,
                                      user=user, scheduled_at=at)
-        run = self.service.run(run_id)
-        if run.status == RunState.RUNNING:
+        status = self.store.run_status(run_id)
+        if status == RunState.RUNNING:
             self.drive(run_id, loaded.jobnet)
-        elif run.status == RunState.SCHEDULED:
+        elif status == RunState.SCHEDULED:
             self.wake.set()        # the scheduler starts it at its time
         return run_id
 
@@ -202,7 +202,7 @@ class Core:
                 loop: Loop) -> tuple[Runner, Callable[[RunMachine], None] | None] | None:
         """On the driver thread, with no runner of the run: its runner, if it is running
         and no other server drives it."""
-        if self.store.get_run(run_id).status != RunState.RUNNING:
+        if self.store.run_status(run_id) != RunState.RUNNING:
             return None   # nothing reopened it: the runner that left was right
         if not self.store.claim(run_id):
             log.info("run %s is driven by another server", run_id)
@@ -215,18 +215,19 @@ class Core:
             self.store.unclaim(run_id)
             raise
 
-    def _ended(self, run_id: int) -> None:
+    def _ended(self, run: RunRecord) -> None:
         """The run's runner has left the driver."""
-        self.store.unclaim(run_id)
-        if self._may_be_awaited(run_id):
+        self.store.unclaim(run.id)
+        if self._may_be_awaited(run.jobnet):
             self.wake.set()
 
-    def _may_be_awaited(self, run_id: int) -> bool:
-        """Whether a scheduled run may be waiting for this one to end (`overlap = wait`):
-        only then does the scheduler look again at once, not after every run."""
+    def _may_be_awaited(self, jobnet: str) -> bool:
+        """Whether a scheduled run may be waiting for a run of this jobnet to end
+        (`overlap = wait`): only then does the scheduler look again at once, not after
+        every run."""
         try:
-            schedules = self.registry.get(self.store.get_run(run_id).jobnet).schedules
-        except JazError:     # gone from the registry or the store: look anyway
+            schedules = self.registry.get(jobnet).schedules
+        except JazError:     # gone from the registry: look anyway
             return True
         return any(b.schedule.overlap == "wait" for b in schedules)
 

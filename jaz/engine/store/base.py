@@ -43,6 +43,10 @@ class Store(ABC):
     @abstractmethod
     def get_run(self, run_id: int) -> RunRecord: ...
 
+    def run_status(self, run_id: int) -> RunState:
+        """A run's status alone (NotFound for no such run)."""
+        return self.get_run(run_id).status
+
     @abstractmethod
     def get_jobs(self, run_id: int) -> list[JobRecord]: ...
 

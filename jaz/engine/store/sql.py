@@ -236,6 +236,12 @@ class SqlStore(Store):
             raise no_run(run_id)
         return self._run(rows[0])
 
+    def run_status(self, run_id: int) -> RunState:
+        rows = self._read("SELECT status FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise no_run(run_id)
+        return RunState(rows[0]["status"])
+
     def get_jobs(self, run_id: int) -> list[JobRecord]:
         rows = self._read("SELECT * FROM jobs WHERE run_id = ? ORDER BY seq", (run_id,))
         if not rows:

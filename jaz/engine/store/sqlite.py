@@ -17,8 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jaz.engine.store.sql import JSON_FIELDS, TIME_FIELDS, SqlStore
+from jaz.engine.records import RunRecord
+from jaz.engine.store.sql import JSON_FIELDS, TIME_FIELDS, SqlStore, no_run
 from jaz.errors import StoreError
+
+# UPDATE ... RETURNING (SQLite 3.35, 2021): a run's update reads its row back in the same
+# statement; older libraries take a SELECT after it
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 MIGRATIONS: list[str] = [
     # 1: the first schema
@@ -174,6 +179,15 @@ class SqliteStore(SqlStore):
 
     def _insert_run(self, sql: str, args: Sequence[Any]) -> int:
         return int(self._db.execute(sql, args).lastrowid or 0)
+
+    def _update_run(self, sql: str, args: Sequence[Any], run_id: int) -> RunRecord:
+        if not _RETURNING:
+            return super()._update_run(sql, args, run_id)
+        with self.batch():   # the row as updated, without a SELECT after the UPDATE
+            rows = self._read(sql + " RETURNING *", args)
+        if not rows:
+            raise no_run(run_id)
+        return self._run(rows[0])
 
     # ---------------------------------------------------------- records
 
