@@ -15,7 +15,7 @@ from support import wait_for
 from jaz.engine.loader import load_file
 from jaz.engine.machine import RunMachine, Settings
 from jaz.engine.model import JobState, RunState
-from jaz.engine.runner import Driver, Make, Runner, rounds
+from jaz.engine.runner import Driver, Make, Runner
 from jaz.engine.service import Service
 from jaz.engine.store import SqliteStore
 
@@ -78,23 +78,12 @@ def test_many_runs_started_together_are_all_driven_by_one_thread(tmp_path: Path)
     assert bench.driver.running() == [] and bench.failed == []
 
 
-def test_a_burst_handed_over_at_once_is_begun_in_rounds_and_all_driven(
-        tmp_path: Path) -> None:
+def test_a_burst_handed_over_at_once_is_all_driven(tmp_path: Path) -> None:
     bench = Bench(tmp_path)
     runs = bench.drive_all(bench.jobnet("net", NET), 40)
     wait_for(lambda: sorted(bench.ended) == sorted(runs), "every run to end", timeout=60)
     assert all(bench.service.run(r).status == RunState.SUCCEEDED for r in runs)
     assert bench.driver.running() == [] and bench.failed == []
-
-
-def test_rounds_double_in_size_and_keep_every_item_once_in_order() -> None:
-    assert rounds([]) == [[]]
-    assert rounds([1]) == [[1]]
-    assert [len(r) for r in rounds(list(range(17)))] == [1, 2, 4, 8, 2]
-    for n in range(1, 70):
-        parts = rounds(list(range(n)))
-        assert [x for part in parts for x in part] == list(range(n))
-        assert all(len(p) == 2 ** k for k, p in enumerate(parts[:-1]))
 
 
 def test_an_action_reaches_a_run_the_driver_drives(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from jaz.engine.clock import Clock
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
@@ -413,24 +413,13 @@ class Driver:
             due, _, runner = heapq.heappop(self._dues)
             if runner.due == due:
                 turns.setdefault(runner, [])
-        # The new runs begin first, in rounds that double in size (1, 2, 4...), each its
-        # own commit; the other turns (jobs that ended, actions, deadlines) come with the
-        # last round. The first job of a burst starts after one run's first turn, not
-        # after every run's, and runs on the other core while the next rounds are
-        # prepared; the ends of jobs (a burst's first ones end during it) wait for the
-        # burst's starts, not the other way round. A burst of n runs costs ~log2(n)
-        # commits more than one, the price of a start lag that does not grow with every
-        # run's preparation before the first start.
-        *first, last = rounds(new)
-        for chunk in first:
-            self._turns(self._make_new(chunk), {})
-        self._turns(self._make_new(last), turns)
+        self._turns(self._make_new(new), turns)
 
     def _turns(self, fresh: list[tuple[Runner, Callable[[RunMachine], None] | None]],
                turns: dict[Runner, list[tuple[str, Any]]]) -> None:
-        """Turns in one transaction, new runs' first ones included: a commit per round
-        rather than per run's turn. A turn that fails drops its run (a restart resumes
-        it) and leaves the others be."""
+        """The turns of this pass, new runs' first ones included, in one transaction: a
+        commit per pass rather than per run's turn. A turn that fails drops its run (a
+        restart resumes it) and leaves the others be."""
         taking: list[Runner] = []
         store = self._store
         try:
@@ -523,15 +512,6 @@ class Driver:
 
 
 Make = Callable[[Loop], "tuple[Runner, Callable[[RunMachine], None] | None] | None"]
-
-T = TypeVar("T")
-
-
-def rounds(items: Sequence[T]) -> list[Sequence[T]]:
-    """`items` in order, in rounds that double in size: 1, 2, 4... (one empty round for
-    no items)."""
-    return [items[2 ** k - 1:2 ** (k + 1) - 1] for k in range(max(1, len(items).bit_length()))]
-
 
 def _close_all(selector: selectors.BaseSelector, *fds: int) -> None:
     selector.close()
