@@ -5,11 +5,13 @@ without stopping the others."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support import wait_for
 
 from jaz.engine.loader import load_file
@@ -40,7 +42,7 @@ class Bench:
         self.ended: list[int] = []
         self.failed: list[int] = []
         self.driver = Driver(self.store, lambda run: self.ended.append(run.id),
-                             lambda what, run_id: self.failed.append(run_id))
+                             self.failed.append)
         self.tmp = tmp_path
 
     def jobnet(self, name: str, text: str) -> Any:
@@ -96,7 +98,9 @@ def test_an_action_reaches_a_run_the_driver_drives(tmp_path: Path) -> None:
     assert bench.service.run(run_id).status == RunState.STOPPED
 
 
-def test_a_run_whose_turn_fails_is_dropped_and_the_others_go_on(tmp_path: Path) -> None:
+def test_a_run_whose_turn_fails_is_dropped_and_the_others_go_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="jaz.engine")
     bench = Bench(tmp_path)
     net = bench.jobnet("net", NET)
 
@@ -108,6 +112,9 @@ def test_a_run_whose_turn_fails_is_dropped_and_the_others_go_on(tmp_path: Path) 
     good += [bench.drive(net) for _ in range(5)]
     wait_for(lambda: len(bench.ended) == 11, "every run to leave the driver", timeout=60)
     assert bench.failed == [bad]
+    # logged with its error, as a failed pass would be
+    assert f"run {bad}: the run's driver failed" in caplog.text
+    assert "RuntimeError: a bug in a turn" in caplog.text
     assert all(bench.service.run(r).status == RunState.SUCCEEDED for r in good)
     # the failed turn changed nothing: the run is as created, for a restart to resume
     assert all(j.status == JobState.PENDING for j in bench.service.jobs(bad))

@@ -33,6 +33,7 @@ from jaz.errors import JazError
 if TYPE_CHECKING:  # imported where used: `jaz run` starts ~5 ms faster without it
     from concurrent.futures import Future
 
+_log = logging.getLogger("jaz.engine")
 PID_GRACE = 0.01  # seconds a turn's pids may wait for the next turn's commit
 
 
@@ -354,15 +355,16 @@ class Driver:
     `add(run_id, make)` asks for a run to be driven: on the driver thread, unless that
     run is driven already, `make(loop)` gives its runner and how to resume it (or None:
     nothing to drive), and `ended(run)` is called with the run's last record once its
-    runner has left.
+    runner has left. A run whose turn fails (a bug) is dropped, logged to "jaz.engine"
+    and told to `failed(run_id)`; a failed pass is logged the same way.
     """
 
     def __init__(self, store: Store, ended: Callable[[RunRecord], None],
-                 log: Callable[[str, int], None]) -> None:
+                 failed: Callable[[int], None] | None = None) -> None:
         self.loop = Loop()
         self._store = store
         self._ended = ended
-        self._log = log
+        self._failed = failed
         self._new: queue.SimpleQueue[tuple[int, Make]] = queue.SimpleQueue()
         self._runners: dict[int, Runner] = {}
         self._pending: dict[int, int] = {}
@@ -393,7 +395,7 @@ class Driver:
             try:
                 self._pass()
             except Exception:   # never leave the runs undriven
-                logging.getLogger("jaz.engine").exception("the driver's pass failed")
+                _log.exception("the driver's pass failed")
 
     def _pass(self) -> None:
         """Wait for something to do, then take every turn that is due."""
@@ -436,16 +438,17 @@ class Driver:
                             and self._prepared(runner, events + runner.posted()):
                         taking.append(runner)
         except Exception as error:   # the commit failed: none of these turns happened
-            self._log("the driver's commit failed (%s runs dropped)", len(taking))
+            _log.exception("the driver's commit failed (%s runs dropped)", len(taking))
             for runner in taking:
                 runner.fail(error)
                 self._leave(runner)
+                self._dropped(runner.run_id, logged=True)
             return
         for runner in taking:
             try:
                 over = runner.act()
             except Exception:
-                self._log("run %s: the run's driver failed", runner.run_id)
+                self._dropped(runner.run_id)
                 over = True
             if over:
                 self._leave(runner)
@@ -459,7 +462,7 @@ class Driver:
             runner.prepare(events, begin=begin, resume=resume)
             return True
         except Exception as error:   # one run's failure must not stop the others
-            self._log("run %s: the run's driver failed", runner.run_id)
+            self._dropped(runner.run_id)
             runner.fail(error)
             self._leave(runner)
             return False
@@ -490,7 +493,7 @@ class Driver:
                     self._runners[run_id] = new[0]
                 made.append(new)
             except Exception:
-                self._log("run %s: the run's driver failed", run_id)
+                self._dropped(run_id)
             finally:
                 with self._lock:
                     left = self._pending[run_id] - 1
@@ -508,7 +511,14 @@ class Driver:
         try:
             self._ended(runner.machine.run)
         except Exception:
-            self._log("run %s: the run's driver failed", runner.run_id)
+            self._dropped(runner.run_id)
+
+    def _dropped(self, run_id: int, *, logged: bool = False) -> None:
+        """A run's turn (or what follows it) failed: logged with the error at hand."""
+        if not logged:
+            _log.exception("run %s: the run's driver failed", run_id)
+        if self._failed is not None:
+            self._failed(run_id)
 
 
 Make = Callable[[Loop], "tuple[Runner, Callable[[RunMachine], None] | None] | None"]

@@ -119,8 +119,7 @@ class Core:
         self.service = Service(self.store, self.settings, clock=self.clock,
                                executors=executors, listener=self._changed)
         self._lock = threading.Lock()
-        self.driver = Driver(self.store, self._ended,
-                             lambda what, run_id: log.exception(what, run_id))
+        self.driver = Driver(self.store, self._ended)
         self.wake = threading.Event()      # the scheduler looks again at once when set
         self.draining = False              # max_memory reached: take no new work
         self.closing = threading.Event()   # the server is shutting down
