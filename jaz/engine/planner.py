@@ -176,8 +176,11 @@ def _due(now: datetime, seen: datetime, entry: Entry, runs: list[RunRecord],
     if not due:
         return []
     active = [r for r in runs if r.status == RunState.RUNNING]
+    # which schedule each due run is a fire of: with one schedule, that one (computing
+    # the fires only to find it cost a tick ~0.07 ms per due jobnet)
     fires = {f.at: f for f in fires_between(
-        entry.schedules, _at(due[0]) - timedelta(microseconds=1), _at(due[-1]))}
+        entry.schedules, _at(due[0]) - timedelta(microseconds=1), _at(due[-1]))} \
+        if len(entry.schedules) > 1 else {}
     out: list[Decision] = []
     missed = [r for r in due if _at(r) > seen and now - _at(r) > settings.grace]
     missed_ids = {r.id for r in missed}   # by id: a list look-up compares whole records
