@@ -523,6 +523,7 @@ class Driver:
 
 Make = Callable[[Loop], "tuple[Runner, Callable[[RunMachine], None] | None] | None"]
 
+
 def _close_all(selector: selectors.BaseSelector, *fds: int) -> None:
     selector.close()
     for fd in fds:
