@@ -120,6 +120,10 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
             return work()
         return await run_in_threadpool(work)
 
+    def run_out(run_id: int, status: int = 200) -> JSONResponse:
+        """A run with its jobs, as the routes that show or change one answer."""
+        return _out(_run_view(core.service.run(run_id), core.service.jobs(run_id)), status)
+
     # ------------------------------------------------------------ health and metrics
 
     @app.get("/healthz", include_in_schema=False)
@@ -209,18 +213,18 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
             at = _aware(body.at, core) if body.at else None
             run_id = core.start(body.jobnet, params=body.params, at=at, hold=body.hold,
                                 user=who.user)
-            return _out(_run_view(core.service.run(run_id), core.service.jobs(run_id)), 201)
+            return run_out(run_id, 201)
         return await offload(work)
 
     @app.get("/api/v1/runs/{run_id}", response_model=dict[str, Any])
     def run(run_id: RunId, who: Principal = viewer) -> JSONResponse:
-        return _out(_run_view(core.service.run(run_id), core.service.jobs(run_id)))
+        return run_out(run_id)
 
     @app.post("/api/v1/runs/{run_id}/{action}", response_model=dict[str, Any])
     def run_action(run_id: RunId, action: Literal["stop", "hold", "release"],
                    who: Principal = operator) -> JSONResponse:
         core.act(action, run_id, None, user=who.user)
-        return _out(_run_view(core.service.run(run_id), core.service.jobs(run_id)))
+        return run_out(run_id)
 
     @app.post("/api/v1/runs/{run_id}/jobs/{job}/{action}", response_model=dict[str, Any])
     def job_action(run_id: RunId, job: str,
@@ -230,7 +234,7 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         core.service.jobs(run_id)  # 404 for an unknown run first
         core.act(action, run_id, job, user=who.user,
                  downstream=bool(body and body.downstream))
-        return _out(_run_view(core.service.run(run_id), core.service.jobs(run_id)))
+        return run_out(run_id)
 
     @app.get("/api/v1/runs/{run_id}/jobnet")
     def run_jobnet(run_id: RunId, who: Principal = viewer) -> dict[str, Any]:

@@ -74,6 +74,7 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+
 def _encode(key: str, value: Any) -> Any:
     if value is None:
         return None
