@@ -226,3 +226,38 @@ run = "echo after >> {marks}/after"
     assert run["jobs"]["work"]["outputs"] == {"ROWS": "7"}
     assert (marks / "after").read_text() == "after\n"
     assert server.stop() == 0
+
+
+def test_a_jobs_process_is_started_by_the_spawner_and_its_pid_recorded(tmp_path: Path
+                                                                       ) -> None:
+    """The server's jobs start in its spawner process, which reports each pid after the
+    start: the pid still reaches the job's record (what `--resume` and a restart use)."""
+    go, mine = tmp_path / "go", tmp_path / "pid"
+    server = Server(tmp_path)
+    (tmp_path / "jobnets" / "wait.toml").write_text(f"""
+[jobs.work]
+run = 'echo "$$ $PPID" > {mine}; while [ ! -e {go} ]; do sleep 0.05; done'
+""")
+    server.start()
+    try:
+        run_id = server.call("POST", "/api/v1/runs", {"jobnet": "wait"})["run_id"]
+        pid, parent = map(int, wait_for(lambda: mine.exists() and mine.read_text().split(),
+                                        "the job to start"))
+        assert parent != server.proc.pid    # type: ignore[union-attr]
+        assert Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")[3].endswith(
+            b"spawnd.py")
+        db = sqlite3.connect(server.home / "jaz.db")
+        try:
+            recorded = wait_for(lambda: db.execute(
+                "SELECT pid FROM jobs WHERE run_id = ? AND name = 'work'",
+                (run_id,)).fetchone()[0], "the pid to be recorded")
+        finally:
+            db.close()
+        assert recorded == pid
+        go.touch()
+        run = wait_for(lambda: (r := server.call("GET", f"/api/v1/runs/{run_id}"))["status"]
+                       != "running" and r, "the run to end")
+        assert run["status"] == "succeeded", run
+    finally:
+        assert server.stop() == 0
+    wait_for(lambda: not Path(f"/proc/{parent}").exists(), "the spawner to end with the server")

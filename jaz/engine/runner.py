@@ -106,7 +106,8 @@ class Runner:
         self._loop = loop or Loop()
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._executions: dict[str, Execution] = {}
-        self._pids: list[tuple[str, int]] = []  # started since the last turn's commit
+        # started since the last turn's commit, their pid not recorded yet
+        self._pids: list[tuple[str, Execution]] = []
         self.due: float | None = None   # monotonic time of the next turn without events
         self._commands: list[Launch | Kill] = []   # a turn's, from `prepare` to `act`
         self._settled: list[tuple[Future[Any], BaseException | None]] = []
@@ -268,14 +269,22 @@ class Runner:
         return timeout
 
     def _record_pids(self) -> None:
-        for name, pid in self._pids:
-            self.machine.started(name, pid)
-        self._pids = []
+        """The pids of the processes started since the last commit; one whose start is
+        still to be reported (`Execution.report`) waits for the next turn."""
+        left: list[tuple[str, Execution]] = []
+        for name, execution in self._pids:
+            if execution.pid is not None:
+                self.machine.started(name, execution.pid)
+            elif self._executions.get(name) is execution:
+                left.append((name, execution))
+        self._pids = left
 
     def _handle(self, kind: str, payload: Any, commands: list[Launch | Kill],
                 settled: list[tuple[Future[Any], BaseException | None]]) -> None:
         m = self.machine
         now = self.ctx.clock.now()
+        if kind == "ended":   # reported by its execution: its outcome is ready
+            kind, payload = self.ended(payload) or ("", None)
         if kind == "done":
             name, outcome = payload
             self._executions.pop(name, None)
@@ -303,9 +312,10 @@ class Runner:
         # of their own: `--resume` finds the processes of a crashed `jaz run` by their
         # environment in /proc anyway (`machine.kill_stale`), so a pid need not be
         # durable before the job runs.
-        self._pids += [(c.job, pid) for c in commands if (pid := self._dispatch(c)) is not None]
+        self._pids += [(c.job, execution) for c in commands
+                       if (execution := self._dispatch(c)) is not None]
 
-    def _dispatch(self, command: Launch | Kill) -> int | None:
+    def _dispatch(self, command: Launch | Kill) -> Execution | None:
         if isinstance(command, Kill):
             execution = self._executions.get(command.job)
             if execution is not None:
@@ -324,7 +334,7 @@ class Runner:
             self._post(("done", (command.job, Outcome(exit_code=None, error=str(e)))))
             return None
         self._watch(command.job, execution)
-        return execution.pid
+        return execution
 
     def _adopt(self, name: str, pgid: int, stem: str) -> None:
         """Wait for a job a crashed driver left running, as for one started here."""
@@ -333,11 +343,14 @@ class Runner:
         self._watch(name, AdoptedExecution(pgid, stem, self.ctx.settings.grace))
 
     def _watch(self, name: str, execution: Execution) -> None:
-        """Wait for `execution` in the loop (a pidfd), or else in a thread of its own."""
+        """Wait for `execution` in the loop (a pidfd), through what it reports, or else
+        in a thread of its own."""
         self._executions[name] = execution
         fd = execution.fileno()
         if fd is not None:
             self._loop.selector.register(fd, selectors.EVENT_READ, (self, name))
+        elif execution.report(lambda: self._post(("ended", name))):
+            pass
         else:
             threading.Thread(target=self._wait, args=(name, execution), daemon=True,
                              name=f"jaz-job-{name}").start()
@@ -419,9 +432,29 @@ class Driver:
 
     def _turns(self, fresh: list[tuple[Runner, Callable[[RunMachine], None] | None]],
                turns: dict[Runner, list[tuple[str, Any]]]) -> None:
-        """The turns of this pass, new runs' first ones included, in one transaction: a
-        commit per pass rather than per run's turn. A turn that fails drops its run (a
-        restart resumes it) and leaves the others be."""
+        """The turns of this pass, new runs' first ones included, in few transactions: a
+        commit per round rather than per run's turn. A burst of new runs (a schedule's
+        fires) begins in rounds of 1, 2, 4... runs: the first jobs start after one run's
+        turn, not after all of them, and their processes (in the spawner) start while
+        the later rounds are prepared. A turn that fails drops its run (a restart
+        resumes it) and leaves the others be."""
+        now: list[tuple[Runner, Callable[[RunMachine], None] | None]] = []
+        begun = {runner for runner, _ in fresh}   # their posted events wait for their next turn
+        for runner in begun & turns.keys():
+            del turns[runner]
+            self.loop.posted.put(runner)   # the next pass takes them
+            self.loop.wake()
+        size = 1
+        while fresh:   # the other runs' turns (processes ended, actions) come after
+            now, fresh = fresh[:size], fresh[size:]
+            self._round(now, {} if fresh else turns)
+            size *= 2
+        if not now:
+            self._round([], turns)
+
+    def _round(self, fresh: list[tuple[Runner, Callable[[RunMachine], None] | None]],
+               turns: dict[Runner, list[tuple[str, Any]]]) -> None:
+        """Turns in one transaction, then what they do."""
         taking: list[Runner] = []
         store = self._store
         try:
@@ -429,12 +462,8 @@ class Driver:
                 for runner, resume in fresh:
                     if self._prepared(runner, [], resume, begin=True):
                         taking.append(runner)
-                begun = set(taking)   # their posted events wait for their next turn
                 for runner, events in turns.items():
-                    if runner in begun:
-                        self.loop.posted.put(runner)   # the next pass takes them
-                        self.loop.wake()
-                    elif self._runners.get(runner.run_id) is runner \
+                    if self._runners.get(runner.run_id) is runner \
                             and self._prepared(runner, events + runner.posted()):
                         taking.append(runner)
         except Exception as error:   # the commit failed: none of these turns happened

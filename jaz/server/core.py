@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from jaz.engine.clock import Clock, SystemClock, local_zone
 from jaz.engine.executors.local import LocalExecutor
+from jaz.engine.executors.spawner import SpawningExecutor
 from jaz.engine.machine import RunMachine, Settings
 from jaz.engine.model import Jobnet, RunState
 from jaz.engine.records import EventRecord, JobRecord, RunRecord
@@ -111,7 +112,9 @@ class Core:
             self.notifier = Notifier(config.notify)
         self._notified: set[tuple[int, str, str | None]] = set()
         executors = default_executors()
-        executors["run"] = LocalExecutor(record_exit=True)   # results survive a crash
+        # results survive a crash (exit files); processes start in the spawner process
+        self.spawning = SpawningExecutor(LocalExecutor(record_exit=True))
+        executors["run"] = self.spawning
         from jaz.server.actions import ReleaseExecutor, StartExecutor
 
         executors["start"] = StartExecutor(self)
@@ -303,4 +306,5 @@ class Core:
     # ------------------------------------------------------------ housekeeping
 
     def close(self) -> None:
+        self.spawning.close()
         self.store.close()

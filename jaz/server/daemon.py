@@ -181,6 +181,7 @@ class Daemon:
 
         sock = self._listen()
         self.core.recover()
+        self.core.spawning.warm()
         self.start_threads()
         app = create_app(self.core, self.tokens)
         settle()
@@ -224,6 +225,7 @@ class Daemon:
 
         sock = self._listen()
         self.core.recover()
+        self.core.spawning.warm()
         self.start_threads()
         server = uvicorn.Server(uvicorn.Config(
             create_app(self.core, self.tokens), log_config=None, access_log=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from jaz.engine.model import Job
@@ -58,6 +58,14 @@ class Execution(ABC):
         `wait` is only called once it returns at once; without, a thread waits.
         """
         return None
+
+    def report(self, ended: Callable[[], None]) -> bool:
+        """Have `ended()` called, from any thread, once the attempt has ended; False
+        when this execution cannot tell (then `fileno` or a thread of its own waits).
+
+        With True, `wait` returns at once after `ended`, and `pid` may still be None
+        when `start` returns: it is set, from another thread, once the process runs."""
+        return False
 
     @abstractmethod
     def stop(self) -> None:

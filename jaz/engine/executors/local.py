@@ -96,16 +96,7 @@ class LocalExecution(Execution):
                 except subprocess.TimeoutExpired:
                     kill_group(stopper.pid)
                     stopper.wait()
-        a = self.attempt
-        outputs = {k: redact(v, a.redact) for k, v in read_outputs(a.output_path).items()}
-        if a.redact:
-            _redact_file(a.output_path, a.redact)  # it stays in the logs folder
-        exit_code = code if code >= 0 else 128 - code
-        return Outcome(exit_code=exit_code, outputs=outputs,
-                       stdout_tail=redact(read_tail(a.stdout_path), a.redact),
-                       stderr_tail=redact(read_tail(a.stderr_path), a.redact),
-                       stopped=self._stopping.is_set(),
-                       error=f"killed by signal {-code}" if code < 0 else "")
+        return ended(self.attempt, code, stopped=self._stopping.is_set())
 
     def stop(self) -> None:
         with self._lock:
@@ -129,6 +120,19 @@ class LocalExecution(Execution):
     def _force(self) -> None:
         if self.proc.poll() is None or group_alive(self.proc.pid):
             kill_group(self.proc.pid)
+
+
+def ended(a: Attempt, code: int, *, stopped: bool) -> Outcome:
+    """The outcome of an attempt whose shell ended with `code` (-N: killed by signal N),
+    from what it left in its files."""
+    outputs = {k: redact(v, a.redact) for k, v in read_outputs(a.output_path).items()}
+    if a.redact:
+        _redact_file(a.output_path, a.redact)  # it stays in the logs folder
+    exit_code = code if code >= 0 else 128 - code
+    return Outcome(exit_code=exit_code, outputs=outputs,
+                   stdout_tail=redact(read_tail(a.stdout_path), a.redact),
+                   stderr_tail=redact(read_tail(a.stderr_path), a.redact),
+                   stopped=stopped, error=f"killed by signal {-code}" if code < 0 else "")
 
 
 def _redact_file(path: Path, secrets: Sequence[str]) -> None:
@@ -243,15 +247,10 @@ class LocalExecutor(Executor):
 
     def start(self, attempt: Attempt) -> Execution:
         job = attempt.job
-        if not isinstance(job.action, RunAction):
-            raise ActionError(f"the local executor cannot run a {job.kind!r} action")
+        argv, added = self.command(attempt)
         env = self._base_env.copy()
-        for key, value in attempt.env.items():
-            env[os.fsencode(key)] = os.fsencode(value)
+        env.update(added)
         user_kw = _user(job.user)
-        if not attempt.cwd.is_dir():
-            raise ActionError(f"working directory {attempt.cwd} does not exist",
-                              hint="fix 'cwd' or create the folder")
         piped = bool(attempt.redact)
         if piped:
             out = err = subprocess.PIPE
@@ -262,10 +261,6 @@ class LocalExecutor(Executor):
             except OSError:
                 os.close(out)
                 raise
-        argv = [job.shell, "-c", job.action.script]
-        if self.record_exit:
-            env[b"JAZ_EXIT_FILE"] = os.fsencode(exit_file(attempt.output_path))
-            argv = recording_argv(job.shell, job.action.script)
         try:
             proc = subprocess.Popen(argv, cwd=attempt.cwd,
                                     env=env, stdin=_devnull(), stdout=out, stderr=err,
@@ -287,6 +282,25 @@ class LocalExecutor(Executor):
                 t.start()
                 pumps.append(t)
         return LocalExecution(attempt, proc, pumps)
+
+    def command(self, attempt: Attempt) -> tuple[list[str], dict[bytes, bytes]]:
+        """The argv of the attempt's shell and the variables it adds to the environment;
+        ActionError when it cannot run here."""
+        job = attempt.job
+        if not isinstance(job.action, RunAction):
+            raise ActionError(f"the local executor cannot run a {job.kind!r} action")
+        if not attempt.cwd.is_dir():
+            raise ActionError(f"working directory {attempt.cwd} does not exist",
+                              hint="fix 'cwd' or create the folder")
+        env = {os.fsencode(key): os.fsencode(value) for key, value in attempt.env.items()}
+        if "\0" in job.action.script or "\0" in job.shell or any(
+                b"\0" in key or b"\0" in value for key, value in env.items()):
+            raise ActionError("the job's script, shell or environment holds a NUL character",
+                              hint="remove the \\u0000 from the jobnet file")
+        if not self.record_exit:
+            return [job.shell, "-c", job.action.script], env
+        env[b"JAZ_EXIT_FILE"] = os.fsencode(exit_file(attempt.output_path))
+        return recording_argv(job.shell, job.action.script), env
 
 
 def _devnull() -> int:
