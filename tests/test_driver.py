@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,35 @@ def test_a_burst_handed_over_at_once_is_all_driven(tmp_path: Path) -> None:
     wait_for(lambda: sorted(bench.ended) == sorted(runs), "every run to end", timeout=60)
     assert all(bench.service.run(r).status == RunState.SUCCEEDED for r in runs)
     assert bench.driver.running() == [] and bench.failed == []
+
+
+def test_a_burst_begins_in_rounds_so_its_first_job_runs_before_the_last_run_is_made(
+        tmp_path: Path) -> None:
+    """A burst's runs begin in rounds of 1, 2, 4...: the first run's job has started (in
+    the process it wrote its marker from) before the burst's last run is even made.
+    Begun all in one round, the last run would be made before any job started."""
+    bench = Bench(tmp_path)
+    marker = tmp_path / "first-job-ran"
+    first = bench.jobnet("first", f'[jobs.a]\nrun = "touch {marker}"\n')
+    rest = bench.jobnet("net", NET)
+    runs = [bench.service.create(first)] + [bench.service.create(rest) for _ in range(7)]
+    seen: list[bool] = []
+
+    def make(run_id: int, jobnet: Any, last: bool) -> Make:
+        def runner(loop: Any) -> tuple[Runner, None]:
+            if last:   # on the driver's thread: poll with a deadline
+                deadline = time.monotonic() + 10
+                while not marker.exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                seen.append(marker.exists())
+            return Runner(bench.service.ctx, jobnet, run_id, loop), None
+        return runner
+
+    bench.driver.add(*((run_id, make(run_id, first if i == 0 else rest, i == len(runs) - 1))
+                       for i, run_id in enumerate(runs)))
+    wait_for(lambda: sorted(bench.ended) == sorted(runs), "every run to end", timeout=60)
+    assert seen == [True]
+    assert all(bench.service.run(r).status == RunState.SUCCEEDED for r in runs)
 
 
 def test_an_action_reaches_a_run_the_driver_drives(tmp_path: Path) -> None:

@@ -428,29 +428,27 @@ class Driver:
             due, _, runner = heapq.heappop(self._dues)
             if runner.due == due:
                 turns.setdefault(runner, [])
-        self._turns(self._make_new(new), turns)
+        self._turns(new, turns)
 
-    def _turns(self, fresh: list[tuple[Runner, Callable[[RunMachine], None] | None]],
+    def _turns(self, new: list[tuple[int, Make]],
                turns: dict[Runner, list[tuple[str, Any]]]) -> None:
         """The turns of this pass, new runs' first ones included, in few transactions: a
         commit per round rather than per run's turn. A burst of new runs (a schedule's
-        fires) begins in rounds of 1, 2, 4... runs: the first jobs start after one run's
-        turn, not after all of them, and their processes (in the spawner) start while
-        the later rounds are prepared. A turn that fails drops its run (a restart
-        resumes it) and leaves the others be."""
-        now: list[tuple[Runner, Callable[[RunMachine], None] | None]] = []
-        begun = {runner for runner, _ in fresh}   # their posted events wait for their next turn
-        for runner in begun & turns.keys():
-            del turns[runner]
-            self.loop.posted.put(runner)   # the next pass takes them
-            self.loop.wake()
+        fires) begins in rounds of 1, 2, 4... runs, each run's runner made in its round:
+        the first job starts after one run's turn, not after all of them, and its
+        process (in the spawner) starts while the later rounds are prepared. The other
+        runs' turns (processes ended, actions) come with the last round. A turn that
+        fails drops its run (a restart resumes it) and leaves the others be."""
         size = 1
-        while fresh:   # the other runs' turns (processes ended, actions) come after
-            now, fresh = fresh[:size], fresh[size:]
-            self._round(now, {} if fresh else turns)
+        while True:
+            fresh = self._make_new(new[:size])
+            new = new[size:]
+            if new and not fresh:
+                continue   # nothing to drive among these: on to the next ones
+            self._round(fresh, {} if new else turns)
+            if not new:
+                return
             size *= 2
-        if not now:
-            self._round([], turns)
 
     def _round(self, fresh: list[tuple[Runner, Callable[[RunMachine], None] | None]],
                turns: dict[Runner, list[tuple[str, Any]]]) -> None:
