@@ -211,6 +211,31 @@ def test_closing_ends_the_helper_and_leaves_the_jobs_running(
         executor.start(attempt(tmp_path, "true", 2))
 
 
+@pytest.mark.parametrize("command", [
+    [sys.executable, "-c", "pass"],                      # ends at once, says nothing
+    [sys.executable, "-c", "import time; time.sleep(60)"],   # runs, never says it is ready
+    ["/no/such/python"],                                 # cannot even start
+])
+def test_a_spawner_that_cannot_start_leaves_the_jobs_to_the_server(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        command: list[str]) -> None:
+    monkeypatch.setattr("jaz.engine.executors.spawner.READY_WAIT", 0.5)
+    spawning = SpawningExecutor(LocalExecutor(record_exit=True), command=command)
+    try:
+        with caplog.at_level("ERROR", logger="jaz.engine"):
+            first = spawning.start(attempt(tmp_path, "echo one"))
+            second = spawning.start(attempt(tmp_path, "echo two", 2))
+        assert isinstance(first, LocalExecution) and isinstance(second, LocalExecution)
+        assert first.wait().exit_code == 0 and second.wait().exit_code == 0
+        assert (said(tmp_path), said(tmp_path, 2)) == ("one\n", "two\n")
+        errors = [r.getMessage() for r in caplog.records]
+        assert len(errors) == 1, errors   # said once, not at every job
+        assert "the spawner process did not start" in errors[0]
+        assert spawning.broken
+    finally:
+        spawning.close()
+
+
 # ---------------------------------------------------------------- the helper's protocol
 
 
@@ -221,6 +246,8 @@ def helper() -> Iterator[socket.socket]:
                              str(theirs.fileno())], pass_fds=[theirs.fileno()])
     theirs.close()
     ours.settimeout(15)
+    kind, _, pid = spawnd.ANSWER.unpack_from(ours.recv(64))
+    assert (kind, pid) == (spawnd.READY, proc.pid)   # the first thing it says
     yield ours
     ours.close()
     assert proc.wait(timeout=10) == 0   # ends when the server's side closes

@@ -8,6 +8,7 @@ and answers on it:
                                                  or failed: id, errno, strerror
     ... and once that process has ended          ->  exited: id, wait status
 
+(and `ready` once, when it is.)
 A request is its id (8 bytes, little-endian), then NUL-separated fields: the working
 directory, the two log files, the number of arguments, the arguments, and NAME=value
 for each variable (none of them can hold a NUL: exec takes C strings). An answer is
@@ -33,7 +34,7 @@ import sys
 
 MAX_MESSAGE = 1 << 20   # a request's size limit (the server sends scripts, env, paths)
 ANSWER = struct.Struct("<cQq")
-STARTED, FAILED, EXITED = b"s", b"f", b"x"
+STARTED, FAILED, EXITED, READY = b"s", b"f", b"x", b"r"
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 
 
@@ -143,6 +144,7 @@ def main() -> None:
     os.set_inheritable(fd, False)
     sock = socket.socket(fileno=fd)
     try:
+        sock.send(ANSWER.pack(READY, 0, os.getpid()))
         serve(sock)
     except (BrokenPipeError, ConnectionResetError):
         pass

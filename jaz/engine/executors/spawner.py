@@ -11,6 +11,8 @@ Jobs the spawner cannot start as `LocalExecutor` would (output piped through a
 redactor, another user, a stop_command waited for after the job) are started inline.
 If the spawner dies, the jobs it started are adopted like a crashed server's (a pidfd
 of the group leader, the exit status from its file) and the next job starts a new one.
+If one cannot start at all (it never says it is ready), that is logged once and every
+job starts inline from then on.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import logging
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from jaz.engine.executors import spawnd
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
@@ -39,6 +42,8 @@ from jaz.errors import ActionError
 
 _log = logging.getLogger("jaz.engine")
 MAX_REQUEST = 64 * 1024   # bytes; a larger request (a huge script) is started inline
+READY_WAIT = 10.0         # seconds a new spawner may take to say it is ready
+HELPER = (sys.executable, "-I", "-S", spawnd.__file__)   # -I -S: the stdlib alone
 
 
 class SpawnedExecution(Execution):
@@ -125,17 +130,30 @@ class SpawnedExecution(Execution):
 class _Connection:
     """One spawner process, its socket and the thread that reads its answers."""
 
-    def __init__(self, gone: Callable[[_Connection], None]) -> None:
+    def __init__(self, command: Sequence[str],
+                 gone: Callable[[_Connection], None]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", spawnd.__file__, str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-        except OSError:
+            self.proc = subprocess.Popen([*command, str(theirs.fileno())],
+                                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        except OSError as e:
             ours.close()
-            raise
+            raise OSError(f"the spawner process did not start: {command[0]}: {e.strerror}"
+                          ) from None
         finally:
             theirs.close()
+        try:   # a helper that cannot run (no such file, a broken install) says nothing
+            ours.settimeout(READY_WAIT)
+            hello = ours.recv(64)
+            ours.settimeout(None)
+            if not hello or spawnd.ANSWER.unpack_from(hello)[0] != spawnd.READY:
+                raise OSError(f"it ended at once (exit status {self.proc.wait(5)})")
+        except (OSError, struct.error) as e:
+            ours.close()
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            raise OSError(f"the spawner process did not start: {e}") from None
         self.sock = ours
         self.waiting: dict[int, SpawnedExecution] = {}
         self.lock = threading.Lock()
@@ -210,17 +228,20 @@ class _Connection:
 
 class SpawningExecutor(Executor):
     """Local jobs through the spawner process, started on the first job and again after
-    it died; `close` ends it. Jobs it cannot start go to `inline`."""
+    it died; `close` ends it. Jobs it cannot start go to `inline`, and so do all jobs
+    once a spawner could not even start (`command`: how to run one)."""
 
-    def __init__(self, inline: LocalExecutor) -> None:
+    def __init__(self, inline: LocalExecutor, command: Sequence[str] = HELPER) -> None:
         self.inline = inline
+        self._command = tuple(command)
         self._lock = threading.Lock()
         self._connection: _Connection | None = None
         self._closed = False
+        self.broken = ""   # why jobs start inline for good
 
     def start(self, attempt: Attempt) -> Execution:
         job = attempt.job
-        if attempt.redact or job.stop_command or _user(job.user):
+        if self.broken or attempt.redact or job.stop_command or _user(job.user):
             return self.inline.start(attempt)
         argv, env = self.inline.command(attempt)
         request = spawnd.request([os.fsencode(arg) for arg in argv], os.fsencode(attempt.cwd),
@@ -231,13 +252,14 @@ class SpawningExecutor(Executor):
         execution = SpawnedExecution(attempt)
         for _ in range(2):   # once more on a new spawner if this one is gone
             connection = self._connect()
+            if connection is None:
+                break
             try:
                 connection.send(execution, request)
                 return execution
             except OSError:
                 self._gone(connection)   # its reader sees the end and adopts its jobs
-        raise ActionError("the spawner process cannot take jobs",
-                          hint="see the server's log for why it ended")
+        return self.inline.start(attempt)
 
     def warm(self) -> None:
         """Start the spawner now rather than at the first job."""
@@ -250,16 +272,20 @@ class SpawningExecutor(Executor):
         if connection is not None:
             connection.close()
 
-    def _connect(self) -> _Connection:
+    def _connect(self) -> _Connection | None:
+        """The spawner, started if need be; None when jobs start inline from now on."""
         with self._lock:
             if self._closed:
                 raise ActionError("the server is shutting down; no new jobs start")
-            if self._connection is None:
-                self._connection = _Connection(self._gone)
+            if self._connection is None and not self.broken:
+                try:
+                    self._connection = _Connection(self._command, self._gone)
+                except OSError as e:
+                    self.broken = str(e)
+                    _log.error("%s; the server starts its jobs itself from now on", e)
             return self._connection
 
     def _gone(self, connection: _Connection) -> None:
         with self._lock:
             if self._connection is connection:
                 self._connection = None
-
