@@ -283,3 +283,21 @@ def test_a_request_round_trips() -> None:
                             {b"A": b"x=y", b"EMPTY": b""}, b"/o", b"/e")
     assert spawnd.parse(fields) == ([b"/bin/sh", b"-c", b"echo a=b"], b"/tmp",
                                     {b"A": b"x=y", b"EMPTY": b""}, b"/o", b"/e")
+
+
+def test_a_working_directory_that_is_gone_fails_that_start_alone(
+        tmp_path: Path, helper: socket.socket) -> None:
+    """The server checks `cwd` before it asks, but the folder may go in between."""
+    out = tmp_path / "out"
+    helper.send((1).to_bytes(8, "little") + spawnd.request(
+        [b"/bin/sh", b"-c", b"pwd"], os.fsencode(tmp_path / "gone"), {}, b"/dev/null",
+        b"/dev/null"))
+    answer = helper.recv(1024)
+    assert spawnd.ANSWER.unpack_from(answer)[:2] == (spawnd.FAILED, 1)
+    assert answer[spawnd.ANSWER.size:] == b"No such file or directory"
+    helper.send((2).to_bytes(8, "little") + spawnd.request(
+        [b"/bin/sh", b"-c", b"pwd"], os.fsencode(tmp_path), {}, os.fsencode(out),
+        b"/dev/null"))
+    assert spawnd.ANSWER.unpack_from(helper.recv(1024))[:2] == (spawnd.STARTED, 2)
+    assert spawnd.ANSWER.unpack_from(helper.recv(1024))[:2] == (spawnd.EXITED, 2)
+    assert out.read_text() == f"{tmp_path}\n"

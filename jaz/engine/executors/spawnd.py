@@ -71,18 +71,22 @@ def parse(data: bytes) -> tuple[list[bytes], bytes, dict[bytes, bytes], bytes, b
 
 def spawn(argv: list[bytes], cwd: bytes, env: dict[bytes, bytes], stdout: bytes,
           stderr: bytes, devnull: int) -> int:
-    os.chdir(cwd)   # posix_spawn has no cwd of its own; this process is single-threaded
-    return os.posix_spawn(find(argv[0], env), argv, env, setsid=True, file_actions=[
-        (os.POSIX_SPAWN_DUP2, devnull, 0),
-        (os.POSIX_SPAWN_OPEN, 1, stdout, _LOG_FLAGS, 0o666),
-        (os.POSIX_SPAWN_OPEN, 2, stderr, _LOG_FLAGS, 0o666),
-    ])
+    home = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.chdir(cwd)   # posix_spawn has no cwd of its own; this process has one thread
+        return os.posix_spawn(find(argv[0], env), argv, env, setsid=True, file_actions=[
+            (os.POSIX_SPAWN_DUP2, devnull, 0),
+            (os.POSIX_SPAWN_OPEN, 1, stdout, _LOG_FLAGS, 0o666),
+            (os.POSIX_SPAWN_OPEN, 2, stderr, _LOG_FLAGS, 0o666),
+        ])
+    finally:
+        os.fchdir(home)
+        os.close(home)
 
 
 def serve(sock: socket.socket) -> None:
     base = dict(os.environb)
     devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    home = os.getcwd()
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -92,30 +96,35 @@ def serve(sock: socket.socket) -> None:
         if wake_r in readable:
             while _drained(wake_r):
                 pass
-            _reap(sock, children)
-        if sock.fileno() not in readable:
-            continue
-        try:
-            data = sock.recv(MAX_MESSAGE)
-        except InterruptedError:
-            continue
-        if not data:
-            return   # the server is gone or done
-        rid = int.from_bytes(data[:8], "little")
-        try:
-            argv, cwd, env, stdout, stderr = parse(data[8:])
-            pid = spawn(argv, cwd, {**base, **env}, stdout, stderr, devnull)
-        except ValueError as e:   # only the server writes here: never expected
-            reply = ANSWER.pack(FAILED, rid, 0) + f"a malformed request ({e})".encode()
-        except OSError as e:
-            reply = ANSWER.pack(FAILED, rid, e.errno or 0) + (e.strerror or str(e)).encode()
-        else:
-            children[pid] = rid
-            reply = ANSWER.pack(STARTED, rid, pid)
-        finally:
-            os.chdir(home)
-        sock.send(reply)
+        # every request waiting is started before any answer goes back or any job
+        # ended is reaped: in a burst, the CPU goes to the starts first
+        answers: list[bytes] = []
+        while sock.fileno() in readable:
+            try:
+                data = sock.recv(MAX_MESSAGE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            if not data:
+                return   # the server is gone or done
+            answers.append(answer(data, base, devnull, children))
+        for reply in answers:
+            sock.send(reply)
         _reap(sock, children)   # a job may be over before its SIGCHLD is looked at
+
+
+def answer(data: bytes, base: dict[bytes, bytes], devnull: int,
+           children: dict[int, int]) -> bytes:
+    """Start the job a request asks for; the answer to send back."""
+    rid = int.from_bytes(data[:8], "little")
+    try:
+        argv, cwd, env, stdout, stderr = parse(data[8:])
+        pid = spawn(argv, cwd, {**base, **env}, stdout, stderr, devnull)
+    except ValueError as e:   # only the server writes here: never expected
+        return ANSWER.pack(FAILED, rid, 0) + f"a malformed request ({e})".encode()
+    except OSError as e:
+        return ANSWER.pack(FAILED, rid, e.errno or 0) + (e.strerror or str(e)).encode()
+    children[pid] = rid
+    return ANSWER.pack(STARTED, rid, pid)
 
 
 def _drained(fd: int) -> bool:
