@@ -408,6 +408,44 @@ def report_lag(tmp: Path) -> None:
           f"of {lag['expected']} in {LAG_WINDOW:.0f} s: p50 {p50 * 1000:.1f} ms "
           f"p99 {p99 * 1000:.1f} ms max {worst * 1000:.1f} ms (server CPU "
           f"{lag['cpu'] * 100:.0f} %) target p99 < 50 ms: {verdict(p99 < 0.050 and complete)}")
+    floor = spawn_floor(tmp / "floor")
+    print(f"  the machine's floor now: {FLOOR_BURST} such jobs started by a bare posix_spawn "
+          f"loop, no server: the last begins p50 {pct(floor, 0.5) * 1000:.1f} ms, p99 "
+          f"{pct(floor, 0.99) * 1000:.1f} ms after the burst's start ({len(floor)} bursts)")
+
+
+FLOOR_BURST = LAG_JOBNETS // 60 + 1   # the fires of one second in the lag benchmark
+FLOOR_BURSTS = 30
+
+
+def spawn_floor(tmp: Path) -> list[float]:
+    """What starting one second's burst of the lag benchmark's jobs costs on this
+    machine at this moment, with no server at all: a bare loop of `posix_spawn`s of the
+    same script (own session, logs in files), timed from the loop's start to the last
+    job's `date`. Runs alongside the lag figure because this VM's speed swings."""
+    tmp.mkdir(parents=True)
+    marks = tmp / "starts"
+    script = f'echo "$(date +%s.%N)" >> {marks}'.encode()
+    env = dict(os.environb)
+    stdin = os.open(os.devnull, os.O_RDONLY)
+    lasts: list[float] = []
+    try:
+        for burst in range(FLOOR_BURSTS):
+            marks.write_text("")
+            t0, pids = time.time(), []
+            for i in range(FLOOR_BURST):
+                log = os.fsencode(tmp / f"{burst}.{i}")
+                pids.append(os.posix_spawn(b"/bin/sh", [b"/bin/sh", b"-c", script], env,
+                                           setsid=True, file_actions=[
+                    (os.POSIX_SPAWN_DUP2, stdin, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, log + b".out", os.O_WRONLY | os.O_CREAT, 0o644),
+                    (os.POSIX_SPAWN_OPEN, 2, log + b".err", os.O_WRONLY | os.O_CREAT, 0o644)]))
+            for pid in pids:
+                os.waitpid(pid, 0)
+            lasts.append(max(float(x) for x in marks.read_text().split()) - t0)
+    finally:
+        os.close(stdin)
+    return lasts
 
 
 if __name__ == "__main__":
