@@ -215,7 +215,7 @@ def _fires(b: BoundSchedule, after: datetime, until: datetime | None) -> Iterato
     pending: list[Fire] = []
     one_day = timedelta(days=1)
     unsafe_year, unsafe = 0, frozenset[date]()
-    for day in _days(b, first - timedelta(days=spill)):
+    for day in _days(b, first - timedelta(days=spill), last):
         if day > last or day > quiet_until:
             break
         midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
@@ -316,14 +316,20 @@ def _change_days(zone: tzinfo, year: int) -> frozenset[date]:
                      if offsets[i] != offsets[i + 1])
 
 
-def _days(b: BoundSchedule, start: date) -> Iterator[date]:
-    """The days a schedule may fire on, from `start`: the calendar's operating days (or
-    every day) that its cron allows."""
+def _days(b: BoundSchedule, start: date, last: date = date.max) -> Iterator[date]:
+    """The days a schedule may fire on, from `start` up to `last`: the calendar's
+    operating days (or every day) that its cron allows. The bound matters to a cron
+    that allows few days (a yearly one): its next day may be months away, and a walk
+    there on every look at the next 24 hours cost ~0.2 ms (idle CPU with thousands)."""
     cron = b.schedule.cron
+    candidates: Iterable[date]
     if b.calendar is not None:
-        candidates: Iterable[date] = b.calendar.days_from(start, HORIZON_DAYS)
+        candidates = itertools.takewhile(lambda day: day <= last,
+                                         b.calendar.days_from(start, HORIZON_DAYS))
     else:
         room = (date(9999, 12, 31) - start).days - 2 * HORIZON_DAYS
+        if last < date.max:
+            room = min(room, (last - start).days + 1)
         candidates = (start + timedelta(days=i) for i in range(max(room, 0)))
     if cron is None:
         yield from candidates

@@ -2,8 +2,9 @@
 and the HTTP API together, and handles signals, root, `--once` and `max_memory`.
 
 Threads: uvicorn serves the API on the main thread; one thread runs the scheduler
-(it sleeps until the next fire, or until woken); one watches the folders; each run
-is driven on a thread of its own (see `Core.drive`).
+(it sleeps until the next fire, or until woken); one watches the folders (inotify,
+`jaz.server.watch`) and keeps house (max_memory, keep_days); one drives every run
+(`jaz.engine.runner.Driver`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ from jaz.engine.model import RunState
 from jaz.errors import Refused, UsageError
 from jaz.paths import SERVER_URL_FILE, ensure_home
 from jaz.server.config import ServerConfig
+from jaz.server.watch import FolderWatch
 
 log = logging.getLogger("jaz.server")
 
-RELOAD_EVERY = 2.0          # seconds between looks at the jobnet and calendar folders…
+RELOAD_EVERY = 2.0          # without inotify: seconds between looks at the folders…
 RELOAD_SHARE = 200          # …or longer, so that looking takes at most 1/200 of a CPU…
 RELOAD_MAX = 10.0           # …but never longer than this (10,000 files: ~30 ms a look)
+FULL_LOOK = 60.0            # with inotify: a look anyway (symlinked files, network mounts)
+CHECK_EVERY = 2.0           # seconds between looks at the resident size (max_memory)
 PURGE_EVERY = 3600.0        # seconds between purges when keep_days is set
 
 
@@ -95,6 +99,9 @@ class Daemon:
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._uvicorn: Any = None     # the uvicorn.Server while serving
+        self._folders: FolderWatch | None = None   # the watch thread's, while it runs
+        self._next_purge = 0.0
+        self._next_check = time.monotonic() + CHECK_EVERY
         self.url = ""
 
     # ------------------------------------------------------------ loops
@@ -112,16 +119,43 @@ class Daemon:
             self.core.wake.clear()
 
     def _watch_loop(self) -> None:
-        next_purge = 0.0
+        """Reload the folders when inotify says a file in them changed, and every
+        FULL_LOOK seconds anyway; a folder not there yet is watched as soon as it is
+        (asked every CHECK_EVERY seconds). Without inotify, look every few seconds.
+        Between looks, keep house."""
+        watch = self._folders = FolderWatch.open()
         pause = RELOAD_EVERY
-        while not self.stopping.wait(pause):
-            spent = time.thread_time()
-            self.reload()
-            pause = reload_pause(time.thread_time() - spent)
-            self._check_memory()
-            if self.config.keep_days and time.monotonic() >= next_purge:
-                next_purge = time.monotonic() + PURGE_EVERY
-                self.purge()
+        try:
+            while not self.stopping.is_set():
+                due = time.monotonic() + (FULL_LOOK if watch is not None else pause)
+                while (left := due - time.monotonic()) > 0:
+                    if watch is None:
+                        self.stopping.wait(min(CHECK_EVERY, left))
+                    # a new watch: what changed in its folder before is not known
+                    elif watch.follow(self.core.registry.folders()) or \
+                            watch.wait(min(CHECK_EVERY, left)):
+                        break
+                    if self.stopping.is_set():
+                        return
+                    self._keep_house()
+                spent = time.thread_time()
+                self.reload()
+                pause = reload_pause(time.thread_time() - spent)
+                self._keep_house()
+        finally:
+            if watch is not None:
+                watch.close()
+
+    def _keep_house(self) -> None:
+        """At most every CHECK_EVERY seconds (the first time CHECK_EVERY after the
+        start), however often the folders change."""
+        if time.monotonic() < self._next_check:
+            return
+        self._next_check = time.monotonic() + CHECK_EVERY
+        self._check_memory()
+        if self.config.keep_days and time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + PURGE_EVERY
+            self.purge()
 
     def purge(self) -> None:
         assert self.config.keep_days is not None
@@ -168,9 +202,12 @@ class Daemon:
         self.stopping.set()
         self.core.closing.set()
         self.core.wake.set()
+        if self._folders is not None:
+            self._folders.wake()
         server = self._uvicorn
         if server is not None:
             server.should_exit = True
+            server.wake()
 
     # ------------------------------------------------------------ serve
 
@@ -178,6 +215,7 @@ class Daemon:
         import uvicorn
 
         from jaz.server.api import create_app
+        from jaz.server.http import Server
 
         sock = self._listen()
         self.core.recover()
@@ -185,16 +223,9 @@ class Daemon:
         self.start_threads()
         app = create_app(self.core, self.tokens)
         settle()
-        closing = self.core.closing
-
-        class Server(uvicorn.Server):
-            def handle_exit(self, sig: int, frame: Any) -> None:
-                closing.set()     # event streams end at once, so shutdown does not wait
-                super().handle_exit(sig, frame)
-
         server = Server(uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off",
-            timeout_graceful_shutdown=5))
+            timeout_graceful_shutdown=5), closing=self.core.closing)
         self._uvicorn = server
         originals = {sig: signal.getsignal(sig)
                      for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
@@ -222,12 +253,13 @@ class Daemon:
         import uvicorn
 
         from jaz.server.api import create_app
+        from jaz.server.http import Server
 
         sock = self._listen()
         self.core.recover()
         self.core.spawning.warm()
         self.start_threads()
-        server = uvicorn.Server(uvicorn.Config(
+        server = Server(uvicorn.Config(
             create_app(self.core, self.tokens), log_config=None, access_log=False,
             lifespan="off", timeout_graceful_shutdown=2))
         self._uvicorn = server

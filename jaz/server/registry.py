@@ -155,6 +155,12 @@ class Registry:
                                  else "") + "`jaz jobnets` lists the known ones")
         return loaded
 
+    def folders(self) -> set[Path]:
+        """What to watch for changes: both folders, and the folders of the calendar
+        files in use outside the calendars folder."""
+        return {self.jobnets_folder, self.calendars_folder} | \
+            {path.parent for path in self._state.watched}
+
     def all(self) -> list[Loaded]:
         """Every jobnet, by name (one sorted list per snapshot: do not change it)."""
         state = self._state
