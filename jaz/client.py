@@ -238,6 +238,10 @@ class Client:
                                {"downstream": downstream} if downstream else None)
         return result
 
+    def retime(self, run_id: int, at: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.post(f"/runs/{run_id}/retime", {"at": at})
+        return result
+
     def logs(self, run_id: int, job: str | None = None, *, stream: str | None = None,
              offset: int = 0) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.get(f"/runs/{run_id}/logs", job=job,

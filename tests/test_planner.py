@@ -284,6 +284,11 @@ def test_deadlines_flag_lateness_once() -> None:
     lates = [(d.what, d.deadline) for d in sim.log if isinstance(d, planner.Late)]
     assert lates[1:] == [("start_by", at("02:15", day=1))]
     sim.finish(first)
+    sim.tick(at("02:40", day=1))                       # day 1 starts, late
+    sim.tick(at("03:01", day=1))                       # and is late to finish too
+    sim.tick(at("03:05", day=1))
+    lates = [(d.what, d.deadline) for d in sim.log if isinstance(d, planner.Late)]
+    assert lates[1:] == [("start_by", at("02:15", day=1)), ("finish_by", at("03:00", day=1))]
 
 
 def test_without_schedules_nothing_happens() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,22 @@ def test_scheduled_runs_can_be_held_and_released(api: TestClient) -> None:
     assert api.post(f"/api/v1/runs/{run['run_id']}/stop").json()["status"] == "stopped"
 
 
+def test_scheduled_runs_can_be_retimed_and_skipped(api: TestClient) -> None:
+    run_id = api.post("/api/v1/runs", json={"jobnet": "hello", "hold": True,
+                                            "at": "2099-01-01T00:00:00+00:00"}).json()["run_id"]
+    moved = api.post(f"/api/v1/runs/{run_id}/retime", json={"at": "2098-06-01T12:00:00Z"})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["status"] == "held"       # held stays held, at its new time
+    assert datetime.fromisoformat(moved.json()["scheduled_at"]) == \
+        datetime(2098, 6, 1, 12, tzinfo=UTC)
+    bad = api.post(f"/api/v1/runs/{run_id}/retime", json={"at": "soon"})
+    assert bad.status_code == 422
+    assert api.post(f"/api/v1/runs/{run_id}/skip").json()["status"] == "skipped"
+    again = api.post(f"/api/v1/runs/{run_id}/retime", json={"at": "2098-06-01T12:00:00Z"})
+    assert again.status_code == 409 and "skipped" in again.json()["title"]
+    assert api.post("/api/v1/runs/999/rerun").status_code == 404
+
+
 def test_jobnets_show_their_validation_errors(api: TestClient) -> None:
     listed = {j["name"]: j for j in api.get("/api/v1/jobnets").json()}
     assert listed["hello"]["valid"] and not listed["broken"]["valid"]
@@ -117,6 +134,10 @@ def test_jobnets_show_their_validation_errors(api: TestClient) -> None:
     ("post", "/api/v1/runs/1/jobs/greet/unskip", None),
     ("post", "/api/v1/runs/1/jobs/greet/stop", None),
     ("post", "/api/v1/runs/1/jobs/greet/rerun", {"downstream": True}),
+    ("post", "/api/v1/runs/1/skip", None),
+    ("post", "/api/v1/runs/1/rerun", None),
+    ("post", "/api/v1/runs/1/retime", {"at": "2098-01-01T00:00:00+00:00"}),
+    ("post", "/api/v1/purge", {"keep_days": 0}),
 ])
 @pytest.mark.parametrize("who,expected", [
     (None, 401), ("Bearer wrong", 401), ("Basic xyz", 401), ("Bearer v-token", 403),
@@ -125,6 +146,9 @@ def test_auth_matrix_refuses_before_anything_changes(api: TestClient, method: st
                                                      body: Any, who: str | None,
                                                      expected: int) -> None:
     headers = {"Authorization": who} if who else {"Authorization": ""}
+    # run 1 is there, scheduled, for each action to change if it were let through
+    made = api.post("/api/v1/runs", json={"jobnet": "hello", "at": "2099-01-01T00:00:00+00:00"})
+    assert made.json()["run_id"] == 1
     before = api.get("/api/v1/runs").json()
     r = getattr(api, method)(path, json=body, headers=headers)
     assert r.status_code == expected, r.text
@@ -170,6 +194,33 @@ def test_viewers_may_read(api: TestClient) -> None:
     ("post", "/api/v1/runs/999/jobs/x/hold", {}, 404, "999"),
     ("get", "/api/v1/jobnets/nope", {}, 404, "nope"),
     ("get", "/api/v1/calendars/nope", {}, 404, "nope"),
+    # a lone surrogate is valid JSON and no valid UTF-8: it once made a run that broke
+    # every later list of runs
+    ("post", "/api/v1/runs", {"content": b'{"jobnet": "hello", "params": {"WHO": "\\ud800"}}',
+                              "headers": {"Content-Type": "application/json"}}, 400,
+     "param 'WHO' has a value"),
+    ("post", "/api/v1/runs", {"json": {"jobnet": "hello", "params": {"X": "a\0b"}}}, 400,
+     "param 'X' has a value"),
+    ("post", "/api/v1/runs", {"json": {"jobnet": "hello", "params": {"A=B": "1"}}}, 400,
+     "not a variable name"),
+    ("post", "/api/v1/runs", {"json": {"jobnet": "hello", "params": {"LD_PRELOAD": "x.so"}}},
+     400, "may not be set"),
+    ("post", "/api/v1/runs", {"json": {"jobnet": "hello", "params": {"PATH": "/tmp"}}},
+     400, "may not be set"),
+    ("post", "/api/v1/runs", {"json": {"jobnet": "hello", "params": {"JAZ_RUN_ID": "7"}}},
+     400, "may not be set"),
+    ("post", "/api/v1/runs", {"json": {"jobnet": "hello", "at": "9999-12-31T23:59:59-14:00"}},
+     400, "out of range"),
+    ("post", "/api/v1/runs", {"json": {"jobnet": "hello", "at": "0001-01-01T00:00:00"}},
+     400, "out of range"),
+    ("get", "/api/v1/jobnets/hello/next", {"params": {"after": "9999-12-31T00:00:00"}}, 400,
+     "out of range"),
+    ("get", "/api/v1/jobnets/hello/next", {"params": {"after": "0001-01-01T00:00:00+14:00"}},
+     400, "out of range"),
+    ("get", "/api/v1/runs", {"params": {"since": "9999-12-31T23:00:00-14:00"}}, 400,
+     "out of range"),
+    ("get", "/api/v1/events", {"params": {"until": "0001-01-01T00:00:00+14:00"}}, 400,
+     "out of range"),
 ])
 def test_bad_requests_are_clear_4xx_problems(api: TestClient, method: str, path: str,
                                              kwargs: dict[str, Any], status: int,

@@ -286,3 +286,35 @@ def test_next_asks_the_server_for_a_name_that_is_no_file_here(server: Server) ->
     assert "cron 0 3 1 1 *" in human and "01-01 03:00" in human
     missing = server.jaz("next", "nowhere")
     assert missing.returncode == 4
+
+
+def test_a_scheduled_run_is_retimed_skipped_or_rerun_from_the_shell(server: Server) -> None:
+    later = started(server.jaz("start", "hello", "-p", "WHO=ops", "--at", "+2h", ok=True))
+    other = started(server.jaz("start", "hello", "--at", "+2h", ok=True))
+    # another time, an hour on: still scheduled, at the new time, audited
+    shown = server.jaz("retime", str(later), "+3h", "--json", ok=True)
+    due = datetime.fromisoformat(json.loads(shown.stdout)["scheduled_at"])
+    assert timedelta(hours=2, minutes=50) < due - datetime.now(UTC) < timedelta(hours=3, minutes=1)
+    events = server.api.get("/api/v1/events", params={"run": later}).json()
+    assert [e["user"] for e in events if e["kind"] == "retime_run"] == ["admin"]
+    # a time already past: it starts now
+    server.jaz("retime", str(later), "2000-01-01T00:00", ok=True)
+    assert server.until(later, lambda r: r["status"] == "succeeded", "it ran")
+    # skipped: recorded, never started
+    assert "skipped" in server.jaz("skip", str(other), ok=True).stdout
+    assert server.run(other)["status"] == "skipped" and server.run(other)["started_at"] is None
+    refused = server.jaz("skip", str(later))
+    assert refused.returncode == 2 and "only a scheduled or held run" in refused.stderr
+    # rerun as a new run, with the same params
+    again = started(server.jaz("rerun", str(later), ok=True))
+    assert again != later
+    run = server.until(again, lambda r: r["status"] == "succeeded", "the rerun ran")
+    assert run["params"]["WHO"] == "ops" and run["trigger"] == "rerun"
+    logs = server.jaz("logs", str(again), "greet", ok=True)
+    assert "hello ops" in logs.stdout
+
+
+def test_undeclared_params_that_change_what_jobs_run_are_refused(server: Server) -> None:
+    refused = server.jaz("start", "hello", "-p", "LD_PRELOAD=/tmp/x.so")
+    assert refused.returncode == 2 and "LD_PRELOAD" in refused.stderr
+    assert "may not be set" in refused.stderr

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
 
 
 class Server:
+    started: list[Server] = []    # killed after each test, whatever happened in it
+
     def __init__(self, root: Path, extra: str = "") -> None:
         self.root = root
         self.home = root / "home"
@@ -47,6 +49,7 @@ class Server:
             self.proc = subprocess.Popen([sys.executable, "-m", "jaz", "server", "-c",
                                           str(self.config)], env=self.env(),
                                          stdout=subprocess.DEVNULL, stderr=log)
+        Server.started.append(self)
         self.url = wait_for(lambda: url.exists() and url.read_text().strip(), "server.url")
         self.token = (self.home / "admin.token").read_text().strip()
         wait_for(lambda: self._ok(), "the API")
@@ -68,6 +71,16 @@ class Server:
         assert self.proc is not None
         self.proc.send_signal(sig)
         return self.proc.wait(timeout=20)
+
+
+@pytest.fixture(autouse=True)
+def _no_server_left() -> Iterator[None]:
+    yield
+    while Server.started:
+        proc = Server.started.pop().proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
@@ -165,9 +178,20 @@ def test_the_event_stream_carries_run_and_job_changes(tmp_path: Path) -> None:
                     event = line[7:]
                 elif line.startswith("data: "):
                     seen.append((event, json.loads(line[6:])))
-        assert ("job", "a", "succeeded") in {(k, d.get("job"), d.get("status"))
-                                             for k, d in seen}
-        assert all(d["run_id"] == run_id for _, d in seen)
+            assert ("job", "a", "succeeded") in {(k, d.get("job"), d.get("status"))
+                                                 for k, d in seen}
+            assert all(d["run_id"] == run_id for _, d in seen)
+            # runs that no driver touches are told too: created held, then stopped
+            held = server.call("POST", "/api/v1/runs", {"jobnet": "hi", "hold": True})
+            server.call("POST", f"/api/v1/runs/{held['run_id']}/stop")
+            told: list[str] = []
+            while told[-1:] != ["stopped"]:
+                line = stream.readline().decode()
+                if line.startswith("data: "):
+                    data = json.loads(line[6:])
+                    assert data["run_id"] == held["run_id"]
+                    told.append(data["status"])
+            assert told == ["held", "stopped"]
     finally:
         server.stop()
 
@@ -261,3 +285,28 @@ run = 'echo "$$ $PPID" > {mine}; while [ ! -e {go} ]; do sleep 0.05; done'
     finally:
         assert server.stop() == 0
     wait_for(lambda: not Path(f"/proc/{parent}").exists(), "the spawner to end with the server")
+
+
+def test_max_memory_passed_before_the_api_is_up_still_ends_the_server(tmp_path: Path
+                                                                     ) -> None:
+    # the first look at the resident size comes at once, as on a slow start: stop()
+    # must reach the HTTP server however early it comes
+    script = f"""
+import os
+os.environ["JAZ_HOME"] = {str(tmp_path / "home")!r}
+from jaz.server import daemon
+from pathlib import Path
+from jaz.server.config import load_config
+daemon.CHECK_EVERY = 0.0
+d = daemon.Daemon(load_config(Path({str(tmp_path / "jaz.toml")!r})))
+try:
+    raise SystemExit(d.serve())
+finally:
+    d.core.close()
+"""
+    (tmp_path / "jobnets").mkdir()
+    (tmp_path / "jaz.toml").write_text('listen = "127.0.0.1:0"\njobnets = "jobnets"\n'
+                                       'allow_root = true\nmax_memory = "1MiB"\n')
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr

@@ -306,3 +306,19 @@ def test_unfinished_runs_are_found_by_their_state_not_by_scanning_history(
     assert [r.status for r in running] == [RunState.RUNNING]
     plan = store._db.execute("EXPLAIN QUERY PLAN " + traced[-1]).fetchall()
     assert any("runs_status" in str(row) or "runs_scheduled" in str(row) for row in plan), plan
+
+
+def test_the_database_and_its_wal_files_are_private(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)   # what a shell usually has: new files would be world-readable
+    store = SqliteStore(tmp_path / "jaz.db")
+    try:
+        store.set_state("k", "v")
+        for name in ("jaz.db", "jaz.db-wal", "jaz.db-shm"):
+            mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+            assert mode == 0o600, (name, oct(mode))
+    finally:
+        store.close()
+        os.umask(old)

@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
     app.command("skip")(skip)
     app.command("unskip")(unskip)
     app.command("rerun")(rerun)
+    app.command("retime")(retime)
     app.command("jobnets")(jobnets)
     app.command("show")(show)
 
@@ -277,9 +278,10 @@ def release(run_id: RunArg, job: MaybeJobArg = None, json_: JsonOption = False,
     _act("release", run_id, job, json_=json_, server=server, token=token)
 
 
-def skip(run_id: RunArg, job: JobArg, json_: JsonOption = False,
+def skip(run_id: RunArg, job: MaybeJobArg = None, json_: JsonOption = False,
          server: ServerOption = None, token: TokenOption = None) -> None:
-    """Skip a job: the flow passes on as if it had succeeded."""
+    """Skip a job (the flow passes on as if it had succeeded), or a scheduled or held run
+    (it does not start; recorded as skipped)."""
     _act("skip", run_id, job, json_=json_, server=server, token=token)
 
 
@@ -289,13 +291,48 @@ def unskip(run_id: RunArg, job: JobArg, json_: JsonOption = False,
     _act("unskip", run_id, job, json_=json_, server=server, token=token)
 
 
-def rerun(run_id: RunArg, job: JobArg,
+def rerun(run_id: RunArg, job: MaybeJobArg = None,
           downstream: Annotated[bool, typer.Option(
               "--downstream", help="Rerun everything after the job too.")] = False,
           json_: JsonOption = False, server: ServerOption = None,
           token: TokenOption = None) -> None:
-    """Run a job of a run again (a failed one, usually); the run goes on from there."""
-    _act("rerun", run_id, job, json_=json_, server=server, token=token, downstream=downstream)
+    """Run a job of a run again (a failed one, usually): the run goes on from there.
+    Without a job: start a new run of the jobnet with the same params, and print its id."""
+    if job is not None:
+        _act("rerun", run_id, job, json_=json_, server=server, token=token,
+             downstream=downstream)
+        return
+    if downstream:
+        raise UsageError("--downstream goes with a JOB: jaz rerun RUN JOB --downstream")
+    from jaz.cli.output import print_json
+
+    with connect(server, token) as client:
+        view = client.act("rerun", run_id)
+    if json_:
+        print_json(view)
+    else:
+        print(view["run_id"], flush=True)
+        _note(f"run {view['run_id']} reruns run {run_id} with the same params")
+
+
+def retime(run_id: RunArg,
+           at: Annotated[str, typer.Argument(
+               metavar="TIME", help="HH:MM (the next one), an ISO date/time, or +DURATION "
+                                    "like +10m.")],
+           json_: JsonOption = False, server: ServerOption = None,
+           token: TokenOption = None) -> None:
+    """Give a scheduled or held run another start time (it then starts at that time
+    like `jaz start --at`: no overlap or deadline policy applies)."""
+    from jaz.cli.output import esc, print_json, say
+
+    with connect(server, token) as client:
+        view = client.retime(run_id, parse_at(at).isoformat())
+    if json_:
+        print_json(view)
+        return
+    due = datetime.fromisoformat(view["scheduled_at"]).astimezone()
+    say(f"run {run_id} ([bold]{esc(view['jobnet'])}[/]) starts at "
+        f"{due:%Y-%m-%d %H:%M:%S %z}")
 
 
 # ------------------------------------------------------------------ definitions

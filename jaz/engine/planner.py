@@ -258,7 +258,13 @@ def _late(now: datetime, entry: Entry, runs: list[RunRecord]) -> list[Decision]:
     out: list[Decision] = []
     for run in runs:
         at = run.scheduled_at
-        if at is None or run.trigger not in SCHEDULED_TRIGGERS or LATE_MARK in run.warning:
+        if at is None or run.trigger not in SCHEDULED_TRIGGERS:
+            continue
+        # each deadline once: a run late to start may also be late to finish
+        flagged = {what for what in ("start_by", "finish_by")
+                   if f"{LATE_MARK}{what}" in run.warning}
+        if len(flagged) == 2 or (flagged and run.status in (RunState.SCHEDULED,
+                                                            RunState.HELD)):
             continue
         fire = next(iter(fires_between(entry.schedules, at - timedelta(microseconds=1), at)),
                     None)
@@ -270,7 +276,7 @@ def _late(now: datetime, entry: Entry, runs: list[RunRecord]) -> list[Decision]:
                 and now > start_by:
             out.append(Late(run.id, "start_by", start_by))
         elif run.status in (RunState.RUNNING, RunState.ERROR) and finish_by is not None \
-                and now > finish_by:
+                and now > finish_by and "finish_by" not in flagged:
             out.append(Late(run.id, "finish_by", finish_by))
     return out
 

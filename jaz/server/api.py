@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import queue
 from collections.abc import Callable, Iterator, Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
@@ -49,6 +49,11 @@ class StartBody(BaseModel):
     params: dict[str, str] = Field(default_factory=dict, max_length=500)
     at: datetime | None = None
     hold: bool = False
+
+
+class RetimeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    at: datetime
 
 
 class PurgeBody(BaseModel):
@@ -220,8 +225,20 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
     def run(run_id: RunId, who: Principal = viewer) -> JSONResponse:
         return run_out(run_id)
 
+    @app.post("/api/v1/runs/{run_id}/rerun", status_code=201, response_model=dict[str, Any])
+    def rerun_run(run_id: RunId, who: Principal = operator) -> JSONResponse:
+        """A new run of the run's jobnet with the same params (the new run is answered)."""
+        return run_out(core.rerun_run(run_id, user=who.user), 201)
+
+    @app.post("/api/v1/runs/{run_id}/retime", response_model=dict[str, Any])
+    def retime_run(run_id: RunId, body: RetimeBody,
+                   who: Principal = operator) -> JSONResponse:
+        """Another start time for a scheduled or held run."""
+        core.retime(run_id, _aware(body.at, core), user=who.user)
+        return run_out(run_id)
+
     @app.post("/api/v1/runs/{run_id}/{action}", response_model=dict[str, Any])
-    def run_action(run_id: RunId, action: Literal["stop", "hold", "release"],
+    def run_action(run_id: RunId, action: Literal["stop", "hold", "release", "skip"],
                    who: Principal = operator) -> JSONResponse:
         core.act(action, run_id, None, user=who.user)
         return run_out(run_id)
@@ -422,8 +439,19 @@ def _sort_key(run: RunRecord, key: str) -> Any:
 
 
 def _aware(t: datetime | None, core: Core) -> datetime:
+    """A time from a request, in the server's zone when it has no offset. Times near the
+    ends of what datetime holds overflow in any arithmetic (a zone, a day ahead): only
+    the years 1900 to 9000 are taken, with a 400 for the rest."""
     assert t is not None
-    return t if t.tzinfo is not None else t.replace(tzinfo=core.zone)
+    aware = t if t.tzinfo is not None else t.replace(tzinfo=core.zone)
+    try:
+        fits = 1900 <= aware.astimezone(UTC).year <= 9000
+    except (OverflowError, ValueError):
+        fits = False
+    if not fits:
+        raise UsageError(f"time {t.isoformat()} is out of range",
+                         hint="give a time between the years 1900 and 9000")
+    return aware
 
 
 def _jobnet_view(core: Core, *, name: str, detail: bool) -> dict[str, Any]:

@@ -181,8 +181,10 @@ class Core:
                                      user=user, scheduled_at=at)
         status = self.store.run_status(run_id)
         if status == RunState.RUNNING:
-            self.drive(run_id, loaded.jobnet)
-        elif status == RunState.SCHEDULED:
+            self.drive(run_id, loaded.jobnet)     # the driver tells the event streams
+            return run_id
+        self._changed("run", self.store.get_run(run_id))
+        if status == RunState.SCHEDULED:
             self.wake.set()        # the scheduler starts it at its time
         return run_id
 
@@ -259,9 +261,16 @@ class Core:
                 self._hold_run(run, user)
             elif action == "release":
                 self._release_run(run, user)
+            elif action == "skip":
+                self._skip_run(run, user)
             else:
-                raise StateError(f"{action} needs a job: {action} RUN JOB")
-            return self.service.run(run_id)
+                raise StateError(f"{action} needs a job: {action} RUN JOB"
+                                 + (" (or rerun RUN: a new run with the same params)"
+                                    if action == "rerun" else ""))
+            after = self.service.run(run_id)
+            if action == "stop" and run.status != RunState.RUNNING:
+                self._changed("run", after)   # no driver to tell the event streams
+            return after
         if action == "stop":
             self.service.stop(run_id, job, user=user)
         elif action == "rerun":
@@ -295,12 +304,45 @@ class Core:
         self._set_run(run, RunState.RUNNING, "release_run", user)
         self.drive(run.id)
 
-    def _set_run(self, run: RunRecord, status: RunState, kind: str, user: str) -> None:
+    def _skip_run(self, run: RunRecord, user: str) -> None:
+        """A scheduled or held run that is not to start: recorded as `skipped`."""
+        if run.status not in (RunState.SCHEDULED, RunState.HELD):
+            raise StateError(f"run {run.id} is {run.status}; only a scheduled or held run "
+                             f"can be skipped (skip one of its jobs instead)")
+        self._set_run(run, RunState.SKIPPED, "skip_run", user, ended_at=self.clock.now(),
+                      message=f"skipped by {user}")
+
+    def retime(self, run_id: int, at: datetime, *, user: str) -> RunRecord:
+        """Move a scheduled or held run's start. The operator owns its time from then on:
+        it starts then like `jaz start --at` (no overlap or deadline policy, and a new
+        version of its jobnet does not drop it). A time already past starts it now."""
+        run = self.service.run(run_id)
+        if run.status not in (RunState.SCHEDULED, RunState.HELD):
+            raise StateError(f"run {run_id} is {run.status}; only a scheduled or held run "
+                             f"can be given another start time")
+        at = max(at, self.clock.now())
+        before = run.scheduled_at.isoformat() if run.scheduled_at else "none"
+        self._set_run(run, run.status, "retime_run", user, scheduled_at=at,
+                      trigger="manual", detail=f"{before} -> {at.isoformat()}")
+        self.wake.set()
+        return self.service.run(run_id)
+
+    def rerun_run(self, run_id: int, *, user: str) -> int:
+        """A new run of the run's jobnet (the version in force) with the run's params."""
+        run = self.service.run(run_id)
+        new = self.start(run.jobnet, params=run.params, user=user, trigger="rerun")
+        self.store.add_event(EventRecord(at=self.clock.now(), kind="rerun_run", run_id=new,
+                                         jobnet=run.jobnet, user=user,
+                                         detail=f"a rerun of run {run_id}"))
+        return new
+
+    def _set_run(self, run: RunRecord, status: RunState, kind: str, user: str, *,
+                 detail: str = "", **fields: Any) -> None:
         now = self.clock.now()
         with self.store.batch():
-            record = self.store.update_run(run.id, status=status)
+            record = self.store.update_run(run.id, status=status, **fields)
             self.store.add_event(EventRecord(at=now, kind=kind, run_id=run.id,
-                                             jobnet=run.jobnet, user=user))
+                                             jobnet=run.jobnet, user=user, detail=detail))
         self._changed("run", record)
 
     # ------------------------------------------------------------ housekeeping

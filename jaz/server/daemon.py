@@ -108,6 +108,11 @@ class Daemon:
 
     def _schedule_loop(self) -> None:
         while not self.stopping.is_set():
+            if self.core.draining:
+                # past max_memory: the runs due now are for the server that follows
+                # (restarted, it starts them, late if need be, as `catchup` says)
+                self.stopping.wait(1.0)
+                continue
             try:
                 due = self.scheduler.tick(self.core.clock.now(), hurry=True)
             except Exception:
@@ -220,13 +225,14 @@ class Daemon:
         sock = self._listen()
         self.core.recover()
         self.core.spawning.warm()
-        self.start_threads()
         app = create_app(self.core, self.tokens)
-        settle()
         server = Server(uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=5), closing=self.core.closing)
+        # before the threads start: a stop() from one of them (max_memory) must reach it
         self._uvicorn = server
+        self.start_threads()
+        settle()
         originals = {sig: signal.getsignal(sig)
                      for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
         signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload).start())
@@ -258,11 +264,11 @@ class Daemon:
         sock = self._listen()
         self.core.recover()
         self.core.spawning.warm()
-        self.start_threads()
         server = Server(uvicorn.Config(
             create_app(self.core, self.tokens), log_config=None, access_log=False,
             lifespan="off", timeout_graceful_shutdown=2))
         self._uvicorn = server
+        self.start_threads()
 
         def run() -> None:
             try:

@@ -11,6 +11,7 @@ times as UTC ISO text (which sorts as the times do), JSON as text, booleans as 0
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -119,6 +120,12 @@ class SqliteStore(SqlStore):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            # private before SQLite opens it: it makes the -wal and -shm files with the
+            # database's mode, and they hold the same data
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        except OSError:
+            pass        # sqlite3 says what is wrong with the path
+        try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                        timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -129,10 +136,11 @@ class SqliteStore(SqlStore):
             raise StoreError(f"{self.path}: cannot open the database: {e}",
                            hint="check the path given with --db, or move the broken file "
                                 "away") from None
-        try:
-            self.path.chmod(0o600)
-        except OSError:
-            pass
+        for private in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            try:
+                private.chmod(0o600)
+            except OSError:
+                pass
 
     def _migrate(self) -> None:
         (current,) = self._db.execute("PRAGMA user_version").fetchone()
