@@ -318,3 +318,12 @@ def test_undeclared_params_that_change_what_jobs_run_are_refused(server: Server)
     refused = server.jaz("start", "hello", "-p", "LD_PRELOAD=/tmp/x.so")
     assert refused.returncode == 2 and "LD_PRELOAD" in refused.stderr
     assert "may not be set" in refused.stderr
+
+
+def test_purge_asks_the_running_server(server: Server) -> None:
+    # its database is the server's, wherever its config puts it: the runs it lists go
+    done = started(server.jaz("start", "hello", "--wait", ok=True))
+    assert server.run(done)["status"] == "succeeded"
+    answer = json.loads(server.jaz("purge", "--keep-days", "0", "--json", ok=True).stdout)
+    assert done in answer["removed"]
+    assert server.api.get(f"/api/v1/runs/{done}").status_code == 404

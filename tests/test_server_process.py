@@ -310,3 +310,24 @@ finally:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=30)
     assert done.returncode == 0, done.stderr
+
+
+def test_sighup_reloads_what_inotify_cannot_see(tmp_path: Path) -> None:
+    # a jobnet file that is a symlink: a change to its target is seen by no watch of the
+    # jobnets folder (and the server's own look is a minute away): SIGHUP reads it now
+    elsewhere = tmp_path / "deployed"
+    elsewhere.mkdir()
+    (elsewhere / "linked.toml").write_text('[jobs.a]\nrun = "true"\n')
+    server = Server(tmp_path)
+    (tmp_path / "jobnets" / "linked.toml").symlink_to(elsewhere / "linked.toml")
+    server.start()
+    try:
+        first = server.call("GET", "/api/v1/jobnets/linked")["version"]
+        (elsewhere / "linked.toml").write_text('[jobs.b]\nrun = "true"\n')
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGHUP)
+        shown = wait_for(lambda: (j := server.call("GET", "/api/v1/jobnets/linked"))
+                         ["version"] != first and j, "the reload")
+        assert list(shown["jobs"]) == ["b"]
+    finally:
+        server.stop()

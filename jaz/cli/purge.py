@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from jaz.cli.common import DbOption, JsonOption, LocalOption
+from jaz.cli.common import DbOption, JsonOption, LocalOption, ServerOption, TokenOption
 
 
 def register(app: typer.Typer) -> None:
@@ -20,21 +20,34 @@ def purge(
     json_: JsonOption = False,
     db: DbOption = None,
     local: LocalOption = False,
+    server: ServerOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Remove finished runs older than --keep-days, with their logs.
+    """Remove finished runs older than --keep-days, with their logs and the audit events
+    from before then.
 
-    Works on the embedded database; a running `jaz server` does the same every hour
-    when keep_days is set."""
-    from jaz.cli.common import make_service, open_existing_store
+    Asks the server when one runs here or is named (an admin's token: it purges its own
+    database, whatever its config says), else works on the embedded database (--db,
+    --local). A server with keep_days set does the same every hour."""
     from jaz.cli.output import print_json, say
+    from jaz.cli.query import use_server
 
-    store = open_existing_store(db)
-    try:
-        service = make_service(store)
-        before = datetime.now().astimezone() - timedelta(days=keep_days)
-        removed = service.purge(before, user="cli")
-    finally:
-        store.close()
+    if use_server(db, local, server):
+        from jaz.cli.remote import connect
+
+        with connect(server, token) as client:
+            answer = client.post("/purge", {"keep_days": keep_days})
+        removed, before = answer["removed"], datetime.fromisoformat(answer["before"])
+    else:
+        from jaz.cli.common import make_service, open_existing_store
+
+        store = open_existing_store(db)
+        try:
+            service = make_service(store)
+            before = datetime.now().astimezone() - timedelta(days=keep_days)
+            removed = service.purge(before, user="cli")
+        finally:
+            store.close()
     if json_:
         print_json({"removed": removed, "before": before.isoformat()})
     else:
