@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import wait_for
 
 from jaz.engine.clock import FakeClock
 from jaz.engine.model import RunState
@@ -34,9 +35,9 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         clock = FakeClock(T0)
         driven: list[int] = []
 
-        def core(self) -> Core:
+        def core(self, extra: str = "") -> Core:
             config = parse_config(f'jobnets = "{nets}"\ncalendars = "{tmp_path / "cal"}"\n'
-                                  f'database = "{tmp_path / "jaz.db"}"\n')
+                                  f'database = "{tmp_path / "jaz.db"}"\n{extra}')
             core = Core(config, clock=self.clock)
             core.drive_all = lambda runs, **k: self.driven.extend(  # type: ignore
                 run_id for run_id, _ in runs)
@@ -235,3 +236,29 @@ def test_a_hurried_tick_that_started_runs_leaves_the_rest_for_a_moment_later(
     env.clock.advance(AFTER_STARTS.total_seconds())
     scheduler.tick(env.clock.now(), hurry=True)
     assert len(core.store.list_runs(status=[RunState.SCHEDULED])) == 10
+
+
+def test_a_late_run_is_flagged_and_notified_once(env: Any, tmp_path: Path) -> None:
+    heard = tmp_path / "heard.log"
+    (env.folder / "daily.toml").write_text(
+        '[schedule]\ntimes = ["10:30"]\ntimezone = "UTC"\n'
+        'deadline = { start_by = "10:45" }\n[jobs.a]\nrun = "true"\n')
+    core = env.core(f'[notify]\ncommand = \'echo "$JAZ_EVENT $JAZ_JOBNET $JAZ_RUN_ID" '
+                    f'>> {heard}\'\n')
+    try:
+        scheduler = Scheduler(core)
+        scheduler.tick(env.clock.now())                       # 10:00: materialised
+        run = next(r for r in core.store.list_runs(jobnet="daily")
+                   if r.scheduled_at == T0 + timedelta(minutes=30))
+        core.act("hold", run.id, None, user="test")           # an operator holds it
+        env.clock.advance(50 * 60)                            # 10:50: past start_by
+        scheduler.tick(env.clock.now())
+        env.clock.advance(60)
+        scheduler.tick(env.clock.now())                       # once, not at every tick
+        wait_for(lambda: heard.exists() and heard.read_text(), "the notification")
+        assert core.store.get_run(run.id).warning.startswith("late:start_by")
+        assert heard.read_text().split() == ["late", "daily", str(run.id)]
+        kinds = [e.kind for e in core.store.list_events(run_id=run.id)]
+        assert kinds.count("run_late") == 1
+    finally:
+        core.close()
