@@ -262,3 +262,31 @@ def test_a_late_run_is_flagged_and_notified_once(env: Any, tmp_path: Path) -> No
         assert kinds.count("run_late") == 1
     finally:
         core.close()
+
+
+def test_a_decision_on_a_run_an_operator_changed_since_is_dropped(env: Any) -> None:
+    # the scheduler decides on runs it read; an operator may hold, skip or re-time one of
+    # them before the decision is applied: the run stays as the operator left it
+    from jaz.engine import planner
+    from jaz.errors import StateError
+
+    (env.folder / "daily.toml").write_text('[schedule]\ntimes = ["10:30", "11:30"]\n'
+                                           'timezone = "UTC"\n[jobs.a]\nrun = "true"\n')
+    core = env.core()
+    try:
+        scheduler = Scheduler(core)
+        scheduler.tick(env.clock.now())
+        first, second = sorted((r for r in core.store.list_runs(jobnet="daily")),
+                               key=lambda r: r.id)[:2]
+        core.act("hold", first.id, None, user="test")
+        core.retime(second.id, T0 + timedelta(hours=5), user="test")
+        scheduler._apply_all([planner.Start(first.id), planner.Skip(second.id, "x")],
+                             env.clock.now())
+        assert core.store.get_run(first.id).status == RunState.HELD
+        assert core.store.get_run(second.id).status == RunState.SCHEDULED
+        assert env.driven == []
+        # and an operator's action on a run read before the scheduler changed it
+        with pytest.raises(StateError, match="is held now"):
+            core._skip_run(first, "test")                  # `first` as read: scheduled
+    finally:
+        core.close()

@@ -153,3 +153,31 @@ def test_a_folder_made_after_the_start_is_watched_and_read(
         (tmp_path / "jobnets" / "b.toml").write_text('[jobs.b]\nrun = "true"\n')
         wait_for(lambda: [e.name for e in d.core.registry.all()] == ["a", "b"],
                  "the jobnet written after the watch began")
+
+
+def test_a_folder_behind_a_swapped_symlink_is_watched_where_it_now_leads(
+        watch: FolderWatch, tmp_path: Path) -> None:
+    # deploys often swap a `current` symlink to a new release
+    one, two, current = tmp_path / "one", tmp_path / "two", tmp_path / "current"
+    one.mkdir()
+    two.mkdir()
+    current.symlink_to(one)
+    assert watch.follow([current])
+    swapped = tmp_path / "swapped"
+    swapped.symlink_to(two)
+    os.replace(swapped, current)
+    assert watch.follow([current])          # a new watch: the caller looks once
+    (two / "a.toml").write_text("")
+    assert watch.wait(10)
+
+
+def test_close_makes_a_late_wake_harmless(tmp_path: Path) -> None:
+    watch = FolderWatch.open()
+    assert watch is not None
+    watch.close()
+    spare = os.open(tmp_path / "spare", os.O_WRONLY | os.O_CREAT)   # may reuse a number
+    try:
+        watch.wake()
+        assert os.fstat(spare).st_size == 0
+    finally:
+        os.close(spare)

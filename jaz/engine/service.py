@@ -17,7 +17,7 @@ from jaz.engine.executors.local import LocalExecutor
 from jaz.engine.loader import load_text
 from jaz.engine.machine import Listener, RunMachine, Settings, new_run
 from jaz.engine.model import Jobnet, RunState
-from jaz.engine.params import check_params
+from jaz.engine.params import check_values
 from jaz.engine.records import EventRecord, JobRecord, RunRecord
 from jaz.engine.runner import Context, Runner
 from jaz.engine.store.base import Store
@@ -81,7 +81,7 @@ class Service:
                scheduled_at: datetime | None = None, status: RunState | None = None) -> int:
         """A new run: held, scheduled for later, or running now; `status` overrides it
         (the scheduler records a fire that is already past as `scheduled` too)."""
-        check_params(params or {}, jobnet.params)
+        check_values(params or {})
         now = self.now()
         status = status or (RunState.HELD if hold else (
             RunState.SCHEDULED if scheduled_at is not None and scheduled_at > now

@@ -22,6 +22,7 @@ from jaz.engine.executors.local import LocalExecutor
 from jaz.engine.executors.spawner import SpawningExecutor
 from jaz.engine.machine import RunMachine, Settings
 from jaz.engine.model import Jobnet, RunState
+from jaz.engine.params import check_names
 from jaz.engine.records import EventRecord, JobRecord, RunRecord
 from jaz.engine.runner import Driver, Loop, Runner
 from jaz.engine.secrets import Secrets
@@ -124,6 +125,9 @@ class Core:
         self._lock = threading.Lock()
         self.driver = Driver(self.store, self._ended)
         self.wake = threading.Event()      # the scheduler looks again at once when set
+        # held while the scheduler applies its decisions and while an operator changes an
+        # upcoming run: each sees the other's change, never a run read before it
+        self.steer = threading.RLock()
         self.draining = False              # max_memory reached: take no new work
         self.closing = threading.Event()   # the server is shutting down
 
@@ -177,6 +181,7 @@ class Core:
             raise JobnetInvalid(list(loaded.problems))
         if self.draining:
             raise StateError("the server is restarting (max_memory reached); try again soon")
+        check_names(params or {}, loaded.jobnet.params)   # operators: not what jobs execute
         run_id = self.service.create(loaded.jobnet, params=params, trigger=trigger, hold=hold,
                                      user=user, scheduled_at=at)
         status = self.store.run_status(run_id)
@@ -339,7 +344,13 @@ class Core:
     def _set_run(self, run: RunRecord, status: RunState, kind: str, user: str, *,
                  detail: str = "", **fields: Any) -> None:
         now = self.clock.now()
-        with self.store.batch():
+        with self.steer, self.store.batch():
+            # checked against the status the caller decided on, with the scheduler held
+            # off: a run it started meanwhile is not to be held, skipped or re-timed
+            current = self.store.run_status(run.id)
+            if current != run.status:
+                raise StateError(f"run {run.id} is {current} now (it was {run.status}); "
+                                 f"look again and retry")
             record = self.store.update_run(run.id, status=status, **fields)
             self.store.add_event(EventRecord(at=now, kind=kind, run_id=run.id,
                                              jobnet=run.jobnet, user=user, detail=detail))

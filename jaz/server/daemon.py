@@ -109,8 +109,9 @@ class Daemon:
     def _schedule_loop(self) -> None:
         while not self.stopping.is_set():
             if self.core.draining:
-                # past max_memory: the runs due now are for the server that follows
-                # (restarted, it starts them, late if need be, as `catchup` says)
+                # past max_memory: the runs due now are for another server (PostgreSQL)
+                # or the one that follows (restarted, it starts them, late if need be,
+                # as `catchup` says)
                 self.stopping.wait(1.0)
                 continue
             try:
@@ -132,24 +133,33 @@ class Daemon:
         pause = RELOAD_EVERY
         try:
             while not self.stopping.is_set():
-                due = time.monotonic() + (FULL_LOOK if watch is not None else pause)
-                while (left := due - time.monotonic()) > 0:
-                    if watch is None:
-                        self.stopping.wait(min(CHECK_EVERY, left))
-                    # a new watch: what changed in its folder before is not known
-                    elif watch.follow(self.core.registry.folders()) or \
-                            watch.wait(min(CHECK_EVERY, left)):
-                        break
-                    if self.stopping.is_set():
-                        return
-                    self._keep_house()
-                spent = time.thread_time()
-                self.reload()
-                pause = reload_pause(time.thread_time() - spent)
-                self._keep_house()
+                try:
+                    pause = self._look(watch, pause)
+                except Exception:   # never leave the folders and max_memory unwatched
+                    log.exception("watching the folders failed; trying again in a second")
+                    self.stopping.wait(1.0)
         finally:
+            self._folders = None
             if watch is not None:
                 watch.close()
+
+    def _look(self, watch: FolderWatch | None, pause: float) -> float:
+        """Wait for a change (keeping house meanwhile), then reload; the next pause."""
+        due = time.monotonic() + (FULL_LOOK if watch is not None else pause)
+        while (left := due - time.monotonic()) > 0:
+            if watch is None:
+                self.stopping.wait(min(CHECK_EVERY, left))
+            # a new watch: what changed in its folder before is not known
+            elif watch.follow(self.core.registry.folders()) or \
+                    watch.wait(min(CHECK_EVERY, left)):
+                break
+            if self.stopping.is_set():
+                return pause
+            self._keep_house()
+        spent = time.thread_time()
+        self.reload()
+        self._keep_house()
+        return reload_pause(time.thread_time() - spent)
 
     def _keep_house(self) -> None:
         """At most every CHECK_EVERY seconds (the first time CHECK_EVERY after the
@@ -190,6 +200,9 @@ class Daemon:
             log.warning("resident memory %d bytes passed max_memory %d: taking no new work, "
                         "exiting when the running runs end", resident_bytes(), limit)
             self.core.draining = True
+            resign = getattr(self.core.store, "resign", None)
+            if resign is not None:   # PostgreSQL: another server schedules from now on
+                resign()
             threading.Thread(target=self._drain, name="drain", daemon=True).start()
 
     def _drain(self) -> None:

@@ -36,6 +36,7 @@ class Server(uvicorn.Server):
                 await asyncio.wait_for(self._woken.wait(), TICK_EVERY)
             except TimeoutError:
                 pass
+            self._woken.clear()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.closing is not None:

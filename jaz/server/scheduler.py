@@ -29,6 +29,7 @@ QUIET = timedelta(minutes=10)     # how long a jobnet with nothing to do is left
 AFTER_STARTS = timedelta(milliseconds=250)   # the rest of a tick that started runs waits
 ADOPT_EVERY = 5.0                 # seconds between a leader's looks for runs nobody drives
 FOLLOW = timedelta(seconds=1)     # how soon a server that does not schedule asks again
+PART = 100                        # jobnets planned per commit; due runs start in between
 
 
 class Scheduler:
@@ -71,7 +72,8 @@ class Scheduler:
         store = self.core.store
         raw = store.get_state(LAST_TICK)
         last_tick = datetime.fromisoformat(raw) if raw else None
-        if self._start_due(now, last_tick) and hurry:
+        if any(isinstance(d, planner.Start) for d in self._start_due(now, last_tick)) \
+                and hurry:
             return now + AFTER_STARTS
         runs, waiting, first = self._read(now)
         if self._replan_changed(now):
@@ -84,19 +86,29 @@ class Scheduler:
                    and (loaded.name in busy or not self._is_quiet(loaded.name,
                                                                   loaded.schedules, now))]
         created: list[planner.Create] = []
-        while True:
-            decisions = planner.plan(now, last_tick, entries, runs, self.settings, waiting)
-            self._apply_all(decisions, now)
-            created += [d for d in decisions if isinstance(d, planner.Create)]
-            moved = {d.jobnet: d.at for d in decisions if isinstance(d, planner.Cursor)}
-            self._cursors.update(moved)
-            entries = [replace(e, cursor=moved.get(e.jobnet, e.cursor)) for e in entries]
-            if not planner.needs_another_pass(decisions, now):
-                break
-            runs, waiting, first = self._read(now)
-            busy = self._busy(runs, waiting)
+        planned: list[planner.Entry] = []
+        for at in range(0, len(entries), PART):
+            part = entries[at:at + PART]
+            while True:
+                decisions = planner.plan(now, last_tick, part, runs, self.settings, waiting)
+                self._apply_all(decisions, now)
+                created += [d for d in decisions if isinstance(d, planner.Create)]
+                moved = {d.jobnet: d.at for d in decisions if isinstance(d, planner.Cursor)}
+                self._cursors.update(moved)
+                part = [replace(e, cursor=moved.get(e.jobnet, e.cursor)) for e in part]
+                if not planner.needs_another_pass(decisions, now):
+                    break
+                runs, waiting, first = self._read(now)
+                busy |= self._busy(runs, waiting)
+            planned += part
+            # a long pass (a first start materialising thousands of runs) must not hold
+            # back what comes due meanwhile: the runs due by now start between parts
+            if hurry and at + PART < len(entries) and \
+                    self._start_due(self.core.clock.now(), last_tick):
+                runs, waiting, first = self._read(now)   # what was decided on is not again
+                busy |= self._busy(runs, waiting)
         active = busy | {d.jobnet for d in created}
-        for e in entries:
+        for e in planned:
             if e.jobnet in active:
                 self._quiet.pop(e.jobnet, None)
             else:
@@ -126,19 +138,20 @@ class Scheduler:
             self.core.recover()   # the runs of a server that died
         return leads
 
-    def _start_due(self, now: datetime, last_tick: datetime | None) -> bool:
+    def _start_due(self, now: datetime, last_tick: datetime | None
+                   ) -> Sequence[planner.Decision]:
         """The runs due now are decided on and started first, before the costlier part
         of a tick (counting the runs ahead of every jobnet, materialising new ones): only
         the jobnets with a due run are planned, with their runs ahead taken as full, and
         of the decisions only those on existing runs are applied (start, miss, skip,
-        stop, late). The full pass that follows sees them started. A jobnet with fires
+        stop, late), and returned. The full pass that follows sees them. A jobnet with fires
         still to record (the server was down) gets no decision here: `plan` leaves its
         due runs to the pass after the recording, and so does this one."""
         runs = self._unfinished(now)
         names = {r.jobnet for r in runs if r.status == RunState.SCHEDULED
                  and r.trigger in planner.SCHEDULED_TRIGGERS}
         if not names:
-            return False
+            return []
         entries = []
         for name in sorted(names):
             try:
@@ -152,16 +165,18 @@ class Scheduler:
         decisions = [d for d in planner.plan(now, last_tick, entries, runs, self.settings, full)
                      if not isinstance(d, planner.Create | planner.Cursor)]
         self._apply_all(decisions, now)
-        return any(isinstance(d, planner.Start) for d in decisions)
+        return decisions
 
     def _apply_all(self, decisions: Sequence[planner.Decision], now: datetime) -> None:
         """Apply decisions in one commit, then drive the runs they started."""
-        with self.core.store.batch():
+        started: list[int] = []
+        with self.core.steer, self.core.store.batch():
             for decision in decisions:
-                self._apply(decision, now)
+                if self._apply(decision, now) and isinstance(decision, planner.Start):
+                    started.append(decision.run_id)
         # the version in force when it is the run's
-        self.core.drive_all([(d.run_id, self._versions_in_force.pop(d.run_id, None))
-                             for d in decisions if isinstance(d, planner.Start)])
+        self.core.drive_all([(run_id, self._versions_in_force.pop(run_id, None))
+                             for run_id in started])
 
     def _read(self, now: datetime) -> tuple[list[RunRecord], dict[str, int],
                                              datetime | None]:
@@ -240,8 +255,15 @@ class Scheduler:
             self._cursors[jobnet] = datetime.fromisoformat(raw) if raw else None
         return self._cursors[jobnet]
 
-    def _apply(self, d: planner.Decision, now: datetime) -> None:
+    def _apply(self, d: planner.Decision, now: datetime) -> bool:
+        """Apply one decision; False when it no longer fits the run (an operator held,
+        skipped, stopped or re-timed it after the runs were read)."""
         core, store = self.core, self.core.store
+        if isinstance(d, planner.Start | planner.Miss | planner.Skip):
+            current = store.get_run(d.run_id)
+            if current.status != RunState.SCHEDULED or \
+                    current.trigger not in planner.SCHEDULED_TRIGGERS:
+                return False
         if isinstance(d, planner.Create):
             loaded = core.registry.get(d.jobnet)
             assert loaded.jobnet is not None
@@ -276,6 +298,7 @@ class Scheduler:
             core.notify(Event(kind=EventKind.LATE, jobnet=run.jobnet, run_id=d.run_id,
                               status=str(run.status), at=now,
                               message=f"{d.what} {d.deadline.isoformat()} passed"))
+        return True
 
     def _event(self, run_id: int, kind: str, now: datetime, detail: str,
                run: RunRecord | None = None) -> None:
@@ -292,6 +315,12 @@ class Scheduler:
             if run.status != RunState.SCHEDULED or run.trigger in planner.SCHEDULED_TRIGGERS \
                     or run.scheduled_at is None or run.scheduled_at > now:
                 continue
-            self.core.store.update_run(run.id, status=RunState.RUNNING)
-            self._event(run.id, "run_started_at_time", now, run.scheduled_at.isoformat())
+            with self.core.steer:
+                current = self.core.store.get_run(run.id)   # as it is now, not as read
+                if current.status != RunState.SCHEDULED or current.scheduled_at is None \
+                        or current.scheduled_at > now:
+                    continue
+                self.core.store.update_run(run.id, status=RunState.RUNNING)
+                self._event(run.id, "run_started_at_time", now,
+                            current.scheduled_at.isoformat())
             self.core.drive(run.id)

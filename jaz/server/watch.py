@@ -23,6 +23,7 @@ import logging
 import os
 import select
 import struct
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -67,7 +68,9 @@ class FolderWatch:
             raise OSError(code, os.strerror(code))
         self.fd: int = fd
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._closing = threading.Lock()
         self._folders: dict[Path, int] = {}      # folder → watch descriptor
+        self._on: dict[Path, tuple[int, int] | None] = {}   # folder → (st_dev, st_ino)
         self._warned: set[Path] = set()
 
     @classmethod
@@ -84,19 +87,25 @@ class FolderWatch:
         in that folder before is not known: the caller looks once). A folder that is
         not there cannot be watched: called again, it is watched once it is there."""
         want = set(folders)
-        for folder in [f for f in self._folders if f not in want]:
-            self._rm(self.fd, self._folders.pop(folder))
+        for folder in list(self._folders):
+            # a folder no longer wanted, or whose path now leads elsewhere (a symlink
+            # swapped to a new release): the watch is on what the path was
+            if folder not in want or _identity(folder) != self._on.get(folder):
+                self._rm(self.fd, self._folders.pop(folder))
         added = False
         for folder in want - self._folders.keys():
+            identity = _identity(folder)
             wd = self._add(self.fd, os.fsencode(folder), MASK)
             if wd < 0:
-                if ctypes.get_errno() == errno.ENOSPC and folder not in self._warned:
+                code = ctypes.get_errno()
+                if code != errno.ENOENT and folder not in self._warned:
                     self._warned.add(folder)
-                    log.warning("cannot watch %s: no inotify watches left "
-                                "(fs.inotify.max_user_watches); changes in it are seen "
-                                "by the server's look every minute", folder)
+                    log.warning("cannot watch %s (%s%s); changes in it are seen by the "
+                                "server's look every minute", folder, os.strerror(code),
+                                ": fs.inotify.max_user_watches" if code == errno.ENOSPC
+                                else "")
                 continue
-            self._folders[folder] = wd
+            self._folders[folder], self._on[folder] = wd, identity
             added = True
         return added
 
@@ -119,17 +128,21 @@ class FolderWatch:
         return True
 
     def wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except OSError:
-            pass      # full (a wake is pending anyway) or closed
+        with self._closing:     # never into a closed descriptor, whose number is reused
+            if self._wake_w < 0:
+                return
+            try:
+                os.write(self._wake_w, b"\0")
+            except OSError:
+                pass      # full: a wake is pending anyway
 
     def close(self) -> None:
-        for fd in (self.fd, self._wake_r, self._wake_w):
-            try:
+        with self._closing:
+            fds, self.fd, self._wake_r, self._wake_w = \
+                (self.fd, self._wake_r, self._wake_w), -1, -1, -1
+        for fd in fds:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
 
     def _read(self) -> bool:
         """Read every pending event; whether one of them matters."""
@@ -146,7 +159,9 @@ class FolderWatch:
                 name = data[pos + HEADER.size:pos + HEADER.size + size].rstrip(b"\0")
                 pos += HEADER.size + size
                 if mask & IN_Q_OVERFLOW:
-                    matters = True           # events were lost: look at everything
+                    matters = True           # events were lost: look at everything,
+                    for folder in list(self._folders):   # and watch everything anew
+                        self._rm(self.fd, self._folders.pop(folder))
                 elif wd not in known:
                     continue                 # a folder no longer watched (its last word)
                 elif mask & GONE and not name:
@@ -168,3 +183,11 @@ class FolderWatch:
                 pass
         except BlockingIOError:
             pass
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

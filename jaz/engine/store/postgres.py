@@ -258,6 +258,19 @@ class PostgresStore(SqlStore):
                 self._lost_locks()
             return self._leading
 
+    def resign(self) -> None:
+        """Stop scheduling (a server past max_memory): the leader lock goes at once, so
+        another server takes over while this one finishes its runs."""
+        with self._leader_lock:
+            if not self._leading:
+                return
+            self._leading = False
+            try:
+                self._locks_session().execute("SELECT pg_advisory_unlock(%s, %s)",
+                                              (_LOCKS, _SCHEDULER))
+            except Exception:
+                self._lost_locks()
+
     def claim(self, run_id: int) -> bool:
         """A session advisory lock per run driven here, on the same connection as the
         leader lock: a server that dies lets its runs go with it, and another server
