@@ -51,7 +51,7 @@ def connect(server: str | None, token: str | None) -> Client:
 # ------------------------------------------------------------------ helpers
 
 
-def parse_at(text: str, now: datetime | None = None) -> datetime:
+def parse_at(text: str, now: datetime | None = None, what: str = "--at") -> datetime:
     """When `--at` means: "HH:MM[:SS]" (the next such time, today or tomorrow), an ISO
     date/time (without an offset: this machine's zone), or "+DURATION" from now."""
     from jaz.engine.clock import local_zone
@@ -64,20 +64,20 @@ def parse_at(text: str, now: datetime | None = None) -> datetime:
         try:
             return now + timedelta(seconds=parse_duration(text[1:]))
         except DurationError:
-            raise UsageError(f"bad --at {text!r}: after '+' give a duration like 10m or 2h") \
+            raise UsageError(f"bad {what} {text!r}: after '+' give a duration like 10m or 2h") \
                 from None
     m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", text)
     if m:
         hour, minute, second = int(m[1]), int(m[2]), int(m[3] or 0)
         if hour > 23 or minute > 59 or second > 59:
-            raise UsageError(f"bad --at {text!r}: no such time of day")
+            raise UsageError(f"bad {what} {text!r}: no such time of day")
         local = now.astimezone(zone)
         at = datetime(local.year, local.month, local.day, hour, minute, second, tzinfo=zone)
         return _tomorrow_if_past(at, now)
     try:
         t = datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"bad --at {text!r}: use HH:MM, an ISO date/time like "
+        raise UsageError(f"bad {what} {text!r}: use HH:MM, an ISO date/time like "
                          "2026-11-20T08:00, or +DURATION like +10m") from None
     return t if t.tzinfo else t.replace(tzinfo=zone)
 
@@ -326,7 +326,7 @@ def retime(run_id: RunArg,
     from jaz.cli.output import esc, print_json, say
 
     with connect(server, token) as client:
-        view = client.retime(run_id, parse_at(at).isoformat())
+        view = client.retime(run_id, parse_at(at, what="TIME").isoformat())
     if json_:
         print_json(view)
         return

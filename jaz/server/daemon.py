@@ -200,9 +200,7 @@ class Daemon:
             log.warning("resident memory %d bytes passed max_memory %d: taking no new work, "
                         "exiting when the running runs end", resident_bytes(), limit)
             self.core.draining = True
-            resign = getattr(self.core.store, "resign", None)
-            if resign is not None:   # PostgreSQL: another server schedules from now on
-                resign()
+            self.core.store.resign()   # PostgreSQL: another server schedules from now on
             threading.Thread(target=self._drain, name="drain", daemon=True).start()
 
     def _drain(self) -> None:

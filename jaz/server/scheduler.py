@@ -18,7 +18,7 @@ from jaz.engine.model import Jobnet, RunState
 from jaz.engine.records import EventRecord, RunRecord
 from jaz.engine.store import PostgresStore
 from jaz.errors import NotFound
-from jaz.server.core import Change, Core
+from jaz.server.core import Core
 
 log = logging.getLogger("jaz.server")
 
@@ -269,7 +269,7 @@ class Scheduler:
             assert loaded.jobnet is not None
             run_id = core.service.create(loaded.jobnet, trigger="schedule", scheduled_at=d.at,
                                          user="scheduler", status=RunState.SCHEDULED)
-            core.feed.publish(Change("run", run_id, store.get_run(run_id)))
+            core._changed("run", store.get_run(run_id))
         elif isinstance(d, planner.Cursor):
             store.set_state(f"scheduler.cursor.{d.jobnet}", d.at.isoformat())
         elif isinstance(d, planner.Start):

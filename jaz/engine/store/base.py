@@ -121,5 +121,9 @@ class Store(ABC):
     def unclaim(self, run_id: int) -> None:  # noqa: B027 - nothing to undo but where shared
         """This process no longer drives the run."""
 
+    def resign(self) -> None:  # noqa: B027 - nothing to give up but where shared
+        """This process no longer schedules (past max_memory): where several servers
+        share the database, another one takes over at once."""
+
     def close(self) -> None:
         return None
