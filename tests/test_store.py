@@ -322,3 +322,60 @@ def test_the_database_and_its_wal_files_are_private(tmp_path: Path) -> None:
     finally:
         store.close()
         os.umask(old)
+
+
+def _checkpointed(db: Path, copy: Path) -> list[str]:
+    """The jobnets of the runs in the database file itself, without its WAL: what was
+    checkpointed so far."""
+    import shutil
+
+    shutil.copyfile(db, copy)
+    try:
+        with sqlite3.connect(copy) as con:
+            return [row[0] for row in con.execute("SELECT jobnet FROM runs ORDER BY id")]
+    except sqlite3.DatabaseError:   # no runs table yet, or copied mid-checkpoint
+        return []
+    finally:
+        copy.unlink()
+
+
+def test_background_checkpoints_move_the_wal_into_the_database(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    import time
+
+    from jaz.engine.store import sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 0.05)
+    store = SqliteStore(tmp_path / "jaz.db", background_checkpoints=True)
+    try:
+        for name in ("etl", "backup", "report"):
+            make_run(store, jobnet=name)
+        deadline = time.monotonic() + 10
+        while _checkpointed(tmp_path / "jaz.db", tmp_path / "copy.db") != \
+                ["etl", "backup", "report"]:
+            assert time.monotonic() < deadline, "the runs never reached the database file"
+            time.sleep(0.02)
+    finally:
+        store.close()
+
+
+def test_with_background_checkpoints_no_commit_checkpoints(tmp_path: Path,
+                                                          monkeypatch) -> None:
+    """Past 1,000 pages of WAL a commit would checkpoint (and wait for the disk) itself;
+    with background checkpoints only the store's thread does, here never."""
+    from jaz.engine.store import sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 3600.0)
+    for background, in_file in ((False, True), (True, False)):
+        db = tmp_path / f"{background}.db"
+        store = SqliteStore(db, background_checkpoints=background)
+        try:
+            make_run(store, jobnet="etl")
+            for i in range(60):   # 6 MB: past 1,000 pages of 4 KiB
+                store.set_state(f"big.{i}", "x" * 100_000)
+            assert (_checkpointed(db, tmp_path / "copy.db") == ["etl"]) is in_file
+        finally:
+            store.close()
+        with sqlite3.connect(db) as con:   # nothing lost either way
+            assert con.execute("SELECT count(*) FROM state WHERE key LIKE 'big.%'"
+                               ).fetchone() == (60,)

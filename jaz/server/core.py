@@ -97,7 +97,7 @@ class Core:
             self.store, log_dir = PostgresStore(config.database), home / "logs"
         else:
             db = Path(config.database) if config.database else default_db()
-            self.store = SqliteStore(db)
+            self.store = SqliteStore(db, background_checkpoints=True)
             log_dir = home / "logs" if not config.database else db.parent / f"{db.stem}.logs"
         self.registry = Registry(config.jobnets or home / "jobnets",
                                  config.calendars or home / "calendars", self.zone)
