@@ -40,7 +40,8 @@ Filter with `/` (enter applies, esc clears), terms combine:
   state:failed,running states (also s:)
   since:2h  since:3d   scheduled (else created) in the last 2 hours / 3 days
   since:2026-11-20     on or after that day; until:2026-11-20 up to its end
-  trigger:schedule     how it was started: manual, schedule, catch-up, task, jobnet
+  trigger:schedule     how it was started: manual, schedule, catch-up, rerun, task,
+                       jobnet
 
 enter opens a run; n starts a jobnet (params, a time, held); x stops a run; h holds a
 scheduled run and u releases a held one."""
