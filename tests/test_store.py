@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from support import wait_for
 
 from jaz.engine.model import JobState, RunState
 from jaz.engine.records import EventRecord, JobRecord, RunRecord
 from jaz.engine.store import MemoryStore, SqliteStore
+from jaz.engine.store import sqlite as sqlite_module
 from jaz.engine.store.base import Store
 from jaz.engine.store.sqlite import MIGRATIONS
 from jaz.errors import JazError, NotFound
@@ -327,8 +330,6 @@ def test_the_database_and_its_wal_files_are_private(tmp_path: Path) -> None:
 def _checkpointed(db: Path, copy: Path) -> list[str]:
     """The jobnets of the runs in the database file itself, without its WAL: what was
     checkpointed so far."""
-    import shutil
-
     shutil.copyfile(db, copy)
     try:
         with sqlite3.connect(copy) as con:
@@ -339,32 +340,23 @@ def _checkpointed(db: Path, copy: Path) -> list[str]:
         copy.unlink()
 
 
-def test_background_checkpoints_move_the_wal_into_the_database(tmp_path: Path,
-                                                               monkeypatch) -> None:
-    import time
-
-    from jaz.engine.store import sqlite as sqlite_module
-
+def test_background_checkpoints_move_the_wal_into_the_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 0.05)
     store = SqliteStore(tmp_path / "jaz.db", background_checkpoints=True)
     try:
         for name in ("etl", "backup", "report"):
             make_run(store, jobnet=name)
-        deadline = time.monotonic() + 10
-        while _checkpointed(tmp_path / "jaz.db", tmp_path / "copy.db") != \
-                ["etl", "backup", "report"]:
-            assert time.monotonic() < deadline, "the runs never reached the database file"
-            time.sleep(0.02)
+        wait_for(lambda: _checkpointed(tmp_path / "jaz.db", tmp_path / "copy.db")
+                 == ["etl", "backup", "report"], "the runs to reach the database file")
     finally:
         store.close()
 
 
-def test_with_background_checkpoints_no_commit_checkpoints(tmp_path: Path,
-                                                          monkeypatch) -> None:
+def test_with_background_checkpoints_no_commit_checkpoints(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past 1,000 pages of WAL a commit would checkpoint (and wait for the disk) itself;
     with background checkpoints only the store's thread does, here never."""
-    from jaz.engine.store import sqlite as sqlite_module
-
     monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 3600.0)
     for background, in_file in ((False, True), (True, False)):
         db = tmp_path / f"{background}.db"
