@@ -148,3 +148,24 @@ def test_a_run_whose_turn_fails_is_dropped_and_the_others_go_on(
     assert all(bench.service.run(r).status == RunState.SUCCEEDED for r in good)
     # the failed turn changed nothing: the run is as created, for a restart to resume
     assert all(j.status == JobState.PENDING for j in bench.service.jobs(bad))
+
+
+def test_settle_waits_until_the_runs_asked_for_have_begun(tmp_path: Path) -> None:
+    """`settle` (a long scheduler pass lets the runs it started begin): False while a run
+    asked for is not made yet, True once every one has taken its first turn."""
+    bench = Bench(tmp_path)
+    net = bench.jobnet("net", NET)
+    gate = threading.Event()
+    run_id = bench.service.create(net)
+
+    def make(loop: Any) -> tuple[Runner, None]:
+        gate.wait(10)   # on the driver's thread
+        return Runner(bench.service.ctx, net, run_id, loop), None
+
+    bench.driver.add((run_id, make))
+    assert bench.driver.settle(0.05) is False
+    gate.set()
+    assert bench.driver.settle(10) is True
+    jobs = {j.name: j for j in bench.service.jobs(run_id)}
+    assert jobs["a"].status != JobState.PENDING   # begun: its first job went out
+    wait_for(lambda: bench.ended == [run_id], "the run to end")

@@ -18,7 +18,7 @@ from jaz.engine.model import RunState
 from jaz.server import daemon
 from jaz.server.config import parse_config
 from jaz.server.core import Core
-from jaz.server.scheduler import IDLE, QUIET, Scheduler
+from jaz.server.scheduler import ARM_LEAD, IDLE, QUIET, Scheduler
 
 T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)      # a Monday
 
@@ -290,3 +290,41 @@ def test_a_decision_on_a_run_an_operator_changed_since_is_dropped(env: Any) -> N
             core._skip_run(first, "test")                  # `first` as read: scheduled
     finally:
         core.close()
+
+
+def test_a_hurried_tick_arms_the_next_fires_runs_just_before_it(env: Any) -> None:
+    """The daemon's ticks arm the next fire's runs ARM_LEAD before it (`Core.arm`), in a
+    tick that does nothing else, and the fire's tick starts them as always."""
+    (env.folder / "minutely.toml").write_text('[schedule]\ncron = "* * * * *"\n'
+                                              '[jobs.a]\nrun = "true"\n')
+    core = env.core()
+    scheduler = Scheduler(core)
+    fire = T0 + timedelta(minutes=1)
+    scheduler.tick(env.clock.now(), hurry=True)          # materialised; IDLE comes first
+    env.clock.advance(58)
+    assert scheduler.tick(env.clock.now(), hurry=True) == fire - ARM_LEAD
+    assert core.armed() == {}
+    env.clock.advance((fire - ARM_LEAD - env.clock.now()).total_seconds())
+    assert scheduler.tick(env.clock.now(), hurry=True) == fire
+    due = core.store.list_runs(status=[RunState.SCHEDULED], due_by=fire)
+    assert [r.scheduled_at for r in due] == [fire]
+    assert list(core.armed()) == [due[0].id]
+    assert core.store.list_runs(status=[RunState.RUNNING]) == []   # armed, not started
+    env.clock.advance(ARM_LEAD.total_seconds())
+    scheduler.tick(env.clock.now(), hurry=True)
+    assert env.driven == [due[0].id]
+    assert core.service.run(due[0].id).status == RunState.RUNNING
+
+
+def test_a_tick_woken_early_does_not_arm_and_plans_as_usual(env: Any) -> None:
+    (env.folder / "minutely.toml").write_text('[schedule]\ncron = "* * * * *"\n'
+                                              '[jobs.a]\nrun = "true"\n')
+    core = env.core()
+    scheduler = Scheduler(core)
+    fire = T0 + timedelta(minutes=1)
+    scheduler.tick(env.clock.now(), hurry=True)
+    env.clock.advance(58)
+    assert scheduler.tick(env.clock.now(), hurry=True) == fire - ARM_LEAD
+    env.clock.advance(0.5)   # woken before its time (a reload, an operator's run)
+    assert scheduler.tick(env.clock.now(), hurry=True) == fire - ARM_LEAD
+    assert core.armed() == {}

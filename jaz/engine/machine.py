@@ -568,9 +568,7 @@ class RunMachine:
         cwd = Path(os.path.expanduser(job.cwd)) if job.cwd else base
         if not cwd.is_absolute():
             cwd = base / cwd
-        if not self._logs_made:
-            Path(stem).parent.mkdir(parents=True, exist_ok=True)
-            self._logs_made = True
+        self.make_log_folder()
         return Attempt(run_id=self.run_id, jobnet=self.jobnet.name, job=job,
                        attempt=rec.attempts, host=job.host, env=env, cwd=cwd, base_dir=base,
                        stdout_path=Path(stem + ".out"), stderr_path=Path(stem + ".err"),
@@ -580,9 +578,21 @@ class RunMachine:
     def _stem(self, name: str, execution: int) -> str:
         """The logs of one execution of a job, without the extension; `.vars` is its
         $JAZ_OUTPUT, which also names its processes (`kill_stale`)."""
+        return os.path.join(self.log_folder, f"{name}.{execution}")
+
+    @property
+    def log_folder(self) -> str:
+        """The run's log folder: settings.log_dir / run id."""
         if self._log_folder is None:
             self._log_folder = str(self.settings.log_dir / str(self.run_id))
-        return os.path.join(self._log_folder, f"{name}.{execution}")
+        return self._log_folder
+
+    def make_log_folder(self) -> None:
+        """Make the run's log folder if this machine has not yet (before its first job,
+        or ahead of the run's start when its runner is armed)."""
+        if not self._logs_made:
+            os.makedirs(self.log_folder, exist_ok=True)
+            self._logs_made = True
 
     def started(self, name: str, pid: int | None) -> None:
         if pid is not None:

@@ -47,6 +47,9 @@ class Context(Value, frozen=False, kw_only=False):
     listener: Listener | None = None
     active: dict[int, Runner] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # runs with an armed runner (made ahead of their start): True once an action was
+    # applied to the run in the store since its runner loaded it (`Service._act`)
+    armed: dict[int, bool] = field(default_factory=dict)
 
 
 class Loop:
@@ -101,7 +104,7 @@ class Runner:
     """One run's machine, turned by one thread at a time: its own (`run`) or a `Driver`'s."""
 
     def __init__(self, ctx: Context, jobnet: Jobnet, run_id: int,
-                 loop: Loop | None = None) -> None:
+                 loop: Loop | None = None, *, armed: bool = False) -> None:
         self.ctx = ctx
         self._loop = loop or Loop()
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -113,10 +116,38 @@ class Runner:
         self._settled: list[tuple[Future[Any], BaseException | None]] = []
         self._adopting = False
         # loaded and registered at once: an action applied to the store directly
-        # (`Service._act`, under the same lock) is either in what is loaded or posted here
+        # (`Service._act`, under the same lock) is either in what is loaded or posted here.
+        # An armed runner is made ahead of its run's start and registered when it takes
+        # the run (`enlist`); an action applied meanwhile marks it stale instead.
         with ctx.lock:
             self.machine = RunMachine(ctx.store, jobnet, run_id, ctx.settings, ctx.listener)
-            ctx.active[run_id] = self
+            if armed:
+                ctx.armed[run_id] = False
+            else:
+                ctx.active[run_id] = self
+
+    def enlist(self, run: RunRecord) -> bool:
+        """An armed runner takes its run, now started (`run`, as just read): False, and
+        disarmed, when an action changed the run's jobs since it was loaded or another
+        runner has the run; a new runner must load it then."""
+        with self.ctx.lock:
+            stale = self.ctx.armed.pop(self.run_id, True)
+            if stale or self.run_id in self.ctx.active:
+                return False
+            self.machine.run = run
+            self.ctx.active[self.run_id] = self
+            return True
+
+    def disarm(self) -> None:
+        """An armed runner that will not take its run (it was held, skipped, missed...):
+        forgotten, with the log folder made for it if still empty."""
+        with self.ctx.lock:   # a runner that takes the run registers under this lock
+            self.ctx.armed.pop(self.run_id, None)
+            if self.run_id not in self.ctx.active:
+                try:
+                    os.rmdir(self.machine.log_folder)
+                except OSError:
+                    pass   # not made, or a job's logs are in it
 
     @property
     def run_id(self) -> int:
@@ -384,6 +415,8 @@ class Driver:
         self._dues: list[tuple[float, int, Runner]] = []   # a heap of (due, order, runner)
         self._order = itertools.count()
         self._lock = threading.Lock()
+        self._turning = False   # in a pass's turns (`settle`)
+        self._idle = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self._serve, name="driver", daemon=True)
         self._thread.start()
 
@@ -402,6 +435,13 @@ class Driver:
         """The runs driven or about to be."""
         with self._lock:
             return list(self._runners.keys() | self._pending.keys())
+
+    def settle(self, timeout: float) -> bool:
+        """Wait, at most `timeout` seconds, until every run asked for so far has taken its
+        first turn (and the pass that took it is over); whether it had."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._pending and not self._turning,
+                                       timeout)
 
     def _serve(self) -> None:
         while True:
@@ -428,7 +468,14 @@ class Driver:
             due, _, runner = heapq.heappop(self._dues)
             if runner.due == due:
                 turns.setdefault(runner, [])
-        self._turns(new, turns)
+        with self._lock:
+            self._turning = True
+        try:
+            self._turns(new, turns)
+        finally:
+            with self._idle:
+                self._turning = False
+                self._idle.notify_all()
 
     def _turns(self, new: list[tuple[int, Make]],
                turns: dict[Runner, list[tuple[str, Any]]]) -> None:

@@ -150,6 +150,8 @@ class Service:
                                      self.ctx.listener)
                 with self.store.batch():
                     result = fn(machine)
+                if run_id in self.ctx.armed:   # its armed runner loaded it before this
+                    self.ctx.armed[run_id] = True
         if runner is not None:
             done.result()
             return

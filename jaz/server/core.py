@@ -11,6 +11,7 @@ import functools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from jaz.engine.notify import Notifier
 
 log = logging.getLogger("jaz.server")
+ARM_TTL = 5.0   # seconds an armed runner waits for its run to start (`Core.arm`)
 
 
 @dataclass
@@ -124,6 +126,8 @@ class Core:
                                executors=executors, listener=self._changed)
         self._lock = threading.Lock()
         self.driver = Driver(self.store, self._ended)
+        # runners made ahead of their runs' start (`arm`): run id -> (runner, expiry)
+        self._armed: dict[int, tuple[Runner, float]] = {}
         self.wake = threading.Event()      # the scheduler looks again at once when set
         # held while the scheduler applies its decisions and while an operator changes an
         # upcoming run: each sees the other's change, never a run read before it
@@ -207,22 +211,73 @@ class Core:
         self.driver.add(*((run_id, functools.partial(self._runner, run_id, jobnet, resume))
                           for run_id, jobnet in runs))
 
+    def arm(self, runs: Sequence[tuple[int, Jobnet | None]], *, ttl: float = ARM_TTL) -> int:
+        """Make the runners of runs about to start (the scheduler's next fire) ahead of
+        their start: loaded, and their log folders made, so that at the instant only their
+        first turn is left. Nothing is written to the store: each run starts as it would
+        without (`_runner` takes the runner if nothing changed the run's jobs meanwhile),
+        and a runner not taken within `ttl` seconds is dropped. How many were armed."""
+        now = time.monotonic()
+        with self._lock:
+            expired = [runner for runner, until in self._armed.values() if until <= now]
+            for runner in expired:
+                del self._armed[runner.run_id]
+        for runner in expired:
+            runner.disarm()
+        armed = 0
+        for run_id, jobnet in runs:
+            with self._lock:
+                if run_id in self._armed:
+                    continue
+            try:
+                runner = Runner(self.service.ctx, jobnet or self.service.jobnet_of(run_id),
+                                run_id, self.driver.loop, armed=True)
+            except JazError as e:   # it starts, or fails, as it would have without
+                log.debug("run %s not armed: %s", run_id, e)
+                continue
+            with self._lock:
+                self._armed[run_id] = (runner, now + ttl)
+            try:
+                runner.machine.make_log_folder()
+            except OSError:
+                pass   # made (or reported) when its first job starts
+            armed += 1
+        return armed
+
+    def armed(self) -> dict[int, Runner]:
+        """The runs whose runners are armed, not taken yet."""
+        with self._lock:
+            return {run_id: runner for run_id, (runner, _) in self._armed.items()}
+
     def _runner(self, run_id: int, jobnet: Jobnet | None, resume: bool,
                 loop: Loop) -> tuple[Runner, Callable[[RunMachine], None] | None] | None:
         """On the driver thread, with no runner of the run: its runner, if it is running
-        and no other server drives it."""
-        if self.store.run_status(run_id) != RunState.RUNNING:
-            return None   # nothing reopened it: the runner that left was right
-        if not self.store.claim(run_id):
-            log.info("run %s is driven by another server", run_id)
-            return None
+        and no other server drives it (the one armed for it, when it still fits)."""
+        with self._lock:
+            armed = self._armed.pop(run_id, (None, 0.0))[0]
+        taken = False
         try:
-            apply = self.service.resumer(run_id, user="server") if resume else None
-            jobnet = jobnet or self.service.jobnet_of(run_id)
-            return Runner(self.service.ctx, jobnet, run_id, loop), apply
-        except BaseException:
-            self.store.unclaim(run_id)
-            raise
+            run = self.store.get_run(run_id) if armed is not None else None
+            if (run.status if run else self.store.run_status(run_id)) != RunState.RUNNING:
+                return None   # nothing reopened it: the runner that left was right
+            if not self.store.claim(run_id):
+                log.info("run %s is driven by another server", run_id)
+                return None
+            try:
+                if armed is not None and run is not None and not resume:
+                    taken = armed.enlist(run)
+                    if taken:
+                        return armed, None
+                    armed.disarm()   # before a new runner makes the log folder again
+                apply = self.service.resumer(run_id, user="server") if resume else None
+                jobnet = jobnet or self.service.jobnet_of(run_id)
+                return Runner(self.service.ctx, jobnet, run_id, loop), apply
+            except BaseException:
+                self.store.unclaim(run_id)
+                raise
+        finally:
+            if armed is not None and not taken:
+                armed.disarm()
 
     def _ended(self, run: RunRecord) -> None:
         """The run's runner has left the driver."""

@@ -30,6 +30,9 @@ AFTER_STARTS = timedelta(milliseconds=250)   # the rest of a tick that started r
 ADOPT_EVERY = 5.0                 # seconds between a leader's looks for runs nobody drives
 FOLLOW = timedelta(seconds=1)     # how soon a server that does not schedule asks again
 PART = 100                        # jobnets planned per commit; due runs start in between
+ARM_LEAD = timedelta(milliseconds=150)   # how long before a fire its runs' runners are made
+ARM_MAX = 100                     # runs armed per fire, at most (the rest start as usual)
+SETTLE = 0.2                      # seconds a long pass may wait for runs it started to begin
 
 
 class Scheduler:
@@ -38,6 +41,7 @@ class Scheduler:
         self.settings = settings or planner.Settings()
         self._leading = False
         self._next_adoption = 0.0   # monotonic time of the next look for orphaned runs
+        self._arming: datetime | None = None   # the fire whose runs the next tick arms
         self._forget()
 
     def _forget(self) -> None:
@@ -59,7 +63,10 @@ class Scheduler:
         With `hurry` (the daemon's loop), a tick that started due runs ends there and
         asks to be called again AFTER_STARTS later for the rest: the runs just started
         get the CPU (their threads, their processes) before the scheduler counts and
-        materialises the runs ahead, which nothing waits for.
+        materialises the runs ahead, which nothing waits for. And the next fire's runs
+        are armed ARM_LEAD before it (`Core.arm`: their runners made, nothing written),
+        in a tick of its own that does nothing else, so that at the fire only their
+        first turns are left.
 
         Reads the unfinished runs once per pass. A jobnet with no unfinished run whose
         last plan created nothing is planned again only after QUIET (or at once when its
@@ -69,6 +76,10 @@ class Scheduler:
         `ahead` before it."""
         if not self._leads():
             return now + FOLLOW
+        arming, self._arming = self._arming, None
+        if arming is not None and arming - ARM_LEAD <= now < arming:
+            self._arm(now, arming)
+            return arming
         store = self.core.store
         raw = store.get_state(LAST_TICK)
         last_tick = datetime.fromisoformat(raw) if raw else None
@@ -105,6 +116,9 @@ class Scheduler:
             # back what comes due meanwhile: the runs due by now start between parts
             if hurry and at + PART < len(entries) and \
                     self._start_due(self.core.clock.now(), last_tick):
+                # the runs just started begin before the next part: planning holds the
+                # GIL, and the driver waited for it at each of its calls (~0.1 s a part)
+                self.core.driver.settle(SETTLE)
                 runs, waiting, first = self._read(now)   # what was decided on is not again
                 busy |= self._busy(runs, waiting)
         active = busy | {d.jobnet for d in created}
@@ -117,7 +131,35 @@ class Scheduler:
         store.set_state(LAST_TICK, max(now, last_tick or now).isoformat())
         # the first run scheduled for later: as read, or just created
         upcoming = [d.at for d in created if d.at > now] + ([first] if first else [])
-        return min([now + IDLE, *upcoming])
+        due = min([now + IDLE, *upcoming])
+        if hurry and upcoming and due == min(upcoming):
+            if due - now > ARM_LEAD:
+                self._arming = due
+                return due - ARM_LEAD
+            self._arm(now, due)
+        return due
+
+    def _arm(self, now: datetime, at: datetime) -> None:
+        """Arm the runs scheduled for `at` (after `now`): those the next tick will
+        likely start. A run it does not start (held, skipped, missed, waiting) loses its
+        runner after a while; one an operator changes meanwhile gets a new one."""
+        try:
+            runs = [r for r in self.core.store.list_runs(status=[RunState.SCHEDULED],
+                                                         top_level=True, due_by=at)
+                    if r.scheduled_at is not None and r.scheduled_at > now][:ARM_MAX]
+            self.core.arm([(r.id, self._in_force(r)) for r in runs])
+        except Exception:   # only a head start: the runs start at their time all the same
+            log.warning("the runs due at %s could not be armed", at.isoformat(),
+                        exc_info=True)
+
+    def _in_force(self, run: RunRecord) -> Jobnet | None:
+        """The run's jobnet when its version is the one in force (spares a parse)."""
+        try:
+            loaded = self.core.registry.get(run.jobnet)
+        except NotFound:
+            return None
+        net = loaded.jobnet
+        return net if net is not None and net.hash == run.version else None
 
     def _leads(self) -> bool:
         """On a PostgreSQL database that several servers share, one plans and fires: the
