@@ -29,7 +29,7 @@ QUIET = timedelta(minutes=10)     # how long a jobnet with nothing to do is left
 AFTER_STARTS = timedelta(milliseconds=250)   # the rest of a tick that started runs waits
 ADOPT_EVERY = 5.0                 # seconds between a leader's looks for runs nobody drives
 FOLLOW = timedelta(seconds=1)     # how soon a server that does not schedule asks again
-PART = 100                        # jobnets planned per commit; due runs start in between
+PART = 10     # jobnets planned per commit; due runs start in between (~20 ms at start-up)
 ARM_LEAD = timedelta(milliseconds=150)   # how long before a fire its runs' runners are made
 ARM_MAX = 100                     # runs armed per fire, at most (the rest start as usual)
 SETTLE = 0.2                      # seconds a long pass may wait for runs it started to begin
