@@ -322,3 +322,25 @@ def test_a_run_is_driven_by_one_server_and_taken_over_when_it_dies(tmp_path: Pat
         assert run.status in (RunState.SUCCEEDED, RunState.ERROR, RunState.FAILED)
     finally:
         db.close()
+
+
+def test_runs_are_not_armed_on_a_database_other_servers_share(
+        tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another server may hold a job of a run after this one armed it, which this one
+    would not hear of: on PostgreSQL nothing is armed, and the run starts as usual."""
+    from datetime import timedelta
+
+    from jaz.server.config import parse_config
+    from jaz.server.core import Core
+
+    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
+    nets = tmp_path / "jobnets"
+    nets.mkdir()
+    (nets / "net.toml").write_text('[jobs.a]\nrun = "true"\n')
+    core = Core(parse_config(f'jobnets = "{nets}"\ndatabase = "{url}"\n'))
+    try:
+        run_id = core.start("net", at=core.clock.now() + timedelta(minutes=5), user="test")
+        assert core.arm([(run_id, None)]) == 0 and core.armed() == {}
+        assert not (core.settings.log_dir / str(run_id)).exists()
+    finally:
+        core.close()

@@ -216,7 +216,12 @@ class Core:
         their start: loaded, and their log folders made, so that at the instant only their
         first turn is left. Nothing is written to the store: each run starts as it would
         without (`_runner` takes the runner if nothing changed the run's jobs meanwhile),
-        and a runner not taken within `ttl` seconds is dropped. How many were armed."""
+        and a runner not taken within `ttl` seconds is dropped. How many were armed.
+
+        Not on PostgreSQL: another server may change the run's jobs meanwhile (an
+        operator's hold through its API), which this one would not hear of."""
+        if isinstance(self.store, PostgresStore):
+            return 0
         now = time.monotonic()
         with self._lock:
             expired = [runner for runner, until in self._armed.values() if until <= now]
