@@ -96,4 +96,3 @@ def test_an_armed_run_that_does_not_start_loses_its_runner(core: Core) -> None:
     assert core.armed() == {} and core.service.ctx.armed == {}
     assert not log_folder(core, run_id).exists()
     assert core.service.run(run_id).status == RunState.SKIPPED
-
