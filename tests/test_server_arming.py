@@ -5,6 +5,7 @@ its runner and the log folder made for it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -96,3 +97,18 @@ def test_an_armed_run_that_does_not_start_loses_its_runner(core: Core) -> None:
     assert core.armed() == {} and core.service.ctx.armed == {}
     assert not log_folder(core, run_id).exists()
     assert core.service.run(run_id).status == RunState.SKIPPED
+
+
+def test_arming_stops_at_its_deadline_and_a_runner_past_its_time_is_not_taken(
+        core: Core) -> None:
+    """Arming must not hold up the start it prepares (`until`); and an armed runner
+    loaded too long ago (past `ttl`) is dropped when its run starts, not trusted."""
+    run_id, scheduler = start_soon(core)
+    assert core.arm([(run_id, None)], until=time.monotonic()) == 0
+    assert core.armed() == {} and not log_folder(core, run_id).exists()
+    assert core.arm([(run_id, None)], ttl=0.0) == 1
+    runner = core.armed()[run_id]
+    start_when_due(core, scheduler, run_id)
+    wait_for(lambda: core.service.run(run_id).status == RunState.SUCCEEDED, "the run")
+    assert runner.machine.run.status == RunState.SCHEDULED   # a new runner drove it
+    assert core.armed() == {} and core.service.ctx.armed == {}

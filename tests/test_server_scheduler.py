@@ -328,3 +328,10 @@ def test_a_tick_woken_early_does_not_arm_and_plans_as_usual(env: Any) -> None:
     env.clock.advance(0.5)   # woken before its time (a reload, an operator's run)
     assert scheduler.tick(env.clock.now(), hurry=True) == fire - ARM_LEAD
     assert core.armed() == {}
+    env.clock.advance((fire - ARM_LEAD - env.clock.now()).total_seconds())
+    assert scheduler.tick(env.clock.now(), hurry=True) == fire
+    (armed,) = core.armed().values()
+    env.clock.advance(0.05)  # woken between the arming and the fire: waits for the fire
+    assert scheduler.tick(env.clock.now(), hurry=True) == fire
+    assert list(core.armed().values()) == [armed]   # not armed again
+    assert core.store.list_runs(status=[RunState.RUNNING]) == []

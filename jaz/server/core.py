@@ -211,26 +211,29 @@ class Core:
         self.driver.add(*((run_id, functools.partial(self._runner, run_id, jobnet, resume))
                           for run_id, jobnet in runs))
 
-    def arm(self, runs: Sequence[tuple[int, Jobnet | None]], *, ttl: float = ARM_TTL) -> int:
+    @property
+    def arms(self) -> bool:
+        """Whether runs are armed ahead of their start (`arm`): not on PostgreSQL, where
+        another server may change a run's jobs meanwhile (an operator's hold through its
+        API), which this one would not hear of."""
+        return not isinstance(self.store, PostgresStore)
+
+    def arm(self, runs: Sequence[tuple[int, Jobnet | None]], *, ttl: float = ARM_TTL,
+            until: float | None = None) -> int:
         """Make the runners of runs about to start (the scheduler's next fire) ahead of
         their start: loaded, and their log folders made, so that at the instant only their
         first turn is left. Nothing is written to the store: each run starts as it would
         without (`_runner` takes the runner if nothing changed the run's jobs meanwhile),
-        and a runner not taken within `ttl` seconds is dropped. How many were armed.
-
-        Not on PostgreSQL: another server may change the run's jobs meanwhile (an
-        operator's hold through its API), which this one would not hear of."""
-        if isinstance(self.store, PostgresStore):
+        and a runner not taken within `ttl` seconds is dropped. Arming stops at `until`
+        (monotonic seconds): it must not hold up the start it prepares. How many were
+        armed."""
+        self.disarm(expired_only=True)
+        if not self.arms:
             return 0
-        now = time.monotonic()
-        with self._lock:
-            expired = [runner for runner, until in self._armed.values() if until <= now]
-            for runner in expired:
-                del self._armed[runner.run_id]
-        for runner in expired:
-            runner.disarm()
         armed = 0
         for run_id, jobnet in runs:
+            if until is not None and time.monotonic() >= until:
+                break
             with self._lock:
                 if run_id in self._armed:
                     continue
@@ -240,14 +243,25 @@ class Core:
             except JazError as e:   # it starts, or fails, as it would have without
                 log.debug("run %s not armed: %s", run_id, e)
                 continue
-            with self._lock:
-                self._armed[run_id] = (runner, now + ttl)
             try:
                 runner.machine.make_log_folder()
             except OSError:
                 pass   # made (or reported) when its first job starts
+            with self._lock:
+                self._armed[run_id] = (runner, time.monotonic() + ttl)
             armed += 1
         return armed
+
+    def disarm(self, *, expired_only: bool = False) -> None:
+        """Drop the armed runners (those past their time only, with `expired_only`)."""
+        now = time.monotonic()
+        with self._lock:
+            dropped = [runner for runner, until in self._armed.values()
+                       if until <= now or not expired_only]
+            for runner in dropped:
+                del self._armed[runner.run_id]
+        for runner in dropped:
+            runner.disarm()
 
     def armed(self) -> dict[int, Runner]:
         """The runs whose runners are armed, not taken yet."""
@@ -259,7 +273,10 @@ class Core:
         """On the driver thread, with no runner of the run: its runner, if it is running
         and no other server drives it (the one armed for it, when it still fits)."""
         with self._lock:
-            armed = self._armed.pop(run_id, (None, 0.0))[0]
+            armed, until = self._armed.pop(run_id, (None, 0.0))
+        if armed is not None and until <= time.monotonic():
+            armed.disarm()   # past its time: loaded too long ago to be trusted
+            armed = None
         taken = False
         try:
             run = self.store.get_run(run_id) if armed is not None else None
@@ -274,6 +291,7 @@ class Core:
                     if taken:
                         return armed, None
                     armed.disarm()   # before a new runner makes the log folder again
+                    armed = None
                 apply = self.service.resumer(run_id, user="server") if resume else None
                 jobnet = jobnet or self.service.jobnet_of(run_id)
                 return Runner(self.service.ctx, jobnet, run_id, loop), apply
@@ -419,5 +437,6 @@ class Core:
     # ------------------------------------------------------------ housekeeping
 
     def close(self) -> None:
+        self.disarm()
         self.spawning.close()
         self.store.close()

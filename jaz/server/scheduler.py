@@ -32,6 +32,7 @@ FOLLOW = timedelta(seconds=1)     # how soon a server that does not schedule ask
 PART = 10     # jobnets planned per commit; due runs start in between (~20 ms at start-up)
 ARM_LEAD = timedelta(milliseconds=150)   # how long before a fire its runs' runners are made
 ARM_MAX = 100                     # runs armed per fire, at most (the rest start as usual)
+ARM_MARGIN = timedelta(milliseconds=30)   # arming stops this long before the fire
 SETTLE = 0.2                      # seconds a long pass may wait for runs it started to begin
 
 
@@ -42,6 +43,7 @@ class Scheduler:
         self._leading = False
         self._next_adoption = 0.0   # monotonic time of the next look for orphaned runs
         self._arming: datetime | None = None   # the fire whose runs the next tick arms
+        self._armed_for: datetime | None = None   # the fire whose runs were armed last
         self._forget()
 
     def _forget(self) -> None:
@@ -66,7 +68,8 @@ class Scheduler:
         materialises the runs ahead, which nothing waits for. And the next fire's runs
         are armed ARM_LEAD before it (`Core.arm`: their runners made, nothing written),
         in a tick of its own that does nothing else, so that at the fire only their
-        first turns are left.
+        first turns are left; a tick woken between that one and the fire waits for
+        the fire.
 
         Reads the unfinished runs once per pass. A jobnet with no unfinished run whose
         last plan created nothing is planned again only after QUIET (or at once when its
@@ -76,10 +79,13 @@ class Scheduler:
         `ahead` before it."""
         if not self._leads():
             return now + FOLLOW
-        arming, self._arming = self._arming, None
+        arming = self._arming
         if arming is not None and arming - ARM_LEAD <= now < arming:
-            self._arm(now, arming)
+            if self._armed_for != arming:   # else woken again before the fire: wait for it
+                self._armed_for = arming
+                self._arm(now, arming)
             return arming
+        self._arming = None
         store = self.core.store
         raw = store.get_state(LAST_TICK)
         last_tick = datetime.fromisoformat(raw) if raw else None
@@ -132,22 +138,27 @@ class Scheduler:
         # the first run scheduled for later: as read, or just created
         upcoming = [d.at for d in created if d.at > now] + ([first] if first else [])
         due = min([now + IDLE, *upcoming])
-        if hurry and upcoming and due == min(upcoming):
-            if due - now > ARM_LEAD:
+        if hurry and upcoming and due == min(upcoming) and self.core.arms:
+            later = self.core.clock.now()   # this pass took a while, maybe
+            if due - later > ARM_LEAD:
                 self._arming = due
                 return due - ARM_LEAD
-            self._arm(now, due)
+            if due - later > ARM_MARGIN:
+                self._armed_for = due
+                self._arm(later, due)
         return due
 
     def _arm(self, now: datetime, at: datetime) -> None:
         """Arm the runs scheduled for `at` (after `now`): those the next tick will
-        likely start. A run it does not start (held, skipped, missed, waiting) loses its
-        runner after a while; one an operator changes meanwhile gets a new one."""
+        likely start, until ARM_MARGIN before it. A run it does not start (held,
+        skipped, missed, waiting) loses its runner after a while; one an operator
+        changes meanwhile gets a new one."""
+        until = time.monotonic() + (at - now - ARM_MARGIN).total_seconds()
         try:
             runs = [r for r in self.core.store.list_runs(status=[RunState.SCHEDULED],
                                                          top_level=True, due_by=at)
                     if r.scheduled_at is not None and r.scheduled_at > now][:ARM_MAX]
-            self.core.arm([(r.id, self._in_force(r)) for r in runs])
+            self.core.arm([(r.id, self._in_force(r)) for r in runs], until=until)
         except Exception:   # only a head start: the runs start at their time all the same
             log.warning("the runs due at %s could not be armed", at.isoformat(),
                         exc_info=True)
