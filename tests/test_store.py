@@ -66,6 +66,26 @@ def test_runs_and_jobs_round_trip(store):
                                                            {"DAY": "mon"})
 
 
+def test_a_run_is_updated_only_while_it_is_as_expected(store):
+    """`update_run_if`: the scheduler starts a run only if it is still scheduled by a
+    schedule (an operator may have held, skipped or re-timed it since it was read)."""
+    run_id = make_run(store, status=RunState.SCHEDULED)
+    store.update_run(run_id, trigger="schedule")
+    started = store.update_run_if(run_id, RunState.SCHEDULED, ("schedule", "catch-up"),
+                                  status=RunState.RUNNING, trigger="catch-up")
+    assert started is not None and (started.status, started.trigger, started.params) == (
+        RunState.RUNNING, "catch-up", {"DAY": "mon"})
+    assert store.update_run_if(run_id, RunState.SCHEDULED, ("schedule", "catch-up"),
+                               status=RunState.RUNNING) is None      # running already
+    other = make_run(store, status=RunState.SCHEDULED)
+    store.update_run(other, trigger="manual")                        # re-timed by hand
+    assert store.update_run_if(other, RunState.SCHEDULED, ("schedule",),
+                               status=RunState.RUNNING) is None
+    assert store.get_run(other).status == RunState.SCHEDULED         # nothing changed
+    assert store.update_run_if(other + 100, RunState.SCHEDULED, ("manual",),
+                               status=RunState.RUNNING) is None      # no such run
+
+
 def test_unknown_ids_are_not_found(store):
     run_id = make_run(store)
     with pytest.raises(NotFound):

@@ -319,7 +319,7 @@ class Scheduler:
         """Apply one decision; False when it no longer fits the run (an operator held,
         skipped, stopped or re-timed it after the runs were read)."""
         core, store = self.core, self.core.store
-        if isinstance(d, planner.Start | planner.Miss | planner.Skip):
+        if isinstance(d, planner.Miss | planner.Skip):
             current = store.get_run(d.run_id)
             if current.status != RunState.SCHEDULED or \
                     current.trigger not in planner.SCHEDULED_TRIGGERS:
@@ -332,8 +332,13 @@ class Scheduler:
             core._changed("run", store.get_run(run_id))
         elif isinstance(d, planner.Cursor):
             store.set_state(f"scheduler.cursor.{d.jobnet}", d.at.isoformat())
-        elif isinstance(d, planner.Start):
-            run = store.update_run(d.run_id, status=RunState.RUNNING, trigger=d.trigger)
+        elif isinstance(d, planner.Start):   # checked and started in one statement
+            started = store.update_run_if(d.run_id, RunState.SCHEDULED,
+                                          planner.SCHEDULED_TRIGGERS,
+                                          status=RunState.RUNNING, trigger=d.trigger)
+            if started is None:
+                return False
+            run = started
             loaded = core.registry.get(run.jobnet)
             if loaded.jobnet is not None and loaded.jobnet.hash == run.version:
                 self._versions_in_force[d.run_id] = loaded.jobnet

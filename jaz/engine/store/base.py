@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from jaz.engine.model import RunState
 from jaz.engine.records import EventRecord, JobRecord, RunRecord
+from jaz.errors import NotFound
 
 
 class Store(ABC):
@@ -46,6 +47,20 @@ class Store(ABC):
     def run_status(self, run_id: int) -> RunState:
         """A run's status alone (NotFound for no such run)."""
         return self.get_run(run_id).status
+
+    def update_run_if(self, run_id: int, expect: RunState, triggers: Sequence[str],
+                      **changes: Any) -> RunRecord | None:
+        """`update_run` while the run is in status `expect` with one of `triggers`, checked and
+        changed at once (one statement in SQL); None, and nothing changed, when it is
+        not (or is gone): an operator held, skipped or re-timed it meanwhile."""
+        with self.batch():
+            try:
+                run = self.get_run(run_id)
+            except NotFound:
+                return None
+            if run.status != expect or run.trigger not in triggers:
+                return None
+            return self.update_run(run_id, **changes)
 
     @abstractmethod
     def get_jobs(self, run_id: int) -> list[JobRecord]: ...

@@ -112,9 +112,11 @@ class SqlStore(Store):
         """Run the INSERT of a run (`_sql`'d, in a batch); the new run's id."""
 
     def _update_run(self, sql: str, args: Sequence[Any], run_id: int) -> RunRecord:
-        """Run the UPDATE of a run (`_sql`'d); the run as it is now."""
+        """Run the UPDATE of a run (`_sql`'d); the run as it is now (NotFound when the
+        UPDATE changed no row)."""
         with self.batch():
-            self._db.execute(sql, args)
+            if self._db.execute(sql, args).rowcount == 0:
+                raise no_run(run_id)
             return self.get_run(run_id)
 
     def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -189,6 +191,22 @@ class SqlStore(Store):
         sets = ", ".join(f"{k} = ?" for k in changes)
         return self._update_run(self._sql(f"UPDATE runs SET {sets} WHERE id = ?"),
                                 [*(encode(k, v) for k, v in changes.items()), run_id], run_id)
+
+    def update_run_if(self, run_id: int, expect: RunState, triggers: Sequence[str],
+                      **changes: Any) -> RunRecord | None:
+        check_fields(RUN_FIELDS, changes)
+        if not changes or not triggers:
+            return super().update_run_if(run_id, expect, triggers, **changes)
+        encode = self._encode
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        among, args = self._in("trigger", list(triggers))
+        try:
+            return self._update_run(
+                self._sql(f"UPDATE runs SET {sets} WHERE id = ? AND status = ? AND {among}"),
+                [*(encode(k, v) for k, v in changes.items()), run_id, encode("status", expect),
+                 *args], run_id)
+        except NotFound:
+            return None
 
     def update_job(self, run_id: int, name: str, **changes: Any) -> None:
         if not changes.keys() <= JOB_FIELDS:
