@@ -140,8 +140,9 @@ class Scheduler:
             else:
                 self._quiet[e.jobnet] = (now, now + QUIET, e.schedules)
         self._start_manual(now, runs)
-        store.set_state(LAST_TICK, max(now, last_tick or now).isoformat())
-        self._last_tick = max(now, last_tick or now)
+        latest = max(now, last_tick or now)
+        store.set_state(LAST_TICK, latest.isoformat())
+        self._last_tick = latest
         # the first run scheduled for later: as read, or just created
         upcoming = [d.at for d in created if d.at > now] + ([first] if first else [])
         due = min([now + IDLE, *upcoming])
@@ -339,9 +340,9 @@ class Scheduler:
             if started is None:
                 return False
             run = started
-            loaded = core.registry.get(run.jobnet)
-            if loaded.jobnet is not None and loaded.jobnet.hash == run.version:
-                self._versions_in_force[d.run_id] = loaded.jobnet
+            in_force = self._in_force(run)
+            if in_force is not None:
+                self._versions_in_force[d.run_id] = in_force
             self._event(d.run_id, "run_started_by_schedule", now, d.trigger, run)
         elif isinstance(d, planner.Miss | planner.Skip):
             status = RunState.MISSED if isinstance(d, planner.Miss) else RunState.SKIPPED
