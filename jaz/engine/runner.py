@@ -211,6 +211,9 @@ class Runner:
                 resume(m)
             m.begin(self.ctx.clock.now())
             self._adopting = True
+            # actions posted since the runner was registered (an operator's stop) come
+            # before its first jobs start, not in the turn after
+            events = [*events, *self.posted()]
         self._record_pids()
         for kind, payload in events:
             self._handle(kind, payload, self._commands, self._settled)

@@ -161,21 +161,33 @@ class Service:
 
     def stop(self, run_id: int, job: str | None = None, user: str = "system") -> None:
         if job is None:
-            runner = self.ctx.active.get(run_id)
-            if runner is not None:
-                runner.submit(lambda m: m.stop_run(self.now(), user)).result()
-                return
-            run = self.run(run_id)
-            if run.status in (RunState.ERROR, RunState.HELD, RunState.SCHEDULED,
-                              RunState.RUNNING):
-                now = self.now()
-                self.store.update_run(run_id, status=RunState.STOPPED, ended_at=now,
-                                      message=f"stopped by {user}")
-                self.store.add_event(EventRecord(at=now, kind="stop_run", run_id=run_id,
-                                                 jobnet=run.jobnet, user=user))
-                return
-            raise StateError(f"run {run_id} is {run.status}; there is nothing to stop")
+            # under the context's lock, as `_act`: a runner taking the run up meanwhile
+            # is either registered (and told) or loads the run stopped, never begins it
+            # over the stop (an armed one is marked stale: it loaded the run before)
+            with self.ctx.lock:
+                runner = self.ctx.active.get(run_id)
+                if runner is None:
+                    self._stop_undriven(run_id, user)
+                    return
+                done = runner.submit(lambda m: m.stop_run(self.now(), user))
+            done.result()
+            return
         self._act(run_id, lambda m: m.stop_job(job, self.now(), user))
+
+    def _stop_undriven(self, run_id: int, user: str) -> None:
+        """Stop a run no runner drives here, in the store (under the context's lock)."""
+        run = self.run(run_id)
+        if run.status not in (RunState.ERROR, RunState.HELD, RunState.SCHEDULED,
+                              RunState.RUNNING):
+            raise StateError(f"run {run_id} is {run.status}; there is nothing to stop")
+        now = self.now()
+        with self.store.batch():
+            self.store.update_run(run_id, status=RunState.STOPPED, ended_at=now,
+                                  message=f"stopped by {user}")
+            self.store.add_event(EventRecord(at=now, kind="stop_run", run_id=run_id,
+                                             jobnet=run.jobnet, user=user))
+        if run_id in self.ctx.armed:
+            self.ctx.armed[run_id] = True
 
     def hold(self, run_id: int, job: str, user: str = "system") -> None:
         self._act(run_id, lambda m: m.hold(job, self.now(), user))

@@ -294,7 +294,14 @@ class Core:
                     armed = None
                 apply = self.service.resumer(run_id, user="server") if resume else None
                 jobnet = jobnet or self.service.jobnet_of(run_id)
-                return Runner(self.service.ctx, jobnet, run_id, loop), apply
+                runner = Runner(self.service.ctx, jobnet, run_id, loop)
+                if runner.machine.run.status != RunState.RUNNING:
+                    # an operator stopped it since it was read (`Service.stop`, before
+                    # the runner was registered): its first turn would begin it again
+                    runner.leave()
+                    self.store.unclaim(run_id)
+                    return None
+                return runner, apply
             except BaseException:
                 self.store.unclaim(run_id)
                 raise
@@ -351,8 +358,10 @@ class Core:
                                  + (" (or rerun RUN: a new run with the same params)"
                                     if action == "rerun" else ""))
             after = self.service.run(run_id)
-            if action == "stop" and run.status != RunState.RUNNING:
-                self._changed("run", after)   # no driver to tell the event streams
+            if action == "stop":
+                # told whether or not a driver tells too: a running run stopped while the
+                # driver took it up is let go without a turn (`_runner`)
+                self._changed("run", after)
             return after
         if action == "stop":
             self.service.stop(run_id, job, user=user)

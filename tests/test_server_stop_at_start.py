@@ -1,0 +1,116 @@
+"""An operator's stop that lands while the driver takes a run up (after it read the run
+as running, before the run's first turn) is kept: the run ends stopped and none of its
+jobs starts. A real core, its real driver and store; the stop is sent at that very
+moment from the store's `claim` (which the driver calls after it read the run, before
+it makes its runner) or, once the runner is registered, from its first turn's `batch`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from support import wait_for
+
+from jaz.engine.model import RunState
+from jaz.server.config import parse_config
+from jaz.server.core import Core
+from jaz.server.scheduler import Scheduler
+
+
+@pytest.fixture
+def core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Core]:
+    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
+    nets = tmp_path / "jobnets"
+    nets.mkdir()
+    (nets / "net.toml").write_text(f'[jobs.a]\nrun = "touch {tmp_path / "ran"}"\n')
+    core = Core(parse_config(f'jobnets = "{nets}"\ndatabase = "{tmp_path / "jaz.db"}"\n'))
+    yield core
+    core.close()
+
+
+def stop_when_claimed(core: Core, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """From now on, the first run the driver claims is stopped by an operator right then;
+    returns a function giving that run's id (0 while none was)."""
+    claimed: list[int] = []
+    claim = core.store.claim
+
+    def stop_then_claim(run_id: int) -> bool:
+        if not claimed:
+            claimed.append(run_id)
+            core.act("stop", run_id, None, user="operator")
+        return claim(run_id)
+
+    monkeypatch.setattr(core.store, "claim", stop_then_claim)
+    return lambda: claimed[0] if claimed else 0
+
+
+def assert_stopped_before_any_job(core: Core, run_id: int, tmp_path: Path) -> None:
+    assert core.driver.settle(10)
+    wait_for(lambda: run_id not in core.driver.running(), "the driver to let the run go")
+    run = core.service.run(run_id)
+    assert run.status == RunState.STOPPED, run
+    assert run.message == "stopped by operator"
+    kinds = [e.kind for e in core.service.events(run_id)]
+    assert "stop_run" in kinds and "run_started" not in kinds, kinds
+    (job,) = core.service.jobs(run_id)
+    assert job.started_at is None and job.executions == 0, job   # never started
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_stop_while_a_run_is_taken_up_is_kept(core: Core, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    stopped = stop_when_claimed(core, monkeypatch)
+    run_id = core.start("net", user="test")
+    wait_for(stopped, "the driver to claim the run")
+    assert stopped() == run_id
+    assert_stopped_before_any_job(core, run_id, tmp_path)
+
+
+def test_a_stop_while_an_armed_run_is_taken_up_is_kept(core: Core, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    run_id = core.start("net", at=core.clock.now() + timedelta(milliseconds=300), user="test")
+    assert core.arm([(run_id, None)]) == 1
+    stopped = stop_when_claimed(core, monkeypatch)
+    at = core.service.run(run_id).scheduled_at
+    assert at is not None
+    wait_for(lambda: core.clock.now() >= at, "the run's time")
+    Scheduler(core).tick(core.clock.now())
+    wait_for(stopped, "the driver to claim the run")
+    assert stopped() == run_id
+    assert_stopped_before_any_job(core, run_id, tmp_path)
+    assert core.armed() == {}
+
+
+def test_a_stop_before_a_runs_first_turn_comes_before_its_jobs(
+        core: Core, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner is registered, so the stop is posted to it: its first turn takes it
+    (before any job starts), not the turn after (which would start job `a`, then kill it)."""
+    batch = core.store.batch
+    stops: list[threading.Thread] = []
+
+    def stop_then_batch() -> AbstractContextManager[None]:
+        runner = core.service.ctx.active.get(1)
+        if not stops and runner is not None and threading.current_thread().name == "driver":
+            stop = threading.Thread(target=core.act, args=("stop", 1, None),
+                                    kwargs={"user": "operator"})
+            stop.start()
+            stops.append(stop)
+            wait_for(lambda: not runner._events.empty(), "the stop to be posted")
+        return batch()
+
+    monkeypatch.setattr(core.store, "batch", stop_then_batch)
+    run_id = core.start("net", user="test")
+    assert run_id == 1
+    wait_for(lambda: stops, "the driver's first turn")
+    stops[0].join(10)
+    assert not stops[0].is_alive()
+    assert core.driver.settle(10)
+    run = core.service.run(run_id)
+    assert run.status == RunState.STOPPED, run
+    (job,) = core.service.jobs(run_id)
+    assert job.started_at is None and job.executions == 0, job   # never started
+    assert not (tmp_path / "ran").exists()
