@@ -136,6 +136,7 @@ def test_jobnets_show_their_validation_errors(api: TestClient) -> None:
     ("post", "/api/v1/runs/1/jobs/greet/rerun", {"downstream": True}),
     ("post", "/api/v1/runs/1/skip", None),
     ("post", "/api/v1/runs/1/rerun", None),
+    ("post", "/api/v1/runs/1/resume", None),
     ("post", "/api/v1/runs/1/retime", {"at": "2098-01-01T00:00:00+00:00"}),
     ("post", "/api/v1/purge", {"keep_days": 0}),
 ])
@@ -190,6 +191,7 @@ def test_viewers_may_read(api: TestClient) -> None:
     ("get", "/api/v1/runs", {"params": {"status": "sleepy"}}, 422, "invalid request"),
     ("get", "/api/v1/runs", {"params": {"sort": "colour"}}, 422, "invalid request"),
     ("post", "/api/v1/runs/999/stop", {}, 404, "999"),
+    ("post", "/api/v1/runs/999/resume", {}, 404, "999"),
     ("post", "/api/v1/runs/1/explode", {}, 422, "invalid request"),
     ("post", "/api/v1/runs/999/jobs/x/hold", {}, 404, "999"),
     ("get", "/api/v1/jobnets/nope", {}, 404, "nope"),

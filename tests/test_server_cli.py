@@ -130,6 +130,25 @@ def test_a_failed_run_exits_1_and_rerun_and_skip_move_it_on(server: Server) -> N
         ("skipped", "succeeded")
 
 
+def test_a_halted_run_is_resumed_from_the_shell(server: Server) -> None:
+    run_id = started(server.jaz("start", "fail", "--wait"))
+    refused = server.jaz("resume", str(run_id + 1000))
+    assert refused.returncode == 4 and str(run_id + 1000) in refused.stderr
+    first = server.run(run_id)["jobs"]["a"]["started_at"]
+    resumed = server.jaz("resume", str(run_id), "--json", ok=True)
+    assert json.loads(resumed.stdout)["status"] in ("running", "error")
+    view = server.until(run_id, lambda r: r["status"] == "error"
+                        and r["jobs"]["a"]["started_at"] != first, "in error again")
+    assert view["jobs"]["a"]["status"] == "failed"     # it ran again, and failed again
+    events = server.api.get("/api/v1/events", params={"run": run_id}).json()
+    assert [e["user"] for e in events if e["kind"] == "resume"] == ["admin"], events
+    running = started(server.jaz("start", "gate", ok=True))
+    server.until(running, lambda r: r["jobs"]["gate"]["status"] == "held", "gate held")
+    busy = server.jaz("resume", str(running))
+    assert busy.returncode == 2 and "only a failed, stopped or halted" in busy.stderr
+    server.jaz("stop", str(running), ok=True)
+
+
 def test_held_jobs_are_held_released_and_logs_follow_to_the_end(server: Server) -> None:
     run_id = started(server.jaz("start", "gate", ok=True))
     server.until(run_id, lambda r: r["jobs"]["gate"]["status"] == "held", "gate held")

@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
     app.command("skip")(skip)
     app.command("unskip")(unskip)
     app.command("rerun")(rerun)
+    app.command("resume")(resume)
     app.command("retime")(retime)
     app.command("jobnets")(jobnets)
     app.command("show")(show)
@@ -313,6 +314,13 @@ def rerun(run_id: RunArg, job: MaybeJobArg = None,
     else:
         print(view["run_id"], flush=True)
         _note(f"run {view['run_id']} reruns run {run_id} with the same params")
+
+
+def resume(run_id: RunArg, json_: JsonOption = False, server: ServerOption = None,
+           token: TokenOption = None) -> None:
+    """Go on with a run that failed, was stopped or halted in error (rerun from
+    failure): its failed and stopped jobs run again, the finished ones do not."""
+    _act("resume", run_id, None, json_=json_, server=server, token=token)
 
 
 def retime(run_id: RunArg,

@@ -174,6 +174,20 @@ class Service:
             return
         self._act(run_id, lambda m: m.stop_job(job, self.now(), user))
 
+    def resume_ended(self, run_id: int, statuses: Sequence[RunState], *,
+                     user: str = "system") -> None:
+        """Reopen a run in one of `statuses` where it stopped, as `jaz run --resume` does
+        (its failed and stopped jobs to run again); StateError if it is in none of them
+        by the time the action applies. The caller drives it."""
+        now = self.now()
+
+        def resume(m: RunMachine) -> None:
+            if m.run.status not in statuses:
+                raise StateError(f"run {run_id} is {m.run.status} now; look again and retry")
+            m.resume(now, user=user)
+
+        self._act(run_id, resume)
+
     def _stop_undriven(self, run_id: int, user: str) -> None:
         """Stop a run no runner drives here, in the store (under the context's lock)."""
         run = self.run(run_id)

@@ -238,7 +238,7 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         return run_out(run_id)
 
     @app.post("/api/v1/runs/{run_id}/{action}", response_model=dict[str, Any])
-    def run_action(run_id: RunId, action: Literal["stop", "hold", "release", "skip"],
+    def run_action(run_id: RunId, action: Literal["stop", "hold", "release", "skip", "resume"],
                    who: Principal = operator) -> JSONResponse:
         core.act(action, run_id, None, user=who.user)
         return run_out(run_id)

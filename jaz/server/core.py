@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jaz.server")
 ARM_TTL = 5.0   # seconds an armed runner waits for its run to start (`Core.arm`)
+RESUMABLE = (RunState.FAILED, RunState.STOPPED, RunState.ERROR)   # `jaz resume`
 
 
 @dataclass
@@ -353,11 +354,15 @@ class Core:
                 self._release_run(run, user)
             elif action == "skip":
                 self._skip_run(run, user)
+            elif action == "resume":
+                self._resume_run(run, user)
             else:
                 raise StateError(f"{action} needs a job: {action} RUN JOB"
                                  + (" (or rerun RUN: a new run with the same params)"
                                     if action == "rerun" else ""))
             after = self.service.run(run_id)
+            if action == "resume" and after.status == RunState.RUNNING:
+                self.drive(run_id)
             if action == "stop":
                 # told whether or not a driver tells too: a running run stopped while the
                 # driver took it up is let go without a turn (`_runner`)
@@ -370,10 +375,11 @@ class Core:
         else:
             getattr(self.service, action)(run_id, job, user=user)
         after = self.service.run(run_id)
-        # an action that lets a halted run go on (skip, release, rerun...) drives it again
-        # from where it is: not as a resume, which would run every failed or stopped job
-        # again (a job just stopped among them)
-        if action not in ("stop", "hold") and RunState.ERROR in (run.status, after.status) \
+        # an action that reopens a run no runner drives (a rerun or skip in a halted,
+        # failed, stopped or even succeeded run) drives it again from where it is: not
+        # as a resume, which would run every failed or stopped job again (a job just
+        # stopped among them)
+        if action not in ("stop", "hold") and run.status != RunState.RUNNING \
                 and after.status == RunState.RUNNING:
             self.drive(run_id)
         return self.service.run(run_id)
@@ -403,6 +409,19 @@ class Core:
                              f"can be skipped (skip one of its jobs instead)")
         self._set_run(run, RunState.SKIPPED, "skip_run", user, ended_at=self.clock.now(),
                       message=f"skipped by {user}")
+
+    def _resume_run(self, run: RunRecord, user: str) -> None:
+        """Rerun from failure: a run that failed, was stopped or halted in `error` goes on
+        (`jaz run --resume`): its failed and stopped jobs run again, finished ones do not.
+        `act` drives it once it is running again."""
+        if run.parent_run is not None:
+            raise StateError(f"run {run.id} is part of run {run.parent_run}; resume that one")
+        if run.status not in RESUMABLE:
+            raise StateError(f"run {run.id} is {run.status}; only a failed, stopped or halted "
+                             f"(error) run can be resumed"
+                             + (" (jaz rerun RUN starts a new one)"
+                                if run.status == RunState.SUCCEEDED else ""))
+        self.service.resume_ended(run.id, RESUMABLE, user=user)
 
     def retime(self, run_id: int, at: datetime, *, user: str) -> RunRecord:
         """Move a scheduled or held run's start. The operator owns its time from then on:
