@@ -20,6 +20,7 @@ from jaz.server.core import Core
 
 ADMIN = "fuzz-admin-token"
 SKIP = {"/api/v1/stream"}    # an endless event stream
+EXAMPLES = int(os.environ.get("JAZ_FUZZ_EXAMPLES", "60"))   # per operation (~8 s in all)
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_the_api_never_answers_5xx(schema: Any) -> None:
     assert len(operations) >= 12          # the document really lists the API
     for operation in operations:
         @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, database=None,
+        @settings(max_examples=EXAMPLES, deadline=None, database=None,
                   derandomize=bool(os.environ.get("CI")),   # CI: the same cases every run
                   suppress_health_check=list(HealthCheck))
         def check(case: Any) -> None:
