@@ -26,6 +26,7 @@ def core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Core]:
     (nets / "stops.toml").write_text(
         f'on_failure = "stop"\n[jobs.a]\nrun = "test -e {ok}"\n'
         '[jobs.b]\nneeds = ["a"]\nrun = "echo b"\n')
+    (nets / "parent.toml").write_text('[jobs.child]\njobnet = "stops"\n')
     (nets / "slow.toml").write_text(
         f'[jobs.a]\nrun = "test -e {ok} || sleep 30"\n[jobs.b]\nneeds = ["a"]\nrun = "echo b"\n')
     core = Core(parse_config(f'jobnets = "{nets}"\ndatabase = "{tmp_path / "jaz.db"}"\n'))
@@ -129,3 +130,18 @@ def test_only_failed_stopped_or_halted_runs_are_resumed(core: Core, tmp_path: Pa
     if when == "running":
         core.act("stop", run_id, None, user="test")
         ended(core, run_id)
+
+
+def test_a_sub_jobnets_run_is_resumed_through_its_parent(core: Core, tmp_path: Path) -> None:
+    from jaz.errors import StateError
+
+    parent = core.start("parent", user="test")   # halts (error) when its child failed
+    wait_for(lambda: core.service.run(parent).status == RunState.ERROR, "the parent halted")
+    (child,) = core.service.children(parent)
+    assert child.status == RunState.FAILED
+    with pytest.raises(StateError, match=f"run {child.id} is part of run {parent}"):
+        core.act("resume", child.id, None, user="operator")
+    (tmp_path / "ok").touch()
+    core.act("resume", parent, None, user="operator")
+    assert ended(core, parent) == RunState.SUCCEEDED
+    assert core.service.children(parent)[0].status == RunState.SUCCEEDED
