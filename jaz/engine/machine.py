@@ -110,6 +110,7 @@ class RunMachine:
         # jobs with outputs: while there are none, a job's variables are the params alone
         self._with_outputs = {n for n, rec in self.jobs.items() if rec.outputs}
         self.stopping: str | None = None  # "operator" | "failure" | "timeout"
+        self.stop_reason = ""   # the message of a run stopped by `stop_run`, if given
         self.killing: set[str] = set()
         # jobs started in the current step: an instant job (set, a zero sleep) that repeats
         # or retries with no delay starts again in the next step, so `step` always returns
@@ -470,7 +471,7 @@ class RunMachine:
         states = [j.status for j in self.jobs.values()]
         if self.stopping is not None:
             status = RunState.STOPPED if self.stopping == "operator" else RunState.FAILED
-            message = {"operator": "stopped by an operator",
+            message = {"operator": self.stop_reason or "stopped by an operator",
                        "failure": "a job failed (on_failure = \"stop\")",
                        "timeout": "the run timed out"}[self.stopping]
             self._end(status, now, message)
@@ -600,11 +601,13 @@ class RunMachine:
 
     # ------------------------------------------------------------ operator actions
 
-    def stop_run(self, now: datetime, user: str = "system") -> None:
+    def stop_run(self, now: datetime, user: str = "system", reason: str = "") -> None:
+        """Stop the run (`reason`: the run's message once stopped, if not an operator's)."""
         if self.finished:
             raise StateError(f"run {self.run_id} is {self.run.status}; there is nothing to stop")
         self.stopping = "operator"
-        self.event("stop_run", now, user=user)
+        self.stop_reason = reason
+        self.event("stop_run", now, user=user, detail=reason)
 
     def hold(self, name: str, now: datetime, user: str = "system") -> None:
         rec = self._get(name)

@@ -104,7 +104,8 @@ class Runner:
     """One run's machine, turned by one thread at a time: its own (`run`) or a `Driver`'s."""
 
     def __init__(self, ctx: Context, jobnet: Jobnet, run_id: int,
-                 loop: Loop | None = None, *, armed: bool = False) -> None:
+                 loop: Loop | None = None, *, armed: bool = False,
+                 if_running: bool = False) -> None:
         self.ctx = ctx
         self._loop = loop or Loop()
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -119,10 +120,17 @@ class Runner:
         # (`Service._act`, under the same lock) is either in what is loaded or posted here.
         # An armed runner is made ahead of its run's start and registered when it takes
         # the run (`enlist`); an action applied meanwhile marks it stale instead.
+        # With `if_running`, the runner takes the run only if it loads running and no
+        # other runner has it (`taken`): one stopped since the caller looked at it stays
+        # stopped, and an action never goes to a runner that does not drive the run.
+        self.taken = True
         with ctx.lock:
             self.machine = RunMachine(ctx.store, jobnet, run_id, ctx.settings, ctx.listener)
             if armed:
                 ctx.armed[run_id] = False
+            elif if_running and (self.machine.run.status != RunState.RUNNING
+                                 or run_id in ctx.active):
+                self.taken = False
             else:
                 ctx.active[run_id] = self
 

@@ -159,7 +159,10 @@ class Service:
             raise StateError(f"run {run_id} is not running in this process; "
                              f"resume it to act on running jobs")
 
-    def stop(self, run_id: int, job: str | None = None, user: str = "system") -> None:
+    def stop(self, run_id: int, job: str | None = None, user: str = "system",
+             reason: str = "") -> None:
+        """Stop a run (`reason`: its message once stopped, else "stopped by USER"), or
+        one of its jobs."""
         if job is None:
             # under the context's lock, as `_act`: a runner taking the run up meanwhile
             # is either registered (and told) or loads the run stopped, never begins it
@@ -167,9 +170,9 @@ class Service:
             with self.ctx.lock:
                 runner = self.ctx.active.get(run_id)
                 if runner is None:
-                    self._stop_undriven(run_id, user)
+                    self._stop_undriven(run_id, user, reason)
                     return
-                done = runner.submit(lambda m: m.stop_run(self.now(), user))
+                done = runner.submit(lambda m: m.stop_run(self.now(), user, reason))
             done.result()
             return
         self._act(run_id, lambda m: m.stop_job(job, self.now(), user))
@@ -188,18 +191,20 @@ class Service:
 
         self._act(run_id, resume)
 
-    def _stop_undriven(self, run_id: int, user: str) -> None:
-        """Stop a run no runner drives here, in the store (under the context's lock)."""
-        run = self.run(run_id)
-        if run.status not in (RunState.ERROR, RunState.HELD, RunState.SCHEDULED,
-                              RunState.RUNNING):
-            raise StateError(f"run {run_id} is {run.status}; there is nothing to stop")
+    def _stop_undriven(self, run_id: int, user: str, reason: str = "") -> None:
+        """Stop a run no runner drives here, in the store (under the context's lock; read
+        and written in one transaction: the scheduler starts a due run only if it is
+        still scheduled)."""
         now = self.now()
         with self.store.batch():
+            run = self.run(run_id)
+            if run.status not in (RunState.ERROR, RunState.HELD, RunState.SCHEDULED,
+                                  RunState.RUNNING):
+                raise StateError(f"run {run_id} is {run.status}; there is nothing to stop")
             self.store.update_run(run_id, status=RunState.STOPPED, ended_at=now,
-                                  message=f"stopped by {user}")
+                                  message=reason or f"stopped by {user}")
             self.store.add_event(EventRecord(at=now, kind="stop_run", run_id=run_id,
-                                             jobnet=run.jobnet, user=user))
+                                             jobnet=run.jobnet, user=user, detail=reason))
         if run_id in self.ctx.armed:
             self.ctx.armed[run_id] = True
 

@@ -295,12 +295,11 @@ class Core:
                     armed = None
                 apply = self.service.resumer(run_id, user="server") if resume else None
                 jobnet = jobnet or self.service.jobnet_of(run_id)
-                runner = Runner(self.service.ctx, jobnet, run_id, loop)
-                if runner.machine.run.status != RunState.RUNNING:
-                    # an operator stopped it since it was read (`Service.stop`, before
-                    # the runner was registered): its first turn would begin it again
-                    runner.leave()
-                    self.store.unclaim(run_id)
+                runner = Runner(self.service.ctx, jobnet, run_id, loop, if_running=True)
+                if not runner.taken:
+                    # stopped since it was read (`Service.stop` before the runner was
+                    # made: its first turn would begin it again), or driven already
+                    self._ended(runner.machine.run)
                     return None
                 return runner, apply
             except BaseException:
@@ -342,12 +341,13 @@ class Core:
             self.drive(run.id, resume=True)
 
     def act(self, action: str, run_id: int, job: str | None, *, user: str,
-            downstream: bool = False) -> RunRecord:
-        """An operator action on a run or one of its jobs (SPEC §2.4)."""
+            downstream: bool = False, reason: str = "") -> RunRecord:
+        """An operator action on a run or one of its jobs (SPEC §2.4); `reason`: the
+        message of a run stopped other than by an operator (the scheduler's replace)."""
         run = self.service.run(run_id)
         if job is None:
             if action == "stop":
-                self.service.stop(run_id, user=user)
+                self.service.stop(run_id, user=user, reason=reason)
             elif action == "hold":
                 self._hold_run(run, user)
             elif action == "release":
@@ -378,9 +378,9 @@ class Core:
         # an action that reopens a run no runner drives (a rerun or skip in a halted,
         # failed, stopped or even succeeded run) drives it again from where it is: not
         # as a resume, which would run every failed or stopped job again (a job just
-        # stopped among them)
-        if action not in ("stop", "hold") and run.status != RunState.RUNNING \
-                and after.status == RunState.RUNNING:
+        # stopped among them). Whatever the status read before: a runner may have left
+        # just before the action; one that drives the run keeps it (`_runner`)
+        if action not in ("stop", "hold") and after.status == RunState.RUNNING:
             self.drive(run_id)
         return self.service.run(run_id)
 

@@ -17,7 +17,7 @@ from jaz.engine import planner
 from jaz.engine.model import Jobnet, RunState
 from jaz.engine.records import EventRecord, RunRecord
 from jaz.engine.store import PostgresStore
-from jaz.errors import NotFound
+from jaz.errors import NotFound, StateError
 from jaz.server.core import Core
 
 log = logging.getLogger("jaz.server")
@@ -229,12 +229,23 @@ class Scheduler:
         return decisions
 
     def _apply_all(self, decisions: Sequence[planner.Decision], now: datetime) -> None:
-        """Apply decisions in one commit, then drive the runs they started."""
+        """Apply decisions in one commit, then stop the runs they replace and drive the
+        runs they started. A stop is asked for after the commit: one of a run being
+        driven waits for the driver's turn, which waits for the store."""
         started: list[int] = []
+        stops: list[planner.Stop] = []
         with self.core.steer, self.core.store.batch():
             for decision in decisions:
-                if self._apply(decision, now) and isinstance(decision, planner.Start):
-                    started.append(decision.run_id)
+                if self._apply(decision, now):
+                    if isinstance(decision, planner.Start):
+                        started.append(decision.run_id)
+                    elif isinstance(decision, planner.Stop):
+                        stops.append(decision)
+        for stop in stops:
+            try:
+                self.core.act("stop", stop.run_id, None, user="scheduler", reason=stop.reason)
+            except StateError:
+                pass   # it ended meanwhile
         # the version in force when it is the run's
         self.core.drive_all([(run_id, self._versions_in_force.pop(run_id, None))
                              for run_id in started])
@@ -348,9 +359,8 @@ class Scheduler:
             status = RunState.MISSED if isinstance(d, planner.Miss) else RunState.SKIPPED
             store.update_run(d.run_id, status=status, message=d.reason, ended_at=now)
             self._event(d.run_id, f"run_{status}", now, d.reason)
-        elif isinstance(d, planner.Stop):
+        elif isinstance(d, planner.Stop):   # stopped after the commit (`_apply_all`)
             store.update_run(d.run_id, message=d.reason)
-            core.act("stop", d.run_id, None, user="scheduler")
         elif isinstance(d, planner.Late):
             run = store.get_run(d.run_id)
             warning = f"{planner.LATE_MARK}{d.what} {d.deadline.isoformat()}"
@@ -386,7 +396,10 @@ class Scheduler:
                 if current.status != RunState.SCHEDULED or current.scheduled_at is None \
                         or current.scheduled_at > now:
                     continue
-                self.core.store.update_run(run.id, status=RunState.RUNNING)
+                # only if still scheduled: a stop takes no `steer` (retime and hold do)
+                if self.core.store.update_run_if(run.id, RunState.SCHEDULED, [current.trigger],
+                                                 status=RunState.RUNNING) is None:
+                    continue
                 self._event(run.id, "run_started_at_time", now,
                             current.scheduled_at.isoformat())
             self.core.drive(run.id)
