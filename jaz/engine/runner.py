@@ -510,17 +510,20 @@ class Driver:
 
     def _round(self, fresh: list[tuple[Runner, Callable[[RunMachine], None] | None]],
                turns: dict[Runner, list[tuple[str, Any]]]) -> None:
-        """Turns in one transaction, then what they do."""
+        """Turns in one transaction, then what they do. A run whose turn fails leaves
+        after the transaction: leaving takes the context's lock, which is never taken
+        under the store's (`Service._act` takes them the other way round)."""
         taking: list[Runner] = []
+        failed: list[Runner] = []
         store = self._store
         try:
             with store.batch():
                 for runner, resume in fresh:
-                    if self._prepared(runner, [], resume, begin=True):
+                    if self._prepared(runner, [], failed, resume, begin=True):
                         taking.append(runner)
                 for runner, events in turns.items():
                     if self._runners.get(runner.run_id) is runner \
-                            and self._prepared(runner, events + runner.posted()):
+                            and self._prepared(runner, events + runner.posted(), failed):
                         taking.append(runner)
         except Exception as error:   # the commit failed: none of these turns happened
             _log.exception("the driver's commit failed (%s runs dropped)", len(taking))
@@ -529,6 +532,9 @@ class Driver:
                 self._leave(runner)
                 self._dropped(runner.run_id, logged=True)
             return
+        finally:
+            for runner in failed:
+                self._leave(runner)
         for runner in taking:
             try:
                 over = runner.act()
@@ -541,15 +547,16 @@ class Driver:
                 heapq.heappush(self._dues, (runner.due, next(self._order), runner))
 
     def _prepared(self, runner: Runner, events: list[tuple[str, Any]],
-                  resume: Callable[[RunMachine], None] | None = None, *,
-                  begin: bool = False) -> bool:
+                  failed: list[Runner], resume: Callable[[RunMachine], None] | None = None,
+                  *, begin: bool = False) -> bool:
+        """Prepare a turn; False (and the runner in `failed`, to leave) if it fails."""
         try:
             runner.prepare(events, begin=begin, resume=resume)
             return True
         except Exception as error:   # one run's failure must not stop the others
             self._dropped(runner.run_id)
             runner.fail(error)
-            self._leave(runner)
+            failed.append(runner)
             return False
 
     def _timeout(self) -> float | None:

@@ -201,8 +201,11 @@ class Service:
             if run.status not in (RunState.ERROR, RunState.HELD, RunState.SCHEDULED,
                                   RunState.RUNNING):
                 raise StateError(f"run {run_id} is {run.status}; there is nothing to stop")
-            self.store.update_run(run_id, status=RunState.STOPPED, ended_at=now,
-                                  message=reason or f"stopped by {user}")
+            # only as read: another server (PostgreSQL) may have started it meanwhile
+            if self.store.update_run_if(run_id, run.status, [run.trigger],
+                                        status=RunState.STOPPED, ended_at=now,
+                                        message=reason or f"stopped by {user}") is None:
+                raise StateError(f"run {run_id} changed meanwhile; look again and retry")
             self.store.add_event(EventRecord(at=now, kind="stop_run", run_id=run_id,
                                              jobnet=run.jobnet, user=user, detail=reason))
         if run_id in self.ctx.armed:

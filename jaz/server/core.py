@@ -280,6 +280,8 @@ class Core:
             armed = None
         taken = False
         try:
+            if run_id in self.service.ctx.active:
+                return None   # a runner here drives it (a sub-jobnet's, its parent's job)
             run = self.store.get_run(run_id) if armed is not None else None
             if (run.status if run else self.store.run_status(run_id)) != RunState.RUNNING:
                 return None   # nothing reopened it: the runner that left was right
@@ -380,7 +382,8 @@ class Core:
         # as a resume, which would run every failed or stopped job again (a job just
         # stopped among them). Whatever the status read before: a runner may have left
         # just before the action; one that drives the run keeps it (`_runner`)
-        if action not in ("stop", "hold") and after.status == RunState.RUNNING:
+        if action not in ("stop", "hold") and after.status == RunState.RUNNING \
+                and run_id not in self.service.ctx.active:
             self.drive(run_id)
         return self.service.run(run_id)
 

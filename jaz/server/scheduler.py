@@ -241,11 +241,13 @@ class Scheduler:
                         started.append(decision.run_id)
                     elif isinstance(decision, planner.Stop):
                         stops.append(decision)
-        for stop in stops:
+        for stop in stops:   # the runs started are driven whatever becomes of these
             try:
                 self.core.act("stop", stop.run_id, None, user="scheduler", reason=stop.reason)
             except StateError:
                 pass   # it ended meanwhile
+            except Exception:
+                log.exception("run %s could not be stopped (%s)", stop.run_id, stop.reason)
         # the version in force when it is the run's
         self.core.drive_all([(run_id, self._versions_in_force.pop(run_id, None))
                              for run_id in started])
@@ -360,7 +362,7 @@ class Scheduler:
             store.update_run(d.run_id, status=status, message=d.reason, ended_at=now)
             self._event(d.run_id, f"run_{status}", now, d.reason)
         elif isinstance(d, planner.Stop):   # stopped after the commit (`_apply_all`)
-            store.update_run(d.run_id, message=d.reason)
+            pass
         elif isinstance(d, planner.Late):
             run = store.get_run(d.run_id)
             warning = f"{planner.LATE_MARK}{d.what} {d.deadline.isoformat()}"
