@@ -28,6 +28,22 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 15.0,
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def real_core(tmp_path: Path, monkeypatch: Any, jobnets: dict[str, str],
+              clock: Any = None) -> Any:
+    """A server's `Core` (its real driver, store and executors) in `tmp_path`, with the
+    jobnets given (name -> TOML text) in its jobnets folder; the caller closes it."""
+    from jaz.server.config import parse_config
+    from jaz.server.core import Core
+
+    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
+    nets = tmp_path / "jobnets"
+    nets.mkdir()
+    for name, text in jobnets.items():
+        (nets / f"{name}.toml").write_text(text)
+    return Core(parse_config(f'jobnets = "{nets}"\ndatabase = "{tmp_path / "jaz.db"}"\n'),
+                clock=clock)
+
+
 def free_port() -> int:
     import socket
 

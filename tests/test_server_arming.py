@@ -11,10 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from support import wait_for
+from support import real_core, wait_for
 
 from jaz.engine.model import JobState, RunState
-from jaz.server.config import parse_config
 from jaz.server.core import Core
 from jaz.server.scheduler import Scheduler
 
@@ -28,11 +27,7 @@ run = "echo b"
 
 @pytest.fixture
 def core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Core]:
-    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
-    nets = tmp_path / "jobnets"
-    nets.mkdir()
-    (nets / "net.toml").write_text(NET)
-    core = Core(parse_config(f'jobnets = "{nets}"\ndatabase = "{tmp_path / "jaz.db"}"\n'))
+    core = real_core(tmp_path, monkeypatch, {"net": NET})
     yield core
     core.close()
 

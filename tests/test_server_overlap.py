@@ -11,11 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support import wait_for
+from support import real_core, wait_for
 
 from jaz.engine.clock import FakeClock
 from jaz.engine.model import JobState, RunState
-from jaz.server.config import parse_config
 from jaz.server.core import Core
 from jaz.server.scheduler import Scheduler
 
@@ -24,13 +23,9 @@ T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)
 
 @pytest.fixture
 def core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Core]:
-    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
-    nets = tmp_path / "jobnets"
-    nets.mkdir()
-    (nets / "long.toml").write_text('[schedule]\ncron = "* * * * *"\noverlap = "replace"\n'
-                                    '[jobs.a]\nrun = "sleep 30"\n')
-    core = Core(parse_config(f'jobnets = "{nets}"\ndatabase = "{tmp_path / "jaz.db"}"\n'),
-                clock=FakeClock(T0))
+    core = real_core(tmp_path, monkeypatch, {
+        "long": '[schedule]\ncron = "* * * * *"\noverlap = "replace"\n'
+                '[jobs.a]\nrun = "sleep 30"\n'}, clock=FakeClock(T0))
     yield core
     for run_id in core.running():
         core.act("stop", run_id, None, user="test")

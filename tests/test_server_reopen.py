@@ -9,31 +9,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import wait_for
+from support import real_core, wait_for
 
 from jaz.engine.model import JobState, RunState
-from jaz.server.config import parse_config
 from jaz.server.core import Core
 
 
 @pytest.fixture
 def core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Core]:
-    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
-    nets = tmp_path / "jobnets"
-    nets.mkdir()
     ok = tmp_path / "ok"
-    # `a` fails until the file `ok` exists; with on_failure = "stop" the run ends failed
-    (nets / "stops.toml").write_text(
-        f'on_failure = "stop"\n[jobs.a]\nrun = "test -e {ok}"\n'
-        '[jobs.b]\nneeds = ["a"]\nrun = "echo b"\n')
-    (nets / "parent.toml").write_text('[jobs.child]\njobnet = "stops"\n')
-    (nets / "gated.toml").write_text(
-        f'[jobs.gate]\nhold = true\nrun = "echo once >> {tmp_path / "count"}"\n'
-        '[jobs.after]\nneeds = ["gate"]\nrun = "echo after"\n')
-    (nets / "outer.toml").write_text('[jobs.inner]\njobnet = "gated"\n')
-    (nets / "slow.toml").write_text(
-        f'[jobs.a]\nrun = "test -e {ok} || sleep 30"\n[jobs.b]\nneeds = ["a"]\nrun = "echo b"\n')
-    core = Core(parse_config(f'jobnets = "{nets}"\ndatabase = "{tmp_path / "jaz.db"}"\n'))
+    core = real_core(tmp_path, monkeypatch, {
+        # `a` fails until the file `ok` exists; with on_failure = "stop" the run ends failed
+        "stops": f'on_failure = "stop"\n[jobs.a]\nrun = "test -e {ok}"\n'
+                 '[jobs.b]\nneeds = ["a"]\nrun = "echo b"\n',
+        "parent": '[jobs.child]\njobnet = "stops"\n',
+        "gated": f'[jobs.gate]\nhold = true\nrun = "echo once >> {tmp_path / "count"}"\n'
+                 '[jobs.after]\nneeds = ["gate"]\nrun = "echo after"\n',
+        "outer": '[jobs.inner]\njobnet = "gated"\n',
+        "slow": f'[jobs.a]\nrun = "test -e {ok} || sleep 30"\n'
+                '[jobs.b]\nneeds = ["a"]\nrun = "echo b"\n'})
     yield core
     core.close()
 

@@ -14,21 +14,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from support import wait_for
+from support import real_core, wait_for
 
 from jaz.engine.model import RunState
-from jaz.server.config import parse_config
 from jaz.server.core import Core
 from jaz.server.scheduler import Scheduler
 
 
 @pytest.fixture
 def core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Core]:
-    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
-    nets = tmp_path / "jobnets"
-    nets.mkdir()
-    (nets / "net.toml").write_text(f'[jobs.a]\nrun = "touch {tmp_path / "ran"}"\n')
-    core = Core(parse_config(f'jobnets = "{nets}"\ndatabase = "{tmp_path / "jaz.db"}"\n'))
+    ran = tmp_path / "ran"
+    core = real_core(tmp_path, monkeypatch, {"net": f'[jobs.a]\nrun = "touch {ran}"\n'})
     yield core
     core.close()
 

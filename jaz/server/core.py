@@ -382,8 +382,7 @@ class Core:
         # as a resume, which would run every failed or stopped job again (a job just
         # stopped among them). Whatever the status read before: a runner may have left
         # just before the action; one that drives the run keeps it (`_runner`)
-        if action not in ("stop", "hold") and after.status == RunState.RUNNING \
-                and run_id not in self.service.ctx.active:
+        if action not in ("stop", "hold") and after.status == RunState.RUNNING:
             self.drive(run_id)
         return self.service.run(run_id)
 
