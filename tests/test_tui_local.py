@@ -92,3 +92,30 @@ def test_the_log_goes_back_to_where_it_was(tmp_path: Path,
         assert [type(h).__name__ for h in log.handlers] == ["FileHandler"]
     assert (log.handlers, log.level, log.propagate) == before
     log.warning("still fine")    # no handler writes into the deleted folder
+
+
+def test_local_works_as_root_without_allow_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Containers and fresh VMs are root: the local dashboard works there, with a one-line
+    warning, and no `allow_root` (only the long-running `jaz server` refuses root)."""
+    if os.geteuid() != 0:
+        monkeypatch.setattr(os, "geteuid", lambda: 0)    # the check's one boundary
+    monkeypatch.setenv("JAZ_HOME", str(tmp_path / "home"))
+    config = tmp_path / "server.toml"
+    config.write_text("")                                  # no allow_root
+    with local_server(config) as client:
+        assert client.jobnets()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warning" in err and "root" in err
+
+
+def test_server_still_refuses_root_without_allow_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jaz.errors import Refused
+    from jaz.server.config import ServerConfig
+    from jaz.server.daemon import refuse_root
+
+    if os.geteuid() != 0:
+        monkeypatch.setattr(os, "geteuid", lambda: 0)
+    with pytest.raises(Refused, match="refuses to run as root"):
+        refuse_root(ServerConfig())
+    refuse_root(ServerConfig(allow_root=True))

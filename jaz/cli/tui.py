@@ -70,7 +70,8 @@ def local_server(config_path: Path | None) -> Iterator[Client]:
     when it holds any, else the examples. It listens on a free loopback port, keeps its
     database and log in a temporary folder (so it never shares a database with a real
     server) and is stopped when the dashboard closes. Refused while a local server runs:
-    two schedulers would fire the same jobnets."""
+    two schedulers would fire the same jobnets. As root it warns and goes on, whatever
+    `allow_root` says: only the long-running `jaz server` refuses root."""
     import dataclasses
     import logging
     import tempfile
@@ -79,7 +80,7 @@ def local_server(config_path: Path | None) -> Iterator[Client]:
     from jaz.errors import UsageError
     from jaz.paths import SERVER_URL_FILE, jaz_home
     from jaz.server.config import load_config
-    from jaz.server.daemon import Daemon, refuse_root
+    from jaz.server.daemon import Daemon, warn_root
 
     home = jaz_home()
     running = home / SERVER_URL_FILE
@@ -92,7 +93,7 @@ def local_server(config_path: Path | None) -> Iterator[Client]:
     if config_path is None and (home / "server.toml").is_file():
         config_path = home / "server.toml"
     config = load_config(config_path)
-    refuse_root(config)
+    warn_root("the dashboard's local server")
     jobnets, calendars = config.jobnets, config.calendars
     if jobnets is None:
         mine = home / "jobnets"

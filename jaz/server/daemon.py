@@ -37,10 +37,19 @@ PURGE_EVERY = 3600.0        # seconds between purges when keep_days is set
 
 
 def refuse_root(config: ServerConfig) -> None:
+    """Only the long-running daemon refuses root: a server left running as root runs every
+    jobnet dropped into its folders as root. The local modes (`jaz run`, `jaz tui
+    --local`) are a person trying things, often as root in a container: they warn."""
     if os.geteuid() == 0 and not config.allow_root:
         raise Refused("jaz server refuses to run as root",
                       hint="run it as an unprivileged user, or set allow_root = true in its "
                            "config if you really mean it")
+
+
+def warn_root(what: str) -> None:
+    """One line on stderr when a local mode runs as root (see `refuse_root`)."""
+    if os.geteuid() == 0:
+        print(f"jaz: warning: {what} runs as root, and so do its jobs", file=sys.stderr)
 
 
 def setup_logging(verbose: bool, level: str) -> None:
