@@ -32,6 +32,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check jaz tests bench
 	$(BIN)/mypy jaz
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m compileall -q jaz >/dev/null

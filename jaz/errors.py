@@ -7,7 +7,7 @@ HTTP problems and the TUI to notifications.
 
 from __future__ import annotations
 
-from jaz.engine.value import Value
+from jaz.value import Value
 
 
 class JazError(Exception):

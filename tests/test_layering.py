@@ -1,7 +1,20 @@
-"""The engine imports no UI, CLI, HTTP or SSH library; `jaz --help` stays light."""
+"""The layering is a contract (pyproject's [tool.importlinter], checked by import-linter):
+the jaz command > the faces > hosts > the API client > the engine > the base, the faces
+independent of each other, no import cycle in any package, and no UI, CLI, HTTP or SSH
+library in the engine. The contract is checked as it is, and shown to catch what it is
+for on a copy of the package with one bad import added. What is imported at run time
+(`jaz --help` stays light) is checked in a subprocess, since a library can pull in
+another that no source line names."""
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 FORBIDDEN_IN_ENGINE = ["textual", "typer", "click", "rich", "paramiko", "fastapi", "starlette",
                        "uvicorn", "httpx", "httpx2", "jaz.cli", "jaz.tui", "jaz.server"]
@@ -49,3 +62,43 @@ def test_version_flag_prints_version():
 def test_server_modules_other_than_the_api_do_not_load_the_web_stack():
     mods = _modules_after("import jaz.server.core, jaz.server.scheduler, jaz.server.config")
     assert _top(mods, ["fastapi", "starlette", "uvicorn", "textual", "paramiko"]) == []
+
+
+def _lint_imports(package_parent: Path, config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, cwd=package_parent,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(package_parent)})
+
+
+def test_the_layering_contract_holds() -> None:
+    result = _lint_imports(ROOT, ROOT / "pyproject.toml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(("module", "bad_import", "broken"), [
+    # a face imports the command; the engine a face; the base the engine; the engine the client
+    ("tui/format.py", "import jaz.cli.output", "layers:"),
+    ("engine/loader.py", "import jaz.server.config", "layers:"),
+    ("errors.py", "import jaz.engine.model", "layers:"),
+    ("engine/runner.py", "import jaz.client", "layers:"),
+    # face to face
+    ("tui/format.py", "import jaz.server.config", "the faces"),
+    ("server/config.py", "import jaz.tui.format", "the faces"),
+    # a cycle inside a package
+    ("engine/durations.py", "import jaz.engine.schedules", "no import cycles"),
+    ("tui/screens/start.py", "import jaz.tui.screens.runs", "no import cycles"),
+    # a UI library in the engine
+    ("engine/cron.py", "import rich", "the engine imports"),
+])
+def test_the_contract_catches(tmp_path: Path, module: str, bad_import: str, broken: str) -> None:
+    shutil.copytree(ROOT / "jaz", tmp_path / "jaz",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    config = tmp_path / "pyproject.toml"
+    shutil.copy(ROOT / "pyproject.toml", config)
+    target = tmp_path / "jaz" / module
+    target.write_text(target.read_text() + f"\n{bad_import}  # noqa\n")
+    result = _lint_imports(tmp_path, config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.endswith("BROKEN")]
+    assert any(line.startswith(broken) for line in lines), result.stdout

@@ -20,7 +20,7 @@ import httpx2 as httpx
 import pytest
 from support import free_port, running_server, wait_for
 
-from jaz.cli.remote import parse_at
+from jaz.engine.when import parse_at
 from jaz.errors import UsageError
 
 JOBNETS = {

@@ -1,4 +1,4 @@
-"""`jaz.engine.value.Value` behaves as `@dataclass(frozen=True, kw_only=True)` does, for
+"""`jaz.value.Value` behaves as `@dataclass(frozen=True, kw_only=True)` does, for
 everything the engine relies on (it replaces dataclasses on the `jaz run` path)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from jaz.engine.value import FrozenInstanceError, Value, field
+from jaz.value import FrozenInstanceError, Value, field
 
 
 class Point(Value):

@@ -11,12 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-STATE_STYLE = {
-    "scheduled": ("cyan", "◷"), "held": ("magenta", "⏸"), "pending": ("dim", "·"),
-    "ready": ("blue", "○"), "running": ("yellow", "▶"), "succeeded": ("green", "✔"),
-    "failed": ("red", "✘"), "stopped": ("red", "■"), "error": ("bold red", "!"),
-    "skipped": ("dim cyan", "↷"), "bypassed": ("dim", "⤼"), "missed": ("dim red", "∅"),
-}
+from jaz.styles import STATE_STYLE
 
 _out: Any = None
 

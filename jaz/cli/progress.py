@@ -12,9 +12,10 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from jaz.cli.output import STATE_STYLE, out, state
+from jaz.cli.output import out, state
 from jaz.engine.durations import format_duration
 from jaz.engine.records import JobRecord, RunRecord
+from jaz.styles import STATE_STYLE
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -1,11 +1,13 @@
-"""Durations ("90s", "1h30m", 45) and JAZ stop-code ranges ("1-9,255")."""
+"""Durations ("90s", "1h30m", 45) and JAZ stop-code ranges ("1-9,255").
+
+The lowest of the engine's modules: the model, checks and schedules build on it."""
 
 from __future__ import annotations
 
 import math
 import re
 
-from jaz.engine.model import StopCodes
+from jaz.value import Value
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -14,6 +16,16 @@ _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
 
 class DurationError(ValueError):
     pass
+
+
+class StopCodes(Value):
+    """Exit codes that mean failure (JAZ stop codes); `None` ranges mean 'any non-zero'."""
+
+    ranges: tuple[tuple[int, int], ...]
+    source: str
+
+    def failed(self, code: int) -> bool:
+        return any(lo <= code <= hi for lo, hi in self.ranges)
 
 
 def parse_duration(value: object) -> float:

@@ -33,8 +33,8 @@ from jaz.engine.model import (
 from jaz.engine.records import EventRecord, JobRecord, RunRecord, evolve
 from jaz.engine.secrets import Secrets
 from jaz.engine.store.base import Store
-from jaz.engine.value import Value, field
 from jaz.errors import JazError, StateError
+from jaz.value import Value, field
 
 if TYPE_CHECKING:  # imported where used: jobnets without expressions start faster
     from jaz.engine import expr

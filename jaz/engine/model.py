@@ -12,7 +12,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jaz.engine.value import Value, field
+from jaz.engine.durations import StopCodes
+from jaz.value import Value, field
 
 if TYPE_CHECKING:
     from jaz.engine.schedules import Schedule
@@ -171,16 +172,6 @@ class Repeat(Value):
     until: str | None = None
     max: int | None = None
     interval: float = 0.0
-
-
-class StopCodes(Value):
-    """Exit codes that mean failure (JAZ stop codes); `None` ranges mean 'any non-zero'."""
-
-    ranges: tuple[tuple[int, int], ...]
-    source: str
-
-    def failed(self, code: int) -> bool:
-        return any(lo <= code <= hi for lo, hi in self.ranges)
 
 
 class Job(Value):

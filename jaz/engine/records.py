@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from jaz.engine.model import JobState, RunState
-from jaz.engine.value import Value, field
+from jaz.value import Value, field
 
 
 class RunRecord(Value):

@@ -27,8 +27,8 @@ from jaz.engine.machine import Kill, Launch, Listener, RunMachine, Settings, new
 from jaz.engine.model import Jobnet, JobnetAction, JobState, RunState
 from jaz.engine.records import RunRecord
 from jaz.engine.store.base import Store
-from jaz.engine.value import Value, field
 from jaz.errors import JazError
+from jaz.value import Value, field
 
 if TYPE_CHECKING:  # imported where used: `jaz run` starts ~5 ms faster without it
     from concurrent.futures import Future

@@ -23,7 +23,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any, NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
 
 from jaz.engine.calendars import Calendar, CalendarLibrary
 from jaz.engine.checks import (
@@ -36,9 +37,6 @@ from jaz.engine.checks import (
 )
 from jaz.engine.cron import Cron, CronError, parse_cron
 from jaz.errors import JobnetInvalid, NotFound, Problem
-
-if TYPE_CHECKING:
-    from jaz.engine.model import Jobnet
 
 __all__ = ["BoundSchedule", "Fire", "Schedule", "bind", "bind_jobnet", "deadlines", "fires_between",
            "iter_fires",
@@ -111,7 +109,18 @@ def bind(schedules: Iterable[Schedule], zone: tzinfo,
         calendar=calendar(s.calendar) if s.calendar else None) for s in schedules)
 
 
-def bind_jobnet(jobnet: Jobnet, zone: tzinfo,
+class Scheduled(Protocol):
+    """What `bind_jobnet` reads of a jobnet (the model's `Jobnet` is one): the model
+    builds on schedules, so schedules do not import the model."""
+
+    @property
+    def path(self) -> Path | None: ...
+
+    @property
+    def schedules(self) -> tuple[Schedule, ...]: ...
+
+
+def bind_jobnet(jobnet: Scheduled, zone: tzinfo,
                 library: CalendarLibrary | None = None) -> tuple[BoundSchedule, ...]:
     """A jobnet's schedules with their calendars looked up next to the jobnet (and in
     the library's folders); an unknown or broken calendar is a problem of the jobnet's

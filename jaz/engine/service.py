@@ -21,8 +21,8 @@ from jaz.engine.params import check_values
 from jaz.engine.records import EventRecord, JobRecord, RunRecord
 from jaz.engine.runner import Context, Runner
 from jaz.engine.store.base import Store
-from jaz.engine.value import Value
 from jaz.errors import JazError, NotFound, StateError
+from jaz.value import Value
 
 
 def default_executors() -> dict[str, Executor]:

@@ -4,22 +4,34 @@ start another jobnet as a run of its own, without waiting) and `release = "jobne
 
 They are executors like any other; their work happens in `wait`, on a worker thread,
 because releasing a job of the very run that asks goes through that run's driver.
+They see the server through `Operations`, the few things of `Core` they use: the
+core builds them, so they do not import it.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
 from jaz.engine.model import JobState, ReleaseAction, RunState, StartAction
+from jaz.engine.service import Service
 from jaz.errors import JazError
 
-if TYPE_CHECKING:
-    from jaz.server.core import Core
-
 WAIT_FOR_HELD = 30.0   # seconds a cross-run release waits for its job to be held
+
+
+class Operations(Protocol):
+    """What the server's own actions need of it (`jaz.server.core.Core` is one)."""
+
+    service: Service
+    closing: threading.Event
+
+    def start(self, name: str, *, trigger: str, user: str) -> int: ...
+
+    def act(self, action: str, run_id: int, job: str | None, *, user: str) -> Any: ...
 
 
 class _Deferred(Execution):
@@ -37,7 +49,7 @@ class _Deferred(Execution):
 
 
 class StartExecutor(Executor):
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Operations) -> None:
         self.core = core
 
     def start(self, attempt: Attempt) -> Execution:
@@ -54,7 +66,7 @@ class StartExecutor(Executor):
 
 
 class ReleaseExecutor(Executor):
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Operations) -> None:
         self.core = core
 
     def start(self, attempt: Attempt) -> Execution:

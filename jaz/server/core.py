@@ -32,6 +32,7 @@ from jaz.engine.store import PostgresStore, SqliteStore
 from jaz.engine.store.postgres import is_postgres_url
 from jaz.errors import JazError, JobnetInvalid, StateError
 from jaz.paths import default_db, ensure_home, secrets_file
+from jaz.server.actions import ReleaseExecutor, StartExecutor
 from jaz.server.config import ServerConfig
 from jaz.server.registry import Registry
 
@@ -119,8 +120,6 @@ class Core:
         # results survive a crash (exit files); processes start in the spawner process
         self.spawning = SpawningExecutor(LocalExecutor(record_exit=True))
         executors["run"] = self.spawning
-        from jaz.server.actions import ReleaseExecutor, StartExecutor
-
         executors["start"] = StartExecutor(self)
         executors["release"] = ReleaseExecutor(self)
         self.service = Service(self.store, self.settings, clock=self.clock,

@@ -8,8 +8,8 @@ from typing import Any
 
 from rich.text import Text
 
-from jaz.cli.output import STATE_STYLE
 from jaz.engine.durations import format_duration
+from jaz.styles import STATE_STYLE
 
 
 def now() -> datetime:

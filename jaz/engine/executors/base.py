@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from jaz.engine.model import Job
-from jaz.engine.value import Value, field
+from jaz.value import Value, field
 
 TAIL_BYTES = 4096
 

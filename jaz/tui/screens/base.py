@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from textual import work
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -26,7 +26,15 @@ from jaz.errors import JazError, Refused
 
 if TYPE_CHECKING:
     from jaz.client import Client
-    from jaz.tui.app import JazApp
+
+
+class Dashboard(Protocol):
+    """What screens use of the app (`jaz.tui.app.JazApp` is one): the app builds the
+    screens, so they do not import it."""
+
+    client: Client
+    stream_connected: bool
+    listeners: set[Screen[Any]]
 
 
 def describe(error: BaseException | None) -> str:
@@ -77,11 +85,8 @@ class JazScreen(Screen[None]):
     PALETTE = ""
 
     @property
-    def jaz(self) -> JazApp:
-        from jaz.tui.app import JazApp
-
-        assert isinstance(self.app, JazApp)
-        return self.app
+    def jaz(self) -> Dashboard:
+        return cast(Dashboard, self.app)
 
     @property
     def client(self) -> Client:

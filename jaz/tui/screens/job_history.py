@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from jaz.tui import format
 from jaz.tui.messages import JobChanged, StreamState
 from jaz.tui.screens.base import JazScreen
-from jaz.tui.screens.jobnet_detail import open_run
+from jaz.tui.screens.nav import open_run
 from jaz.tui.widgets.banner import Banner
 from jaz.tui.widgets.rows import add_columns, cursor_key, fit, sync_rows, update_row
 

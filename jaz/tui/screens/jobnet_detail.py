@@ -29,6 +29,8 @@ from textual.widgets.data_table import RowDoesNotExist
 from jaz.tui import format
 from jaz.tui.messages import RunChanged, StreamState
 from jaz.tui.screens.base import JazScreen
+from jaz.tui.screens.job_history import JobHistoryScreen
+from jaz.tui.screens.nav import open_run, start_jobnet
 from jaz.tui.widgets.banner import Banner
 from jaz.tui.widgets.rows import add_columns, cursor_key, fit, plain, sync_rows, update_row
 
@@ -59,16 +61,6 @@ def run_cells(run: dict[str, Any]) -> list[Any]:
     return [int(run["run_id"]), format.state(str(run["status"])),
             str(run.get("trigger") or "-"), format.moment(run.get("scheduled_at")),
             format.moment(run.get("started_at")), format.duration(run)]
-
-
-def open_run(screen: JazScreen, run_id: int) -> None:
-    """Push the run's detail screen (built by another part; a note until it exists)."""
-    try:
-        from jaz.tui.screens.run_detail import RunDetailScreen
-    except ImportError:
-        screen.notify(f"run {run_id}: the run detail screen is not available yet")
-        return
-    screen.app.push_screen(RunDetailScreen(run_id))
 
 
 def definition(jobnet: dict[str, Any], file_text: str | None) -> Group:
@@ -314,13 +306,9 @@ class JobnetDetailScreen(JazScreen):
                 self.notify("select a job in the Graph tab first")
                 return
             job = next(iter(jobs))
-        from jaz.tui.screens.job_history import JobHistoryScreen
-
         self.app.push_screen(JobHistoryScreen(self.jobnet_name, job))
 
     def action_start(self) -> None:
-        from jaz.tui.screens.jobnets import start_jobnet
-
         start_jobnet(self, self.jobnet_name)
 
     def action_tab(self, step: int) -> None:

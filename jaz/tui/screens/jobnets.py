@@ -21,6 +21,8 @@ from textual.widgets import DataTable, Footer, Header, Static
 from jaz.tui import format
 from jaz.tui.messages import RunChanged, StreamState
 from jaz.tui.screens.base import JazScreen
+from jaz.tui.screens.jobnet_detail import JobnetDetailScreen
+from jaz.tui.screens.nav import start_jobnet
 from jaz.tui.widgets.banner import Banner
 from jaz.tui.widgets.name_filter import NameFilter, matches
 from jaz.tui.widgets.rows import add_columns, cursor_key, sync_rows
@@ -169,8 +171,6 @@ class JobnetsScreen(JazScreen):
     def action_open(self) -> None:
         name = self.selected()
         if name is not None:
-            from jaz.tui.screens.jobnet_detail import JobnetDetailScreen
-
             self.app.push_screen(JobnetDetailScreen(name))
 
     @on(DataTable.RowSelected, "#jobnets")
@@ -197,20 +197,3 @@ class JobnetsScreen(JazScreen):
 
     def action_refresh(self) -> None:
         self.load()
-
-
-def start_jobnet(screen: JazScreen, name: str) -> None:
-    """Start `name`: through the start modal (params, `at`, held) when it is there,
-    else at once with its default params."""
-    try:
-        from jaz.tui.screens.start import StartScreen
-    except ImportError:
-        screen.act(f"start {name}", lambda c: c.start(name, params={}),
-                   confirm=f"Start {name} now with its default params?")
-        return
-
-    def started(run: dict[str, Any] | None) -> None:
-        if run is not None:
-            screen.notify(f"started {name}: run {run.get('run_id')}", markup=False)
-
-    screen.app.push_screen(StartScreen(jobnet=name), started)

@@ -32,6 +32,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from jaz.tui.messages import JobChanged, RunChanged, StreamState
 from jaz.tui.screens.base import JazScreen
+from jaz.tui.screens.run_info import RunInfoScreen
 from jaz.tui.widgets.banner import Banner
 from jaz.tui.widgets.graph import JobGraph
 from jaz.tui.widgets.job_panel import JobPanel
@@ -432,8 +433,6 @@ class RunDetailScreen(JazScreen):
         self.log_view.next_match(step)
 
     def action_info(self) -> None:
-        from jaz.tui.screens.run_info import RunInfoScreen
-
         if not self.jobnet:
             self.notify("the run is still loading", severity="warning")
             return

@@ -23,6 +23,8 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from jaz.tui import format
 from jaz.tui.messages import JobChanged, RunChanged, StreamState
 from jaz.tui.screens.base import JazScreen
+from jaz.tui.screens.nav import open_run
+from jaz.tui.screens.start import StartScreen
 from jaz.tui.widgets.banner import Banner
 from jaz.tui.widgets.filter import FilterError, FilterInput, parse_filter
 from jaz.tui.widgets.runs_table import RunsTable
@@ -217,17 +219,7 @@ class RunsScreen(JazScreen):
 
     @on(RunsTable.RowSelected)
     def _open(self, message: RunsTable.RowSelected) -> None:
-        self.open_run(int(message.key))
-
-    def open_run(self, run_id: int) -> None:
-        try:
-            from jaz.tui.screens.run_detail import (  # type: ignore[import-not-found,unused-ignore]
-                RunDetailScreen,
-            )
-        except ImportError:
-            self.notify("the run detail screen is not there yet", severity="warning")
-            return
-        self.app.push_screen(RunDetailScreen(run_id))
+        open_run(self, int(message.key))
 
     def _selected(self) -> dict[str, Any] | None:
         run = self.table.cursor_run()
@@ -256,8 +248,6 @@ class RunsScreen(JazScreen):
                      done=self.table.upsert)
 
     def action_start(self) -> None:
-        from jaz.tui.screens.start import StartScreen
-
         run = self.table.cursor_run()
         self.app.push_screen(StartScreen(run.get("jobnet") if run else None), self._started)
 

@@ -26,13 +26,13 @@ AT_HELP = "empty: now; HH:MM (next such time), YYYY-MM-DD HH:MM, ISO, or +10m"
 
 def parse_at(text: str) -> str | None:
     """The `at` field as the ISO time to send (None: now); ValueError says what is wrong."""
-    from jaz.cli.remote import parse_at as cli_parse_at
+    from jaz.engine.when import parse_at as parse_when
     from jaz.errors import UsageError
 
     if not text.strip():
         return None
     try:
-        return cli_parse_at(text).isoformat()
+        return parse_when(text).isoformat()
     except UsageError as e:
         raise ValueError(e.message.replace("bad --at", "bad time")) from None
 

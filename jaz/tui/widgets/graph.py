@@ -28,7 +28,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from jaz.cli.output import STATE_STYLE
+from jaz.styles import STATE_STYLE
 from jaz.tui.graph import Layout, label, layout
 
 NO_STATE = "·"   # the glyph of a job with no state (a definition, not a run)
