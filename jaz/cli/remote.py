@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from jaz.cli.common import JsonOption, ServerOption, TokenOption, parse_params
+from jaz.cli.helpers import quoted
 from jaz.errors import UsageError
 
 if TYPE_CHECKING:
@@ -65,20 +66,21 @@ def parse_at(text: str, now: datetime | None = None, what: str = "--at") -> date
         try:
             return now + timedelta(seconds=parse_duration(text[1:]))
         except DurationError:
-            raise UsageError(f"bad {what} {text!r}: after '+' give a duration like 10m or 2h") \
-                from None
+            raise UsageError(f"bad {what} {quoted(text)}: after \"+\" give a duration like "
+                             f"+10m, +2h or +1d") from None
     m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", text)
     if m:
         hour, minute, second = int(m[1]), int(m[2]), int(m[3] or 0)
         if hour > 23 or minute > 59 or second > 59:
-            raise UsageError(f"bad {what} {text!r}: no such time of day")
+            raise UsageError(f"bad {what} {quoted(text)}: no such time of day (hours go "
+                             f"from 0 to 23, minutes and seconds from 0 to 59)")
         local = now.astimezone(zone)
         at = datetime(local.year, local.month, local.day, hour, minute, second, tzinfo=zone)
         return _tomorrow_if_past(at, now)
     try:
         t = datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"bad {what} {text!r}: use HH:MM, an ISO date/time like "
+        raise UsageError(f"bad {what} {quoted(text)}: use HH:MM, an ISO date/time like "
                          "2026-11-20T08:00, or +DURATION like +10m") from None
     return t if t.tzinfo else t.replace(tzinfo=zone)
 
@@ -95,9 +97,11 @@ def env_params(names: list[str]) -> dict[str, str]:
     params = {}
     for name in names:
         if not name.isidentifier():
-            raise UsageError(f"bad -e {name!r}: give the name of an environment variable")
+            raise UsageError(f"bad -e {quoted(name)}: give the name of an environment "
+                             f"variable, like -e DAY")
         if name not in os.environ:
-            raise UsageError(f"-e {name}: the environment variable {name} is not set")
+            raise UsageError(f"bad -e {quoted(name)}: the environment variable {name} is not "
+                             f"set here; export it, or give -p {name}=VALUE")
         params[name] = os.environ[name]
     return params
 

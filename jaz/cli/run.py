@@ -170,6 +170,7 @@ def run_now(*, file: Path | None, param: list[str], parallel: int, dry_run: bool
     if resume is None and (skip or release):
         raise UsageError("--skip and --release go with --resume RUN")
 
+    params = parse_params(param)   # a bad -p is reported whatever the file holds
     jobnet: Jobnet | None = None
     if file is not None:
         jobnet = load_file(file)
@@ -177,9 +178,8 @@ def run_now(*, file: Path | None, param: list[str], parallel: int, dry_run: bool
         if problems:
             raise JobnetInvalid(problems)
         if dry_run:
-            _plan(jobnet, parse_params(param))
+            _plan(jobnet, params)
             return 0
-    params = parse_params(param)
 
     progress = Progress(quiet=json_)
     store = open_store(db)
