@@ -86,7 +86,8 @@ CASES = [
     ('name = "a b"\n' + OK, None, "name", 'bad jobnet name "a b"'),
     ('name = 5\n' + OK, None, "name", "expected a string, got 5 (an integer)"),
     ('description = 5\n' + OK, None, "description", "expected a string, got 5 (an integer)"),
-    ('[params]\nDAY = ["x"]\n' + OK, None, "params.DAY", 'expected a string or number, got ["x"] (a list)'),
+    ('[params]\nDAY = ["x"]\n' + OK, None, "params.DAY",
+     'expected a string or number, got ["x"] (a list)'),
     ('params = 1\n' + OK, None, "params", "expected a table, got 1 (an integer)"),
     ('name = "x"\n', None, "jobs", "a jobnet needs at least one job"),
     ('jobs = { a = 1 }\n', "a", None, "expected a table [jobs.a], got 1 (an integer)"),
@@ -106,7 +107,8 @@ CASES = [
     ('[jobs.a]\nhost = "local"\n', "a", None, "a job needs exactly one action key, found none"),
     ('[jobs.a]\nrun = "x"\nsleep = "1s"\n', "a", None,
      "exactly one action key, found 2: run, sleep; split it"),
-    ('[jobs.a]\nrun = 5\n', "a", "run", "expected a string, got 5 (an integer): write it in quotes, \"5\""),
+    ('[jobs.a]\nrun = 5\n', "a", "run",
+     'expected a string, got 5 (an integer): write it in quotes, "5"'),
     ('[jobs.a]\nrun = "  "\n', "a", "run", "must not be empty"),
     ('[jobs.my-job]\nrun = "x"\n', "my-job", None, 'bad job name "my-job"'),
     ('[jobs.1st]\nrun = "x"\n', "1st", None, 'bad job name "1st"'),
@@ -138,7 +140,8 @@ CASES = [
     # stop codes
     ('[jobs.a]\nrun = "x"\nstop_codes = "5-1"\n', "a", "stop_codes", 'reversed range "5-1"'),
     ('[jobs.a]\nrun = "x"\nstop_codes = "x"\n', "a", "stop_codes", 'bad stop code "x"'),
-    ('[jobs.a]\nrun = "x"\nstop_codes = 300\n', "a", "stop_codes", "stop codes go from 0 to 255, got 300"),
+    ('[jobs.a]\nrun = "x"\nstop_codes = 300\n', "a", "stop_codes",
+     "stop codes go from 0 to 255, got 300"),
     ('[jobs.a]\nrun = "x"\nstop_codes = "1-256"\n', "a", "stop_codes", "from 0 to 255"),
     ('[jobs.a]\nrun = "x"\nstop_codes = "1,,3"\n', "a", "stop_codes", 'bad stop code ""'),
     ('[jobs.a]\nrun = "x"\nstop_codes = -1\n', "a", "stop_codes", "bad stop code -1:"),
@@ -261,7 +264,8 @@ CASES = [
     ('[schedule]\nevery = "often"\n' + OK, None, "schedule.every", 'bad duration "often"'),
     ('[[schedule]]\ncron = "* * * * *"\n[[schedule]]\nevery = "15m"\novrlap = "skip"\n' + OK,
      None, "schedule[1].ovrlap", 'unknown key "ovrlap" in schedule[1] (did you mean "overlap"?)'),
-    ('schedule = "daily"\n' + OK, None, "schedule", 'expected a table like { cron = "30 2 * * *" }, got "daily" (a string)'),
+    ('schedule = "daily"\n' + OK, None, "schedule",
+     'expected a table like { cron = "30 2 * * *" }, got "daily" (a string)'),
 ]
 
 

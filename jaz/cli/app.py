@@ -96,7 +96,7 @@ def _run_typer() -> None:
 
     command = get_command(_build())
     try:
-        code = command.main(standalone_mode=False)
+        code = command.main(prog_name="jaz", standalone_mode=False)
     except Exception as e:
         # click's classes, by name: typer 0.28 carries its own copy of click
         kinds = {k.__name__ for k in type(e).__mro__}

@@ -100,20 +100,19 @@ def runs(
         raise UsageError(f"bad --sort {quoted(sort)}: sort by one of {', '.join(SORT_FIELDS)}, "
                          f"with - before it for descending (like --sort -started)"
                          f"{did_you_mean(key, SORT_FIELDS)}")
+    after = parse_since(since) if since else None   # a bad option before any look-up
     if use_server(db, local, server):
         from jaz.cli.remote import connect, runs_remote
 
         with connect(server, token) as client:
             runs_remote(client, jobnet=jobnet, states=[s.value for s in states],
-                        since=parse_since(since) if since else None, sort=sort, limit=limit,
-                        json_=json_)
+                        since=after, sort=sort, limit=limit, json_=json_)
         return
     from jaz.engine.service import run_view
 
     store = open_existing_store(db)
     service = make_service(store)
-    records = service.runs(jobnet=jobnet, status=states,
-                           since=parse_since(since) if since else None)
+    records = service.runs(jobnet=jobnet, status=states, since=after)
 
     def sort_key(r: object) -> tuple[int, object]:
         from jaz.engine.records import RunRecord

@@ -337,8 +337,9 @@ def retime(run_id: RunArg,
     like `jaz start --at`: no overlap or deadline policy applies)."""
     from jaz.cli.output import esc, print_json, say
 
+    when_ = parse_at(at, what="TIME").isoformat()   # a bad TIME before any connection
     with connect(server, token) as client:
-        view = client.retime(run_id, parse_at(at, what="TIME").isoformat())
+        view = client.retime(run_id, when_)
     if json_:
         print_json(view)
         return

@@ -162,8 +162,8 @@ def run_now(*, file: Path | None, param: list[str], parallel: int, dry_run: bool
     from jaz.engine.loader import load_file, local_problems
 
     if resume is None and file is None:
-        raise UsageError("give a jobnet file to run, or --resume RUN",
-                         hint="jaz run examples/nightly-etl.toml")
+        raise UsageError("give a jobnet file to run, like `jaz run examples/nightly-etl.toml`, "
+                         "or --resume RUN")
     if resume is not None and (file is not None or param or dry_run):
         raise UsageError("--resume RUN takes no file, -p or --dry-run: the run keeps the "
                          "jobnet version and params it started with")
