@@ -288,7 +288,7 @@ def test_an_invalid_calendar_file_keeps_its_previous_calendar_in_force(f):
     assert f.reload() == []                       # the jobnet is unaffected
     ((name, _, calendar, problems),) = f.registry.calendars()
     assert (name, calendar) == ("biz", good)
-    assert "unknown weekday 'funday'" in problems[0].message
+    assert 'unknown weekday "funday"' in problems[0].message
     assert f.registry.calendar("biz") is good
     assert f.registry.get("etl").schedules is schedules
 
@@ -306,7 +306,7 @@ def test_a_calendar_that_was_never_valid_cannot_be_used(f):
         f.registry.calendar("biz")
     entry = f.registry.get("etl")
     assert entry.jobnet is None
-    assert "calendar 'biz' is invalid" in entry.problems[0].message
+    assert 'calendar "biz" is invalid' in entry.problems[0].message
     assert any(p.file == str(f.calendars / "biz.toml") for p in entry.problems)
 
 
