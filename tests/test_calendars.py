@@ -230,23 +230,25 @@ def test_names_are_found_next_to_the_file_and_in_its_calendars_folder(tmp_path: 
 
 
 @pytest.mark.parametrize("text,field,message", [
-    ('weekdays = ["mon", "funday"]', "weekdays[1]", "unknown weekday 'funday'"),
+    ('weekdays = ["mon", "funday"]', "weekdays[1]", 'unknown weekday "funday"'),
     ('weekdays = "mon"', "weekdays", "expected a list of weekday names"),
     ('weekdays = [1]', "weekdays[0]", "unknown weekday 1"),
-    ('holidays = "XX"', "holidays", "unknown country 'XX'"),
-    ('holidays = "US-ZZ"', "holidays", "unknown subdivision 'ZZ' of US"),
+    ('holidays = "XX"', "holidays",
+     'unknown holidays code "XX": the holidays package has no country "XX"'),
+    ('holidays = "US-ZZ"', "holidays",
+     'unknown holidays code "US-ZZ": US has no subdivision "ZZ" (nearest: "US-AZ")'),
     ('holidays = "J P"', "holidays", "bad holidays code"),
     ('holidays = 81', "holidays", "expected a country code"),
-    ('include = ["2026-02-30"]', "include[0]", "bad date '2026-02-30'"),
-    ('include = ["20261201"]', "include[0]", "bad date '20261201'"),
+    ('include = ["2026-02-30"]', "include[0]", 'bad date "2026-02-30"'),
+    ('include = ["20261201"]', "include[0]", 'bad date "20261201"'),
     ('exclude = ["2026-12-31..2026-12-01"]', "exclude[0]", "ends before it starts"),
     ('exclude = ["2026-12-01...2026-12-31"]', "exclude[0]", "bad date"),
     ('exclude = "2026-12-01"', "exclude", "expected a list of dates"),
     ('include = [5]', "include[0]", "expected a date string"),
     ('include = ["2026-05-01"]\nexclude = ["2026-05-01"]', "include",
      "both included and excluded"),
-    ('colour = "red"', "colour", "unknown key 'colour'"),
-    ('weekday = ["mon"]', "weekday", "did you mean 'weekdays'?"),
+    ('colour = "red"', "colour", 'unknown key "colour"'),
+    ('weekday = ["mon"]', "weekday", 'did you mean "weekdays"?'),
     ('day_of_month = [1]', "day_of_month", "is for a filter calendar"),
     ('name = "bad name!"', "name", "bad calendar name"),
     ('base = "b"\nweekdays = ["mon"]\nday_of_month = [1]', "weekdays",
@@ -339,9 +341,9 @@ def test_calendar_show_draws_months_and_names_holidays(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args,code,message", [
-    (["calendar", "show", "nowhere"], 4, "calendar 'nowhere' not found"),
+    (["calendar", "show", "nowhere"], 4, 'calendar "nowhere" not found'),
     (["calendar", "show", "missing.toml"], 4, "no such calendar file"),
-    (["calendar", "show", "bad.toml"], 2, "unknown weekday 'x'"),
+    (["calendar", "show", "bad.toml"], 2, 'unknown weekday "x"'),
     (["calendar", "show", "bad.toml", "--year", "20260"], 2, "20260"),
     (["calendar", "show", "bad.toml", "--year", "soon"], 2, "soon"),
     (["calendar"], 2, "show"),
@@ -409,7 +411,7 @@ run = "true"
     assert jobs["broken"]["status"] == "failed"
     assert result.returncode == 1
     logs = jaz("status", run["run_id"], "--db", tmp_path / "j.db", cwd=tmp_path)
-    assert "calendar 'nowhere' not found" in logs.stdout + logs.stderr
+    assert 'calendar "nowhere" not found' in logs.stdout + logs.stderr
 
 
 def test_a_jobnets_folder_finds_the_calendars_folder_beside_it(tmp_path: Path) -> None:

@@ -180,7 +180,8 @@ def test_malformed_command_lines_get_typers_usage_error_and_exit_2(tmp_path: Pat
     code, out, err = _jaz(tmp_path, argv, hot=True)
     assert (code, out, err) == _jaz(tmp_path, argv, hot=False)
     assert code == 2
-    assert "Error" in err and "Traceback" not in err
+    assert err.startswith("jaz: error: ") and len(err.splitlines()) == 1
+    assert "Traceback" not in err
 
 
 def test_a_plain_jaz_run_never_imports_typer(tmp_path: Path) -> None:

@@ -77,44 +77,46 @@ def test_toml_syntax_error_names_file_line_and_column(text: str, line: int, colu
 
 CASES = [
     # top level
-    ('nmae = "x"\n' + OK, None, "nmae", "unknown key 'nmae' in the jobnet (did you mean 'name'?)"),
+    ('nmae = "x"\n' + OK, None, "nmae", 'unknown key "nmae" in the jobnet (did you mean "name"?)'),
     ('on_failure = "continue"\n' + OK, None, "on_failure",
-     "expected one of 'halt', 'stop', got 'continue'"),
-    ('mode = "parallel"\n' + OK, None, "mode", "expected one of 'graph', 'sequence'"),
-    ('timeout = "5 minutes"\n' + OK, None, "timeout", "bad duration '5 minutes'"),
+     'expected one of "halt", "stop", got "continue"'),
+    ('mode = "parallel"\n' + OK, None, "mode", 'expected one of "graph", "sequence"'),
+    ('timeout = "5 minutes"\n' + OK, None, "timeout", 'bad duration "5 minutes"'),
     ('timeout = -5\n' + OK, None, "timeout", "cannot be negative"),
-    ('name = "a b"\n' + OK, None, "name", "bad jobnet name 'a b'"),
-    ('name = 5\n' + OK, None, "name", "expected a string, got an integer"),
-    ('description = 5\n' + OK, None, "description", "expected a string, got an integer"),
-    ('[params]\nDAY = ["x"]\n' + OK, None, "params.DAY", "expected a string or number, got a list"),
-    ('params = 1\n' + OK, None, "params", "expected a table, got an integer"),
+    ('name = "a b"\n' + OK, None, "name", 'bad jobnet name "a b"'),
+    ('name = 5\n' + OK, None, "name", "expected a string, got 5 (an integer)"),
+    ('description = 5\n' + OK, None, "description", "expected a string, got 5 (an integer)"),
+    ('[params]\nDAY = ["x"]\n' + OK, None, "params.DAY",
+     'expected a string or number, got ["x"] (a list)'),
+    ('params = 1\n' + OK, None, "params", "expected a table, got 1 (an integer)"),
     ('name = "x"\n', None, "jobs", "a jobnet needs at least one job"),
-    ('jobs = { a = 1 }\n', "a", None, "expected a table [jobs.a], got an integer"),
+    ('jobs = { a = 1 }\n', "a", None, "expected a table [jobs.a], got 1 (an integer)"),
     ('[defaults]\nrun = "x"\n' + OK, None, "defaults.run", "cannot be a default (an action)"),
     ('[defaults]\nneeds = ["a"]\n' + OK, None, "defaults.needs", "cannot be a default (per job)"),
     ('[defaults]\nhots = "x"\n' + OK, None, "defaults.hots", "cannot be a default (unknown)"),
     # a bad default is reported once, at the default, not once per job
     ('[defaults]\ntimeout = "zz"\n[jobs.a]\nrun = "x"\n[jobs.b]\nrun = "x"\n', None,
-     "defaults.timeout", "bad duration 'zz'"),
+     "defaults.timeout", 'bad duration "zz"'),
     ('[defaults]\nenv = { T = { secret = 1 } }\n[jobs.a]\nrun = "x"\n[jobs.b]\nrun = "x"\n',
      None, "defaults.env.T", 'expected { secret = "name" }'),
     # job keys and actions
     ('[jobs.a]\nrun = "x"\ntimout = "5m"\n', "a", "timout",
-     "unknown key 'timout' in [jobs.a] (did you mean 'timeout'?)"),
+     'unknown key "timout" in [jobs.a] (did you mean "timeout"?)'),
     ('[jobs.a]\nrun = "x"\nneed = ["b"]\n[jobs.b]\nrun = "x"\n', "a", "need",
-     "(did you mean 'needs'?)"),
+     '(did you mean "needs"?)'),
     ('[jobs.a]\nhost = "local"\n', "a", None, "a job needs exactly one action key, found none"),
     ('[jobs.a]\nrun = "x"\nsleep = "1s"\n', "a", None,
      "exactly one action key, found 2: run, sleep; split it"),
-    ('[jobs.a]\nrun = 5\n', "a", "run", "expected a string, got an integer"),
+    ('[jobs.a]\nrun = 5\n', "a", "run",
+     'expected a string, got 5 (an integer): write it in quotes, "5"'),
     ('[jobs.a]\nrun = "  "\n', "a", "run", "must not be empty"),
-    ('[jobs.my-job]\nrun = "x"\n', "my-job", None, "bad job name 'my-job'"),
-    ('[jobs.1st]\nrun = "x"\n', "1st", None, "bad job name '1st'"),
-    ('[jobs."a.b"]\nrun = "x"\n', "a.b", None, "bad job name 'a.b'"),
+    ('[jobs.my-job]\nrun = "x"\n', "my-job", None, 'bad job name "my-job"'),
+    ('[jobs.1st]\nrun = "x"\n', "1st", None, 'bad job name "1st"'),
+    ('[jobs."a.b"]\nrun = "x"\n', "a.b", None, 'bad job name "a.b"'),
     # needs and the graph
     ('[jobs.extract]\nrun = "x"\n[jobs.load]\nrun = "x"\nneeds = ["extrakt"]\n', "load", "needs",
-     "unknown job 'extrakt' in needs (did you mean 'extract'?)"),
-    ('[jobs.a]\nrun = "x"\nneeds = ["zzz"]\n', "a", "needs", "unknown job 'zzz' in needs"),
+     'unknown job "extrakt" in needs (did you mean "extract"?)'),
+    ('[jobs.a]\nrun = "x"\nneeds = ["zzz"]\n', "a", "needs", 'unknown job "zzz" in needs'),
     ('[jobs.a]\nrun = "x"\nneeds = 5\n', "a", "needs", "expected a list of job names"),
     ('[jobs.a]\nrun = "x"\nneeds = ["a"]\n', "a", "needs", "a job cannot need itself"),
     ('[jobs.a]\nrun = "x"\nneeds = ["b"]\n[jobs.b]\nrun = "x"\nneeds = ["c"]\n'
@@ -124,29 +126,30 @@ CASES = [
     ('[jobs.start]\nrun = "x"\n[jobs.b]\nrun = "x"\nneeds = ["start", "c"]\n'
      '[jobs.c]\nrun = "x"\nneeds = ["b"]\n', "b", "needs", "cycle: b -> c -> b"),
     # durations
-    ('[jobs.a]\nrun = "x"\ntimeout = "5 minutes"\n', "a", "timeout", "bad duration '5 minutes'"),
+    ('[jobs.a]\nrun = "x"\ntimeout = "5 minutes"\n', "a", "timeout", 'bad duration "5 minutes"'),
     ('[jobs.a]\nrun = "x"\nretry_delay = -1\n', "a", "retry_delay",
      "a duration cannot be negative, got -1"),
-    ('[jobs.a]\nsleep = "abc"\n', "a", "sleep", "bad duration 'abc'"),
-    ('[jobs.a]\nsleep = ""\n', "a", "sleep", "bad duration ''"),
-    ('[jobs.a]\nsleep = "5M"\n', "a", "sleep", "bad duration '5M'"),
+    ('[jobs.a]\nsleep = "abc"\n', "a", "sleep", 'bad duration "abc"'),
+    ('[jobs.a]\nsleep = ""\n', "a", "sleep", 'bad duration ""'),
+    ('[jobs.a]\nsleep = "5M"\n', "a", "sleep", 'bad duration "5M"'),
     ('[jobs.a]\nsleep = true\n', "a", "sleep", "expected a duration"),
     ('[jobs.a]\nsleep = nan\n', "a", "sleep", "finite"),
     ('[jobs.a]\nsleep = inf\n', "a", "sleep", "finite"),
     ('[jobs.a]\nrun = "x"\nrepeat = { max = 2, interval = "soon" }\n', "a", "repeat.interval",
-     "bad duration 'soon'"),
+     'bad duration "soon"'),
     # stop codes
-    ('[jobs.a]\nrun = "x"\nstop_codes = "5-1"\n', "a", "stop_codes", "reversed range '5-1'"),
-    ('[jobs.a]\nrun = "x"\nstop_codes = "x"\n', "a", "stop_codes", "bad stop code 'x'"),
-    ('[jobs.a]\nrun = "x"\nstop_codes = 300\n', "a", "stop_codes", "exit codes go from 0 to 255"),
+    ('[jobs.a]\nrun = "x"\nstop_codes = "5-1"\n', "a", "stop_codes", 'reversed range "5-1"'),
+    ('[jobs.a]\nrun = "x"\nstop_codes = "x"\n', "a", "stop_codes", 'bad stop code "x"'),
+    ('[jobs.a]\nrun = "x"\nstop_codes = 300\n', "a", "stop_codes",
+     "stop codes go from 0 to 255, got 300"),
     ('[jobs.a]\nrun = "x"\nstop_codes = "1-256"\n', "a", "stop_codes", "from 0 to 255"),
-    ('[jobs.a]\nrun = "x"\nstop_codes = "1,,3"\n', "a", "stop_codes", "bad stop code ''"),
-    ('[jobs.a]\nrun = "x"\nstop_codes = -1\n', "a", "stop_codes", "bad stop code '-1'"),
+    ('[jobs.a]\nrun = "x"\nstop_codes = "1,,3"\n', "a", "stop_codes", 'bad stop code ""'),
+    ('[jobs.a]\nrun = "x"\nstop_codes = -1\n', "a", "stop_codes", "bad stop code -1:"),
     ('[jobs.a]\nrun = "x"\nstop_codes = [1, 2]\n', "a", "stop_codes", "expected exit codes"),
     ('[jobs.a]\nrun = "x"\nstop_codes = true\n', "a", "stop_codes", "expected exit codes"),
     # enumerations and plain types
     ('[jobs.a]\nrun = "x"\non_timeout = "kill"\n', "a", "on_timeout",
-     "expected one of 'stop', 'warn', got 'kill'"),
+     'expected one of "stop", "warn", got "kill"'),
     ('[jobs.a]\nrun = "x"\nretries = -1\n', "a", "retries", "whole number >= 0"),
     ('[jobs.a]\nrun = "x"\nretries = true\n', "a", "retries", "whole number >= 0"),
     ('[jobs.a]\nrun = "x"\nretries = 1.5\n', "a", "retries", "whole number >= 0"),
@@ -156,28 +159,28 @@ CASES = [
     ('[jobs.a]\nrun = "x"\nhosts = []\n', "a", "hosts", "non-empty list of host names"),
     ('[jobs.a]\nrun = "x"\nhosts = ["h", ""]\n', "a", "hosts", "non-empty list of host names"),
     # expressions
-    ('[jobs.a]\nrun = "x"\nif = true\n', "a", "if", "expected a string, got a boolean"),
+    ('[jobs.a]\nrun = "x"\nif = true\n', "a", "if", "expected a string, got true (a boolean)"),
     ('[jobs.a]\nrun = "x"\nif = ""\n', "a", "if", "must not be empty"),
     ('[jobs.a]\nrun = "x"\nif = "zz.rows > 3"\n', "a", "if",
-     "the expression refers to unknown job 'zz'"),
+     'the expression refers to unknown job "zz"'),
     ('[jobs.a]\nrun = "x"\n[jobs.b]\nrun = "x"\nif = "a.rows > 3"\n', "b", "if",
-     "refers to job 'a', which does not run before 'b': add it to needs"),
+     'refers to job "a", which does not run before "b": add it to needs'),
     ('[jobs.a]\nrun = "x"\n[jobs.b]\nrun = "x"\nneeds = ["a"]\n[jobs.c]\nrun = "x"\n'
-     'needs = ["a"]\nif = "b.exit_code == 0"\n', "c", "if", "refers to job 'b', which does not"),
+     'needs = ["a"]\nif = "b.exit_code == 0"\n', "c", "if", 'refers to job "b", which does not'),
     ('[jobs.a]\nrun = "x"\nif = "a.exit_code == 0"\n', "a", "if",
-     "refers to job 'a', which does not run before 'a'"),
+     'refers to job "a", which does not run before "a"'),
     ('[jobs.a]\nrun = "x"\nrepeat = { until = "zz.done == 1" }\n', "a", "repeat.until",
-     "unknown job 'zz'"),
+     'unknown job "zz"'),
     ('[jobs.a]\nrun = "x"\n[jobs.b]\nrun = "x"\nrepeat = { until = "a.x == 1" }\n', "b",
-     "repeat.until", "refers to job 'a', which does not run before 'b'"),
-    ('[jobs.a]\nset = { X = "${zz.y}" }\n', "a", "set.X", "unknown job 'zz'"),
+     "repeat.until", 'refers to job "a", which does not run before "b"'),
+    ('[jobs.a]\nset = { X = "${zz.y}" }\n', "a", "set.X", 'unknown job "zz"'),
     ('[jobs.a]\nrun = "x"\n[jobs.b]\nset = { X = "${a.y}" }\n', "b", "set.X",
-     "refers to job 'a', which does not run before 'b'"),
+     'refers to job "a", which does not run before "b"'),
     ('[jobs.a]\nset = { X = "${1 + 2" }\n', "a", "set.X", "unclosed '${'"),
     ('[jobs.a]\nset = {}\n', "a", "set", "set needs at least one"),
-    ('[jobs.a]\nset = { "a-b" = "1" }\n', "a", "set.a-b", "bad variable name 'a-b'"),
+    ('[jobs.a]\nset = { "a-b" = "1" }\n', "a", "set.a-b", 'bad variable name "a-b"'),
     ('[jobs.a]\nset = { X = [1] }\n', "a", "set.X", "expected a string or number"),
-    ('[jobs.a]\nset = "X=1"\n', "a", "set", "expected a table, got a string"),
+    ('[jobs.a]\nset = "X=1"\n', "a", "set", 'expected a table, got "X=1" (a string)'),
     # repeat
     ('[jobs.a]\nrun = "x"\nrepeat = { interval = "1s" }\n', "a", "repeat",
      "repeat needs 'until' (an expression) or 'max' (a count)"),
@@ -186,8 +189,8 @@ CASES = [
      "expected a whole number >= 1, got 0"),
     ('[jobs.a]\nrun = "x"\nrepeat = { max = true }\n', "a", "repeat.max", "whole number >= 1"),
     ('[jobs.a]\nrun = "x"\nrepeat = { max = 2, untill = "1 == 1" }\n', "a", "repeat.untill",
-     "unknown key 'untill' in repeat (did you mean 'until'?)"),
-    ('[jobs.a]\nrun = "x"\nrepeat = 3\n', "a", "repeat", "expected a table, got an integer"),
+     'unknown key "untill" in repeat (did you mean "until"?)'),
+    ('[jobs.a]\nrun = "x"\nrepeat = 3\n', "a", "repeat", "expected a table, got 3 (an integer)"),
     # env and secrets
     ('[jobs.a]\nrun = "x"\nenv = { T = { secret = 1 } }\n', "a", "env.T",
      'expected { secret = "name" }'),
@@ -198,9 +201,9 @@ CASES = [
     ('[jobs.a]\nrun = "x"\nenv = { T = { name = "t" } }\n', "a", "env.T",
      'expected { secret = "name" }'),
     ('[jobs.a]\nrun = "x"\nenv = { "A-B" = "1" }\n', "a", "env.A-B",
-     "bad environment variable name 'A-B'"),
+     'bad environment variable name "A-B"'),
     ('[jobs.a]\nrun = "x"\nenv = { T = ["x"] }\n', "a", "env.T", "expected a string or number"),
-    ('[jobs.a]\nrun = "x"\nenv = "T=1"\n', "a", "env", "expected a table, got a string"),
+    ('[jobs.a]\nrun = "x"\nenv = "T=1"\n', "a", "env", 'expected a table, got "T=1" (a string)'),
     # sql and databases
     ('[jobs.a]\nsql = "select 1"\n', "a", "database", "a sql job needs 'database'"),
     ('[jobs.a]\nsql = "select 1"\ndatabase = "postgresql://u:pw@h/db"\n', "a", "database",
@@ -210,30 +213,30 @@ CASES = [
     ('[jobs.a]\nsql = "select 1"\ndatabase = "postgresql://u@h/db?sslmode=require&password=pw"\n',
      "a", "database", "password in the database URL"),
     ('[jobs.a]\nsql = "select 1"\ndatabase = "mysql://h/db"\n', "a", "database",
-     "unsupported database 'mysql://h/db'"),
+     'unsupported database "mysql://h/db"'),
     ('[defaults]\ndatabase = "postgresql://u:pw@h/db"\n[jobs.a]\nsql = "select 1"\n', None,
      "defaults.database", "password in the database URL"),
     # wait_until
     ('[jobs.a]\nwait_until = "25:99"\n', "a", "wait_until", "expected a time of day"),
-    ('[jobs.a]\nwait_until = "48:00"\n', "a", "wait_until", "up to 47:59"),
+    ('[jobs.a]\nwait_until = "48:00"\n', "a", "wait_until", 'up to "47:59"'),
     ('[jobs.a]\nwait_until = "23:30:60"\n', "a", "wait_until", "expected a time of day"),
-    ('[jobs.a]\nwait_until = "7pm"\n', "a", "wait_until", "got '7pm'"),
+    ('[jobs.a]\nwait_until = "7pm"\n', "a", "wait_until", 'got "7pm"'),
     ('[jobs.a]\nwait_until = 2330\n', "a", "wait_until", "got 2330"),
     # other actions
     ('[jobs.a]\nrelease = "a b"\n', "a", "release", "expected \"job\" or \"jobnet/job\""),
     ('[jobs.a]\nzabbix = { server = "s" }\n', "a", "zabbix", "zabbix needs host, key, value"),
     ('[jobs.a]\nzabbix = { server = "s", host = "h", key = "k", value = 1, hots = 2 }\n', "a",
-     "zabbix.hots", "unknown key 'hots' in zabbix"),
+     "zabbix.hots", 'unknown key "hots" in zabbix'),
     ('[jobs.a]\nreboot = { mode = "soft" }\n', "a", "reboot.mode",
-     "expected one of 'normal', 'force', got 'soft'"),
-    ('[jobs.a]\nreboot = { wait = "long" }\n', "a", "reboot.wait", "bad duration 'long'"),
+     'expected one of "normal", "force", got "soft"'),
+    ('[jobs.a]\nreboot = { wait = "long" }\n', "a", "reboot.wait", 'bad duration "long"'),
     ('[jobs.a]\nwait_file = { timeout = "1m" }\n', "a", "wait_file.path", "wait_file needs 'path'"),
     ('[jobs.a]\nwait_file = { path = "f", timeout = "x" }\n', "a", "wait_file.timeout",
-     "bad duration 'x'"),
+     'bad duration "x"'),
     ('[jobs.a]\nwait_file = { path = "f", delete = "yes" }\n', "a", "wait_file.delete",
      "expected true or false"),
     ('[jobs.a]\nwait_file = { path = "f", pth = "g" }\n', "a", "wait_file.pth",
-     "(did you mean 'path'?)"),
+     '(did you mean "path"?)'),
     ('[jobs.a]\ntransfer = { from = "x" }\n', "a", "transfer.to", "transfer needs 'to'"),
     ('[jobs.a]\ntransfer = { from = "x", to = "y", overwrite = 1 }\n', "a", "transfer.overwrite",
      "expected true or false"),
@@ -241,27 +244,28 @@ CASES = [
     ('[jobs.a]\nstart = 1\n', "a", "start", "expected a string"),
     # schedules (more cases in test_schedules.py)
     ('[schedule]\ncron = "30 2 * * *"\ntimezon = "UTC"\n' + OK, None, "schedule.timezon",
-     "unknown key 'timezon' in schedule (did you mean 'timezone'?)"),
+     'unknown key "timezon" in schedule (did you mean "timezone"?)'),
     ('[schedule]\ncron = "30 2 * * *"\ntimezone = "Mars/Olympus"\n' + OK, None,
-     "schedule.timezone", "unknown time zone 'Mars/Olympus'"),
+     "schedule.timezone", 'unknown time zone "Mars/Olympus"'),
     ('[schedule]\ncron = "30 2 * * *"\ntimezone = "../../etc/passwd"\n' + OK, None,
      "schedule.timezone", "unknown time zone"),
     ('[schedule]\ncron = "30 2 * * *"\ntimezone = "America"\n' + OK, None,
-     "schedule.timezone", "unknown time zone 'America'"),
+     "schedule.timezone", 'unknown time zone "America"'),
     ('[schedule]\ncron = "30 2 * * *"\ntimezone = 9\n' + OK, None, "schedule.timezone",
-     "expected a string, got an integer"),
+     "expected a string, got 9 (an integer)"),
     ('[schedule]\ncalendar = "business-days"\n' + OK, None, "schedule",
      "a schedule needs one of 'cron', 'times' or 'every'"),
     ('[schedule]\ncron = "* * * * *"\noverlap = "never"\n' + OK, None, "schedule.overlap",
-     "got 'never'"),
+     'got "never"'),
     ('[schedule]\ncron = "* * * * *"\ncatchup = "some"\n' + OK, None, "schedule.catchup",
-     "expected one of 'none', 'latest', 'all'"),
+     'expected one of "none", "latest", "all"'),
     ('[schedule]\ncron = "* * * * *"\ncatchup_window = "a while"\n' + OK, None,
-     "schedule.catchup_window", "bad duration 'a while'"),
-    ('[schedule]\nevery = "often"\n' + OK, None, "schedule.every", "bad duration 'often'"),
+     "schedule.catchup_window", 'bad duration "a while"'),
+    ('[schedule]\nevery = "often"\n' + OK, None, "schedule.every", 'bad duration "often"'),
     ('[[schedule]]\ncron = "* * * * *"\n[[schedule]]\nevery = "15m"\novrlap = "skip"\n' + OK,
-     None, "schedule[1].ovrlap", "unknown key 'ovrlap' in schedule[1] (did you mean 'overlap'?)"),
-    ('schedule = "daily"\n' + OK, None, "schedule", "expected a table, got a string"),
+     None, "schedule[1].ovrlap", 'unknown key "ovrlap" in schedule[1] (did you mean "overlap"?)'),
+    ('schedule = "daily"\n' + OK, None, "schedule",
+     'expected a table like { cron = "30 2 * * *" }, got "daily" (a string)'),
 ]
 
 
@@ -282,25 +286,31 @@ def test_each_malformed_input_is_one_problem_naming_file_job_and_field(
         assert f"field {field!r}" in shown
 
 
-@pytest.mark.parametrize(("text", "job", "field", "column", "message"), [
+@pytest.mark.parametrize(("text", "job", "field", "line", "file_column", "column", "message"), [
     pytest.param('[jobs.a]\nrun = "x"\n[jobs.b]\nneeds = ["a"]\nrun = "x"\n'
-                 'if = "a.rows >> 3"\n', "b", "if", 9, "found '>'", id="if-operator"),
-    pytest.param('[jobs.a]\nrun = "x"\nif = "(1 + 2"\n', "a", "if", 7,
-                 "bad expression '(1 + 2'", id="if-unclosed"),
-    pytest.param('[jobs.a]\nrun = "x"\nif = "DAY = 1"\n', "a", "if", 5,
-                 "bad expression 'DAY = 1'", id="if-assign"),
-    pytest.param('[jobs.a]\nrun = "x"\nrepeat = { until = "a.x ==" }\n', "a", "repeat.until", 7,
-                 "found end of expression", id="repeat-until"),
-    pytest.param('[jobs.a]\nset = { X = "n=${1 +}" }\n', "a", "set.X", 8,
+                 'if = "a.rows >> 3"\n', "b", "if", 6, 15, 9, "found '>'", id="if-operator"),
+    pytest.param('[jobs.a]\nrun = "x"\nif = "(1 + 2"\n', "a", "if", 3, 13, 7,
+                 'bad expression "(1 + 2"', id="if-unclosed"),
+    pytest.param('[jobs.a]\nrun = "x"\nif = "DAY = 1"\n', "a", "if", 3, 11, 5,
+                 'bad expression "DAY = 1"', id="if-assign"),
+    pytest.param('[jobs.a]\nrun = "x"\nrepeat = { until = "a.x ==" }\n', "a", "repeat.until",
+                 3, 27, 7, "found end of expression", id="repeat-until"),
+    pytest.param('[jobs.a]\nset = { X = "n=${1 +}" }\n', "a", "set.X", 2, 21, 8,
                  "found end of expression", id="set-template"),
+    pytest.param('[jobs.a]\nrun = "x"\nif = \'\'\'\n(1 + 2\'\'\'\n', "a", "if", 3, None, 7,
+                 'bad expression "(1 + 2"', id="multi-line-string"),
+    pytest.param('[jobs.a]\nrun = "x"\nif = "\\"a\\" ==="\n', "a", "if", 3, None, 7,
+                 "unexpected character '='", id="escapes-before-the-error"),
 ])
-def test_bad_expression_reports_its_column(text: str, job: str, field: str, column: int,
-                                           message: str) -> None:
+def test_bad_expression_reports_its_line_and_column(
+        text: str, job: str, field: str, line: int, file_column: int | None, column: int,
+        message: str) -> None:
     [p] = problems(text)
-    assert (p.job, p.field, p.column) == (job, field, column)
+    assert (p.job, p.field, p.line, p.column) == (job, field, line, file_column)
     assert message in p.message
-    # the column must reach the text the CLI prints, which has no TOML line for it
-    assert f"column {column}" in str(p)
+    # the column in the file where it can be told, and always the one in the expression
+    assert str(p).startswith(f"{FILE}:{line}:{file_column} " if file_column else f"{FILE}:{line} ")
+    assert f"(at column {column} of the expression)" in str(p)
 
 
 # ------------------------------------------------------------------ many problems at once
@@ -350,7 +360,7 @@ sql = "select 1"
     assert len(ps) == len(where(ps))
     assert all(p.file == str(FILE) for p in ps)
     messages = "\n".join(p.message for p in ps)
-    assert "unknown job 'extrct' in needs (did you mean 'extract'?)" in messages
+    assert 'unknown job "extrct" in needs (did you mean "extract"?)' in messages
     assert "cycle: a -> b -> a" in messages
 
 
@@ -732,14 +742,14 @@ def test_expressions_may_refer_to_any_job_upstream() -> None:
 
 
 @pytest.mark.parametrize(("job_toml", "field", "message"), [
-    ('start = "other"', "start", "the 'start' action needs the server"),
-    ('release = "other/job"', "release", "the 'release' action needs the server"),
-    ('reboot = { host = "web1" }', "reboot", "the 'reboot' action needs the server"),
-    ('run = "x"\nhost = "otherhost"', "host", "host 'otherhost': remote hosts need the server"),
-    ('run = "x"\nhosts = ["local", "web2"]', "hosts", "host 'web2'"),
+    ('start = "other"', "start", 'the "start" action needs the server'),
+    ('release = "other/job"', "release", 'the "release" action needs the server'),
+    ('reboot = { host = "web1" }', "reboot", 'the "reboot" action needs the server'),
+    ('run = "x"\nhost = "otherhost"', "host", 'host "otherhost": remote hosts need the server'),
+    ('run = "x"\nhosts = ["local", "web2"]', "hosts", 'host "web2"'),
     ('wait_file = { path = "/f", host = "web1" }', "wait_file.host", "only waits for local files"),
-    ('transfer = { from = "web1:/a", to = "/b" }', "transfer.from", "host 'web1'"),
-    ('transfer = { from = "/a", to = "web2:/b" }', "transfer.to", "host 'web2'"),
+    ('transfer = { from = "web1:/a", to = "/b" }', "transfer.from", 'host "web1"'),
+    ('transfer = { from = "/a", to = "web2:/b" }', "transfer.to", 'host "web2"'),
 ])
 def test_local_problems_name_server_only_jobs(tmp_path: Path, job_toml: str, field: str,
                                               message: str) -> None:
@@ -775,7 +785,7 @@ def test_local_problems_follow_sub_jobnets(tmp_path: Path) -> None:
     }
     assert broken.endswith("broken.toml")
     msgs = {p.job: p.message for p in ps}
-    assert "jobnet 'missing' not found" in msgs["gone"]
+    assert 'jobnet "missing" not found' in msgs["gone"]
     assert "includes itself" in msgs["me"]
 
 
@@ -792,7 +802,7 @@ def test_parse_duration(value: object, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("5 minutes", "bad duration '5 minutes'"), ("abc", "bad duration"), ("", "bad duration ''"),
+    ("5 minutes", 'bad duration "5 minutes"'), ("abc", "bad duration"), ("", 'bad duration ""'),
     ("-1s", "bad duration"), (-1, "cannot be negative"), (-0.5, "cannot be negative"),
     ("5M", "bad duration"), ("1e3s", "bad duration"), ("s", "bad duration"), ("1.s", "bad"),
     (True, "expected a duration"), (None, "bad duration None"), ([1], "bad duration"),
@@ -825,10 +835,10 @@ def test_parse_stop_codes(value: object, ranges: tuple[tuple[int, int], ...]) ->
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("5-1", "reversed range '5-1'"), ("x", "bad stop code 'x'"), (300, "from 0 to 255"),
+    ("5-1", 'reversed range "5-1"'), ("x", 'bad stop code "x"'), (300, "from 0 to 255"),
     ("1-300", "from 0 to 255"), ("", "expected exit codes"), ("  ", "expected exit codes"),
     (True, "expected exit codes"), (1.5, "expected exit codes"), (None, "expected exit codes"),
-    ("1;2", "bad stop code '1;2'"), ("-3", "bad stop code '-3'"), ("1-", "bad stop code '1-'"),
+    ("1;2", 'bad stop code "1;2"'), ("-3", 'bad stop code "-3"'), ("1-", 'bad stop code "1-"'),
 ])
 def test_parse_stop_codes_rejects(value: object, message: str) -> None:
     with pytest.raises(DurationError) as info:

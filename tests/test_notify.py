@@ -196,33 +196,35 @@ def test_no_notify_table_is_none() -> None:
 
 
 @pytest.mark.parametrize(("table", "field", "message"), [
-    ('notify = "page-oncall"', "notify", "expected a table, got a string"),
+    ('notify = "page-oncall"', "notify", 'expected a table, got "page-oncall" (a string)'),
     ("[notify]\n", "notify", "[notify] needs a command, a zabbix table or both"),
     ('[notify]\ncomand = "x"\n', "notify.comand",
-     "unknown key 'comand' in [notify] (did you mean 'command'?)"),
-    ('[notify]\ncommand = ["x"]\n', "notify.command", "expected a string, got a list"),
-    ('[notify]\ncommand = " "\n', "notify.command", "must not be empty"),
-    ('[notify]\ncommand = "x"\ntimeout = "soon"\n', "notify.timeout", "bad duration 'soon'"),
-    ('[notify]\ncommand = "x"\ntimeout = 0\n', "notify.timeout", "must be longer than 0s"),
+     'unknown key "comand" in [notify] (did you mean "command"?)'),
+    ('[notify]\ncommand = ["x"]\n', "notify.command", 'expected a string, got ["x"] (a list)'),
+    ('[notify]\ncommand = " "\n', "notify.command", 'must not be empty, got " "'),
+    ('[notify]\ncommand = "x"\ntimeout = "soon"\n', "notify.timeout", 'bad duration "soon"'),
+    ('[notify]\ncommand = "x"\ntimeout = 0\n', "notify.timeout", "must be longer than 0s, got 0"),
     ('[notify]\ncommand = "x"\nevents = "late"\n', "notify.events",
-     "expected a list of events ('run_failed', 'job_failed', 'run_error', 'late'), "
-     "got a string"),
+     'expected a list of events ("run_failed", "job_failed", "run_error", "late"), '
+     'got "late" (a string)'),
     ('[notify]\ncommand = "x"\nevents = []\n', "notify.events", "an empty list sends nothing"),
-    ('[notify]\ncommand = "x"\nevents = ["job_fail"]\n', "notify.events",
-     "unknown event 'job_fail' (did you mean 'job_failed'?)"),
-    ('[notify]\ncommand = "x"\nevents = ["boom"]\n', "notify.events",
-     "unknown event 'boom'; events are 'run_failed', 'job_failed', 'run_error', 'late'"),
-    ('[notify]\ncommand = "x"\nevents = [1]\n', "notify.events",
-     "expected event names, got an integer"),
-    ('[notify]\nzabbix = "zbx"\n', "notify.zabbix", "expected a table, got a string"),
+    ('[notify]\ncommand = "x"\nevents = ["job_fail"]\n', "notify.events[0]",
+     'unknown event "job_fail" (did you mean "job_failed"?)'),
+    ('[notify]\ncommand = "x"\nevents = ["late", "boom"]\n', "notify.events[1]",
+     'unknown event "boom"; events are "run_failed", "job_failed", "run_error", "late"'),
+    ('[notify]\ncommand = "x"\nevents = [1]\n', "notify.events[0]",
+     'expected event names ("run_failed", "job_failed", "run_error", "late"), got 1 '
+     '(an integer)'),
+    ('[notify]\nzabbix = "zbx"\n', "notify.zabbix", 'expected a table, got "zbx" (a string)'),
     ('[notify]\nzabbix = { server = "zbx" }\n', "notify.zabbix",
      "notify.zabbix needs host, key"),
     ('[notify]\nzabbix = { server = "zbx:0", host = "h", key = "k" }\n',
      "notify.zabbix.server", "the port must be a number from 1 to 65535"),
     ('[notify]\nzabbix = { server = "zbx", host = 1, key = "k" }\n', "notify.zabbix.host",
-     "expected a string, got an integer"),
+     "expected a string, got 1 (an integer)"),
     ('[notify]\nzabbix = { server = "zbx", host = "h", key = "k", value = "v" }\n',
-     "notify.zabbix.value", "unknown key 'value' in notify.zabbix"),
+     "notify.zabbix.value", 'unknown key "value" in notify.zabbix; known keys are host, key, '
+     'server'),
 ])
 def test_malformed_notify_tables(table: str, field: str, message: str) -> None:
     with pytest.raises(JobnetInvalid) as e:
@@ -234,5 +236,5 @@ def test_malformed_notify_tables(table: str, field: str, message: str) -> None:
 def test_every_problem_is_reported_at_once() -> None:
     c = Collector("jaz.toml")
     assert parse_notify(c, {"command": 1, "events": ["x"], "timeout": "?"}) is None
-    assert {p.field for p in c.problems} == {"notify.command", "notify.events",
+    assert {p.field for p in c.problems} == {"notify.command", "notify.events[0]",
                                              "notify.timeout"}

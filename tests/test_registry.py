@@ -159,7 +159,7 @@ def test_a_broken_file_leaves_the_previous_version_in_force_until_fixed(f):
     broken = f.registry.get("etl")
     assert broken.jobnet is good.jobnet and broken.loaded_at == good.loaded_at
     assert [(p.job, p.field) for p in broken.problems] == [("a", "colour")]
-    assert "unknown key 'colour'" in str(broken.problems[0])
+    assert 'unknown key "colour"' in str(broken.problems[0])
 
     f.jobnet("etl", "[jobs.a\n")          # worse: not even TOML, the name is still known
     f.reload()
@@ -177,7 +177,7 @@ def test_a_file_that_was_never_valid_is_listed_with_its_problems(f):
     assert f.reload() == ["nightly"]
     entry = f.registry.get("nightly")
     assert entry.jobnet is None and entry.schedules == ()
-    assert "unknown job 'zz'" in entry.problems[0].message
+    assert 'unknown job "zz"' in entry.problems[0].message
 
 
 def test_a_removed_file_removes_its_entry(f):
@@ -288,7 +288,7 @@ def test_an_invalid_calendar_file_keeps_its_previous_calendar_in_force(f):
     assert f.reload() == []                       # the jobnet is unaffected
     ((name, _, calendar, problems),) = f.registry.calendars()
     assert (name, calendar) == ("biz", good)
-    assert "unknown weekday 'funday'" in problems[0].message
+    assert 'unknown weekday "funday"' in problems[0].message
     assert f.registry.calendar("biz") is good
     assert f.registry.get("etl").schedules is schedules
 
@@ -306,7 +306,7 @@ def test_a_calendar_that_was_never_valid_cannot_be_used(f):
         f.registry.calendar("biz")
     entry = f.registry.get("etl")
     assert entry.jobnet is None
-    assert "calendar 'biz' is invalid" in entry.problems[0].message
+    assert 'calendar "biz" is invalid' in entry.problems[0].message
     assert any(p.file == str(f.calendars / "biz.toml") for p in entry.problems)
 
 
@@ -398,7 +398,7 @@ def test_each_change_is_logged(f, caplog):
     assert [m.split(" (")[0] for m in messages] == [
         "jobnet etl loaded from " + str(path), "jobnet etl updated from " + str(path),
         "jobnet etl invalid", "jobnet etl removed"]
-    assert "stays in force" in messages[2] and "unknown key 'colour'" in messages[2]
+    assert "stays in force" in messages[2] and 'unknown key "colour"' in messages[2]
     assert [r.levelname for r in caplog.records] == ["INFO", "INFO", "WARNING", "INFO"]
 
 

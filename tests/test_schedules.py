@@ -72,13 +72,13 @@ MALFORMED: list[tuple[Any, list[tuple[str, str]]]] = [
     ({"cron": "@daily", "times": ["01:00"]},
      [("schedule", "use one [[schedule]] table for each")]),
     ({"times": ["24:60"]}, [("schedule.times[0]", "minutes and seconds go up to 59")]),
-    ({"times": ["02:30", "9.30"]}, [("schedule.times[1]", "write it as HH:MM")]),
+    ({"times": ["02:30", "9.30"]}, [("schedule.times[1]", 'write it as "HH:MM"')]),
     ({"times": [930]}, [("schedule.times[0]", 'expected a time string like "02:30"')]),
-    ({"times": ["48:00"]}, [("schedule.times[0]", "the latest is 47:59:59")]),
+    ({"times": ["48:00"]}, [("schedule.times[0]", 'the latest is "47:59:59"')]),
     ({"times": 2}, [("schedule.times", 'expected a list of times like ["02:30", "25:30"]')]),
-    ({"times": []}, [("schedule.times", 'like ["02:30", "25:30"], got an empty list')]),
-    ({"every": "0s"}, [("schedule.every", "from 1s to 24h")]),
-    ({"every": "2d"}, [("schedule.every", "from 1s to 24h")]),
+    ({"times": []}, [("schedule.times", 'like ["02:30", "25:30"], got [] (a list)')]),
+    ({"every": "0s"}, [("schedule.every", 'from "1s" to "24h", got "0s"')]),
+    ({"every": "2d"}, [("schedule.every", 'from "1s" to "24h", got "2d"')]),
     ({"every": "soon"}, [("schedule.every", 'write it like "90s", "30m"')]),
     ({"cron": "@daily", "timezone": "Mars/Olympus"},
      [("schedule.timezone", 'use an IANA name like "Asia/Tokyo"')]),
@@ -86,14 +86,14 @@ MALFORMED: list[tuple[Any, list[tuple[str, str]]]] = [
      [("schedule.timezone", 'use an IANA name like "Asia/Tokyo"')]),
     ({"cron": "@daily", "window": "08:00"}, [("schedule.window", 'like "08:00-18:00"')]),
     ({"cron": "@daily", "window": ["08:00-18:00", "25:00-26:00"]},
-     [("schedule.window[1]", "the latest is 23:59:59")]),
+     [("schedule.window[1]", 'the latest is "23:59:59"')]),
     ({"cron": "@daily", "window": "08:00-08:00"}, [("schedule.window", "is empty")]),
     ({"cron": "@daily", "window": 8}, [("schedule.window", 'like "08:00-18:00"')]),
-    ({"cron": "@daily", "window": []}, [("schedule.window", "got an empty list")]),
+    ({"cron": "@daily", "window": []}, [("schedule.window", "got [] (a list)")]),
     ({"cron": "@daily", "overlap": "sometimes"},
-     [("schedule.overlap", "expected one of 'allow', 'skip', 'wait', 'replace'")]),
+     [("schedule.overlap", 'expected one of "allow", "skip", "wait", "replace"')]),
     ({"cron": "@daily", "catchup": "maybe"},
-     [("schedule.catchup", "expected one of 'none', 'latest', 'all'")]),
+     [("schedule.catchup", 'expected one of "none", "latest", "all"')]),
     ({"cron": "@daily", "catchup_window": "soon"},
      [("schedule.catchup_window", 'write it like "90s"')]),
     ({"cron": "@daily", "deadline": "05:00"},
@@ -101,8 +101,8 @@ MALFORMED: list[tuple[Any, list[tuple[str, str]]]] = [
     ({"cron": "@daily", "deadline": {"start_by": "25:61"}},
      [("schedule.deadline.start_by", "minutes and seconds go up to 59")]),
     ({"cron": "@daily", "deadline": {"finish": "05:00"}},
-     [("schedule.deadline.finish", "did you mean 'finish_by'?")]),
-    ({"cron": "@daily", "cronn": "x"}, [("schedule.cronn", "did you mean 'cron'?")]),
+     [("schedule.deadline.finish", 'did you mean "finish_by"?')]),
+    ({"cron": "@daily", "cronn": "x"}, [("schedule.cronn", 'did you mean "cron"?')]),
     ({"cron": "@daily", "calendar": ""}, [("schedule.calendar", "must not be empty")]),
     ("0 0 * * *", [("schedule", "expected a table")]),
     ([{"cron": "@daily"}, 5], [("schedule[1]", "expected a table")]),
@@ -110,13 +110,13 @@ MALFORMED: list[tuple[Any, list[tuple[str, str]]]] = [
      [("schedule[1].window", 'write it as START-END like "08:00-18:00"')]),
     # several problems: every one is reported
     ({"times": ["25:00", "99:00"], "window": "1-2", "overlap": 1, "timezone": "Nowhere"},
-     [("schedule.times[1]", "the latest is 47:59:59"),
-      ("schedule.window", "write it as HH:MM"),
+     [("schedule.times[1]", 'the latest is "47:59:59"'),
+      ("schedule.window", 'write it as "HH:MM"'),
       ("schedule.overlap", "expected one of"),
       ("schedule.timezone", "use an IANA name")]),
     ([{"cron": "61 * * * *"}, {"every": "1h", "deadline": {"start_by": "x:y"}}],
      [("schedule[0].cron", "minute field (0-59)"),
-      ("schedule[1].deadline.start_by", "write it as HH:MM")]),
+      ("schedule[1].deadline.start_by", 'write it as "HH:MM"')]),
 ]
 
 
@@ -520,7 +520,7 @@ def test_jaz_next_after_a_time_without_offset_is_local(net: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "code", "words"), [
-    (["--after", "next tuesday"], 2, "bad time 'next tuesday'"),
+    (["--after", "next tuesday"], 2, 'bad --after "next tuesday"'),
     (["--after", "2026-13-01"], 2, "use ISO 8601"),
     (["-n", "0"], 2, "-n"),
 ])
@@ -536,8 +536,8 @@ def test_jaz_next_unknown_calendar_exits_2_naming_the_field(tmp_path: Path) -> N
     path.write_text(NET.replace('"weekdays"', '"nope"'), encoding="utf-8")
     result = jaz("next", path, cwd=tmp_path)
     assert result.returncode == 2
-    assert f"{path} (field 'schedule.calendar'): unknown calendar" in result.stderr
-    assert "'nope' not found" in result.stderr
+    assert f"{path}:3 (field 'schedule.calendar'): unknown calendar \"nope\"" in result.stderr
+    assert '"nope" not found' in result.stderr
 
 
 def test_jaz_next_missing_file_exits_4(tmp_path: Path) -> None:
@@ -553,20 +553,20 @@ def test_jaz_next_without_schedule_says_so(tmp_path: Path) -> None:
     assert (result.returncode, json.loads(result.stdout)) == (0, [])
 
 
-@pytest.mark.parametrize(("schedule", "field", "words"), [
-    ('cron = "0 0 31 2 *"', "schedule.cron", "never occurs in month 2"),
-    ('times = ["02:30", "24:75"]', "schedule.times[1]", "minutes and seconds go up to 59"),
-    ('every = "15m"\nwindow = "18:00"', "schedule.window", 'like "08:00-18:00"'),
-    ('cron = "@daily"\ncalendar = "nope"', "schedule.calendar", "unknown calendar"),
+@pytest.mark.parametrize(("schedule", "field", "line_no", "words"), [
+    ('cron = "0 0 31 2 *"', "schedule.cron", 2, "never occurs in month 2"),
+    ('times = ["02:30", "24:75"]', "schedule.times[1]", 2, "minutes and seconds go up to 59"),
+    ('every = "15m"\nwindow = "18:00"', "schedule.window", 3, 'like "08:00-18:00"'),
+    ('cron = "@daily"\ncalendar = "nope"', "schedule.calendar", 3, "unknown calendar"),
 ])
 def test_jaz_validate_reports_schedule_problems(tmp_path: Path, schedule: str, field: str,
-                                                words: str) -> None:
+                                                line_no: int, words: str) -> None:
     path = tmp_path / "net.toml"
     path.write_text(f'[schedule]\n{schedule}\n\n[jobs.a]\nrun = "true"\n', encoding="utf-8")
     result = jaz("validate", path, cwd=tmp_path)
     assert result.returncode == 2
     [line] = [x for x in result.stderr.splitlines() if f"(field '{field}')" in x]
-    assert line.startswith(f"{path} (field '{field}'): ")
+    assert line.startswith(f"{path}:{line_no} (field '{field}'): ")
     assert words in line
 
 

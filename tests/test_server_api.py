@@ -116,7 +116,7 @@ def test_scheduled_runs_can_be_retimed_and_skipped(api: TestClient) -> None:
 def test_jobnets_show_their_validation_errors(api: TestClient) -> None:
     listed = {j["name"]: j for j in api.get("/api/v1/jobnets").json()}
     assert listed["hello"]["valid"] and not listed["broken"]["valid"]
-    assert "unknown job 'nope'" in listed["broken"]["problems"][0]["message"]
+    assert 'unknown job "nope"' in listed["broken"]["problems"][0]["message"]
     shown = api.get("/api/v1/jobnets/hello").json()
     assert shown["jobs"]["greet"]["kind"] == "run" and "echo hello" in shown["text"]
     r = api.post("/api/v1/runs", json={"jobnet": "broken"})

@@ -182,7 +182,7 @@ def test_jobnet_detail_and_job_history(server: Server) -> None:
             text = broken.query_one("#text", Static)
             shown = await until(pilot, lambda: "problem" in (s := plain(text.content))
                                 and s, "the problems")
-            assert "broken.toml (job 'x', field 'retries')" in shown
+            assert "broken.toml:3 (job 'x', field 'retries')" in shown
             assert 'retries = "many"' in shown        # the file's text, read here
 
     asyncio.run(scenario())

@@ -69,14 +69,15 @@ def test_validate_reports_every_problem_of_only_the_bad_file(tmp_path: Path, hom
     *lines, summary = result.stderr.splitlines()
     assert summary == "1 of 2 files invalid"
     assert sorted(lines) == sorted([
-        f"{bad} (job 'extract', field 'timeout'): bad duration '5 minutes': write it like "
-        '"90s", "30m", "4h", "1d", "1h30m" or a number of seconds',
-        f"{bad} (job 'load', field 'stop_codes'): reversed range '5-1' in '5-1': write it "
-        "low-high",
-        f"{bad} (job 'report', field 'if'): bad expression 'load.rows >> 3': expected an "
-        "expression, found '>' (column 12)",
-        f"{bad} (job 'load', field 'needs'): unknown job 'extrct' in needs (did you mean "
-        "'extract'?)",
+        f"{bad}:3 (job 'extract', field 'timeout'): bad duration \"5 minutes\": write it like "
+        '"90s", "30m", "4h", "1d", "1h30m" or a number of seconds (the units are ms, s, m, h '
+        "and d, in lower case)",
+        f"{bad}:8 (job 'load', field 'stop_codes'): reversed range \"5-1\": write it "
+        'low-high, as in "1-5"',
+        f"{bad}:13:18 (job 'report', field 'if'): bad expression \"load.rows >> 3\": expected "
+        "an expression, found '>' (at column 12 of the expression)",
+        f"{bad}:6 (job 'load', field 'needs'): unknown job \"extrct\" in needs (did you mean "
+        '"extract"?)',
     ])
     assert str(good) not in result.stderr
     assert f"ok  {good}" in result.stdout
@@ -92,9 +93,10 @@ def test_validate_json_lists_each_file_and_its_problems(tmp_path: Path, home: Pa
     assert [(r["file"], r["valid"], r["jobs"]) for r in report] == \
         [(str(good), True, 2), (str(bad), False, 0)]
     assert report[0]["problems"] == []
-    assert {(p["job"], p["field"], p["column"]) for p in report[1]["problems"]} == {
-        ("extract", "timeout", None), ("load", "stop_codes", None), ("report", "if", 12),
-        ("load", "needs", None),
+    assert {(p["job"], p["field"], p["line"], p["column"])
+            for p in report[1]["problems"]} == {
+        ("extract", "timeout", 3, None), ("load", "stop_codes", 8, None),
+        ("report", "if", 13, 18), ("load", "needs", 6, None),
     }
 
 
@@ -103,7 +105,7 @@ def test_validate_json_lists_each_file_and_its_problems(tmp_path: Path, home: Pa
                  "{file}:3:12: TOML syntax error: ", id="toml-syntax"),
     pytest.param('[jobs.a]\nrun = "x"\nneeds = ["c"]\n[jobs.b]\nrun = "x"\nneeds = ["a"]\n'
                  '[jobs.c]\nrun = "x"\nneeds = ["b"]\n',
-                 "{file} (job 'a', field 'needs'): the needs form a cycle: a -> c -> b -> a",
+                 "{file}:3 (job 'a', field 'needs'): the needs form a cycle: a -> c -> b -> a",
                  id="cycle"),
 ])
 def test_validate_points_at_the_place(tmp_path: Path, home: Path, text: str,
@@ -145,10 +147,11 @@ host = "otherhost"
     result = jaz("run", path, home=home, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("jaz: error: ")
-    for job, field in (("task", "start"), ("free", "release"), ("boot", "reboot")):
-        assert (f"{path} (job {job!r}, field {field!r}): the {field!r} action needs the "
-                "server") in result.stderr
-    assert f"{path} (job 'far', field 'host'): host 'otherhost': remote hosts need the " \
+    for job, field, line in (("task", "start", 5), ("free", "release", 8),
+                             ("boot", "reboot", 11)):
+        assert (f"{path}:{line} (job {job!r}, field {field!r}): the \"{field}\" action needs "
+                "the server") in result.stderr
+    assert f"{path}:15 (job 'far', field 'host'): host \"otherhost\": remote hosts need the " \
         "server" in result.stderr
     assert "first" not in result.stderr
     assert not (tmp_path / "ran").exists()
@@ -156,9 +159,10 @@ host = "otherhost"
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    pytest.param(["-p", "BAD"], "jaz: error: bad parameter 'BAD': write it as -p NAME=VALUE",
+    pytest.param(["-p", "BAD"], 'jaz: error: bad -p "BAD": write it as -p NAME=VALUE',
                  id="param-without-value"),
-    pytest.param(["-p", "1X=2"], "jaz: error: bad parameter name '1X'", id="param-bad-name"),
+    pytest.param(["-p", "1X=2"], 'jaz: error: bad -p "1X=2": the name "1X" must be',
+                 id="param-bad-name"),
 ])
 def test_run_with_a_bad_param_exits_2_and_runs_nothing(tmp_path: Path, home: Path,
                                                        args: list[str], message: str) -> None:
@@ -173,7 +177,7 @@ def test_run_of_an_invalid_file_exits_2_with_all_problems(tmp_path: Path, home: 
     path = write(tmp_path, "bad.toml", BAD)
     result = jaz("run", path, home=home, cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.startswith(f"jaz: error: {path} (job 'extract', field 'timeout')")
+    assert result.stderr.startswith(f"jaz: error: {path}:3 (job 'extract', field 'timeout')")
     for place in ("(job 'load', field 'stop_codes')", "(job 'report', field 'if')",
                   "(job 'load', field 'needs')"):
         assert place in result.stderr

@@ -278,7 +278,7 @@ def test_server_addresses(server: str, expected: tuple[str, int]) -> None:
     ("zbx:65536", "from 1 to 65535"),
     ("zbx:http", "the port must be a number"),
     ("[::1", "missing ']'"),
-    ("[::1]x", "unexpected 'x' after ']'"),
+    ("[::1]x", "unexpected \"x\" after ']'"),
     ("[::1]:", "the port must be a number"),
     ("", 'expected "host" or "host:port"'),
     ("bad host", 'expected "host" or "host:port"'),
@@ -302,24 +302,24 @@ def _problems(text: str) -> list[tuple[str | None, str]]:
 
 
 @pytest.mark.parametrize(("table", "field", "message"), [
-    ('"zbx"', "zabbix", "expected a table, got a string"),
+    ('"zbx"', "zabbix", 'expected a table, got "zbx" (a string)'),
     ('{ server = "zbx" }', "zabbix", "zabbix needs host, key, value"),
     ('{ server = 1, host = "h", key = "k", value = "v" }', "zabbix.server",
-     "expected a string, got an integer"),
+     "expected a string, got 1 (an integer)"),
     ('{ server = "zbx:99999", host = "h", key = "k", value = "v" }', "zabbix.server",
      "the port must be a number from 1 to 65535"),
     ('{ server = "[::1", host = "h", key = "k", value = "v" }', "zabbix.server", "missing ']'"),
     ('{ server = "zbx", host = "", key = "k", value = "v" }', "zabbix.host", "must not be empty"),
     ('{ server = "zbx", host = "h", key = ["k"], value = "v" }', "zabbix.key",
-     "expected a string, got a list"),
+     'expected a string, got ["k"] (a list)'),
     ('{ server = "zbx", host = "h", key = "k", value = { a = 1 } }', "zabbix.value",
-     "expected a string or number, got a table"),
+     "expected a string or number, got { a = 1 } (a table)"),
     ('{ server = "zbx", host = "h", key = "k", value = "${1 +}" }', "zabbix.value",
-     "bad expression in '${1 +}'"),
+     'bad expression in "${1 +}"'),
     ('{ server = "zbx", host = "h", key = "k", value = "${a.ROWS}" }', "zabbix.value",
      "zabbix values see variables, not jobs: write ${NAME}"),
     ('{ server = "zbx", host = "h", key = "k", valeu = "v", value = "v" }', "zabbix.valeu",
-     "unknown key 'valeu' in zabbix (did you mean 'value'?)"),
+     'unknown key "valeu" in zabbix (did you mean "value"?)'),
 ])
 def test_malformed_zabbix_tables(table: str, field: str, message: str) -> None:
     found = _problems(f'[jobs.a]\nrun = "true"\n[jobs.b]\nneeds = ["a"]\nzabbix = {table}\n')

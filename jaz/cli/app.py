@@ -80,12 +80,65 @@ def main(*, hot_path: bool = True) -> None:
 
             args = parse_argv(sys.argv[1:])
         if args is None:
-            _build()()
+            _run_typer()
         else:
             _run_hot(args)
     except JazError as e:
         _plain_error(e)
         sys.exit(e.exit_code)
+
+
+def _run_typer() -> None:
+    """The command line through typer, whose usage errors (a bad --parallel, an unknown
+    option, a missing argument) end like every other error of jaz: one line on stderr
+    saying what and where, and exit 2, rather than a box with the usage in it."""
+    from typer.main import get_command
+
+    command = get_command(_build())
+    try:
+        code = command.main(prog_name="jaz", standalone_mode=False)
+    except Exception as e:
+        # click's classes, by name: typer 0.28 carries its own copy of click
+        kinds = {k.__name__ for k in type(e).__mro__}
+        if "Abort" in kinds:
+            sys.stderr.write("Aborted!\n")
+            sys.exit(1)
+        if "ClickException" not in kinds:
+            raise
+        if "NoArgsIsHelpError" not in kinds:   # that one has printed the help already
+            _click_error(e)
+        sys.exit(getattr(e, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_error(e: Exception) -> None:
+    format_message = getattr(e, "format_message", None)
+    message = _number_error(e) or \
+        " ".join((format_message() if format_message else str(e)).split())
+    ctx = getattr(e, "ctx", None)
+    path = getattr(ctx, "command_path", None)
+    where, helps = (f"{path}: ", f" (see `{path} -h`)") if path else ("", "")
+    sys.stderr.write(f"jaz: error: {where}{message}{helps}\n")
+    sys.stderr.flush()
+
+
+def _number_error(e: Exception) -> str | None:
+    """click's "'abc' is not a valid int range." for a whole-number option, said the way
+    jaz says it: `--count: expected a whole number from 1 to 10000, got "abc"`."""
+    import re
+
+    param, text = getattr(e, "param", None), getattr(e, "message", "")
+    kind = getattr(getattr(param, "type", None), "name", "")
+    m = re.match(r"'?(.*?)'? is not (?:a valid|in the range)", str(text))
+    if kind not in ("int", "integer", "int range", "integer range") or m is None \
+            or param is None:
+        return None
+    low, high = getattr(param.type, "min", None), getattr(param.type, "max", None)
+    bounds = f" from {low} to {high}" if low is not None and high is not None else \
+        f" >= {low}" if low is not None else f" <= {high}" if high is not None else ""
+    names = " / ".join(param.opts) if getattr(param, "param_type_name", "") == "option" \
+        else str(getattr(param, "human_readable_name", param.name))
+    return f"{names}: expected a whole number{bounds}, got \"{m.group(1)}\""
 
 
 def _completing() -> bool:

@@ -42,7 +42,7 @@ def log(
     if since:
         params["since"] = parse_since(since).isoformat()
     if until:
-        params["until"] = parse_since(until).isoformat()
+        params["until"] = parse_since(until, what="--until").isoformat()
     for key, value in (("jobnet", jobnet), ("user", user), ("run", run)):
         if value is not None:
             params[key] = value

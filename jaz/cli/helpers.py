@@ -18,15 +18,26 @@ if TYPE_CHECKING:
 
 
 def parse_params(items: Sequence[str]) -> dict[str, str]:
+    """`-p NAME=VALUE` options as params; a bad one is a UsageError quoting it."""
     params: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"bad parameter {item!r}: write it as -p NAME=VALUE")
+            raise UsageError(f"bad -p {quoted(item)}: write it as -p NAME=VALUE, like "
+                             f"-p DAY=2026-11-20")
         if not key.strip().isidentifier():
-            raise UsageError(f"bad parameter name {key!r}: use letters, digits and '_'")
+            raise UsageError(f"bad -p {quoted(item)}: the name {quoted(key)} must be letters, "
+                             f"digits and \"_\", not starting with a digit")
         params[key.strip()] = value
     return params
+
+
+def quoted(text: str) -> str:
+    """A command-line value in an error message, in double quotes (escaped like a TOML
+    string, so a control character cannot garble the terminal)."""
+    from jaz.engine.tomltext import quote
+
+    return quote(text)
 
 
 def open_store(db: Path | None) -> Store:

@@ -24,6 +24,7 @@ from jaz.cli.common import (
     make_service,
     open_existing_store,
 )
+from jaz.cli.helpers import quoted
 from jaz.errors import UsageError
 
 SORT_FIELDS = ("id", "jobnet", "status", "scheduled", "started", "ended", "duration")
@@ -35,8 +36,9 @@ def register(app: typer.Typer) -> None:
     app.command("logs")(logs)
 
 
-def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """"2026-11-20", "2026-11-20T08:00", or a duration back from now ("2h", "3d")."""
+def parse_since(text: str, now: datetime | None = None, what: str = "--since") -> datetime:
+    """"2026-11-20", "2026-11-20T08:00", or a duration back from now ("2h", "3d");
+    `what` is the option, for the message."""
     from jaz.engine.durations import DurationError, parse_duration
 
     now = now or datetime.now().astimezone()
@@ -47,7 +49,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     try:
         t = datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"bad time {text!r}: use an ISO date/time like 2026-11-20 or "
+        raise UsageError(f"bad {what} {quoted(text)}: use an ISO date/time like 2026-11-20 or "
                          "2026-11-20T08:00, or a duration back from now like 2h or 3d") from None
     return t if t.tzinfo else t.astimezone()
 
@@ -82,6 +84,7 @@ def runs(
     token: TokenOption = None,
 ) -> None:
     """List runs, newest first (upcoming scheduled ones too, from a server)."""
+    from jaz.engine.checks import did_you_mean
     from jaz.engine.model import RunState
 
     states = []
@@ -89,25 +92,27 @@ def runs(
         try:
             states.append(RunState(s))
         except ValueError:
-            raise UsageError(f"unknown status {s!r}: use one of "
-                             f"{', '.join(x.value for x in RunState)}") from None
+            names = [x.value for x in RunState]
+            raise UsageError(f"bad --status {quoted(s)}: use one of {', '.join(names)}"
+                             f"{did_you_mean(s, names)}") from None
     key = sort.lstrip("-")
     if key not in SORT_FIELDS:
-        raise UsageError(f"cannot sort by {key!r}: use one of {', '.join(SORT_FIELDS)}")
+        raise UsageError(f"bad --sort {quoted(sort)}: sort by one of {', '.join(SORT_FIELDS)}, "
+                         f"with - before it for descending (like --sort -started)"
+                         f"{did_you_mean(key, SORT_FIELDS)}")
+    after = parse_since(since) if since else None   # a bad option before any look-up
     if use_server(db, local, server):
         from jaz.cli.remote import connect, runs_remote
 
         with connect(server, token) as client:
             runs_remote(client, jobnet=jobnet, states=[s.value for s in states],
-                        since=parse_since(since) if since else None, sort=sort, limit=limit,
-                        json_=json_)
+                        since=after, sort=sort, limit=limit, json_=json_)
         return
     from jaz.engine.service import run_view
 
     store = open_existing_store(db)
     service = make_service(store)
-    records = service.runs(jobnet=jobnet, status=states,
-                           since=parse_since(since) if since else None)
+    records = service.runs(jobnet=jobnet, status=states, since=after)
 
     def sort_key(r: object) -> tuple[int, object]:
         from jaz.engine.records import RunRecord

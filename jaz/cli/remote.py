@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from jaz.cli.common import JsonOption, ServerOption, TokenOption, parse_params
+from jaz.cli.helpers import quoted
 from jaz.engine.when import parse_at
 from jaz.errors import UsageError
 
@@ -57,9 +58,11 @@ def env_params(names: list[str]) -> dict[str, str]:
     params = {}
     for name in names:
         if not name.isidentifier():
-            raise UsageError(f"bad -e {name!r}: give the name of an environment variable")
+            raise UsageError(f"bad -e {quoted(name)}: give the name of an environment "
+                             f"variable, like -e DAY")
         if name not in os.environ:
-            raise UsageError(f"-e {name}: the environment variable {name} is not set")
+            raise UsageError(f"bad -e {quoted(name)}: the environment variable {name} is not "
+                             f"set here; export it, or give -p {name}=VALUE")
         params[name] = os.environ[name]
     return params
 
@@ -295,8 +298,9 @@ def retime(run_id: RunArg,
     like `jaz start --at`: no overlap or deadline policy applies)."""
     from jaz.cli.output import esc, print_json, say
 
+    when_ = parse_at(at, what="TIME").isoformat()   # a bad TIME before any connection
     with connect(server, token) as client:
-        view = client.retime(run_id, parse_at(at, what="TIME").isoformat())
+        view = client.retime(run_id, when_)
     if json_:
         print_json(view)
         return

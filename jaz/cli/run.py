@@ -162,14 +162,15 @@ def run_now(*, file: Path | None, param: list[str], parallel: int, dry_run: bool
     from jaz.engine.loader import load_file, local_problems
 
     if resume is None and file is None:
-        raise UsageError("give a jobnet file to run, or --resume RUN",
-                         hint="jaz run examples/nightly-etl.toml")
+        raise UsageError("give a jobnet file to run, like `jaz run examples/nightly-etl.toml`, "
+                         "or --resume RUN")
     if resume is not None and (file is not None or param or dry_run):
         raise UsageError("--resume RUN takes no file, -p or --dry-run: the run keeps the "
                          "jobnet version and params it started with")
     if resume is None and (skip or release):
         raise UsageError("--skip and --release go with --resume RUN")
 
+    params = parse_params(param)   # a bad -p is reported whatever the file holds
     jobnet: Jobnet | None = None
     if file is not None:
         jobnet = load_file(file)
@@ -177,9 +178,8 @@ def run_now(*, file: Path | None, param: list[str], parallel: int, dry_run: bool
         if problems:
             raise JobnetInvalid(problems)
         if dry_run:
-            _plan(jobnet, parse_params(param))
+            _plan(jobnet, params)
             return 0
-    params = parse_params(param)
 
     progress = Progress(quiet=json_)
     store = open_store(db)

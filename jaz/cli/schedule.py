@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from jaz.cli.common import JsonOption, ServerOption, TokenOption
+from jaz.cli.helpers import quoted
 from jaz.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
@@ -128,15 +129,16 @@ def _jobnet_path(ref: str) -> Path:
     for candidate in (Path(f"{ref}.toml"), Path("jobnets") / f"{ref}.toml"):
         if candidate.is_file():
             return candidate
-    raise NotFound(f"jobnet {ref!r} not found (looked for {ref}.toml and jobnets/{ref}.toml)",
+    raise NotFound(f"jobnet {quoted(ref)} not found (looked for {ref}.toml and "
+                   f"jobnets/{ref}.toml)",
                    hint="give the jobnet's file path")
 
 
-def parse_time(text: str, zone: tzinfo) -> datetime:
+def parse_time(text: str, zone: tzinfo, what: str = "--after") -> datetime:
     try:
         t = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise UsageError(f"bad time {text!r}: use ISO 8601 like 2026-12-31T23:00 or "
+        raise UsageError(f"bad {what} {quoted(text)}: use ISO 8601 like 2026-12-31T23:00 or "
                          "2026-12-31T23:00+09:00") from None
     return t if t.tzinfo is not None else t.replace(tzinfo=zone)
 

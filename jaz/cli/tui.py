@@ -48,8 +48,8 @@ def tui(server: ServerOption = None, token: TokenOption = None, local: LocalFlag
     if config is not None and not local:
         from jaz.errors import UsageError
 
-        raise UsageError("--config goes with --local",
-                         hint="without --local, jaz tui connects to a running server")
+        raise UsageError("--config goes with --local (without --local, jaz tui connects to "
+                         "a running server and uses its config)")
     with local_server(config) if local else Client.find(server, token) as client:
         client.runs(limit=1)    # Unreachable / Refused here, before the screen opens
         from jaz.tui.app import JazApp

@@ -26,8 +26,11 @@ from jaz.engine.checks import (
     check_enum,
     check_str,
     check_unknown,
+    close_matches,
+    did_you_mean,
+    got,
     parse_toml,
-    type_name,
+    quote,
 )
 from jaz.errors import JobnetInvalid, NotFound, Problem
 
@@ -208,25 +211,60 @@ def _holidays(code: str, year: int) -> dict[date, str]:
 
 
 def holiday_code_problem(code: str) -> str | None:
-    """Why a holidays code is not usable, or None when the package knows it."""
+    """Why a holidays code is not usable, or None when the package knows it. The message
+    quotes the code as written and names the nearest codes the package knows."""
+    written = quote(code)
+    code = code.strip()
     m = _HOLIDAY_CODE.fullmatch(code)
+    form = "write a country code like \"JP\", or country-subdivision like \"US-NY\""
     if m is None:
-        return (f"bad holidays code {code!r}: use a country code like \"JP\", or country-"
-                f"subdivision like \"US-NY\"")
+        near = _nearest_countries(code)
+        return (f"bad holidays code {written}: {form}"
+                + (f" (nearest: {', '.join(map(quote, near))})" if near else ""))
     import holidays
 
     country, subdiv = m.group(1).upper(), m.group(2)
     supported = holidays.list_supported_countries()
     if country not in supported:
-        return (f"unknown country {m.group(1)!r} for holidays: use an ISO 3166 code such as "
-                f"JP, DE, US, GB, FR")
-    if subdiv is not None and subdiv.upper() not in {s.upper() for s in supported[country]}:
-        known = ", ".join(sorted(supported[country])[:12])
-        more = "…" if len(supported[country]) > 12 else ""
-        return (f"unknown subdivision {subdiv!r} of {country}: known ones are "
-                f"{known}{more}" if known else f"{country} has no subdivisions in the "
-                f"holidays package; use just \"{country}\"")
+        near = _nearest_countries(m.group(1))
+        return (f"unknown holidays code {written}: the holidays package has no country "
+                f"{quote(m.group(1))}; use an ISO 3166 code"
+                + (f" (nearest: {', '.join(map(quote, near))})" if near else
+                   " such as \"JP\", \"DE\", \"US\", \"GB\", \"FR\""))
+    known = sorted(supported[country])
+    if subdiv is not None and subdiv.upper() not in {s.upper() for s in known}:
+        if not known:
+            return (f"unknown holidays code {written}: the holidays package has no "
+                    f"subdivisions of {country}; use just {quote(country)}")
+        near = close_matches(subdiv, known, n=3, cutoff=0.3)
+        listed = ", ".join(known[:12]) + ("…" if len(known) > 12 else "")
+        return (f"unknown holidays code {written}: {country} has no subdivision "
+                f"{quote(subdiv)}"
+                + (f" (nearest: {', '.join(quote(f'{country}-{n}') for n in near)})"
+                   if near else "")
+                + f"; its {len(known)} subdivisions are {listed}")
     return None
+
+
+def _nearest_countries(text: str) -> list[str]:
+    """The country codes nearest to `text`: by code ("XX" -> "XK"), or by the country's
+    name ("germany" -> "DE")."""
+    import holidays
+
+    codes = [c for c in holidays.list_supported_countries() if len(c) == 2]
+    if len(text) <= 3:
+        return close_matches(text.upper(), codes, n=3, cutoff=0.0)
+    names: dict[str, str] = {}
+    try:   # the package's registry of countries: module name -> (class, alpha-2, ...)
+        from holidays.registry import COUNTRIES
+
+        for module, (cls, code, *_) in COUNTRIES.items():
+            names.setdefault(module.replace("_", " "), code)
+            names.setdefault(re.sub(r"(?<!^)(?=[A-Z])", " ", cls).lower(), code)
+    except (ImportError, ValueError, TypeError):
+        return []
+    found = close_matches(text.replace("_", " ").replace("-", " ").lower(), names, n=3)
+    return list(dict.fromkeys(names[f] for f in found))
 
 
 # ------------------------------------------------------------------ loading
@@ -265,7 +303,7 @@ class CalendarLibrary:
             p = (here / ref).resolve()
             if p.is_file():
                 return p
-            raise NotFound(f"calendar file {ref!r} not found (looked for {p})",
+            raise NotFound(f"calendar file {quote(ref)} not found (looked for {p})",
                            hint="give a path relative to the file that refers to it")
         looked: list[Path] = []
         # a server's layout: jobnets/ and calendars/ side by side (jaz init, $JAZ_HOME)
@@ -280,7 +318,7 @@ class CalendarLibrary:
             named = self._named(folder, ref)
             if named is not None:
                 return named
-        raise NotFound(f"calendar {ref!r} not found (looked for "
+        raise NotFound(f"calendar {quote(ref)} not found (looked for "
                        f"{', '.join(str(p) for p in looked)})",
                        hint="put NAME.toml next to the jobnet or in its calendars/ folder, or "
                             "give a path ending in .toml")
@@ -306,10 +344,16 @@ class CalendarLibrary:
             return cached
         if path in self._loading:
             cycle = [*self._loading[self._loading.index(path):], path]
-            raise JobnetInvalid([Problem(
-                file=str(self._loading[-1]), field="base",
-                message="calendars are based on each other in a cycle: "
-                        + " -> ".join(p.stem for p in cycle))])
+            file = self._loading[-1]
+            try:
+                text: str | None = file.read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError):
+                text = None
+            c = Collector(str(file), text)
+            c.add("calendars are based on each other in a cycle: "
+                  + " -> ".join(p.stem for p in cycle) + "; base one of them on another "
+                  "calendar", field="base")
+            raise JobnetInvalid(c.problems)
         self._loading.append(path)
         try:
             calendar = load_calendar_file(path, self.get)
@@ -334,15 +378,16 @@ def load_calendar_text(text: str, *, path: Path | None = None,
     """Validate a calendar file, collecting every problem; `resolve` finds its base."""
     file = str(path) if path is not None else "<calendar>"
     data = parse_toml(text, file)
-    c = Collector(file)
+    c = Collector(file, text)
     is_filter = "base" in data
     allowed = FILTER_KEYS if is_filter else BASE_KEYS
     for key in data:
         if key not in allowed and key in (BASE_KEYS | FILTER_KEYS):
-            c.add(f"{key!r} belongs in a base calendar; a filter calendar takes its days "
-                  f"from its base" if is_filter else
-                  f"{key!r} is for a filter calendar: add 'base = \"NAME\"' to pick days out "
-                  f"of another calendar", field=key)
+            c.add(f"{quote(key)} belongs in a base calendar; a filter calendar (one with "
+                  f"base = ...) takes its days from its base: remove {quote(key)} or 'base'"
+                  if is_filter else
+                  f"{quote(key)} is for a filter calendar: add 'base = \"NAME\"' to pick days "
+                  f"out of another calendar", field=key)
     check_unknown(c, [k for k in data if k not in BASE_KEYS | FILTER_KEYS], allowed,
                   job=None, where="the calendar")
 
@@ -350,7 +395,8 @@ def load_calendar_text(text: str, *, path: Path | None = None,
     if "name" in data:
         name = check_str(c, data["name"], job=None, field="name") or name
     if not _NAME.fullmatch(name):
-        c.add(f"bad calendar name {name!r}: use letters, digits, '_', '-' and '.'", field="name")
+        c.add(f"bad calendar name {quote(name)}: use letters, digits, \"_\", \"-\" and \".\"",
+              field="name")
     kw: dict[str, Any] = {"name": name, "path": path.resolve() if path else None}
     if "description" in data:
         kw["description"] = check_str(c, data["description"], job=None, field="description",
@@ -364,19 +410,21 @@ def load_calendar_text(text: str, *, path: Path | None = None,
     kw["include"], kw["exclude"] = include, exclude
     for lo, hi in include:
         if lo == hi and (lo, hi) in exclude:
-            c.add(f"{lo.isoformat()} is both included and excluded: keep one", field="include")
+            c.add(f"\"{lo.isoformat()}\" is both included and excluded: keep one",
+                  field="include")
 
     if is_filter:
         kw.update(_filter(c, data))
         ref = check_str(c, data["base"], job=None, field="base")
         if ref is not None and not c.problems:
             if resolve is None:
-                c.add(f"cannot resolve base calendar {ref!r} here", field="base")
+                c.add(f"cannot resolve base calendar {quote(ref)} here", field="base")
             else:
                 try:
                     kw["base"] = resolve(ref, path)
                 except NotFound as e:
-                    c.add(f"unknown base calendar: {e.message}", field="base")
+                    c.add(f"unknown base calendar {quote(ref)}: {e.message}"
+                          + (f"; {e.hint}" if e.hint else ""), field="base")
                 except JobnetInvalid as e:   # the base's own problems name its file
                     c.problems.extend(e.problems)
     if c.problems:
@@ -386,14 +434,15 @@ def load_calendar_text(text: str, *, path: Path | None = None,
 
 def _weekdays(c: Collector, raw: Any) -> frozenset[int]:
     if not isinstance(raw, list):
-        c.add(f"expected a list of weekday names like [\"mon\", \"tue\"], got "
-              f"{type_name(raw)}", field="weekdays")
+        c.add(f"expected a list of weekday names like [\"mon\", \"tue\"], got {got(raw)}",
+              field="weekdays")
         return frozenset()
     out: set[int] = set()
     for i, item in enumerate(raw):
         key = item.strip().lower() if isinstance(item, str) else None
         if key not in WEEKDAYS:
-            c.add(f"unknown weekday {item!r}: use mon, tue, wed, thu, fri, sat or sun",
+            c.add(f"unknown weekday {quote(item)}: use \"mon\", \"tue\", \"wed\", \"thu\", "
+                  f"\"fri\", \"sat\" or \"sun\"{did_you_mean(key or item, WEEKDAYS)}",
                   field=f"weekdays[{i}]")
             continue
         out.add(WEEKDAYS[key])
@@ -403,14 +452,14 @@ def _weekdays(c: Collector, raw: Any) -> frozenset[int]:
 def _holiday_codes(c: Collector, raw: Any) -> tuple[str, ...]:
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        c.add(f"expected a country code like \"JP\" or a list of them, got {type_name(raw)}",
-              field="holidays")
+        c.add(f"expected a country code like \"JP\" or a list of them like [\"DE\", "
+              f"\"DE-BY\"], got {got(raw)}", field="holidays")
         return ()
     codes: list[str] = []
-    for item in items:
-        problem = holiday_code_problem(item.strip())
+    for i, item in enumerate(items):
+        problem = holiday_code_problem(item)
         if problem:
-            c.add(problem, field="holidays")
+            c.add(problem, field="holidays" if isinstance(raw, str) else f"holidays[{i}]")
         else:
             country, _, subdiv = item.strip().partition("-")
             codes.append(country.upper() + (f"-{subdiv.upper()}" if subdiv else ""))
@@ -420,7 +469,7 @@ def _holiday_codes(c: Collector, raw: Any) -> tuple[str, ...]:
 def _dates(c: Collector, raw: Any, key: str) -> tuple[tuple[date, date], ...]:
     if not isinstance(raw, list):
         c.add(f"expected a list of dates (\"2026-12-26\") and ranges "
-              f"(\"2026-12-30..2027-01-03\"), got {type_name(raw)}", field=key)
+              f"(\"2026-12-30..2027-01-03\"), got {got(raw)}", field=key)
         return ()
     out: list[tuple[date, date]] = []
     for i, item in enumerate(raw):
@@ -429,7 +478,7 @@ def _dates(c: Collector, raw: Any, key: str) -> tuple[tuple[date, date], ...]:
             out.append((item, item))
             continue
         if not isinstance(item, str):
-            c.add(f"expected a date string like \"2026-12-26\", got {type_name(item)}",
+            c.add(f"expected a date string like \"2026-12-26\", got {got(item)}",
                   field=where)
             continue
         m = _RANGE.fullmatch(item) or _DATE.fullmatch(item)
@@ -438,11 +487,12 @@ def _dates(c: Collector, raw: Any, key: str) -> tuple[tuple[date, date], ...]:
                 raise ValueError(item)
             days = [date.fromisoformat(g) for g in m.groups() if g]
         except ValueError:
-            c.add(f"bad date {item!r}: use YYYY-MM-DD, or FROM..TO for a range",
-                  field=where)
+            c.add(f"bad date {quote(item)}: write it as \"YYYY-MM-DD\" (a real date), or "
+                  f"\"FROM..TO\" for a range like \"2026-12-30..2027-01-03\"", field=where)
             continue
         if days[-1] < days[0]:
-            c.add(f"range {item!r} ends before it starts", field=where)
+            c.add(f"range {quote(item)} ends before it starts: write the earlier date first",
+                  field=where)
             continue
         out.append((days[0], days[-1]))
     return tuple(out)
@@ -468,14 +518,14 @@ def _filter(c: Collector, data: dict[str, Any]) -> dict[str, Any]:
 def _day_numbers(c: Collector, raw: Any, key: str, most: int) -> tuple[int, ...]:
     items = [raw] if isinstance(raw, int) and not isinstance(raw, bool) else raw
     if not isinstance(items, list) or not items:
-        c.add(f"expected a list of day numbers like [1, 15, -1], got {type_name(raw)}",
+        c.add(f"expected a list of day numbers like [1, 15, -1], got {got(raw)}",
               field=key)
         return ()
     out: list[int] = []
     for i, n in enumerate(items):
         if isinstance(n, bool) or not isinstance(n, int) or n == 0 or not -most <= n <= most:
-            c.add(f"expected a day number 1..{most} or -1..-{most} (-1 = the last), got {n!r}",
-                  field=f"{key}[{i}]")
+            c.add(f"expected a day number 1..{most} or -1..-{most} (-1 = the last), got "
+                  f"{quote(n)}", field=f"{key}[{i}]")
             continue
         out.append(n)
     return tuple(dict.fromkeys(out))

@@ -18,6 +18,8 @@ import calendar as _calendar
 from dataclasses import dataclass
 from datetime import date
 
+from jaz.engine.tomltext import quote
+
 __all__ = ["Cron", "CronError", "parse_cron"]
 
 _MONTHS = {name.lower(): i for i, name in enumerate(_calendar.month_abbr) if name}
@@ -83,7 +85,12 @@ def parse_cron(text: str) -> Cron:
     source = text.strip()
     expanded = _ALIASES.get(source.lower(), source)
     if expanded.startswith("@"):
-        raise CronError(f"unknown shortcut {source!r}: use one of {', '.join(_ALIASES)}")
+        import difflib
+
+        near = difflib.get_close_matches(source.lower(), list(_ALIASES), n=1)
+        hint = f" (did you mean {quote(near[0])}?)" if near else ""
+        raise CronError(f"unknown shortcut {quote(source)}: use one of "
+                        f"{', '.join(_ALIASES)}{hint}")
     parts = expanded.split()
     if len(parts) not in (5, 6):
         raise CronError(f"expected 5 fields (minute hour day month weekday) or 6 (with "
@@ -139,7 +146,7 @@ def _item(item: str, name: str, low: int, high: int,
     if not item:
         raise CronError(f"empty entry in the {name} field: remove the extra comma")
     if item[0].upper() == "H" or item.upper().endswith("W"):   # not `wed`
-        raise CronError(f"{item!r} in the {name} field: 'H' and 'W' are not supported; "
+        raise CronError(f"{quote(item)} in the {name} field: 'H' and 'W' are not supported; "
                         "use plain values, or a calendar with 'shift' for nearest weekdays")
     step = 1
     stepped = "/" in item
@@ -152,8 +159,9 @@ def _item(item: str, name: str, low: int, high: int,
         a, _, b = item.partition("-")
         start, end = _number(a, name, low, high, names), _number(b, name, low, high, names)
         if start > end:
-            raise CronError(f"range {item!r} in the {name} field goes backwards: write the "
-                            f"lower value first, or two ranges like '{a}-{high},{low}-{b}'")
+            raise CronError(f"range {quote(item)} in the {name} field goes backwards: write "
+                            f"the lower value first, or two ranges like "
+                            f"\"{a}-{high},{low}-{b}\"")
     else:
         start = _number(item, name, low, high, names)
         end = max(start, last) if stepped else start   # `a/n`: from a to the end, every n
@@ -167,7 +175,7 @@ def _number(text: str, name: str, low: int, high: int, names: dict[str, int] | N
         return names[key]
     if not key.isdigit():
         expected = f"{low}-{high}" + (f" or a name like {next(iter(names))}" if names else "")
-        raise CronError(f"bad {what} {text!r} in the {name} field: expected {expected}")
+        raise CronError(f"bad {what} {quote(text)} in the {name} field: expected {expected}")
     value = int(key)
     if not low <= value <= high:
         raise CronError(f"{what} {value} is out of range in the {name} field ({low}-{high})")

@@ -19,9 +19,11 @@ from jaz.engine.checks import check_str as _str
 from jaz.engine.checks import check_table as _table
 from jaz.engine.checks import check_unknown as _unknown
 from jaz.engine.checks import close_match as _close
+from jaz.engine.checks import did_you_mean as _did_you_mean
+from jaz.engine.checks import got as _got
 from jaz.engine.checks import parse_toml
+from jaz.engine.checks import quote as _quote
 from jaz.engine.checks import scalar_str as _scalar_str
-from jaz.engine.checks import type_name as _type
 from jaz.engine.durations import DurationError, parse_stop_codes
 from jaz.engine.model import (
     ACTION_KEYS,
@@ -81,7 +83,7 @@ def load_file(path: str | Path) -> Jobnet:
 def load_text(text: str, *, path: Path | None = None, name: str | None = None) -> Jobnet:
     file = str(path) if path is not None else "<jobnet>"
     data = parse_toml(text, file)
-    c = _Collector(file)
+    c = _Collector(file, text)
     jobnet = _build(data, c, text=text, path=path, default_name=name)
     if c.problems or jobnet is None:
         raise JobnetInvalid(c.problems)
@@ -100,9 +102,16 @@ def _expr(c: _Collector, source: Any, *, job: str, field: str) -> str | None:
     try:
         expr.parse(text)
     except expr.ExprError as e:
-        c.add(f"bad expression {text!r}: {e}", job=job, field=field, column=e.column)
+        c.add(f"bad expression {_quote(text)}: {_expr_error(e)}", job=job, field=field,
+              column=e.column)
         return None
     return text
+
+
+def _expr_error(e: Any) -> str:
+    """An ExprError for a message: its column is one of the expression, not of the file."""
+    message: str = e.message
+    return message + (f" (at column {e.column} of the expression)" if e.column else "")
 
 
 # ------------------------------------------------------------------ build
@@ -115,7 +124,10 @@ def _build(data: dict[str, Any], c: _Collector, *, text: str, path: Path | None,
     if "name" in data:
         name = _str(c, data["name"], job=None, field="name") or name
     if not JOBNET_NAME.fullmatch(name):
-        c.add(f"bad jobnet name {name!r}: use letters, digits, '_', '-' and '.'", field="name")
+        source = "" if "name" in data else " (from the file name; set name = \"...\" or " \
+            "rename the file)"
+        c.add(f"bad jobnet name {_quote(name)}{source}: use letters, digits, \"_\", \"-\" "
+              f"and \".\", not starting with \"-\" or \".\"", field="name")
     description = _str(c, data.get("description", ""), job=None, field="description",
                        allow_empty=True) or ""
     on_failure = _enum(c, data.get("on_failure", "halt"), ("halt", "stop"), job=None,
@@ -138,8 +150,8 @@ def _build(data: dict[str, Any], c: _Collector, *, text: str, path: Path | None,
         if key not in DEFAULTABLE:
             why = "an action" if key in ACTION_KEYS else (
                 "per job" if key in COMMON_KEYS else "unknown")
-            c.add(f"key {key!r} cannot be a default ({why}); defaults take: "
-                  f"{', '.join(sorted(DEFAULTABLE))}", field=f"defaults.{key}")
+            c.add(f"key {_quote(key)} cannot be a default ({why}){_did_you_mean(key, DEFAULTABLE)}"
+                  f"; defaults take: {', '.join(sorted(DEFAULTABLE))}", field=f"defaults.{key}")
 
     raw_jobs = _table(c, data.get("jobs", {}), job=None, field="jobs") or {}
     if not raw_jobs:
@@ -150,10 +162,11 @@ def _build(data: dict[str, Any], c: _Collector, *, text: str, path: Path | None,
     previous: str | None = None
     for job_name, raw in raw_jobs.items():
         if not JOB_NAME.fullmatch(job_name):
-            c.add(f"bad job name {job_name!r}: use letters, digits and '_' (it is used in "
-                  f"expressions as {job_name.replace('-', '_')}.NAME)", job=job_name)
+            c.add(f"bad job name {_quote(job_name)}: use letters, digits and \"_\", not "
+                  f"starting with a digit (it is used in expressions as "
+                  f"{_job_name_hint(job_name)}.NAME)", job=job_name)
         if not isinstance(raw, dict):
-            c.add(f"expected a table [jobs.{job_name}], got {_type(raw)}", job=job_name)
+            c.add(f"expected a table [jobs.{job_name}], got {_got(raw)}", job=job_name)
             continue
         merged = {k: v for k, v in defaults.items() if k in DEFAULTABLE}
         if "env" in defaults and "env" in raw and isinstance(defaults["env"], dict) \
@@ -191,7 +204,8 @@ def _blame_defaults(c: _Collector, start: int, inherited: set[str]) -> None:
     kept = c.problems[:start]
     for p in c.problems[start:]:
         if p.field is not None and p.field.split(".")[0] in inherited:
-            p = Problem(file=p.file, message=p.message, field=f"defaults.{p.field}")
+            p = Problem(file=p.file, message=p.message, field=f"defaults.{p.field}",
+                        line=c.line(None, f"defaults.{p.field}"))
             if p in kept:
                 continue
         kept.append(p)
@@ -224,7 +238,8 @@ def _job(c: _Collector, name: str, raw: dict[str, Any]) -> Job | None:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            c.add("expected a list of job names", job=name, field="needs")
+            c.add(f"expected a list of job names like [\"extract\"], got {_got(raw['needs'])}",
+                  job=name, field="needs")
         else:
             needs = tuple(dict.fromkeys(value))
 
@@ -241,7 +256,8 @@ def _job(c: _Collector, name: str, raw: dict[str, Any]) -> Job | None:
         hosts = raw["hosts"]
         if not isinstance(hosts, list) or not hosts or \
                 not all(isinstance(h, str) and h for h in hosts):
-            c.add("expected a non-empty list of host names", job=name, field="hosts")
+            c.add(f"expected a non-empty list of host names like [\"web1\", \"web2\"], got "
+                  f"{_got(hosts)}", job=name, field="hosts")
         else:
             kw["hosts"] = tuple(hosts)
     if "env" in raw:
@@ -255,7 +271,7 @@ def _job(c: _Collector, name: str, raw: dict[str, Any]) -> Job | None:
     if "retries" in raw:
         r = raw["retries"]
         if isinstance(r, bool) or not isinstance(r, int) or r < 0:
-            c.add(f"expected a whole number >= 0, got {r!r}", job=name, field="retries")
+            c.add(f"expected a whole number >= 0, got {_quote(r)}", job=name, field="retries")
         else:
             kw["retries"] = r
     if "repeat" in raw:
@@ -289,8 +305,8 @@ def _check_database(c: _Collector, job: str, url: str) -> None:
             c.add("a password in the database URL would leak into history: put it in "
                   "~/.pgpass instead", job=job, field="database")
         return
-    c.add(f"unsupported database {url!r}: use sqlite:///path or postgresql://user@host/db",
-          job=job, field="database")
+    c.add(f"unsupported database {_quote(url)}: use \"sqlite:///path\" or "
+          f"\"postgresql://user@host/db\"", job=job, field="database")
 
 
 def _env(c: _Collector, job: str, raw: Any) -> dict[str, str | Secret]:
@@ -298,12 +314,14 @@ def _env(c: _Collector, job: str, raw: Any) -> dict[str, str | Secret]:
     env: dict[str, str | Secret] = {}
     for key, value in table.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            c.add(f"bad environment variable name {key!r}", job=job, field=f"env.{key}")
+            c.add(f"bad environment variable name {_quote(key)}: use letters, digits and "
+                  f"\"_\", not starting with a digit", job=job, field=f"env.{key}")
             continue
         if isinstance(value, dict):
             if set(value) != {"secret"} or not isinstance(value["secret"], str) \
                     or not value["secret"]:
-                c.add("expected { secret = \"name\" }", job=job, field=f"env.{key}")
+                c.add(f"expected {{ secret = \"name\" }}, got {_quote(value)}", job=job,
+                      field=f"env.{key}")
                 continue
             env[key] = Secret(name=value["secret"])
         else:
@@ -322,7 +340,7 @@ def _repeat(c: _Collector, job: str, raw: Any) -> Repeat | None:
     until = _expr(c, table["until"], job=job, field="repeat.until") if "until" in table else None
     max_ = table.get("max")
     if max_ is not None and (isinstance(max_, bool) or not isinstance(max_, int) or max_ < 1):
-        c.add(f"expected a whole number >= 1, got {max_!r}", job=job, field="repeat.max")
+        c.add(f"expected a whole number >= 1, got {_quote(max_)}", job=job, field="repeat.max")
         max_ = None
     if "until" not in table and "max" not in table:
         c.add("repeat needs 'until' (an expression) or 'max' (a count), or both",
@@ -346,7 +364,7 @@ def _action(c: _Collector, job: str, key: str, value: Any, raw: dict[str, Any]) 
     if key == "release":
         s = _str(c, value, job=job, field=key)
         if s is not None and "/" not in s and not JOB_NAME.fullmatch(s):
-            c.add(f"expected \"job\" or \"jobnet/job\", got {s!r}", job=job, field=key)
+            c.add(f"expected \"job\" or \"jobnet/job\", got {_quote(s)}", job=job, field=key)
             return None
         return ReleaseAction(target=s) if s else None
     if key == "sleep":
@@ -356,8 +374,8 @@ def _action(c: _Collector, job: str, key: str, value: Any, raw: dict[str, Any]) 
         m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", str(value)) \
             if isinstance(value, str) else None
         if not m or int(m.group(1)) > 47 or int(m.group(2)) > 59 or int(m.group(3) or 0) > 59:
-            c.add(f"expected a time of day \"HH:MM\" or \"HH:MM:SS\" (up to 47:59 for the next "
-                  f"day), got {value!r}", job=job, field="wait_until")
+            c.add(f"expected a time of day \"HH:MM\" or \"HH:MM:SS\" (up to \"47:59\" for the "
+                  f"next day), got {_quote(value)}", job=job, field="wait_until")
             return None
         return WaitUntilAction(hour=int(m.group(1)), minute=int(m.group(2)),
                                second=int(m.group(3) or 0))
@@ -449,8 +467,8 @@ def _zabbix(c: _Collector, job: str, value: Any) -> Action | None:
         try:
             refs = expr.parse_template(text).job_references()
         except expr.ExprError as e:
-            c.add(f"bad expression in {text!r}: {e}", job=job, field="zabbix.value",
-                  column=e.column)
+            c.add(f"bad expression in {_quote(text)}: {_expr_error(e)}", job=job,
+                  field="zabbix.value", column=e.column)
             return None
         if refs:
             c.add(f"zabbix values see variables, not jobs: write ${{NAME}} for an output "
@@ -473,7 +491,8 @@ def _set(c: _Collector, job: str, value: Any) -> Action | None:
     values: dict[str, str] = {}
     for key, v in t.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            c.add(f"bad variable name {key!r}", job=job, field=f"set.{key}")
+            c.add(f"bad variable name {_quote(key)}: use letters, digits and \"_\", not "
+                  f"starting with a digit", job=job, field=f"set.{key}")
             continue
         s = _scalar_str(c, v, job=job, field=f"set.{key}")
         if s is None:
@@ -481,8 +500,8 @@ def _set(c: _Collector, job: str, value: Any) -> Action | None:
         try:
             expr.parse_template(s)
         except expr.ExprError as e:
-            c.add(f"bad expression in {s!r}: {e}", job=job, field=f"set.{key}",
-                  column=e.column)
+            c.add(f"bad expression in {_quote(s)}: {_expr_error(e)}", job=job,
+                  field=f"set.{key}", column=e.column)
             continue
         values[key] = s
     return SetAction(values=values)
@@ -498,9 +517,8 @@ def _check_graph(c: _Collector, jobs: Mapping[str, Job],
             if need == name:
                 c.add("a job cannot need itself", job=name, field="needs")
             elif need not in declared:
-                hint = _close(need, set(declared))
-                c.add(f"unknown job {need!r} in needs"
-                      + (f" (did you mean {hint!r}?)" if hint else ""), job=name, field="needs")
+                c.add(f"unknown job {_quote(need)} in needs{_known_jobs(need, declared)}",
+                      job=name, field="needs")
     graph = {name: tuple(n for n in job.needs if n != name and n in jobs)
              for name, job in jobs.items()}
     cycle = find_cycle(graph)
@@ -541,10 +559,26 @@ def _check_graph(c: _Collector, jobs: Mapping[str, Job],
         for field, names in found:
             for ref in sorted(names):
                 if ref not in declared:
-                    c.add(f"the expression refers to unknown job {ref!r}", job=name, field=field)
+                    c.add(f"the expression refers to unknown job {_quote(ref)}"
+                          f"{_known_jobs(ref, declared)}", job=name, field=field)
                 elif ref not in ancestors[name] and complete[name]:
-                    c.add(f"the expression refers to job {ref!r}, which does not run before "
-                          f"{name!r}: add it to needs", job=name, field=field)
+                    c.add(f"the expression refers to job {_quote(ref)}, which does not run "
+                          f"before {_quote(name)}: add it to needs", job=name, field=field)
+
+
+def _known_jobs(name: str, declared: Mapping[str, object]) -> str:
+    """` (did you mean "extract"?)`, else the jobs there are (the first few)."""
+    hint = _close(name, set(declared))
+    if hint:
+        return f" (did you mean {_quote(hint)}?)"
+    names = sorted(declared)
+    shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
+    return f"; the jobs are {shown}" if names else ""
+
+
+def _job_name_hint(name: str) -> str:
+    fixed = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return fixed if JOB_NAME.fullmatch(fixed) else f"_{fixed}"
 
 
 def _topo(graph: Mapping[str, tuple[str, ...]]) -> list[str]:
@@ -608,7 +642,7 @@ def resolve_jobnet(ref: str, base: Path) -> Path:
     else:
         p = base / f"{ref}.toml"
     if not p.is_file():
-        raise NotFound(f"jobnet {ref!r} not found (looked for {p})",
+        raise NotFound(f"jobnet {_quote(ref)} not found (looked for {p})",
                        hint="put the file next to the jobnet that uses it, or give a path "
                             "ending in .toml")
     return p
@@ -625,50 +659,46 @@ def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = ()) -> list[Probl
     Sub-jobnets are loaded and checked too (their problems carry their own file).
     """
     file = str(jobnet.path) if jobnet.path else "<jobnet>"
-    problems: list[Problem] = []
+    c = _Collector(file, jobnet.text)
     for name, job in jobnet.jobs.items():
         if job.kind not in LOCAL_KINDS:
-            problems.append(Problem(
-                file=file, job=name, field=job.kind,
-                message=f"the {job.kind!r} action needs the server; it is not available in "
-                        f"`jaz run` (run this jobnet with `jaz server` / `jaz start`)"))
+            c.add(f"the {_quote(job.kind)} action needs the server; it is not available in "
+                  f"`jaz run` (run this jobnet with `jaz server` / `jaz start`)", job=name,
+                  field=job.kind)
         hosts = job.hosts or (job.host,)
         for host in hosts:
             if host != "local":
-                problems.append(Problem(
-                    file=file, job=name, field="hosts" if job.hosts else "host",
-                    message=f"host {host!r}: remote hosts need the server and agents; "
-                            f"`jaz run` runs jobs on the local host only"))
+                c.add(f"host {_quote(host)}: remote hosts need the server and agents; "
+                      f"`jaz run` runs jobs on the local host only (host = \"local\")",
+                      job=name, field="hosts" if job.hosts else "host")
         for field, spec in (("wait_file.host", getattr(job.action, "host", None)),):
             if isinstance(job.action, WaitFileAction) and spec not in (None, "local"):
-                problems.append(Problem(file=file, job=name, field=field,
-                                        message=f"host {spec!r}: `jaz run` only waits for "
-                                                "local files"))
+                c.add(f"host {_quote(spec)}: `jaz run` only waits for local files", job=name,
+                      field=field)
         if isinstance(job.action, TransferAction):
             for field, where in (("transfer.from", job.action.source),
                                  ("transfer.to", job.action.dest)):
                 host, _ = split_host_path(where)
                 if host != "local":
-                    problems.append(Problem(file=file, job=name, field=field,
-                                            message=f"host {host!r}: `jaz run` only copies "
-                                                    "between local paths"))
+                    c.add(f"host {_quote(host)} in {_quote(where)}: `jaz run` only copies "
+                          "between local paths", job=name, field=field)
         if isinstance(job.action, JobnetAction) and jobnet.path is not None:
             try:
                 sub = resolve_jobnet(job.action.name, jobnet.directory)
             except NotFound as e:
-                problems.append(Problem(file=file, job=name, field="jobnet", message=e.message))
+                c.add(e.message + (f"; {e.hint}" if e.hint else ""), job=name, field="jobnet")
                 continue
             if sub.resolve() in seen or sub.resolve() == jobnet.path:
-                problems.append(Problem(file=file, job=name, field="jobnet",
-                                        message=f"jobnet {job.action.name!r} includes itself"))
+                c.add(f"jobnet {_quote(job.action.name)} includes itself", job=name,
+                      field="jobnet")
                 continue
             try:
                 child = load_file(sub)
             except JobnetInvalid as e:
-                problems.extend(e.problems)
+                c.problems.extend(e.problems)
                 continue
-            problems.extend(local_problems(child, seen=(*seen, jobnet.path)))
-    return problems
+            c.problems.extend(local_problems(child, seen=(*seen, jobnet.path)))
+    return c.problems
 
 
 def split_host_path(spec: str) -> tuple[str, str]:

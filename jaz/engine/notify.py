@@ -36,9 +36,11 @@ from jaz.engine.checks import (
     check_str,
     check_table,
     check_unknown,
-    close_match,
+    did_you_mean,
+    got,
+    one_of,
     parse_toml,
-    type_name,
+    quote,
 )
 from jaz.errors import JazError, JobnetInvalid
 
@@ -118,7 +120,7 @@ def parse_notify(c: Collector, value: Any) -> NotifyConfig | None:
     if "timeout" in t:
         seconds = check_duration(c, t["timeout"], job=None, field="notify.timeout")
         if seconds is not None and seconds <= 0:
-            c.add("must be longer than 0s", field="notify.timeout")
+            c.add(f"must be longer than 0s, got {quote(t['timeout'])}", field="notify.timeout")
         timeout = seconds or timeout
     if "command" not in t and "zabbix" not in t:
         c.add("[notify] needs a command, a zabbix table or both", field="notify")
@@ -132,7 +134,7 @@ def load_notify(text: str, file: str = "<config>") -> NotifyConfig | None:
     data = parse_toml(text, file)
     if "notify" not in data:
         return None
-    c = Collector(file)
+    c = Collector(file, text)
     config = parse_notify(c, data["notify"])
     if c.problems or config is None:
         raise JobnetInvalid(c.problems)
@@ -157,7 +159,7 @@ def _zabbix_target(c: Collector, value: Any) -> ZabbixTarget | None:
         try:
             parse_server(server)
         except JazError as e:
-            c.add(e.message, field="notify.zabbix.server")
+            c.add(e.message + (f" ({e.hint})" if e.hint else ""), field="notify.zabbix.server")
             return None
     if server is None or host is None or key is None:
         return None
@@ -165,25 +167,26 @@ def _zabbix_target(c: Collector, value: Any) -> ZabbixTarget | None:
 
 
 def _events(c: Collector, value: Any) -> frozenset[EventKind]:
-    names = ", ".join(map(repr, (str(k) for k in EventKind)))
+    names = one_of(str(k) for k in EventKind)
     if not isinstance(value, list):
-        c.add(f"expected a list of events ({names}), got {type_name(value)}",
+        c.add(f"expected a list of events ({names}), got {got(value)}",
               field="notify.events")
         return ALL_EVENTS
     if not value:
         c.add(f"an empty list sends nothing; name some of {names}, or remove [notify]",
               field="notify.events")
     found: set[EventKind] = set()
-    for item in value:
+    for i, item in enumerate(value):
         if isinstance(item, str) and item in ALL_EVENTS:
             found.add(EventKind(item))
             continue
         if not isinstance(item, str):
-            c.add(f"expected event names, got {type_name(item)}", field="notify.events")
+            c.add(f"expected event names ({names}), got {got(item)}",
+                  field=f"notify.events[{i}]")
             continue
-        hint = close_match(item, {str(k) for k in EventKind})
-        c.add(f"unknown event {item!r}" + (f" (did you mean {hint!r}?)" if hint else
-                                           f"; events are {names}"), field="notify.events")
+        c.add(f"unknown event {quote(item)}"
+              + (did_you_mean(item, {str(k) for k in EventKind}) or f"; events are {names}"),
+              field=f"notify.events[{i}]")
     return frozenset(found)
 
 

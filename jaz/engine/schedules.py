@@ -33,7 +33,9 @@ from jaz.engine.checks import (
     check_enum,
     check_str,
     check_unknown,
-    type_name,
+    close_matches,
+    got,
+    quote,
 )
 from jaz.engine.cron import Cron, CronError, parse_cron
 from jaz.errors import JobnetInvalid, NotFound, Problem
@@ -119,6 +121,9 @@ class Scheduled(Protocol):
     @property
     def schedules(self) -> tuple[Schedule, ...]: ...
 
+    @property
+    def text(self) -> str: ...
+
 
 def bind_jobnet(jobnet: Scheduled, zone: tzinfo,
                 library: CalendarLibrary | None = None) -> tuple[BoundSchedule, ...]:
@@ -129,18 +134,20 @@ def bind_jobnet(jobnet: Scheduled, zone: tzinfo,
     problems: list[Problem] = []
     found: dict[str, Calendar] = {}
     file = str(jobnet.path) if jobnet.path else "<jobnet>"
+    c = Collector(file, jobnet.text)
     for s in jobnet.schedules:
         if s.calendar is None or s.calendar in found:
             continue
         try:
             found[s.calendar] = library.get(s.calendar, jobnet.path)
         except NotFound as e:
-            problems.append(Problem(file=file, field=f"{s.where}.calendar",
-                                    message=f"unknown calendar: {e.message}"))
+            c.add(f"unknown calendar {quote(s.calendar)}: {e.message}"
+                  + (f"; {e.hint}" if e.hint else ""), field=f"{s.where}.calendar")
         except JobnetInvalid as e:
-            problems.append(Problem(file=file, field=f"{s.where}.calendar",
-                                    message=f"calendar {s.calendar!r} is invalid (see below)"))
-            problems.extend(e.problems)
+            c.add(f"calendar {quote(s.calendar)} is invalid (see below)",
+                  field=f"{s.where}.calendar")
+            c.problems.extend(e.problems)
+    problems.extend(c.problems)
     if problems:
         raise JobnetInvalid(problems)
     return bind(jobnet.schedules, zone, found.__getitem__)
@@ -396,7 +403,8 @@ def parse_schedules(c: Collector, raw: Any) -> tuple[Schedule, ...]:
     for i, item in enumerate(items):
         field = "schedule" if not isinstance(raw, list) else f"schedule[{i}]"
         if not isinstance(item, dict):
-            c.add(f"expected a table, got {type_name(item)}", field=field)
+            c.add(f"expected a table like {{ cron = \"30 2 * * *\" }}, got {got(item)}",
+                  field=field)
             continue
         schedule = _schedule(c, item, field, i)
         if schedule is not None:
@@ -421,15 +429,15 @@ def _schedule(c: Collector, table: dict[str, Any], field: str, index: int) -> Sc
             try:
                 kw["cron"] = parse_cron(text)
             except CronError as e:
-                c.add(f"bad cron {text!r}: {e}", field=f"{field}.cron")
+                c.add(f"bad cron {quote(text)}: {e}", field=f"{field}.cron")
     if "times" in table:
         kw["times"] = _times(c, table["times"], f"{field}.times")
     if "every" in table:
         every = check_duration(c, table["every"], job=None, field=f"{field}.every")
         if every is not None:
             if not 1 <= every <= DAY or every != int(every):
-                c.add(f"'every' must be a whole number of seconds from 1s to 24h, got "
-                      f"{table['every']!r}", field=f"{field}.every")
+                c.add(f"'every' must be a whole number of seconds from \"1s\" to \"24h\", "
+                      f"got {quote(table['every'])}", field=f"{field}.every")
             else:
                 kw["every"] = int(every)
     if "calendar" in table:
@@ -461,7 +469,10 @@ def _zone(c: Collector, raw: Any, field: str) -> str | None:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):   # "America": a folder
-        c.add(f"unknown time zone {name!r}: use an IANA name like \"Asia/Tokyo\"", field=field)
+        near = close_matches(name, zoneinfo.available_timezones())
+        hint = f" (nearest: {', '.join(map(quote, near))})" if near else ""
+        c.add(f"unknown time zone {quote(name)}: use an IANA name like \"Asia/Tokyo\" or "
+              f"\"Europe/Berlin\"{hint}", field=field)
         return None
     return name
 
@@ -470,13 +481,14 @@ def parse_clock(text: str, *, most: int) -> int:
     """Seconds from midnight of "HH:MM" or "HH:MM:SS", up to `most` seconds."""
     m = _CLOCK.fullmatch(text.strip())
     if m is None:
-        raise ValueError(f"bad time {text!r}: write it as HH:MM or HH:MM:SS")
+        raise ValueError(f"bad time {quote(text)}: write it as \"HH:MM\" or \"HH:MM:SS\"")
     h, mi, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
     if mi > 59 or s > 59:
-        raise ValueError(f"bad time {text!r}: minutes and seconds go up to 59")
+        raise ValueError(f"bad time {quote(text)}: minutes and seconds go up to 59")
     seconds = h * 3600 + mi * 60 + s
     if seconds > most:
-        raise ValueError(f"time {text!r} is too late: the latest is {format_clock(most)}")
+        raise ValueError(f"time {quote(text)} is too late: the latest is "
+                         f"{quote(format_clock(most))}")
     return seconds
 
 
@@ -495,13 +507,13 @@ def _format_every(seconds: int) -> str:
 def _times(c: Collector, raw: Any, field: str) -> tuple[int, ...] | None:
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items:
-        got = "an empty list" if items == [] else type_name(raw)
-        c.add(f"expected a list of times like [\"02:30\", \"25:30\"], got {got}", field=field)
+        c.add(f"expected a list of times like [\"02:30\", \"25:30\"], got {got(raw)}",
+              field=field)
         return None
     out: list[int] = []
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            c.add(f"expected a time string like \"02:30\", got {type_name(item)}",
+            c.add(f"expected a time string like \"02:30\", got {got(item)}",
                   field=f"{field}[{i}]")
             continue
         try:   # past 24:00 belongs to the operating day before (JAZ); up to 47:59:59
@@ -514,8 +526,7 @@ def _times(c: Collector, raw: Any, field: str) -> tuple[int, ...] | None:
 def _windows(c: Collector, raw: Any, field: str) -> tuple[tuple[int, int], ...] | None:
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items:
-        got = "an empty list" if items == [] else type_name(raw)
-        c.add(f"expected a window like \"08:00-18:00\" or a list of them, got {got}",
+        c.add(f"expected a window like \"08:00-18:00\" or a list of them, got {got(raw)}",
               field=field)
         return None
     out: list[tuple[int, int]] = []
@@ -524,17 +535,20 @@ def _windows(c: Collector, raw: Any, field: str) -> tuple[tuple[int, int], ...] 
         a, sep, b = item.partition("-") if isinstance(item, str) else ("", "", "")
         try:
             if not sep:
-                raise ValueError(f"bad window {item!r}: write it as START-END like "
+                raise ValueError(f"bad window {quote(item)}: write it as START-END like "
                                  "\"08:00-18:00\" (\"22:00-02:00\" crosses midnight)")
             start, end = parse_clock(a, most=DAY - 1), parse_clock(b, most=DAY)
         except ValueError as e:
-            c.add(str(e), field=where)
+            message = str(e)
+            if sep:
+                message += f" (in window {quote(item)})"
+            c.add(message, field=where)
             continue
         if start == end % DAY:
             if end == DAY and start == 0:
                 out.append((0, DAY))
                 continue
-            c.add(f"window {item!r} is empty: its start and end are the same time",
+            c.add(f"window {quote(item)} is empty: its start and end are the same time",
                   field=where)
             continue
         out.append((start, end))
@@ -544,7 +558,7 @@ def _windows(c: Collector, raw: Any, field: str) -> tuple[tuple[int, int], ...] 
 def _deadline(c: Collector, raw: Any, field: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         c.add(f"expected a table like {{ start_by = \"02:45\", finish_by = \"05:00\" }}, got "
-              f"{type_name(raw)}", field=field)
+              f"{got(raw)}", field=field)
         return {}
     check_unknown(c, raw, {"start_by", "finish_by"}, job=None, where=field,
                   prefix=f"{field}.")

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jaz.engine.tomltext import quote
 from jaz.errors import ActionError
 
 DEFAULT_PORT = 10051
@@ -68,12 +69,12 @@ def parse_server(server: str) -> tuple[str, int]:
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
-            raise ActionError(f"bad Zabbix server address {server!r}: missing ']'",
+            raise ActionError(f"bad Zabbix server address {quote(server)}: missing ']'",
                               hint='write IPv6 addresses as "[2001:db8::1]:10051"')
         host, rest = text[1:end], text[end + 1:]
         if rest and not rest.startswith(":"):
-            raise ActionError(f"bad Zabbix server address {server!r}: "
-                              f"unexpected {rest!r} after ']'")
+            raise ActionError(f"bad Zabbix server address {quote(server)}: "
+                              f"unexpected {quote(rest)} after ']'")
         port_text = rest[1:] if rest else ""
         if rest == ":":
             port_text = "?"  # "[::1]:" has an empty port
@@ -82,12 +83,12 @@ def parse_server(server: str) -> tuple[str, int]:
         if not port_text:
             port_text = "?"
     if not host or (":" not in host and not _HOSTNAME.fullmatch(host)):
-        raise ActionError(f"bad Zabbix server address {server!r}: expected \"host\" or "
+        raise ActionError(f"bad Zabbix server address {quote(server)}: expected \"host\" or "
                           f"\"host:port\"", hint='for example "zabbix.example.com:10051"')
     port = DEFAULT_PORT
     if port_text:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ActionError(f"bad Zabbix server address {server!r}: the port must be a "
+            raise ActionError(f"bad Zabbix server address {quote(server)}: the port must be a "
                               f"number from 1 to 65535")
         port = int(port_text)
     return host, port

@@ -21,8 +21,9 @@ from jaz.engine.checks import (
     check_str,
     check_table,
     check_unknown,
+    got,
     parse_toml,
-    type_name,
+    quote,
 )
 from jaz.engine.notify import NotifyConfig, parse_notify
 from jaz.errors import JobnetInvalid, NotFound, Problem
@@ -98,7 +99,7 @@ def load_config(path: Path | None) -> ServerConfig:
 def parse_config(text: str, *, path: Path | None = None) -> ServerConfig:
     file = str(path) if path is not None else "<config>"
     data = parse_toml(text, file)
-    c = Collector(file)
+    c = Collector(file, text)
     check_unknown(c, data, TOP_KEYS, job=None, where="the server config")
     base = path.parent if path is not None else Path.cwd()
     kw: dict[str, Any] = {"path": path.resolve() if path is not None else None}
@@ -107,8 +108,9 @@ def parse_config(text: str, *, path: Path | None = None) -> ServerConfig:
         if listen is not None:
             parsed = parse_listen(listen)
             if parsed is None:
-                c.add(f"bad listen address {listen!r}: write it as HOST:PORT, like "
-                      f"\"{DEFAULT_LISTEN}\" or \"[::1]:10061\"", field="listen")
+                c.add(f"bad listen address {quote(listen)}: write it as \"HOST:PORT\" with a "
+                      f"port from 0 to 65535, like \"{DEFAULT_LISTEN}\" or \"[::1]:10061\"",
+                      field="listen")
             else:
                 kw["listen_host"], kw["listen_port"] = parsed
     if "database" in data:
@@ -125,9 +127,11 @@ def parse_config(text: str, *, path: Path | None = None) -> ServerConfig:
     if "keep_days" in data:
         kw["keep_days"] = _whole(c, data["keep_days"], "keep_days", low=1)
     if "log_level" in data:
-        level = data["log_level"].lower() if isinstance(data["log_level"], str) else \
-            data["log_level"]
-        kw["log_level"] = check_enum(c, level, LOG_LEVELS, job=None, field="log_level")
+        level = data["log_level"]
+        if isinstance(level, str) and level.lower() in LOG_LEVELS:
+            kw["log_level"] = level.lower()
+        else:
+            check_enum(c, level, LOG_LEVELS, job=None, field="log_level")
     if "max_memory" in data:
         kw["max_memory"] = _size(c, data["max_memory"], "max_memory")
     kw["hosts"] = _hosts(c, data.get("hosts", {}))
@@ -166,7 +170,7 @@ def _database(c: Collector, db: str, base: Path) -> str:
 
 def _whole(c: Collector, value: Any, field: str, *, low: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        c.add(f"expected a whole number >= {low}, got {value!r}", field=field)
+        c.add(f"expected a whole number >= {low}, got {quote(value)}", field=field)
         return None
     return value
 
@@ -177,8 +181,8 @@ def _size(c: Collector, value: Any, field: str) -> int | None:
     m = _SIZE.fullmatch(value) if isinstance(value, str) else None
     unit = (m.group(2) or "").lower() if m else ""
     if m is None or unit not in _UNITS or float(m.group(1)) <= 0:
-        c.add(f"bad size {value!r}: write it like \"512MiB\", \"1GiB\" or a number of bytes",
-              field=field)
+        c.add(f"bad size {quote(value)}: write it like \"512MiB\", \"1GiB\", \"2G\" or a "
+              f"number of bytes (more than 0)", field=field)
         return None
     return int(float(m.group(1)) * _UNITS[unit])
 
@@ -189,9 +193,10 @@ def _hosts(c: Collector, raw: Any) -> dict[str, Host]:
     for name, value in table.items():
         where = f"hosts.{name}"
         if not _NAME.fullmatch(name) or name == "local":
-            c.add(f"bad host name {name!r}" + (": 'local' is built in" if name == "local"
-                                                else ": use letters, digits, '_', '-', '.'"),
-                  field=where)
+            c.add(f"bad host name {quote(name)}" + (
+                ": \"local\" is built in (this machine); give the host another name"
+                if name == "local" else ": use letters, digits, \"_\", \"-\" and \".\""),
+                field=where)
             continue
         host = check_table(c, value, job=None, field=where)
         if host is None:
@@ -199,13 +204,14 @@ def _hosts(c: Collector, raw: Any) -> dict[str, Host]:
         check_unknown(c, host, HOST_KEYS, job=None, where=f"[{where}]", prefix=f"{where}.")
         kinds = [k for k in ("agent", "ssh") if k in host]
         if len(kinds) != 1:
-            c.add("a host needs exactly one of 'agent = \"addr:10055\"' or "
-                  "'ssh = \"user@addr\"'", field=where)
+            found = f"found {' and '.join(kinds)}" if kinds else "found neither"
+            c.add(f"a host needs exactly one of 'agent = \"addr:10055\"' or "
+                  f"'ssh = \"user@addr\"', {found}", field=where)
             continue
         address = check_str(c, host[kinds[0]], job=None, field=f"{where}.{kinds[0]}")
         if kinds[0] == "agent" and address is not None and parse_listen(address) is None:
-            c.add(f"bad agent address {address!r}: write it as HOST:PORT (the agent listens "
-                  f"on 10055)", field=f"{where}.agent")
+            c.add(f"bad agent address {quote(address)}: write it as \"HOST:PORT\", like "
+                  f"\"web1:10055\" (the agent listens on 10055)", field=f"{where}.agent")
             continue
         out[name] = Host(name=name, **{kinds[0]: address},
                          description=str(host.get("description", "")))
@@ -235,9 +241,12 @@ def _users(c: Collector, raw: Any) -> dict[str, User]:
         role = check_enum(c, user.get("role"), ROLES, job=None, field=f"{where}.role")
         digest = user.get("token_sha256")
         if not isinstance(digest, str) or not _HEX64.fullmatch(digest.lower()):
+            # a string is not echoed: it may be the token itself, pasted in the wrong place
+            shown = "nothing" if digest is None else got(digest) \
+                if not isinstance(digest, str) else \
+                f"a string of {len(digest)} characters (not shown: it may be the token)"
             c.add(f"expected the hex SHA-256 of the user's token (64 characters), got "
-                  f"{type_name(digest) if not isinstance(digest, str) else repr(digest)}; "
-                  f"make one with: printf %s \"$TOKEN\" | sha256sum",
+                  f"{shown}; make one with: printf %s \"$TOKEN\" | sha256sum",
                   field=f"{where}.token_sha256")
             continue
         if role is not None:
