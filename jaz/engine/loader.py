@@ -31,6 +31,7 @@ from jaz.engine.model import (
     JobnetAction,
     OnFailure,
     OnTimeout,
+    PluginAction,
     RebootAction,
     ReleaseAction,
     Repeat,
@@ -208,8 +209,8 @@ def _schedules(c: _Collector, raw: Any) -> tuple[Schedule, ...]:
 
 def _job(c: _Collector, name: str, raw: dict[str, Any]) -> Job | None:
     before = len(c.problems)
-    _unknown(c, raw, COMMON_KEYS | set(ACTION_KEYS), job=name, where=f"[jobs.{name}]")
-    actions = [k for k in ACTION_KEYS if k in raw]
+    plugins = _plugin_kinds(c, name, raw)   # and reports the keys that are no kind's
+    actions = [k for k in (*ACTION_KEYS, *plugins) if k in raw]
     if not actions:
         c.add(f"a job needs exactly one action key, found none: add one of "
               f"{', '.join(ACTION_KEYS)}", job=name)
@@ -378,7 +379,7 @@ def _action(c: _Collector, job: str, key: str, value: Any, raw: dict[str, Any]) 
                      field="reboot.mode") or "normal"
         wait = _duration(c, t["wait"], job=job, field="reboot.wait") if "wait" in t else None
         return RebootAction(host=t.get("host"), mode=mode, wait=wait)
-    raise AssertionError(key)
+    return _plugin_action(c, job, key, value)
 
 
 def _wait_file(c: _Collector, job: str, value: Any) -> Action | None:
@@ -627,7 +628,7 @@ def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = ()) -> list[Probl
     file = str(jobnet.path) if jobnet.path else "<jobnet>"
     problems: list[Problem] = []
     for name, job in jobnet.jobs.items():
-        if job.kind not in LOCAL_KINDS:
+        if job.kind not in LOCAL_KINDS and not _is_plugin(job):
             problems.append(Problem(
                 file=file, job=name, field=job.kind,
                 message=f"the {job.kind!r} action needs the server; it is not available in "
@@ -677,3 +678,32 @@ def split_host_path(spec: str) -> tuple[str, str]:
     if m and not re.fullmatch(r"[A-Za-z]", m.group(1)):
         return m.group(1), m.group(2)
     return "local", spec
+
+
+# ------------------------------------------------------------------ plugin kinds
+# Keys no built-in kind has may be the action keys of kinds from other packages (the
+# `jaz.kinds` entry points, jaz/engine/kinds.py): looked up only when a job has such a
+# key, so that loading a jobnet of built-in kinds never reads the entry points.
+
+
+def _plugin_kinds(c: _Collector, job: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """{key: Kind or None (reported already)} for the keys of `raw` no built-in kind
+    knows; empty, and nothing reported, when there are none."""
+    known = COMMON_KEYS | set(ACTION_KEYS)
+    extra = [k for k in raw if k not in known]
+    if not extra:
+        return {}
+    from jaz.engine import kinds  # the entry points are read here, on first need
+
+    return kinds.claim(c, job, extra, known, has_action=any(k in raw for k in ACTION_KEYS))
+
+
+def _plugin_action(c: _Collector, job: str, key: str, value: Any) -> Action | None:
+    from jaz.engine import kinds
+
+    kind = kinds.installed().kinds.get(key)
+    return kinds.build(c, job, kind.kind, value) if kind is not None else None
+
+
+def _is_plugin(job: Job) -> bool:
+    return isinstance(job.action, PluginAction)
