@@ -349,7 +349,10 @@ def build(c: Collector, job: str, kind: Kind, value: Any) -> PluginAction | None
             if spec.required:
                 c.add(f"{name} needs {key!r}" + (f": {spec.help}" if spec.help else ""),
                       job=job, field=f"{name}.{key}")
-            options[key] = spec.default
+            # a default goes through the same check as a value (a declaration's default
+            # passed it when the kind loaded), so the executor sees one shape of value
+            options[key] = None if spec.default is None else \
+                _value(c, job, name, key, spec, _copy(spec.default))
             continue
         options[key] = _value(c, job, name, key, spec, table[key])
     if len(c.problems) > before:
@@ -370,6 +373,15 @@ def build(c: Collector, job: str, kind: Kind, value: Any) -> PluginAction | None
 
 
 _BAD: Any = object()
+
+
+def _copy(value: Any) -> Any:
+    """A default's own copy for one job: a list or table default is not shared."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def _value(c: Collector, job: str, kind: str, key: str, spec: Field, value: Any) -> Any:
@@ -400,8 +412,7 @@ def _value(c: Collector, job: str, kind: str, key: str, spec: Field, value: Any)
         try:
             checked = spec.check(checked)
         except ValueError as e:
-            c.add(f"{e}, got {value!r}" if str(e) else f"bad value {value!r}",
-                  job=job, field=where)
+            c.add(str(e) or f"bad value {value!r}", job=job, field=where)
             return None
         except Exception as e:
             c.add(f"the {kind!r} kind's check of this field failed: {_error(e)} "
