@@ -34,8 +34,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check jaz tests bench
+	$(BIN)/ruff check jaz tests bench examples/plugins
 	$(BIN)/mypy jaz
+	$(BIN)/mypy --strict examples/plugins/jaz-http/jaz_http
 
 bench: $(STAMP)
 	$(BIN)/python -m compileall -q jaz >/dev/null

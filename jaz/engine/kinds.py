@@ -336,7 +336,7 @@ def claim(c: Collector, job: str, keys: list[str], known: set[str], *,
 def build(c: Collector, job: str, kind: Kind, value: Any) -> PluginAction | None:
     """The job's action from its table under the kind's key, every problem reported."""
     name = kind.name
-    if not isinstance(value, dict) and kind.shorthand is not None:
+    if not isinstance(value, dict | list) and kind.shorthand is not None:
         value = {kind.shorthand: value}
     table = check_table(c, value, job=job, field=name)
     if table is None:

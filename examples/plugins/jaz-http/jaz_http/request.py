@@ -14,10 +14,9 @@ import socket
 import ssl
 import threading
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from jaz.kinds import ActionError, Attempt, Execution, Executor, Outcome, options, redact
-
 from jaz_http import __version__, check_url
 
 LOG_LIMIT = 1 << 20        # bytes of the body kept in the stdout log
@@ -103,6 +102,7 @@ class HttpExecution(Execution):
                 return
             self._conn = conn
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        path = quote(path, safe="!#$%&'()*+,/:;=?@[]~")   # a variable's spaces, non-ASCII
         body = self.opts["body"].encode() if self.opts["body"] is not None else None
         headers = {"User-Agent": f"jaz-http/{__version__}", **self.opts["headers"]}
         try:
