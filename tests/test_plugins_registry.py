@@ -337,3 +337,24 @@ print("jaz.engine.kinds" in sys.modules, "jaz_http" in sys.modules,
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True)
     assert result.stdout.split("\n")[:2] == ["False False", "True True False False"]
+
+
+def test_the_plugin_interface_imports_no_ui_http_or_ssh_library_and_help_reads_no_plugins(
+        ) -> None:
+    probe = """
+import sys
+import jaz.kinds, jaz.engine.kinds
+print(" ".join(sorted(m for m in sys.modules if m.split(".")[0] in (
+    "textual", "typer", "click", "rich", "paramiko", "fastapi", "starlette", "uvicorn",
+    "httpx", "httpx2") or m.startswith(("jaz.cli", "jaz.tui", "jaz.server")))) or "-")
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "-"
+    probe = ("import sys\nsys.argv = ['jaz', '--help']\nfrom jaz.cli.app import main\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print('KINDS', 'jaz.engine.kinds' in sys.modules, 'jaz_http' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert "kinds" in result.stdout               # the help lists the command
+    assert result.stdout.splitlines()[-1] == "KINDS False False"

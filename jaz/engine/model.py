@@ -159,6 +159,10 @@ class PluginAction(Value):
     options: Mapping[str, Any]
     kind: str  # a field here, where the built-in kinds have a constant
 
+    def __str__(self) -> str:
+        """The fields that are set, for `jaz run --dry-run`."""
+        return ", ".join(f"{k}={v}" for k, v in self.options.items() if v not in (None, {}))
+
 
 Action = (RunAction | SqlAction | JobnetAction | StartAction | SleepAction | WaitUntilAction
           | WaitFileAction | TransferAction | SetAction | ReleaseAction | ZabbixAction
