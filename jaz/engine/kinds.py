@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field  # only jobnets with plugin kinds pay for it
 from typing import TYPE_CHECKING, Any
 
 from jaz.engine.checks import (
@@ -29,8 +30,7 @@ from jaz.engine.checks import (
 )
 from jaz.engine.checks import check_unknown as _unknown
 from jaz.engine.executors.base import Attempt, Execution, Executor
-from jaz.engine.model import PluginAction
-from jaz.engine.value import Value, field
+from jaz.engine.model import ACTION_KEYS, COMMON_KEYS, PluginAction
 from jaz.errors import ActionError
 
 if TYPE_CHECKING:
@@ -50,7 +50,8 @@ class FieldError(ValueError):
         self.field = field
 
 
-class Field(Value):
+@dataclass(frozen=True, kw_only=True)
+class Field:
     """One key of a kind's table, checked by the loader like the built-in kinds' keys.
 
     `type` is one of `TYPES`; `items` the type of each item of a list or each value of
@@ -70,7 +71,8 @@ class Field(Value):
     help: str = ""
 
 
-class Kind(Value):
+@dataclass(frozen=True, kw_only=True)
+class Kind:
     """A job kind: `name` is its action key in a job's table (`[jobs.x] name = {...}`).
 
     `executor` makes the kind's `Executor`, once per process, at the first job of the
@@ -86,7 +88,8 @@ class Kind(Value):
     check: Callable[[Mapping[str, Any]], None] | None = None
 
 
-class Installed(Value):
+@dataclass(frozen=True, kw_only=True)
+class Installed:
     """A kind that loaded, and where it came from."""
 
     kind: Kind
@@ -95,7 +98,8 @@ class Installed(Value):
     entry_point: str   # as written in the package: "http = jaz_http:KIND"
 
 
-class Broken(Value):
+@dataclass(frozen=True, kw_only=True)
+class Broken:
     """An entry point of the group that gave no usable kind."""
 
     name: str
@@ -109,7 +113,8 @@ class Broken(Value):
                 f"{self.error}")
 
 
-class Registry(Value):
+@dataclass(frozen=True, kw_only=True)
+class Registry:
     kinds: Mapping[str, Installed]
     broken: tuple[Broken, ...] = ()
 
@@ -231,9 +236,6 @@ def installed(*, reserved: Iterable[str] | None = None) -> Registry:
             from importlib.metadata import entry_points
 
             if reserved is None:
-                from jaz.engine.loader import COMMON_KEYS
-                from jaz.engine.model import ACTION_KEYS
-
                 reserved = {*ACTION_KEYS, *COMMON_KEYS}
             _registry = load(entry_points(group=GROUP), reserved)
         return _registry

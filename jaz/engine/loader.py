@@ -25,6 +25,7 @@ from jaz.engine.checks import type_name as _type
 from jaz.engine.durations import DurationError, parse_stop_codes
 from jaz.engine.model import (
     ACTION_KEYS,
+    COMMON_KEYS,
     Action,
     Job,
     Jobnet,
@@ -58,9 +59,6 @@ if TYPE_CHECKING:
 
 TOP_KEYS = {"name", "description", "on_failure", "timeout", "mode", "params", "schedule",
             "defaults", "jobs"}
-COMMON_KEYS = {"needs", "if", "host", "hosts", "user", "cwd", "env", "shell", "timeout",
-               "on_timeout", "retries", "retry_delay", "repeat", "stop_codes", "hold", "enabled",
-               "queue", "stop_command", "description", "database"}
 DEFAULTABLE = COMMON_KEYS - {"needs", "if", "description", "repeat"}
 JOB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 JOBNET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")

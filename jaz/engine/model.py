@@ -170,6 +170,10 @@ Action = (RunAction | SqlAction | JobnetAction | StartAction | SleepAction | Wai
 
 ACTION_KEYS = ("run", "sql", "jobnet", "start", "sleep", "wait_until", "wait_file", "transfer",
                "set", "release", "zabbix", "reboot")
+# the keys every job may have, whatever its kind (a plugin kind may take none of these)
+COMMON_KEYS = {"needs", "if", "host", "hosts", "user", "cwd", "env", "shell", "timeout",
+               "on_timeout", "retries", "retry_delay", "repeat", "stop_codes", "hold", "enabled",
+               "queue", "stop_command", "description", "database"}
 
 # ---------------------------------------------------------------- jobs
 
