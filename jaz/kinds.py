@@ -23,16 +23,8 @@ from jaz.engine.executors.base import (
     read_tail,
     redact,
 )
-from jaz.engine.kinds import (
-    API,
-    GROUP,
-    TYPES,
-    Field,
-    FieldError,
-    Kind,
-    declaration_problems,
-    options,
-)
+from jaz.engine.executors.plugins import options
+from jaz.engine.kinds import API, GROUP, TYPES, Field, FieldError, Kind, declaration_problems
 from jaz.errors import ActionError
 
 __all__ = [

@@ -29,9 +29,7 @@ from jaz.engine.checks import (
     type_name,
 )
 from jaz.engine.checks import check_unknown as _unknown
-from jaz.engine.executors.base import Attempt, Execution, Executor
 from jaz.engine.model import ACTION_KEYS, COMMON_KEYS, PluginAction
-from jaz.errors import ActionError
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -75,14 +73,15 @@ class Field:
 class Kind:
     """A job kind: `name` is its action key in a job's table (`[jobs.x] name = {...}`).
 
-    `executor` makes the kind's `Executor`, once per process, at the first job of the
-    kind. `shorthand` names the field a plain value fills (`http = "https://…"` for
-    `http = { url = "https://…" }`); `check(options)` sees every field once each is
-    valid, and raises ValueError (or FieldError to blame one field)."""
+    `executor` makes the kind's `Executor` (jaz.kinds.Executor), once per process, at
+    the first job of the kind (jaz/engine/executors/plugins.py). `shorthand` names the
+    field a plain value fills (`http = "https://…"` for `http = { url = "https://…" }`);
+    `check(options)` sees every field once each is valid, and raises ValueError (or
+    FieldError to blame one field)."""
 
     name: str
     fields: Mapping[str, Field] = field(default_factory=dict)
-    executor: Callable[[], Executor]
+    executor: Callable[[], Any]   # -> Executor: the engine's executors import this module
     description: str = ""
     shorthand: str | None = None
     check: Callable[[Mapping[str, Any]], None] | None = None
@@ -140,7 +139,7 @@ def load(entry_points: Iterable[EntryPoint], reserved: Iterable[str]) -> Registr
             kind = _declared(ep, taken)
         except Exception as e:   # any error of someone else's code, reported by name
             broken.append(Broken(name=ep.name, package=package, version=version,
-                                 entry_point=where, error=_error(e)))
+                                 entry_point=where, error=error_text(e)))
             continue
         except SystemExit as e:  # noqa: B036 - a plugin calling sys.exit() at import
             broken.append(Broken(name=ep.name, package=package, version=version,
@@ -165,7 +164,8 @@ def load(entry_points: Iterable[EntryPoint], reserved: Iterable[str]) -> Registr
                     broken=tuple(sorted(broken, key=lambda b: (b.name, b.package))))
 
 
-def _error(e: BaseException) -> str:
+def error_text(e: BaseException) -> str:
+    """An exception as one line: its type and message."""
     text = str(e)
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
@@ -225,7 +225,6 @@ def declaration_problems(kind: Kind, reserved: Iterable[str] = ()) -> list[str]:
 
 _lock = threading.Lock()
 _registry: Registry | None = None
-_executors: dict[str, Executor] = {}
 
 
 def installed(*, reserved: Iterable[str] | None = None) -> Registry:
@@ -246,54 +245,6 @@ def forget() -> None:
     global _registry
     with _lock:
         _registry = None
-        _executors.clear()
-
-
-def executor_for(name: str) -> Executor:
-    """The executor of kind `name`, made on first use; ActionError if it cannot be."""
-    with _lock:
-        made = _executors.get(name)
-    if made is not None:
-        return made
-    registry = installed()
-    item = registry.kinds.get(name)
-    if item is None:
-        broken = registry.broken_kind(name)
-        raise ActionError(f"no installed kind {name!r}"
-                          + (f": its plugin is broken ({broken.describe()})" if broken else ""),
-                          hint="`jaz kinds` lists the installed kinds")
-    try:
-        inner = item.kind.executor()
-        if not isinstance(inner, Executor):
-            raise TypeError(f"it gave {type(inner).__name__}, not a jaz.kinds.Executor")
-    except Exception as e:
-        raise ActionError(f"kind {name!r} ({item.package} {item.version}) could not make its "
-                          f"executor: {_error(e)}") from None
-    wrapped = _Guarded(name, item, inner)
-    with _lock:
-        return _executors.setdefault(name, wrapped)
-
-
-class _Guarded(Executor):
-    """A plugin's executor whose unexpected errors fail the job instead of the driver."""
-
-    def __init__(self, name: str, item: Installed, inner: Executor) -> None:
-        self.name = name
-        self.item = item
-        self.inner = inner
-
-    def start(self, attempt: Attempt) -> Execution:
-        try:
-            execution = self.inner.start(attempt)
-        except ActionError:
-            raise
-        except Exception as e:
-            raise ActionError(f"kind {self.name!r} ({self.item.package} {self.item.version}) "
-                              f"failed to start: {_error(e)}") from None
-        if not isinstance(execution, Execution):
-            raise ActionError(f"kind {self.name!r} ({self.item.package}) started "
-                              f"{type(execution).__name__}, not a jaz.kinds.Execution")
-        return execution
 
 
 # ------------------------------------------------------------------ validation
@@ -367,7 +318,7 @@ def build(c: Collector, job: str, kind: Kind, value: Any) -> PluginAction | None
         except ValueError as e:
             c.add(str(e), job=job, field=name)
         except Exception as e:
-            c.add(f"the {name!r} kind's check failed: {_error(e)} (a bug in its plugin)",
+            c.add(f"the {name!r} kind's check failed: {error_text(e)} (a bug in its plugin)",
                   job=job, field=name)
         if len(c.problems) > before:
             return None
@@ -417,7 +368,7 @@ def _value(c: Collector, job: str, kind: str, key: str, spec: Field, value: Any)
             c.add(str(e) or f"bad value {value!r}", job=job, field=where)
             return None
         except Exception as e:
-            c.add(f"the {kind!r} kind's check of this field failed: {_error(e)} "
+            c.add(f"the {kind!r} kind's check of this field failed: {error_text(e)} "
                   "(a bug in its plugin)", job=job, field=where)
             return None
     return checked
@@ -466,42 +417,3 @@ def _templates(c: Collector, job: str, where: str, value: Any) -> bool:
                   f"{ref!r}, not ${{{ref}.NAME}}", job=job, field=where)
             return False
     return True
-
-
-# ------------------------------------------------------------------ at run time
-
-
-def options(attempt: Attempt) -> dict[str, Any]:
-    """The attempt's fields, `template` ones filled in from the job's variables
-    (params, jobnet variables, upstream outputs, `JAZ_*`); ActionError if one fails."""
-    from datetime import datetime
-
-    from jaz.engine import expr
-
-    action = attempt.job.action
-    if not isinstance(action, PluginAction):
-        raise ActionError(f"a {attempt.job.kind!r} job has no plugin options")
-    kind = installed().kinds.get(action.kind)
-    specs = kind.kind.fields if kind is not None else {}
-    scope = expr.Scope(variables=dict(attempt.env), jobs={}, now=datetime.now().astimezone())
-    out = dict(action.options)
-
-    def fill(key: str, text: Any) -> Any:
-        if not isinstance(text, str) or "${" not in text:
-            return text
-        try:
-            return expr.parse_template(text).render(scope)
-        except expr.ExprError as e:
-            raise ActionError(f"{action.kind}.{key}: {e}") from None
-
-    for key, spec in specs.items():
-        if not spec.template or out.get(key) is None:
-            continue
-        value = out[key]
-        if isinstance(value, dict):
-            out[key] = {k: fill(key, v) for k, v in value.items()}
-        elif isinstance(value, list):
-            out[key] = [fill(key, v) for v in value]
-        else:
-            out[key] = fill(key, value)
-    return out

@@ -370,7 +370,7 @@ class Runner:
             executor = JobnetExecutor(self.ctx)
         try:
             if executor is None and isinstance(attempt.job.action, PluginAction):
-                from jaz.engine.kinds import executor_for  # a kind from another package
+                from jaz.engine.executors.plugins import executor_for  # another package's
 
                 executor = executor_for(kind)
             if executor is None:
