@@ -7,10 +7,14 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint bench venv clean completions
 
-$(STAMP): pyproject.toml
+PLUGINS := examples/plugins/jaz-http
+
+$(STAMP): pyproject.toml $(PLUGINS:%=%/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# compat mode: a plain .pth path instead of an import hook, ~20 ms less start-up
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' --config-settings editable_mode=compat
+	@# the example plugin kinds (docs/plugins.md): the tests run them from their own packages
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(PLUGINS:%=-e %) --config-settings editable_mode=compat
 	@# byte-compile once so start-up stays fast even where PYTHONDONTWRITEBYTECODE is set
 	$(BIN)/python -m compileall -q jaz >/dev/null
 	@touch $(STAMP)
@@ -30,8 +34,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check jaz tests bench
+	$(BIN)/ruff check jaz tests bench examples/plugins
 	$(BIN)/mypy jaz
+	$(BIN)/mypy --strict examples/plugins/jaz-http/jaz_http
 	$(BIN)/lint-imports
 
 bench: $(STAMP)

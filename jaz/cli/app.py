@@ -37,10 +37,23 @@ def _root(
 
 
 def _register() -> None:
-    from jaz.cli import audit, init, purge, query, remote, run, schedule, server, tui, validate
+    from jaz.cli import (
+        audit,
+        init,
+        kinds,
+        purge,
+        query,
+        remote,
+        run,
+        schedule,
+        server,
+        tui,
+        validate,
+    )
 
     run.register(app)
     validate.register(app)
+    kinds.register(app)
     query.register(app)
     schedule.register(app)
     server.register(app)

@@ -27,12 +27,14 @@ from jaz.engine.checks import scalar_str as _scalar_str
 from jaz.engine.durations import DurationError, parse_stop_codes
 from jaz.engine.model import (
     ACTION_KEYS,
+    COMMON_KEYS,
     Action,
     Job,
     Jobnet,
     JobnetAction,
     OnFailure,
     OnTimeout,
+    PluginAction,
     RebootAction,
     ReleaseAction,
     Repeat,
@@ -59,9 +61,6 @@ if TYPE_CHECKING:
 
 TOP_KEYS = {"name", "description", "on_failure", "timeout", "mode", "params", "schedule",
             "defaults", "jobs"}
-COMMON_KEYS = {"needs", "if", "host", "hosts", "user", "cwd", "env", "shell", "timeout",
-               "on_timeout", "retries", "retry_delay", "repeat", "stop_codes", "hold", "enabled",
-               "queue", "stop_command", "description", "database"}
 DEFAULTABLE = COMMON_KEYS - {"needs", "if", "description", "repeat"}
 JOB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 JOBNET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
@@ -222,11 +221,13 @@ def _schedules(c: _Collector, raw: Any) -> tuple[Schedule, ...]:
 
 def _job(c: _Collector, name: str, raw: dict[str, Any]) -> Job | None:
     before = len(c.problems)
-    _unknown(c, raw, COMMON_KEYS | set(ACTION_KEYS), job=name, where=f"[jobs.{name}]")
-    actions = [k for k in ACTION_KEYS if k in raw]
+    plugins = _plugin_kinds(c, name, raw)   # and reports the keys that are no kind's
+    actions = [k for k in (*ACTION_KEYS, *plugins) if k in raw]
     if not actions:
+        from jaz.engine import kinds  # an error's path: the installed kinds are named too
+
         c.add(f"a job needs exactly one action key, found none: add one of "
-              f"{', '.join(ACTION_KEYS)}", job=name)
+              f"{', '.join((*ACTION_KEYS, *kinds.installed().kinds))}", job=name)
     elif len(actions) > 1:
         c.add(f"a job needs exactly one action key, found {len(actions)}: "
               f"{', '.join(actions)}; split it into separate jobs", job=name)
@@ -396,7 +397,7 @@ def _action(c: _Collector, job: str, key: str, value: Any, raw: dict[str, Any]) 
                      field="reboot.mode") or "normal"
         wait = _duration(c, t["wait"], job=job, field="reboot.wait") if "wait" in t else None
         return RebootAction(host=t.get("host"), mode=mode, wait=wait)
-    raise AssertionError(key)
+    return _plugin_action(c, job, key, value)
 
 
 def _wait_file(c: _Collector, job: str, value: Any) -> Action | None:
@@ -661,7 +662,7 @@ def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = ()) -> list[Probl
     file = str(jobnet.path) if jobnet.path else "<jobnet>"
     c = _Collector(file, jobnet.text)
     for name, job in jobnet.jobs.items():
-        if job.kind not in LOCAL_KINDS:
+        if job.kind not in LOCAL_KINDS and not _is_plugin(job):
             c.add(f"the {_quote(job.kind)} action needs the server; it is not available in "
                   f"`jaz run` (run this jobnet with `jaz server` / `jaz start`)", job=name,
                   field=job.kind)
@@ -707,3 +708,32 @@ def split_host_path(spec: str) -> tuple[str, str]:
     if m and not re.fullmatch(r"[A-Za-z]", m.group(1)):
         return m.group(1), m.group(2)
     return "local", spec
+
+
+# ------------------------------------------------------------------ plugin kinds
+# Keys no built-in kind has may be the action keys of kinds from other packages (the
+# `jaz.kinds` entry points, jaz/engine/kinds.py): looked up only when a job has such a
+# key, so that loading a jobnet of built-in kinds never reads the entry points.
+
+
+def _plugin_kinds(c: _Collector, job: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """{key: Kind or None (reported already)} for the keys of `raw` no built-in kind
+    knows; empty, and nothing reported, when there are none."""
+    known = COMMON_KEYS | set(ACTION_KEYS)
+    extra = [k for k in raw if k not in known]
+    if not extra:
+        return {}
+    from jaz.engine import kinds  # the entry points are read here, on first need
+
+    return kinds.claim(c, job, extra, known, has_action=any(k in raw for k in ACTION_KEYS))
+
+
+def _plugin_action(c: _Collector, job: str, key: str, value: Any) -> Action | None:
+    from jaz.engine import kinds
+
+    kind = kinds.installed().kinds.get(key)
+    return kinds.build(c, job, kind.kind, value) if kind is not None else None
+
+
+def _is_plugin(job: Job) -> bool:
+    return isinstance(job.action, PluginAction)

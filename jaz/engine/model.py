@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jaz.engine.durations import StopCodes
 from jaz.value import Value, field
@@ -152,12 +152,29 @@ class RebootAction(Value):
     kind = "reboot"
 
 
+class PluginAction(Value):
+    """A job of a kind from another package (jaz/engine/kinds.py): `kind` is its action
+    key, `options` its fields as checked, with defaults filled in. `options` comes first:
+    the API shows a job's first field as what the job does."""
+
+    options: Mapping[str, Any]
+    kind: str  # a field here, where the built-in kinds have a constant
+
+    def __str__(self) -> str:
+        """The fields that are set, for `jaz run --dry-run`."""
+        return ", ".join(f"{k}={v}" for k, v in self.options.items() if v not in (None, {}))
+
+
 Action = (RunAction | SqlAction | JobnetAction | StartAction | SleepAction | WaitUntilAction
           | WaitFileAction | TransferAction | SetAction | ReleaseAction | ZabbixAction
-          | RebootAction)
+          | RebootAction | PluginAction)
 
 ACTION_KEYS = ("run", "sql", "jobnet", "start", "sleep", "wait_until", "wait_file", "transfer",
                "set", "release", "zabbix", "reboot")
+# the keys every job may have, whatever its kind (a plugin kind may take none of these)
+COMMON_KEYS = {"needs", "if", "host", "hosts", "user", "cwd", "env", "shell", "timeout",
+               "on_timeout", "retries", "retry_delay", "repeat", "stop_codes", "hold", "enabled",
+               "queue", "stop_command", "description", "database"}
 
 # ---------------------------------------------------------------- jobs
 

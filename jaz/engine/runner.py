@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from jaz.engine.clock import Clock
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
 from jaz.engine.machine import Kill, Launch, Listener, RunMachine, Settings, new_run
-from jaz.engine.model import Jobnet, JobnetAction, JobState, RunState
+from jaz.engine.model import Jobnet, JobnetAction, JobState, PluginAction, RunState
 from jaz.engine.records import RunRecord
 from jaz.engine.store.base import Store
 from jaz.errors import JazError
@@ -369,6 +369,10 @@ class Runner:
         if kind == "jobnet":
             executor = JobnetExecutor(self.ctx)
         try:
+            if executor is None and isinstance(attempt.job.action, PluginAction):
+                from jaz.engine.executors.plugins import executor_for  # another package's
+
+                executor = executor_for(kind)
             if executor is None:
                 raise JazError(f"no executor for {kind!r} jobs in this mode")
             execution = executor.start(attempt)
