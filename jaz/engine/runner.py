@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import os
 import queue
 import selectors
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from jaz.engine.clock import Clock
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
+from jaz.engine.log import logger
 from jaz.engine.machine import Kill, Launch, Listener, RunMachine, Settings, new_run
 from jaz.engine.model import Jobnet, JobnetAction, JobState, PluginAction, RunState
 from jaz.engine.records import RunRecord
@@ -33,7 +33,6 @@ from jaz.value import Value, field
 if TYPE_CHECKING:  # imported where used: `jaz run` starts ~5 ms faster without it
     from concurrent.futures import Future
 
-_log = logging.getLogger("jaz.engine")
 PID_GRACE = 0.01  # seconds a turn's pids may wait for the next turn's commit
 
 
@@ -463,7 +462,7 @@ class Driver:
             try:
                 self._pass()
             except Exception:   # never leave the runs undriven
-                _log.exception("the driver's pass failed")
+                logger().exception("the driver's pass failed")
 
     def _pass(self) -> None:
         """Wait for something to do, then take every turn that is due."""
@@ -530,7 +529,7 @@ class Driver:
                             and self._prepared(runner, events + runner.posted(), failed):
                         taking.append(runner)
         except Exception as error:   # the commit failed: none of these turns happened
-            _log.exception("the driver's commit failed (%s runs dropped)", len(taking))
+            logger().exception("the driver's commit failed (%s runs dropped)", len(taking))
             for runner in taking:
                 runner.fail(error)
                 self._leave(runner)
@@ -612,7 +611,7 @@ class Driver:
     def _dropped(self, run_id: int, *, logged: bool = False) -> None:
         """A run's turn (or what follows it) failed: logged with the error at hand."""
         if not logged:
-            _log.exception("run %s: the run's driver failed", run_id)
+            logger().exception("run %s: the run's driver failed", run_id)
         if self._failed is not None:
             self._failed(run_id)
 

@@ -13,13 +13,13 @@ keeps what it found, so a problem is then reported without a line, never not at 
 from __future__ import annotations
 
 import bisect
-import json
 import math
 import re
 import tomllib
-from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
+
+from jaz.value import Value
 
 __all__ = ["Spot", "field_path", "find", "quote", "quote_key", "scan", "type_name"]
 
@@ -42,6 +42,8 @@ def quote(value: Any) -> str:
 
 def _toml(value: Any) -> str:
     if isinstance(value, str):
+        import json  # only messages quote values: a run that goes well never does
+
         return json.dumps(value, ensure_ascii=False)   # a JSON string is a TOML basic string
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -67,7 +69,7 @@ def _toml(value: Any) -> str:
 
 def quote_key(key: str) -> str:
     """A key as TOML writes it: bare when it can be, else quoted."""
-    return key if _BARE.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+    return key if _BARE.fullmatch(key) else quote(key)
 
 
 def type_name(value: Any) -> str:
@@ -76,8 +78,7 @@ def type_name(value: Any) -> str:
             time: "a time"}.get(type(value), type(value).__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Spot:
+class Spot(Value):
     """A key (or table header, or array item) of the text."""
 
     line: int          # 1-based

@@ -18,7 +18,6 @@ times as UTC ISO text (which sorts as the times do), JSON as text, booleans as 0
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import threading
@@ -27,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from jaz.engine.log import logger
 from jaz.engine.records import RunRecord
 from jaz.engine.store.sql import JSON_FIELDS, TIME_FIELDS, SqlStore, no_run
 from jaz.errors import StoreError
@@ -35,7 +35,6 @@ from jaz.errors import StoreError
 # statement; older libraries take a SELECT after it
 _RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 CHECKPOINT_EVERY = 1.0   # seconds between background checkpoints, when written to
-_log = logging.getLogger("jaz.engine")
 
 MIGRATIONS: list[str] = [
     # 1: the first schema
@@ -167,7 +166,7 @@ class SqliteStore(SqlStore):
         try:
             db = sqlite3.connect(self.path, isolation_level=None)
         except sqlite3.Error as e:   # the commits checkpoint then, as without the thread
-            _log.warning("%s: no background checkpoints: %s", self.path, e)
+            logger().warning("%s: no background checkpoints: %s", self.path, e)
             with self._lock:
                 self._db.execute("PRAGMA wal_autocheckpoint=1000")
             return
@@ -182,7 +181,7 @@ class SqliteStore(SqlStore):
                     if frames == copied:   # else a reader held some back: again next time
                         done = version
                 except sqlite3.Error as e:
-                    _log.warning("%s: a background checkpoint failed: %s", self.path, e)
+                    logger().warning("%s: a background checkpoint failed: %s", self.path, e)
         finally:
             db.close()
 
