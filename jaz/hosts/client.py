@@ -40,14 +40,34 @@ def probe(address: str, *, insecure: bool = False, timeout: float = CONNECT_SECO
         raise Unreachable(f"cannot reach the agent at {address}: {e.strerror or e}",
                           hint="is `jaz agent` running there, and is this machine in its "
                                "`servers`?") from None
+    sock = _wrap(raw, None)
     try:
-        sock = wire.client_context().wrap_socket(raw)
+        sock.do_handshake()
         return wire.peer_fingerprint(sock)
     except (ssl.SSLError, OSError, wire.ProtocolError) as e:
         raise Unreachable(f"no TLS from the agent at {address}: {e}",
                           hint="is this machine in the agent's `servers`?") from None
     finally:
+        sock.close()
+
+
+def _wrap(raw: socket.socket, host: Host | None) -> ssl.SSLSocket:
+    """TLS on a connected socket. A reset that comes in while `wrap_socket` looks at the
+    peer makes it raise with its half-made SSLSocket still open (CPython's ssl): that one
+    is found in the traceback and closed, so nothing leaks."""
+    try:
+        return wire.client_context().wrap_socket(raw, do_handshake_on_connect=False)
+    except OSError as e:
+        tb = e.__traceback__
+        while tb is not None:
+            made = tb.tb_frame.f_locals.get("self")
+            if isinstance(made, ssl.SSLSocket):
+                made.close()
+            tb = tb.tb_next
         raw.close()
+        who = f"host {host.name!r}: the agent at {host.agent}" if host else "the agent"
+        raise Unreachable(f"{who} closed the connection at once ({e.strerror or e})",
+                          hint="is this machine in the agent's `servers`?") from None
 
 
 class AgentClient:
@@ -84,15 +104,23 @@ class AgentClient:
         except OSError as e:
             raise Unreachable(f"host {host.name!r}: cannot reach the agent at {host.agent}: "
                               f"{e.strerror or e}") from None
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw.getpeername()   # reset already (not in the agent's `servers`)?
+        except OSError as e:
+            raw.close()
+            raise Unreachable(f"host {host.name!r}: the agent at {host.agent} closed the "
+                              f"connection at once ({e.strerror or e})",
+                              hint="is this machine in the agent's `servers`?") from None
         if host.insecure:
             raw.settimeout(self.timeout)
             return raw
+        sock = _wrap(raw, host)
         try:
-            sock = wire.client_context().wrap_socket(raw)
+            sock.do_handshake()
             seen = wire.peer_fingerprint(sock)
         except (ssl.SSLError, OSError, wire.ProtocolError) as e:
-            raw.close()
+            sock.close()
             raise Unreachable(f"host {host.name!r}: no TLS from the agent at {host.agent}: "
                               f"{e}") from None
         if seen != host.fingerprint:
