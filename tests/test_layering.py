@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 FORBIDDEN_IN_ENGINE = ["textual", "typer", "click", "rich", "paramiko", "fastapi", "starlette",
-                       "uvicorn", "httpx", "httpx2", "jaz.cli", "jaz.tui", "jaz.server"]
+                       "uvicorn", "httpx", "httpx2", "jaz.cli", "jaz.tui", "jaz.server",
+                       "jaz.agent", "jaz.hosts", "ssl", "cryptography"]
 HEAVY = ["textual", "paramiko", "fastapi", "starlette", "uvicorn", "httpx", "httpx2", "psycopg",
          "holidays", "croniter"]
 
@@ -82,9 +83,16 @@ def test_the_layering_contract_holds() -> None:
     ("engine/loader.py", "import jaz.server.config", "layers:"),
     ("errors.py", "import jaz.engine.model", "layers:"),
     ("engine/runner.py", "import jaz.client", "layers:"),
+    # the hosts layer imports neither a face nor the command; the engine not the hosts
+    ("hosts/config.py", "import jaz.agent.config", "layers:"),
+    ("hosts/executor.py", "import jaz.server.config", "layers:"),
+    ("engine/runner.py", "import jaz.hosts.executor", "layers:"),
     # face to face
     ("tui/format.py", "import jaz.server.config", "the faces"),
     ("server/config.py", "import jaz.tui.format", "the faces"),
+    ("agent/daemon.py", "import jaz.server.config", "the faces"),
+    # the network stays out of the engine
+    ("engine/cron.py", "import ssl", "the engine imports"),
     # a cycle inside a package
     ("engine/durations.py", "import jaz.engine.schedules", "no import cycles"),
     ("tui/screens/start.py", "import jaz.tui.screens.runs", "no import cycles"),

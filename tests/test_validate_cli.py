@@ -151,8 +151,8 @@ host = "otherhost"
                              ("boot", "reboot", 11)):
         assert (f"{path}:{line} (job {job!r}, field {field!r}): the \"{field}\" action needs "
                 "the server") in result.stderr
-    assert f"{path}:15 (job 'far', field 'host'): host \"otherhost\": remote hosts need the " \
-        "server" in result.stderr
+    assert f"{path}:15 (job 'far', field 'host'): host \"otherhost\" is not in the hosts " \
+        "file" in result.stderr
     assert "first" not in result.stderr
     assert not (tmp_path / "ran").exists()
     assert not (home / "jaz.db").exists()

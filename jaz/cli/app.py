@@ -38,6 +38,7 @@ def _root(
 
 def _register() -> None:
     from jaz.cli import (
+        agent,
         audit,
         init,
         kinds,
@@ -62,6 +63,7 @@ def _register() -> None:
     remote.register(app)
     audit.register(app)
     tui.register(app)
+    agent.register(app)
 
 
 def _build() -> typer.Typer:

@@ -62,7 +62,8 @@ def open_existing_store(db: Path | None) -> Store:
     return open_store(path)
 
 
-def make_service(store: Store, *, parallel: int = 16, listener: object = None) -> Service:
+def make_service(store: Store, *, parallel: int = 16, listener: object = None,
+                 remote: object = None) -> Service:
     from jaz.engine.machine import Settings
     from jaz.engine.secrets import Secrets
     from jaz.engine.service import Service
@@ -70,7 +71,8 @@ def make_service(store: Store, *, parallel: int = 16, listener: object = None) -
 
     settings = Settings(log_dir=_log_dir_for(store) or log_dir(),
                         secrets=Secrets(secrets_file()), parallel=parallel)
-    return Service(store, settings, listener=listener)  # type: ignore[arg-type]
+    return Service(store, settings, listener=listener,  # type: ignore[arg-type]
+                   remote=remote)  # type: ignore[arg-type]
 
 
 def _log_dir_for(store: Store) -> Path | None:

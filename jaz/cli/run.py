@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from jaz.engine.records import JobRecord, RunRecord
     from jaz.engine.runner import Runner
     from jaz.engine.service import Service
+    from jaz.hosts.config import Host
 
 PARALLEL = (1, 10000)  # the range --parallel accepts
 
@@ -41,6 +42,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "--resume": ("resume", "int"),
     "--skip": ("skip", "list"),
     "--release": ("release", "list"),
+    "--hosts": ("hosts", "file"),
 }
 
 
@@ -70,6 +72,10 @@ def register(app: "typer.Typer") -> None:
         = None,
         release: Annotated[list[str] | None, typer.Option(
             "--release", metavar="JOB", help="With --resume: release this held job.")] = None,
+        hosts: Annotated[Path | None, typer.Option(
+            "--hosts", metavar="FILE", dir_okay=False,
+            help="The hosts file (agent hosts for `host = ...`); default "
+                 "$JAZ_HOME/hosts.toml.")] = None,
     ) -> None:
         """Run a jobnet now, in-process, with live progress.
 
@@ -77,7 +83,7 @@ def register(app: "typer.Typer") -> None:
         resumable: --resume RUN)."""
         raise typer.Exit(run_now(file=file, param=param or [], parallel=parallel,
                                  dry_run=dry_run, json_=json_, db=db, resume=resume,
-                                 skip=skip or [], release=release or []))
+                                 skip=skip or [], release=release or [], hosts=hosts))
 
     app.command("run")(run)
 
@@ -95,7 +101,7 @@ def parse_argv(argv: Sequence[str]) -> dict[str, Any] | None:
         return None
     args: dict[str, Any] = {"file": None, "param": [], "parallel": 16, "dry_run": False,
                             "json_": False, "db": None, "resume": None, "skip": [],
-                            "release": []}
+                            "release": [], "hosts": None}
     rest = list(argv[1:])
     while rest:
         arg = rest.pop(0)
@@ -155,7 +161,7 @@ def _path_ok(value: str, *, dir_okay: bool) -> bool:
 
 def run_now(*, file: Path | None, param: list[str], parallel: int, dry_run: bool,
             json_: bool, db: Path | None, resume: int | None, skip: list[str],
-            release: list[str]) -> int:
+            release: list[str], hosts: Path | None = None) -> int:
     """Run a jobnet now (or resume a run) with live progress; the exit code: 0 when it
     succeeds, 1 when it fails, halts in error or is stopped."""
     from jaz.cli.progress import Progress
@@ -171,10 +177,12 @@ def run_now(*, file: Path | None, param: list[str], parallel: int, dry_run: bool
         raise UsageError("--skip and --release go with --resume RUN")
 
     params = parse_params(param)   # a bad -p is reported whatever the file holds
+    known = _hosts(hosts)
     jobnet: Jobnet | None = None
     if file is not None:
         jobnet = load_file(file)
-        problems = local_problems(jobnet)
+        problems = local_problems(jobnet, hosts={n: h.agent is not None
+                                                 for n, h in known.items()})
         if problems:
             raise JobnetInvalid(problems)
         if dry_run:
@@ -183,7 +191,12 @@ def run_now(*, file: Path | None, param: list[str], parallel: int, dry_run: bool
 
     progress = Progress(quiet=json_)
     store = open_store(db)
-    service = make_service(store, parallel=parallel, listener=progress)
+    remote = None
+    if known:
+        from jaz.hosts.executor import AgentHosts, owner_of
+
+        remote = AgentHosts(known, owner_of(str(getattr(store, "path", "jaz-run"))))
+    service = make_service(store, parallel=parallel, listener=progress, remote=remote)
     runners = []
 
     signals: list[str] = []
@@ -217,6 +230,8 @@ def run_now(*, file: Path | None, param: list[str], parallel: int, dry_run: bool
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
+        if remote is not None:
+            remote.close()
     jobs = service.jobs(record.id)
     if json_:
         from jaz.cli.output import print_json
@@ -228,6 +243,18 @@ def run_now(*, file: Path | None, param: list[str], parallel: int, dry_run: bool
     store.close()
     claim.close()
     return 0 if record.status == "succeeded" else 1
+
+
+def _hosts(path: Path | None) -> "dict[str, Host]":
+    """The hosts file's hosts: only read when there is one (`--hosts`, or the default
+    $JAZ_HOME/hosts.toml exists), so a plain `jaz run` pays nothing for it."""
+    from jaz.paths import jaz_home
+
+    if path is None and not (jaz_home() / "hosts.toml").exists():
+        return {}
+    from jaz.hosts.config import load_hosts
+
+    return load_hosts(path)
 
 
 def _claim(service: "Service", run_id: int) -> IO[bytes]:

@@ -653,12 +653,16 @@ LOCAL_KINDS = {"run", "set", "sleep", "wait_until", "jobnet", "wait_file", "tran
                "zabbix"}
 
 
-def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = ()) -> list[Problem]:
-    """What stops `jaz run` (no server, no agents) from running this jobnet.
+def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = (),
+                   hosts: Mapping[str, bool] | None = None) -> list[Problem]:
+    """What stops `jaz run` (no server) from running this jobnet.
 
+    `hosts` are the hosts of the hosts file, each True when it is an agent host (the
+    only remote hosts `jaz run` runs jobs on: `run` jobs, one host each).
     Checked before anything runs, so that a server-only action never fails halfway.
     Sub-jobnets are loaded and checked too (their problems carry their own file).
     """
+    hosts = hosts or {}
     file = str(jobnet.path) if jobnet.path else "<jobnet>"
     c = _Collector(file, jobnet.text)
     for name, job in jobnet.jobs.items():
@@ -666,12 +670,23 @@ def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = ()) -> list[Probl
             c.add(f"the {_quote(job.kind)} action needs the server; it is not available in "
                   f"`jaz run` (run this jobnet with `jaz server` / `jaz start`)", job=name,
                   field=job.kind)
-        hosts = job.hosts or (job.host,)
-        for host in hosts:
-            if host != "local":
-                c.add(f"host {_quote(host)}: remote hosts need the server and agents; "
-                      f"`jaz run` runs jobs on the local host only (host = \"local\")",
-                      job=name, field="hosts" if job.hosts else "host")
+        if job.hosts and set(job.hosts) != {"local"}:
+            c.add(f"hosts = {_quote(list(job.hosts))}: fan-out to several hosts is not "
+                  "supported yet; give one host with host = \"NAME\"", job=name,
+                  field="hosts")
+        elif job.hosts:
+            pass
+        elif job.host != "local" and job.host not in hosts:
+            known = ", ".join(sorted(hosts)) or "none"
+            c.add(f"host {_quote(job.host)} is not in the hosts file (hosts known: {known}); "
+                  "define it there as [hosts.NAME] with agent = \"addr:10055\" "
+                  "(docs/agent.md), or use host = \"local\"", job=name, field="host")
+        elif job.host != "local" and not hosts[job.host]:
+            c.add(f"host {_quote(job.host)} is an SSH host; `jaz run` runs jobs on agent "
+                  "hosts only so far", job=name, field="host")
+        elif job.host != "local" and job.kind != "run":
+            c.add(f"host {_quote(job.host)}: only `run` jobs go to agent hosts so far; a "
+                  f"{_quote(job.kind)} job runs here (drop its host)", job=name, field="host")
         for field, spec in (("wait_file.host", getattr(job.action, "host", None)),):
             if isinstance(job.action, WaitFileAction) and spec not in (None, "local"):
                 c.add(f"host {_quote(spec)}: `jaz run` only waits for local files", job=name,
@@ -698,7 +713,7 @@ def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = ()) -> list[Probl
             except JobnetInvalid as e:
                 c.problems.extend(e.problems)
                 continue
-            c.problems.extend(local_problems(child, seen=(*seen, jobnet.path)))
+            c.problems.extend(local_problems(child, seen=(*seen, jobnet.path), hosts=hosts))
     return c.problems
 
 

@@ -44,6 +44,9 @@ class Context(Value, frozen=False, kw_only=False):
     clock: Clock
     executors: Mapping[str, Executor]
     listener: Listener | None = None
+    # what runs `run` jobs on hosts other than "local" (jaz/hosts: agents), given by the
+    # caller so that the engine imports nothing of the network
+    remote: Executor | None = None
     active: dict[int, Runner] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     # runs with an armed runner (made ahead of their start): True once an action was
@@ -367,7 +370,12 @@ class Runner:
         executor = self.ctx.executors.get(kind)
         if kind == "jobnet":
             executor = JobnetExecutor(self.ctx)
+        elif kind == "run" and attempt.host != "local":
+            executor = self.ctx.remote
         try:
+            if executor is None and attempt.host != "local" and kind == "run":
+                raise JazError(f"host {attempt.host!r}: no hosts are known in this mode "
+                               "(see docs/agent.md for the hosts file)")
             if executor is None and isinstance(attempt.job.action, PluginAction):
                 from jaz.engine.executors.plugins import executor_for  # another package's
 

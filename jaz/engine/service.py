@@ -62,10 +62,10 @@ class LogChunk(Value):
 class Service:
     def __init__(self, store: Store, settings: Settings, *, clock: Clock | None = None,
                  executors: Mapping[str, Executor] | None = None,
-                 listener: Listener | None = None) -> None:
+                 listener: Listener | None = None, remote: Executor | None = None) -> None:
         self.ctx = Context(store=store, settings=settings, clock=clock or SystemClock(),
                            executors=executors if executors is not None
-                           else default_executors(), listener=listener)
+                           else default_executors(), listener=listener, remote=remote)
 
     @property
     def store(self) -> Store:

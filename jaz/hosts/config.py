@@ -1,0 +1,179 @@
+"""The hosts file: one `[hosts.NAME]` table per host, read by `jaz run` and `jaz server`
+alike (default `$JAZ_HOME/hosts.toml`; `--hosts FILE`, or `hosts_file` in the server's
+config). The server's config may hold `[hosts.NAME]` tables too, with the same keys.
+
+```toml
+[hosts.web1]
+agent = "192.0.2.21:10055"
+fingerprint = "SHA256:..."     # pinned by `jaz hosts trust web1`
+token_file = "tokens/web1"     # the agent's token (mode 0600); relative to this file
+labels = ["web", "eu"]         # for hosts = ["label:web"]
+```
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jaz.engine.checks import (
+    Collector,
+    check_bool,
+    check_duration,
+    check_str,
+    check_table,
+    check_unknown,
+    got,
+    parse_toml,
+    quote,
+)
+from jaz.errors import JobnetInvalid, NotFound, Problem, Refused
+from jaz.hosts.wire import is_loopback, normal_fingerprint, split_address
+from jaz.paths import jaz_home
+
+HOST_KEYS = {"agent", "ssh", "description", "user", "port", "identity_file", "fingerprint",
+             "token_file", "labels", "insecure", "offline_after"}
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+_LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+OFFLINE_AFTER = 300.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Host:
+    name: str
+    agent: str | None = None       # "addr:10055"
+    ssh: str | None = None         # "user@addr" or an ~/.ssh/config alias
+    description: str = ""
+    fingerprint: str | None = None
+    token_file: Path | None = None
+    labels: tuple[str, ...] = ()
+    insecure: bool = False
+    offline_after: float = OFFLINE_AFTER   # seconds away before its jobs turn `error`
+    source: Path | None = None     # the file it is written in (`jaz hosts trust` edits it)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.agent is not None
+        parsed = split_address(self.agent)
+        assert parsed is not None
+        return parsed
+
+    def token(self) -> str:
+        """The agent's token, from `token_file`; Refused when there is none."""
+        if self.token_file is None:
+            raise Refused(f"host {self.name!r} has no token_file",
+                          hint="put the token `jaz agent init` printed in a file (mode 0600) "
+                               "and name it as token_file in the hosts file")
+        try:
+            return self.token_file.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise Refused(f"host {self.name!r}: cannot read its token_file "
+                          f"{self.token_file}: {e.strerror}") from None
+
+
+def default_hosts_file() -> Path:
+    return jaz_home() / "hosts.toml"
+
+
+def load_hosts(path: Path | None, *, required: bool = False) -> dict[str, Host]:
+    """The hosts in `path` (default: $JAZ_HOME/hosts.toml, which may be missing)."""
+    explicit = path is not None
+    path = path or default_hosts_file()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        if explicit or required:
+            raise NotFound(f"{path}: no such hosts file",
+                           hint="write one with [hosts.NAME] tables (docs/agent.md)") from None
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise JobnetInvalid([Problem(file=str(path), message=f"cannot read file: {e}")]) \
+            from None
+    file = str(path)
+    data = parse_toml(text, file)
+    c = Collector(file, text)
+    check_unknown(c, data, {"hosts"}, job=None, where="the hosts file")
+    hosts = parse_hosts(c, data.get("hosts", {}), base=path.parent, source=path.resolve())
+    if c.problems:
+        raise JobnetInvalid(c.problems)
+    return hosts
+
+
+def parse_hosts(c: Collector, raw: Any, *, base: Path, source: Path | None = None
+                ) -> dict[str, Host]:
+    table = check_table(c, raw, job=None, field="hosts") or {}
+    out: dict[str, Host] = {}
+    for name, value in table.items():
+        where = f"hosts.{name}"
+        if not _NAME.fullmatch(name) or name == "local":
+            c.add(f"bad host name {quote(name)}" + (
+                ": \"local\" is built in (this machine); give the host another name"
+                if name == "local" else ": use letters, digits, \"_\", \"-\" and \".\""),
+                field=where)
+            continue
+        host = check_table(c, value, job=None, field=where)
+        if host is None:
+            continue
+        check_unknown(c, host, HOST_KEYS, job=None, where=f"[{where}]", prefix=f"{where}.")
+        kinds = [k for k in ("agent", "ssh") if k in host]
+        if len(kinds) != 1:
+            found = f"found {' and '.join(kinds)}" if kinds else "found neither"
+            c.add(f"a host needs exactly one of 'agent = \"addr:10055\"' or "
+                  f"'ssh = \"user@addr\"', {found}", field=where)
+            continue
+        address = check_str(c, host[kinds[0]], job=None, field=f"{where}.{kinds[0]}")
+        if address is None:
+            continue
+        kw: dict[str, Any] = {"name": name, kinds[0]: address, "source": source,
+                              "description": str(host.get("description", ""))}
+        if kinds[0] == "agent" and split_address(address) is None:
+            c.add(f"bad agent address {quote(address)}: write it as \"HOST:PORT\", like "
+                  f"\"web1:10055\" (the agent listens on 10055)", field=f"{where}.agent")
+            continue
+        if "fingerprint" in host:
+            fp = check_str(c, host["fingerprint"], job=None, field=f"{where}.fingerprint")
+            if fp is not None and normal_fingerprint(fp) is None:
+                c.add(f"bad fingerprint {quote(fp)}: expected \"SHA256:\" and 64 hex digits, "
+                      "as `jaz agent fingerprint` prints it", field=f"{where}.fingerprint")
+            elif fp is not None:
+                kw["fingerprint"] = normal_fingerprint(fp)
+        if "token_file" in host:
+            tf = check_str(c, host["token_file"], job=None, field=f"{where}.token_file")
+            if tf is not None:
+                kw["token_file"] = (base / Path(tf).expanduser()).resolve()
+        if "labels" in host:
+            labels = host["labels"]
+            if not isinstance(labels, list) or not all(
+                    isinstance(x, str) and _LABEL.fullmatch(x) for x in labels):
+                c.add(f"expected a list of labels like [\"web\", \"eu\"], got {got(labels)}",
+                      field=f"{where}.labels")
+            else:
+                kw["labels"] = tuple(labels)
+        if "insecure" in host:
+            kw["insecure"] = check_bool(c, host["insecure"], job=None, field=f"{where}.insecure")
+            if kw["insecure"] and kinds[0] == "agent" and \
+                    not is_loopback(split_address(address)[0]):  # type: ignore[index]
+                c.add("insecure = true (no TLS) works only with an agent on a loopback "
+                      "address", field=f"{where}.insecure")
+        if "offline_after" in host:
+            seconds = check_duration(c, host["offline_after"], job=None,
+                                     field=f"{where}.offline_after")
+            if seconds is not None:
+                kw["offline_after"] = seconds
+        out[name] = Host(**kw)
+    return out
+
+
+def select(hosts: dict[str, Host], wanted: list[str]) -> list[Host]:
+    """Hosts by name or `label:NAME`, each once, in the order asked."""
+    out: dict[str, Host] = {}
+    for item in wanted:
+        if item.startswith("label:"):
+            for h in sorted(hosts.values(), key=lambda h: h.name):
+                if item[6:] in h.labels:
+                    out.setdefault(h.name, h)
+        elif item in hosts:
+            out.setdefault(item, hosts[item])
+    return list(out.values())

@@ -1,0 +1,441 @@
+"""Jobs on agent hosts, behind the engine's Executor/Execution interface.
+
+`AgentHosts.start` hands a job to its host's `Link` and returns at once: the driver
+thread never waits for a network. Each link has two threads, each with a connection
+of its own to the agent:
+
+- the sender delivers jobs (again and again, with backoff and jitter, until the agent
+  answers that the job is committed), stops and acknowledgements, and says hello when
+  idle (the host's online state, last-seen time, version and running jobs);
+- the poller long-polls the agent for the ends of the jobs it holds, mirrors their
+  output into the run's log files as it grows (so `jaz logs -f` and the TUI follow
+  a remote job as a local one), and settles each ended job exactly once, then has
+  the sender acknowledge it. On every (re)connection it first asks for every job the
+  agent holds for this server (`list`) and settles those that ended meanwhile.
+
+A host away for longer than its `offline_after` ends its jobs in error, with a message
+naming the host; a changed certificate or a refused token fails the jobs not yet sent
+at once: nothing is sent to an agent that does not prove it is the one pinned.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jaz.engine.durations import format_duration
+from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
+from jaz.engine.model import RunAction
+from jaz.errors import ActionError, JazError, Refused, Unreachable
+from jaz.hosts.client import AgentClient, AgentError, FingerprintChanged
+from jaz.hosts.config import Host
+from jaz.hosts.wire import CHUNK
+
+log = logging.getLogger("jaz.hosts")
+HEARTBEAT = 5.0        # seconds between hellos to an idle agent
+POLL = 1.0             # seconds one long poll waits for an end (output is mirrored as often)
+BACKOFF = (0.05, 5.0)  # first and longest pause between delivery attempts
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def owner_of(database: str) -> str:
+    """This side's identity towards agents: stable for one database on one machine, so
+    that a restarted server (or `jaz run --resume`) is the same owner again."""
+    import socket
+
+    digest = hashlib.sha256(database.encode()).hexdigest()[:16]
+    host = _UNSAFE.sub("_", socket.gethostname())[:60] or "host"
+    return f"{host}:{digest}"
+
+
+class AgentExecution(Execution):
+    def __init__(self, link: Link, job_id: str, attempt: Attempt, spec: dict[str, Any]
+                 ) -> None:
+        self.link = link
+        self.job_id = job_id
+        self.attempt = attempt
+        self.spec = spec
+        self.accepted = False
+        self.queued_at = time.monotonic()
+        self.offsets = [0, 0]
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._outcome: Outcome | None = None
+        self._ended: Callable[[], None] | None = None
+
+    def report(self, ended: Callable[[], None]) -> bool:
+        with self._lock:
+            self._ended = ended
+            done = self._done.is_set()
+        if done:
+            ended()
+        return True
+
+    def wait(self) -> Outcome:
+        self._done.wait()
+        assert self._outcome is not None
+        return self._outcome
+
+    def stop(self) -> None:
+        self.link.stop(self)
+
+    def settle(self, outcome: Outcome) -> bool:
+        """The job's end, once: False when it was settled already."""
+        with self._lock:
+            if self._done.is_set():
+                return False
+            self._outcome = outcome
+            self._done.set()
+            ended = self._ended
+        if ended is not None:
+            ended()
+        return True
+
+
+class Link:
+    """Everything this side has in flight with one agent host."""
+
+    def __init__(self, host: Host, owner: str) -> None:
+        self.host = host
+        self.ctl = AgentClient(host, owner)
+        self.poll = AgentClient(host, owner)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._accepted = threading.Event()
+        self._closing = threading.Event()
+        self._jobs: dict[str, AgentExecution] = {}
+        self._unsent: deque[str] = deque()
+        self._stops: set[str] = set()
+        self._acks: list[str] = []
+        self.online: bool | None = None
+        self.last_seen: float | None = None
+        self.version: str | None = None
+        self.running: int | None = None
+        self.error = ""
+        self._away_since: float | None = None
+        self._threads = [threading.Thread(target=self._send_loop, daemon=True,
+                                          name=f"host-{host.name}-send"),
+                         threading.Thread(target=self._poll_loop, daemon=True,
+                                          name=f"host-{host.name}-poll")]
+        for t in self._threads:
+            t.start()
+
+    def close(self) -> None:
+        self._closing.set()
+        self._wake.set()
+        self._accepted.set()
+        self.ctl.close()
+        self.poll.close()
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            jobs = len(self._jobs)
+        seen = None if self.last_seen is None else \
+            datetime.fromtimestamp(self.last_seen, UTC).astimezone().isoformat()
+        return {"online": self.online, "last_seen": seen, "version": self.version,
+                "agent_running": self.running, "in_flight": jobs, "error": self.error}
+
+    # ------------------------------------------------------------ from the engine
+
+    def start(self, execution: AgentExecution) -> None:
+        with self._lock:
+            self._jobs[execution.job_id] = execution
+            self._unsent.append(execution.job_id)
+        self._wake.set()
+
+    def stop(self, execution: AgentExecution) -> None:
+        with self._lock:
+            unsent = execution.job_id in self._unsent
+            if unsent:
+                self._unsent.remove(execution.job_id)
+                self._jobs.pop(execution.job_id, None)
+            else:
+                self._stops.add(execution.job_id)
+        if unsent:
+            execution.settle(Outcome(exit_code=None, stopped=True,
+                                     error="stopped before it was sent to the agent"))
+        self._wake.set()
+
+    # ------------------------------------------------------------ the sender
+
+    def _send_loop(self) -> None:
+        backoff = BACKOFF[0]
+        while not self._closing.is_set():
+            woken = self._wake.wait(HEARTBEAT)
+            self._wake.clear()
+            if self._closing.is_set():
+                return
+            try:
+                did = self._flush()
+                if not did and not woken:
+                    self._hello()
+                backoff = BACKOFF[0]
+            except (FingerprintChanged, Refused) as e:
+                self._away(e)
+                self._fail_unsent(e)
+                self._closing.wait(BACKOFF[1])
+            except (Unreachable, AgentError) as e:
+                self._away(e)
+                self._closing.wait(backoff * random.uniform(0.5, 1.5))
+                backoff = min(backoff * 2, BACKOFF[1])
+                self._wake.set()   # try again
+            except Exception:   # a bug: logged, and the loop goes on
+                log.exception("host %s: the sender failed", self.host.name)
+                self._closing.wait(BACKOFF[1])
+            self._expire()
+
+    def _flush(self) -> bool:
+        """Send what waits to be sent; whether there was anything."""
+        did = False
+        while True:
+            with self._lock:
+                if not self._unsent:
+                    break
+                job_id = self._unsent[0]
+                execution = self._jobs.get(job_id)
+            if execution is None:
+                with self._lock:
+                    self._unsent.popleft()
+                continue
+            answer = self.ctl.call("submit", id=job_id, spec=execution.spec)
+            self._seen()
+            with self._lock:
+                if self._unsent and self._unsent[0] == job_id:
+                    self._unsent.popleft()
+            view = answer.get("job") or {}
+            execution.pid = view.get("pid")
+            execution.accepted = True
+            self._accepted.set()
+            did = True
+        with self._lock:
+            stops, self._stops = self._stops, set()
+        for job_id in stops:
+            try:
+                self.ctl.call("stop", id=job_id)
+            except (Unreachable, Refused):
+                with self._lock:
+                    self._stops.add(job_id)
+                raise
+            except AgentError:
+                pass   # unknown there: nothing to stop
+            did = True
+        with self._lock:
+            acks, self._acks = self._acks, []
+        if acks:
+            try:
+                self.ctl.call("ack", ids=acks)
+            except (Unreachable, Refused):
+                with self._lock:
+                    self._acks.extend(acks)
+                raise
+            did = True
+        return did
+
+    def _hello(self) -> None:
+        answer = self.ctl.call("hello")
+        self.version = str(answer.get("version", ""))
+        running = answer.get("running")
+        self.running = running if isinstance(running, int) else None
+        self._seen()
+
+    def _seen(self) -> None:
+        if self.online is not True:
+            log.info("host %s: online", self.host.name)
+        self.online = True
+        self.last_seen = time.time()
+        self.error = ""
+        self._away_since = None
+
+    def _away(self, error: JazError) -> None:
+        if self.online is not False or self.error != error.message:
+            log.warning("host %s: %s", self.host.name, error.message)
+        self.online = False
+        self.error = error.message
+        if self._away_since is None:
+            self._away_since = time.monotonic()
+
+    def _fail_unsent(self, error: JazError) -> None:
+        with self._lock:
+            failed = [self._jobs.pop(i) for i in self._unsent if i in self._jobs]
+            self._unsent.clear()
+        for execution in failed:
+            execution.settle(Outcome(exit_code=None, error=f"{error.message}; the job was "
+                                                           "not sent"))
+
+    def _expire(self) -> None:
+        """A host away past `offline_after`: its jobs end in error, naming it."""
+        since = self._away_since
+        if since is None or time.monotonic() - since < self.host.offline_after:
+            return
+        with self._lock:
+            gone = list(self._jobs.values())
+            self._jobs.clear()
+            self._unsent.clear()
+        away = format_duration(self.host.offline_after)
+        for execution in gone:
+            what = "its end is unknown (it may still run there)" if execution.accepted \
+                else "the job was not sent"
+            execution.settle(Outcome(exit_code=None, error=(
+                f"host {self.host.name!r} unreachable for more than {away}: {what}; "
+                f"last error: {self.error}")))
+
+    # ------------------------------------------------------------ the poller
+
+    def _poll_loop(self) -> None:
+        fresh = True   # a new connection: reconcile first
+        backoff = BACKOFF[0]
+        while not self._closing.is_set():
+            with self._lock:
+                ids = [i for i, e in self._jobs.items() if e.accepted]
+            if not ids:
+                self._accepted.wait(HEARTBEAT)
+                self._accepted.clear()
+                continue
+            try:
+                if fresh:
+                    answer = self.poll.call("list")
+                    fresh = False
+                    held = {v["id"]: v for v in answer.get("jobs", [])}
+                    for job_id in ids:
+                        view = held.get(job_id)
+                        if view is not None and view.get("state") == "ended":
+                            self._ended(view)
+                        elif view is None:
+                            self._lost(job_id)
+                answer = self.poll.call("wait", ids=ids, timeout=POLL)
+                self._seen()
+                for view in answer.get("jobs", []):
+                    self._ended(view)
+                for job_id, sizes in (answer.get("sizes") or {}).items():
+                    execution = self._jobs.get(job_id)
+                    if execution is not None and isinstance(sizes, list):
+                        self._mirror(execution, sizes)
+                backoff = BACKOFF[0]
+            except (Unreachable, Refused, AgentError) as e:
+                fresh = True
+                self._away(e)
+                self._closing.wait(backoff * random.uniform(0.5, 1.5))
+                backoff = min(backoff * 2, BACKOFF[1])
+            except Exception:
+                log.exception("host %s: the poller failed", self.host.name)
+                fresh = True
+                self._closing.wait(BACKOFF[1])
+
+    def _lost(self, job_id: str) -> None:
+        """Accepted once, unknown to the agent now (its database was removed)."""
+        with self._lock:
+            execution = self._jobs.pop(job_id, None)
+        if execution is not None:
+            execution.settle(Outcome(exit_code=None, error=(
+                f"host {self.host.name!r}: the agent no longer knows this job (was its "
+                "database removed?)")))
+
+    def _ended(self, view: dict[str, Any]) -> None:
+        job_id = str(view.get("id"))
+        with self._lock:
+            execution = self._jobs.get(job_id)
+        if execution is not None:
+            self._mirror(execution, view.get("sizes") or [None, None])
+            result = view.get("result") or {}
+            outputs = result.get("outputs") or {}
+            outcome = Outcome(exit_code=result.get("exit_code"),
+                              outputs={str(k): str(v) for k, v in outputs.items()},
+                              stdout_tail=str(result.get("stdout_tail", "")),
+                              stderr_tail=str(result.get("stderr_tail", "")),
+                              error=str(result.get("error", "")),
+                              stopped=bool(result.get("stopped")))
+            with self._lock:
+                self._jobs.pop(job_id, None)
+            execution.settle(outcome)
+        with self._lock:
+            self._acks.append(job_id)
+        self._wake.set()
+
+    def _mirror(self, execution: AgentExecution, sizes: list[Any]) -> None:
+        """Copy what is new in the job's output on the agent into the local log files."""
+        paths = (execution.attempt.stdout_path, execution.attempt.stderr_path)
+        for index, stream in enumerate(("stdout", "stderr")):
+            size = sizes[index] if index < len(sizes) else None
+            while size is None or execution.offsets[index] < size:
+                chunk = self.poll.call("read", id=execution.job_id, stream=stream,
+                                       offset=execution.offsets[index], limit=CHUNK)
+                data = base64.b64decode(chunk.get("data", ""))
+                if data:
+                    with open(paths[index], "ab") as f:
+                        f.write(data)
+                step = int(chunk.get("next", execution.offsets[index]))
+                if step <= execution.offsets[index]:
+                    break
+                execution.offsets[index] = step
+                size = int(chunk.get("size", 0)) if size is None else size
+
+
+class AgentHosts(Executor):
+    """The executor of `run` jobs on agent hosts: one link per host, made with its first
+    job (or all at once with `connect_all`, for a server's heartbeats)."""
+
+    def __init__(self, hosts: dict[str, Host], owner: str) -> None:
+        self.hosts = hosts
+        self.owner = owner
+        self._links: dict[str, Link] = {}
+        self._lock = threading.Lock()
+
+    def link(self, name: str) -> Link:
+        with self._lock:
+            link = self._links.get(name)
+            if link is None:
+                link = self._links[name] = Link(self.hosts[name], self.owner)
+            return link
+
+    def connect_all(self) -> None:
+        for name, host in self.hosts.items():
+            if host.agent is not None:
+                self.link(name)
+
+    def close(self) -> None:
+        with self._lock:
+            links = list(self._links.values())
+        for link in links:
+            link.close()
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            links = dict(self._links)
+        return {name: link.status() for name, link in links.items()}
+
+    def start(self, attempt: Attempt) -> Execution:
+        host = self.hosts.get(attempt.host)
+        if host is None:
+            known = ", ".join(sorted(self.hosts)) or "none"
+            raise ActionError(f"unknown host {attempt.host!r} (hosts known: {known})",
+                              hint="add it to the hosts file as [hosts.NAME] (docs/agent.md)")
+        if host.agent is None:
+            raise ActionError(f"host {host.name!r} is an SSH host; SSH hosts are not "
+                              "supported yet")
+        job = attempt.job
+        if not isinstance(job.action, RunAction):
+            raise ActionError(f"{job.kind!r} jobs cannot run on agent host {host.name!r} "
+                              "yet; only `run` jobs can")
+        digest = hashlib.sha256(f"{self.owner}\0{attempt.output_path}".encode()).hexdigest()
+        stem = Path(str(attempt.output_path)).stem   # NAME.N: the job's execution
+        job_id = _UNSAFE.sub("_", f"{attempt.run_id}.{stem}")[:150] + "-" + digest[:12]
+        spec = {"script": job.action.script, "shell": job.shell, "cwd": job.cwd,
+                "user": job.user, "stop_command": job.stop_command,
+                "env": dict(attempt.env), "secrets": list(attempt.redact),
+                "grace": attempt.grace, "run_id": attempt.run_id, "jobnet": attempt.jobnet,
+                "job": job.name, "attempt": attempt.attempt}
+        for path in (attempt.stdout_path, attempt.stderr_path):
+            path.write_bytes(b"")   # there from the start, for `jaz logs -f`
+        execution = AgentExecution(self.link(host.name), job_id, attempt, spec)
+        execution.link.start(execution)
+        return execution
