@@ -362,3 +362,11 @@ def test_jaz_validate_names_a_bad_holidays_code_as_written(tmp_path: Path) -> No
                               '"XX-NOPE": the holidays package has no country "XX"; use an '
                               'ISO 3166 code (nearest: "')
     assert summary == "1 of 1 file invalid"
+
+
+def test_a_long_key_is_quoted_whole_where_a_long_value_is_cut() -> None:
+    from jaz.engine.tomltext import QUOTE_LIMIT, quote, quote_key
+
+    key = "a key " * 30
+    assert quote_key(key) == f'"{key}"'
+    assert len(quote(key)) == QUOTE_LIMIT and quote(key).endswith("…")

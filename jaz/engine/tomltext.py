@@ -40,11 +40,15 @@ def quote(value: Any) -> str:
     return text
 
 
+def _string(text: str) -> str:
+    import json  # only messages quote values: a run that goes well never does
+
+    return json.dumps(text, ensure_ascii=False)   # a JSON string is a TOML basic string
+
+
 def _toml(value: Any) -> str:
     if isinstance(value, str):
-        import json  # only messages quote values: a run that goes well never does
-
-        return json.dumps(value, ensure_ascii=False)   # a JSON string is a TOML basic string
+        return _string(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -69,7 +73,7 @@ def _toml(value: Any) -> str:
 
 def quote_key(key: str) -> str:
     """A key as TOML writes it: bare when it can be, else quoted."""
-    return key if _BARE.fullmatch(key) else quote(key)
+    return key if _BARE.fullmatch(key) else _string(key)   # whole: a key is never cut
 
 
 def type_name(value: Any) -> str:
