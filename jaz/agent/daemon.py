@@ -122,7 +122,10 @@ class Agent:
                 try:
                     sock = self._tls.wrap_socket(conn, server_side=True)
                 except (ssl.SSLError, OSError) as e:
-                    log.warning("TLS with %s failed: %s", peer, e)
+                    # a connection closed before TLS is a port probe: not worth a warning
+                    quiet = isinstance(e, ssl.SSLEOFError | ConnectionResetError)
+                    log.log(logging.DEBUG if quiet else logging.WARNING,
+                            "TLS with %s failed: %s", peer, e)
                     return
             sock.settimeout(IDLE_SECONDS)
             self._requests(sock, peer)

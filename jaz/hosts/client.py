@@ -85,6 +85,15 @@ class AgentClient:
         with self._lock:
             self._drop()
 
+    def abort(self) -> None:
+        """Break the connection from another thread (a call blocked on it fails now)."""
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _drop(self) -> None:
         if self._sock is not None:
             try:
@@ -139,18 +148,27 @@ class AgentClient:
         be made again by the next call), Refused or AgentError on the agent's no."""
         message = {"op": op, "token": self.host.token(), "owner": self.owner, **fields}
         with self._lock:
-            try:
-                if self._sock is None:
-                    self._sock = self._connect()
-                wire.send(self._sock, message)
-                answer = wire.receive(self._sock)
-            except (OSError, ssl.SSLError, wire.ProtocolError) as e:
+            # A kept connection may have died meanwhile (the agent restarted): then the
+            # request goes once more on a new one (every request is safe to repeat).
+            for reused in ((True, False) if self._sock is not None else (False,)):
+                try:
+                    if self._sock is None:
+                        self._sock = self._connect()
+                    wire.send(self._sock, message)
+                    answer = wire.receive(self._sock)
+                except (OSError, ssl.SSLError, wire.ProtocolError) as e:
+                    self._drop()
+                    if reused:
+                        continue
+                    raise Unreachable(f"host {self.host.name!r}: the connection to the agent "
+                                      f"failed: {e}") from None
+                if answer is not None:
+                    break
                 self._drop()
-                raise Unreachable(f"host {self.host.name!r}: the connection to the agent "
-                                  f"failed: {e}") from None
-            if answer is None:
-                self._drop()
-                raise Unreachable(f"host {self.host.name!r}: the agent closed the connection")
+                if not reused:
+                    raise Unreachable(f"host {self.host.name!r}: the agent closed the "
+                                      "connection")
+            assert answer is not None
         if answer.get("ok") is True:
             return answer
         code, error = str(answer.get("code", "")), str(answer.get("error", "no reason"))

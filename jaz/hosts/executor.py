@@ -45,6 +45,7 @@ log = logging.getLogger("jaz.hosts")
 HEARTBEAT = 5.0        # seconds between hellos to an idle agent
 POLL = 1.0             # seconds one long poll waits for an end (output is mirrored as often)
 BACKOFF = (0.05, 5.0)  # first and longest pause between delivery attempts
+CLOSE_SECONDS = 5.0    # how long closing waits for a request in flight
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -131,9 +132,20 @@ class Link:
             t.start()
 
     def close(self) -> None:
+        """Stop the threads; results settled but not yet acknowledged are acknowledged
+        now, if the agent answers (else it offers them again to the next link)."""
         self._closing.set()
         self._wake.set()
         self._accepted.set()
+        self.poll.abort()   # out of its long poll now, not at its end
+        self._threads[0].join(timeout=CLOSE_SECONDS)   # the sender's request in flight
+        with self._lock:
+            acks, self._acks = self._acks, []
+        if acks:   # (a host just seen answers at once; one away costs a connect timeout)
+            try:
+                self.ctl.call("ack", ids=acks)
+            except JazError:
+                pass
         self.ctl.close()
         self.poll.close()
 
@@ -198,20 +210,26 @@ class Link:
         """Send what waits to be sent; whether there was anything."""
         did = False
         while True:
-            with self._lock:
+            with self._lock:   # out of _unsent while in flight: a stop now goes to _stops
                 if not self._unsent:
                     break
-                job_id = self._unsent[0]
+                job_id = self._unsent.popleft()
                 execution = self._jobs.get(job_id)
             if execution is None:
-                with self._lock:
-                    self._unsent.popleft()
                 continue
-            answer = self.ctl.call("submit", id=job_id, spec=execution.spec)
+            try:
+                answer = self.ctl.call("submit", id=job_id, spec=execution.spec)
+            except AgentError as e:   # a no to this job (not to the link): it fails
+                with self._lock:
+                    self._jobs.pop(job_id, None)
+                execution.settle(Outcome(exit_code=None,
+                                         error=f"the agent refused the job: {e.message}"))
+                continue
+            except JazError:
+                with self._lock:   # not known to be there: sent again (idempotent by id)
+                    self._unsent.appendleft(job_id)
+                raise
             self._seen()
-            with self._lock:
-                if self._unsent and self._unsent[0] == job_id:
-                    self._unsent.popleft()
             view = answer.get("job") or {}
             execution.pid = view.get("pid")
             execution.accepted = True
@@ -356,9 +374,11 @@ class Link:
                               stopped=bool(result.get("stopped")))
             with self._lock:
                 self._jobs.pop(job_id, None)
+                self._acks.append(job_id)   # before the engine hears: `close` sends it
             execution.settle(outcome)
-        with self._lock:
-            self._acks.append(job_id)
+        else:
+            with self._lock:
+                self._acks.append(job_id)
         self._wake.set()
 
     def _mirror(self, execution: AgentExecution, sizes: list[Any]) -> None:

@@ -1,0 +1,218 @@
+"""`jaz run` with jobs on agent hosts: real agents on loopback ports with real TLS, a
+real `jaz run` process. Faults: kill -9 of the agent mid-job and after the job ended,
+a changed certificate, an unknown host, operator stop, timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from agent_support import Agent, jaz
+from support import wait_for
+
+
+@pytest.fixture
+def agent(tmp_path: Path):
+    a = Agent(tmp_path / "agent").start()
+    yield a
+    a.stop()
+
+
+def _net(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "net.toml"
+    path.write_text(text)
+    return path
+
+
+def _hosts(tmp_path: Path, *entries: str) -> Path:
+    path = tmp_path / "hosts.toml"
+    path.write_text("\n".join(entries))
+    return path
+
+
+def _popen_run(tmp_path: Path, net: Path, hosts: Path) -> subprocess.Popen[str]:
+    env = dict(os.environ, JAZ_HOME=str(tmp_path / "home"))
+    return subprocess.Popen([sys.executable, "-m", "jaz", "run", str(net), "--hosts",
+                             str(hosts), "--db", str(tmp_path / "r.db"), "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:   # a zombie is gone as far as the job goes
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_jobs_run_on_the_agent_with_outputs_logs_and_exit_codes(agent: Agent, tmp_path: Path):
+    net = _net(tmp_path, """
+[jobs.one]
+host = "a1"
+run = '''
+echo "hello from $JAZ_AGENT_JOB in $(pwd)"
+echo to-stderr >&2
+echo "rows=42" >> "$JAZ_OUTPUT"
+'''
+[jobs.two]
+needs = ["one"]
+host = "a1"
+run = 'echo "rows were $rows"; exit 3'
+""")
+    hosts = _hosts(tmp_path, agent.hosts_entry("a1"))
+    result = jaz("run", net, "--hosts", hosts, "--db", tmp_path / "r.db", "--json",
+                 home=tmp_path / "home")
+    assert result.returncode == 1, result.stderr
+    view = json.loads(result.stdout)
+    assert view["jobs"]["one"]["status"] == "succeeded"
+    assert view["jobs"]["one"]["outputs"] == {"rows": "42"}
+    assert view["jobs"]["one"]["host"] == "a1"
+    assert (view["jobs"]["two"]["status"], view["jobs"]["two"]["exit_code"]) == ("failed", 3)
+    logs = jaz("logs", view["run_id"], "one", "--db", tmp_path / "r.db",
+               home=tmp_path / "home")
+    assert f"in {agent.folder / 'work'}" in logs.stdout and "to-stderr" in logs.stdout
+    two = jaz("logs", view["run_id"], "two", "--db", tmp_path / "r.db", home=tmp_path / "home")
+    assert "rows were 42" in two.stdout
+    assert all(row[1:3] == ("ended", 1) for row in agent.jobs())   # every result taken
+
+
+def test_kill_9_of_the_agent_mid_job_neither_kills_the_job_nor_loses_its_result(
+        agent: Agent, tmp_path: Path):
+    go, ran = tmp_path / "go", tmp_path / "ran"
+    net = _net(tmp_path, f"""
+[jobs.long]
+host = "a1"
+run = '''
+echo started >> {ran}
+while [ ! -e {go} ]; do sleep 0.05; done
+echo "done=yes" >> "$JAZ_OUTPUT"
+echo finished
+'''
+""")
+    proc = _popen_run(tmp_path, net, _hosts(tmp_path, agent.hosts_entry("a1")))
+    wait_for(ran.exists, "the job to start on the agent")
+    agent.kill(signal.SIGKILL)
+    agent.start()                       # a new agent process finds the job again
+    go.touch()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    view = json.loads(out)
+    assert view["jobs"]["long"]["outputs"] == {"done": "yes"}
+    assert ran.read_text() == "started\n"          # it ran once, and was never started again
+    assert "still running (pid" in agent.log.read_text()
+    [row] = agent.jobs()
+    assert row[1:3] == ("ended", 1), (err, agent.log.read_text())
+
+
+def test_a_job_that_ends_while_the_agent_is_down_reports_once_it_is_back(agent: Agent,
+                                                                         tmp_path: Path):
+    go, ended = tmp_path / "go", tmp_path / "ended"
+    net = _net(tmp_path, f"""
+[jobs.quick]
+host = "a1"
+run = 'while [ ! -e {go} ]; do sleep 0.05; done; echo x >> {ended}; exit 4'
+""")
+    proc = _popen_run(tmp_path, net, _hosts(tmp_path, agent.hosts_entry("a1")))
+    wait_for(lambda: any(r[1] == "running" for r in agent.jobs()), "the job to run")
+    agent.kill(signal.SIGKILL)
+    go.touch()
+    wait_for(ended.exists, "the job to end while its agent is down")
+    agent.start()
+    out, err = proc.communicate(timeout=60)
+    view = json.loads(out)
+    assert (view["jobs"]["quick"]["status"], view["jobs"]["quick"]["exit_code"]) == \
+        ("failed", 4), err
+    assert ended.read_text() == "x\n"
+
+
+def test_a_changed_certificate_fails_the_job_and_nothing_is_sent(agent: Agent, tmp_path: Path):
+    marker = tmp_path / "ran"
+    net = _net(tmp_path, f'[jobs.j]\nhost = "a1"\nrun = "touch {marker}"\n')
+    hosts = _hosts(tmp_path, agent.hosts_entry("a1", fingerprint="SHA256:" + "ab" * 32))
+    result = jaz("run", net, "--hosts", hosts, "--db", tmp_path / "r.db", "--json",
+                 home=tmp_path / "home")
+    assert result.returncode == 1
+    view = json.loads(result.stdout)
+    assert view["jobs"]["j"]["status"] == "failed"
+    assert agent.jobs() == [] and not marker.exists()
+    shown = jaz("status", view["run_id"], "--db", tmp_path / "r.db", home=tmp_path / "home")
+    assert "CHANGED" in shown.stdout, shown.stdout
+
+
+def test_a_host_not_in_the_hosts_file_is_refused_before_anything_runs(agent: Agent,
+                                                                      tmp_path: Path):
+    net = _net(tmp_path, '[jobs.j]\nhost = "web9"\nrun = "true"\n')
+    hosts = _hosts(tmp_path, agent.hosts_entry("a1"))
+    result = jaz("run", net, "--hosts", hosts, home=tmp_path / "home")
+    assert result.returncode == 2
+    assert 'host "web9" is not in the hosts file (hosts known: a1)' in result.stderr
+    bad = _hosts(tmp_path, '[hosts.a1]\nagent = "nowhere"\n')
+    result = jaz("run", net, "--hosts", bad, home=tmp_path / "home")
+    assert result.returncode == 2 and f"{bad}:2" in result.stderr \
+        and "bad agent address" in result.stderr
+
+
+def test_an_operator_stop_kills_the_jobs_process_group_on_the_agent(agent: Agent,
+                                                                    tmp_path: Path):
+    pids = tmp_path / "pids"
+    net = _net(tmp_path, f"""
+[jobs.sleepy]
+host = "a1"
+run = 'sleep 300 & echo $! > {pids}.tmp; echo $$ >> {pids}.tmp; mv {pids}.tmp {pids}; wait'
+""")
+    proc = _popen_run(tmp_path, net, _hosts(tmp_path, agent.hosts_entry("a1")))
+    wait_for(pids.exists, "the job to start")
+    started = [int(p) for p in pids.read_text().split()]
+    proc.send_signal(signal.SIGINT)                 # the operator's Ctrl-C
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert json.loads(out)["jobs"]["sleepy"]["status"] == "stopped"
+    wait_for(lambda: not any(_alive(p) for p in started), "the job's processes to die")
+
+
+def test_a_timeout_stops_the_remote_job(agent: Agent, tmp_path: Path):
+    pid = tmp_path / "pid"
+    net = _net(tmp_path, f"""
+[jobs.slow]
+host = "a1"
+timeout = "1s"
+run = 'echo $$ > {pid}; sleep 300'
+""")
+    result = jaz("run", net, "--hosts", _hosts(tmp_path, agent.hosts_entry("a1")), "--db",
+                 tmp_path / "r.db", "--json", home=tmp_path / "home")
+    view = json.loads(result.stdout)
+    assert view["jobs"]["slow"]["timed_out"] is True
+    assert view["jobs"]["slow"]["status"] in ("failed", "stopped")
+    wait_for(lambda: not _alive(int(pid.read_text())), "the timed-out job to die")
+
+
+def test_jobs_on_two_agents_run_side_by_side(tmp_path: Path):
+    a1 = Agent(tmp_path / "a1").start()
+    a2 = Agent(tmp_path / "a2").start()
+    try:
+        net = _net(tmp_path, """
+[jobs.x]
+host = "a1"
+run = 'echo "where=$JAZ_AGENT_JOB" >> "$JAZ_OUTPUT"'
+[jobs.y]
+host = "a2"
+run = 'echo "where=$JAZ_AGENT_JOB" >> "$JAZ_OUTPUT"'
+""")
+        hosts = _hosts(tmp_path, a1.hosts_entry("a1"), a2.hosts_entry("a2"))
+        result = jaz("run", net, "--hosts", hosts, "--db", tmp_path / "r.db", "--json",
+                     home=tmp_path / "home")
+        assert result.returncode == 0, result.stderr
+        jobs = json.loads(result.stdout)["jobs"]
+        assert [r[0] for r in a1.jobs()] == [jobs["x"]["outputs"]["where"]]
+        assert [r[0] for r in a2.jobs()] == [jobs["y"]["outputs"]["where"]]
+    finally:
+        a1.stop()
+        a2.stop()
