@@ -29,6 +29,10 @@ class FingerprintChanged(Refused):
     """The agent's certificate is not the one pinned: nothing was sent."""
 
 
+class NotTrusted(Refused):
+    """No fingerprint is pinned for the host yet: nothing was even tried."""
+
+
 def probe(address: str, *, insecure: bool = False, timeout: float = CONNECT_SECONDS) -> str:
     """The fingerprint of the agent at `address`, sending nothing (`jaz hosts trust`)."""
     parsed = wire.split_address(address)
@@ -105,7 +109,7 @@ class AgentClient:
     def _connect(self) -> socket.socket | ssl.SSLSocket:
         host = self.host
         if not host.insecure and host.fingerprint is None:
-            raise Refused(f"host {host.name!r} is not trusted yet: no fingerprint pinned",
+            raise NotTrusted(f"host {host.name!r} is not trusted yet: no fingerprint pinned",
                           hint=f"check the agent's fingerprint and run `jaz hosts trust "
                                f"{host.name}`")
         try:
@@ -146,6 +150,8 @@ class AgentClient:
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
         """One request and its answer; Unreachable when the connection fails (closed, to
         be made again by the next call), Refused or AgentError on the agent's no."""
+        if not self.host.insecure and self.host.fingerprint is None:
+            self._connect()   # NotTrusted, before the token is even read
         message = {"op": op, "token": self.host.token(), "owner": self.owner, **fields}
         with self._lock:
             # A kept connection may have died meanwhile (the agent restarted): then the

@@ -37,7 +37,7 @@ from jaz.engine.durations import format_duration
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
 from jaz.engine.model import RunAction
 from jaz.errors import ActionError, JazError, Refused, Unreachable
-from jaz.hosts.client import AgentClient, AgentError, FingerprintChanged
+from jaz.hosts.client import AgentClient, AgentError, FingerprintChanged, NotTrusted
 from jaz.hosts.config import Host
 from jaz.hosts.wire import CHUNK
 
@@ -182,15 +182,17 @@ class Link:
 
     def _send_loop(self) -> None:
         backoff = BACKOFF[0]
+        greeted = False   # a hello first: the host's version and state from the start
         while not self._closing.is_set():
-            woken = self._wake.wait(HEARTBEAT)
+            woken = self._wake.wait(HEARTBEAT if greeted else 0)
             self._wake.clear()
             if self._closing.is_set():
                 return
             try:
                 did = self._flush()
-                if not did and not woken:
+                if not greeted or (not did and not woken):
                     self._hello()
+                    greeted = True
                 backoff = BACKOFF[0]
             except (FingerprintChanged, Refused) as e:
                 self._away(e)
@@ -277,7 +279,8 @@ class Link:
     def _away(self, error: JazError) -> None:
         if self.online is not False or self.error != error.message:
             log.warning("host %s: %s", self.host.name, error.message)
-        self.online = False
+        # not trusted yet: never asked, so neither online nor offline as far as we know
+        self.online = None if isinstance(error, NotTrusted) else False
         self.error = error.message
         if self._away_since is None:
             self._away_since = time.monotonic()

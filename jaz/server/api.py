@@ -181,11 +181,19 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         out = [{"name": "local", "kind": "local", "address": None, "description": "",
                 "online": True, "last_seen": core.clock.now().isoformat(),
                 "running": running.pop("local", [])}]
-        for name, host in sorted(core.config.hosts.items()):
-            out.append({"name": name, "kind": "agent" if host.agent else "ssh",
-                        "address": host.agent or host.ssh, "description": host.description,
-                        "online": None, "last_seen": None,    # not probed yet
-                        "running": running.pop(name, [])})
+        links = core.remote.status() if core.remote is not None else {}
+        for name, host in sorted(core.hosts.items()):
+            link = links.get(name, {})
+            entry: dict[str, Any] = {
+                "name": name, "kind": "agent" if host.agent else "ssh",
+                "address": host.agent or host.ssh, "description": host.description,
+                "labels": list(host.labels), "fingerprint": host.fingerprint,
+                # None: not probed (SSH hosts; an agent not said hello to yet)
+                "online": link.get("online"), "last_seen": link.get("last_seen"),
+                "version": link.get("version"), "error": link.get("error", ""),
+                "agent_running": link.get("agent_running"),
+                "running": running.pop(name, [])}
+            out.append(entry)
         return out
 
     # ------------------------------------------------------------ runs
