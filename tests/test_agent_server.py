@@ -138,3 +138,56 @@ def test_trust_of_an_agent_that_refuses_this_machine_says_so(tmp_path: Path):
         assert result.returncode == 3 and "servers" in result.stderr
     finally:
         a.stop()
+
+
+def test_a_server_killed_while_its_job_runs_on_an_agent_gets_the_result_after_restart(
+        agent: Agent, tmp_path: Path):
+    import subprocess
+    import sys
+
+    root = tmp_path / "server"
+    (root / "jobnets").mkdir(parents=True)
+    go, ran = tmp_path / "go", tmp_path / "ran"
+    (root / "jobnets" / "net.toml").write_text(f"""
+[jobs.long]
+host = "a1"
+run = '''
+echo started >> {ran}
+while [ ! -e {go} ]; do sleep 0.05; done
+echo "done=yes" >> "$JAZ_OUTPUT"
+'''
+""")
+    (root / "hosts.toml").write_text(agent.hosts_entry("a1"))
+    config = root / "jaz.toml"
+    config.write_text(f'listen = "127.0.0.1:{free_port()}"\njobnets = "jobnets"\n'
+                      'hosts_file = "hosts.toml"\n'
+                      + ("allow_root = true\n" if os.geteuid() == 0 else ""))
+    home = root / "home"
+    env = {k: v for k, v in os.environ.items() if k not in ("JAZ_SERVER", "JAZ_TOKEN")}
+    env["JAZ_HOME"] = str(home)
+
+    def serve() -> subprocess.Popen[bytes]:
+        (home / "server.url").unlink(missing_ok=True)
+        proc = subprocess.Popen([sys.executable, "-m", "jaz", "server", "-c", str(config)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: (home / "server.url").exists(), "the server to listen")
+        return proc
+
+    server = serve()
+    try:
+        run_id = jaz("start", "net", home=home).stdout.split()[-1]
+        wait_for(ran.exists, "the job to start on the agent")
+        server.kill()                      # kill -9 of the server while the agent holds it
+        server.wait(timeout=10)
+        server = serve()
+        go.touch()
+        status = jaz("status", run_id, "--wait", "--json", home=home)
+        view = json.loads(status.stdout)
+        assert view["status"] == "succeeded", status.stdout + status.stderr
+        assert view["jobs"]["long"]["outputs"] == {"done": "yes"}
+        assert ran.read_text() == "started\n"       # never sent again
+        assert len(agent.jobs()) == 1
+        wait_for(lambda: agent.jobs()[0][2] == 1, "the result to be acknowledged")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

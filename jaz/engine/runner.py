@@ -269,6 +269,16 @@ class Runner:
         self._adopting = False
         for name, (pgid, stem) in self.machine.adopted.items():
             self._adopt(name, pgid, stem)
+        for name, (host, stem) in self.machine.adopted_remote.items():
+            remote = self.ctx.remote
+            execution = None if remote is None else remote.adopt(
+                self.run_id, self.machine.jobnet.jobs[name], host, stem)
+            if execution is None:
+                self._post(("done", (name, Outcome(exit_code=None, error=(
+                    f"was running on host {host!r} when interrupted, and this process knows "
+                    "no hosts to ask for its result")))))
+            else:
+                self._watch(name, execution)
 
     def wait_time(self) -> float | None:
         """Seconds until this runner's next turn without events (None: none)."""

@@ -35,7 +35,7 @@ from typing import Any
 
 from jaz.engine.durations import format_duration
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
-from jaz.engine.model import RunAction
+from jaz.engine.model import Job, RunAction
 from jaz.errors import ActionError, JazError, Refused, Unreachable
 from jaz.hosts.client import AgentClient, AgentError, FingerprintChanged, NotTrusted
 from jaz.hosts.config import Host
@@ -124,6 +124,7 @@ class Link:
         self.running: int | None = None
         self.error = ""
         self._away_since: float | None = None
+        self._reconcile = True   # the poller asks for every job the agent holds first
         self._threads = [threading.Thread(target=self._send_loop, daemon=True,
                                           name=f"host-{host.name}-send"),
                          threading.Thread(target=self._poll_loop, daemon=True,
@@ -164,6 +165,14 @@ class Link:
             self._jobs[execution.job_id] = execution
             self._unsent.append(execution.job_id)
         self._wake.set()
+
+    def adopt(self, execution: AgentExecution) -> None:
+        """A job sent by an earlier process: asked for at the next poll (`list` first)."""
+        execution.accepted = True
+        with self._lock:
+            self._jobs[execution.job_id] = execution
+            self._reconcile = True
+        self._accepted.set()
 
     def stop(self, execution: AgentExecution) -> None:
         with self._lock:
@@ -313,7 +322,6 @@ class Link:
     # ------------------------------------------------------------ the poller
 
     def _poll_loop(self) -> None:
-        fresh = True   # a new connection: reconcile first
         backoff = BACKOFF[0]
         while not self._closing.is_set():
             with self._lock:
@@ -323,9 +331,10 @@ class Link:
                 self._accepted.clear()
                 continue
             try:
+                with self._lock:
+                    fresh, self._reconcile = self._reconcile, False
                 if fresh:
                     answer = self.poll.call("list")
-                    fresh = False
                     held = {v["id"]: v for v in answer.get("jobs", [])}
                     for job_id in ids:
                         view = held.get(job_id)
@@ -343,23 +352,24 @@ class Link:
                         self._mirror(execution, sizes)
                 backoff = BACKOFF[0]
             except (Unreachable, Refused, AgentError) as e:
-                fresh = True
+                self._reconcile = True   # a new connection: ask for everything again
                 self._away(e)
                 self._closing.wait(backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, BACKOFF[1])
             except Exception:
                 log.exception("host %s: the poller failed", self.host.name)
-                fresh = True
+                self._reconcile = True
                 self._closing.wait(BACKOFF[1])
 
     def _lost(self, job_id: str) -> None:
-        """Accepted once, unknown to the agent now (its database was removed)."""
+        """Unknown to the agent: never delivered (the process that sent it died first), or
+        the agent's database was removed."""
         with self._lock:
             execution = self._jobs.pop(job_id, None)
         if execution is not None:
             execution.settle(Outcome(exit_code=None, error=(
-                f"host {self.host.name!r}: the agent no longer knows this job (was its "
-                "database removed?)")))
+                f"host {self.host.name!r}: the agent does not know this job (it was never "
+                "delivered, or the agent's database was removed)")))
 
     def _ended(self, view: dict[str, Any]) -> None:
         job_id = str(view.get("id"))
@@ -436,6 +446,32 @@ class AgentHosts(Executor):
             links = dict(self._links)
         return {name: link.status() for name, link in links.items()}
 
+    def adopt(self, run_id: int, job: Job, host: str, stem: str) -> Execution | None:
+        """A job sent before this process (a restarted server, `jaz run --resume`): its
+        agent is asked for it and its result, as for one sent now."""
+        if host not in self.hosts or self.hosts[host].agent is None:
+            return None
+        output = Path(stem + ".vars")
+        attempt = Attempt(run_id=run_id, jobnet="", job=job, attempt=0, host=host, env={},
+                          cwd=output.parent, base_dir=output.parent,
+                          stdout_path=Path(stem + ".out"), stderr_path=Path(stem + ".err"),
+                          output_path=output)
+        execution = AgentExecution(self.link(host), self.job_id(attempt), attempt, {})
+        for index, path in enumerate((attempt.stdout_path, attempt.stderr_path)):
+            try:   # what was mirrored before (exact unless the job has secrets)
+                execution.offsets[index] = path.stat().st_size
+            except OSError:
+                pass
+        execution.link.adopt(execution)
+        return execution
+
+    def job_id(self, attempt: Attempt) -> str:
+        """The job's id on its agent: the same for the same execution of the same job of
+        the same database, whichever process asks."""
+        digest = hashlib.sha256(f"{self.owner}\0{attempt.output_path}".encode()).hexdigest()
+        stem = Path(str(attempt.output_path)).stem   # NAME.N: the job's execution
+        return _UNSAFE.sub("_", f"{attempt.run_id}.{stem}")[:150] + "-" + digest[:12]
+
     def start(self, attempt: Attempt) -> Execution:
         host = self.hosts.get(attempt.host)
         if host is None:
@@ -449,9 +485,7 @@ class AgentHosts(Executor):
         if not isinstance(job.action, RunAction):
             raise ActionError(f"{job.kind!r} jobs cannot run on agent host {host.name!r} "
                               "yet; only `run` jobs can")
-        digest = hashlib.sha256(f"{self.owner}\0{attempt.output_path}".encode()).hexdigest()
-        stem = Path(str(attempt.output_path)).stem   # NAME.N: the job's execution
-        job_id = _UNSAFE.sub("_", f"{attempt.run_id}.{stem}")[:150] + "-" + digest[:12]
+        job_id = self.job_id(attempt)
         spec = {"script": job.action.script, "shell": job.shell, "cwd": job.cwd,
                 "user": job.user, "stop_command": job.stop_command,
                 "env": dict(attempt.env), "secrets": list(attempt.redact),
