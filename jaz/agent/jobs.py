@@ -49,6 +49,7 @@ class Jobs:
         self._changed = threading.Condition(self._lock)
         self._seq = 0                                   # bumped at every job's end
         self._executions: dict[str, Execution] = {}
+        self._owners: dict[str, str] = {}               # of the running jobs
         self._queue: deque[str] = deque()               # accepted, waiting for a slot
         self._busy = 0
         config.jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -140,7 +141,7 @@ class Jobs:
     def sizes(self, owner: str) -> dict[str, list[int]]:
         """The log sizes of the owner's running jobs (what a follower asks for next)."""
         with self._lock:
-            ids = list(self._executions)
+            ids = [i for i in self._executions if self._owners.get(i) == owner]
         return {job_id: self.log_sizes(job_id) for job_id in ids}
 
     def running(self) -> int:
@@ -171,6 +172,7 @@ class Jobs:
                      row.id, pgid)
             with self._lock:
                 self._executions[row.id] = execution
+                self._owners[row.id] = row.owner
                 self._busy += 1
             if row.stop:
                 execution.stop()
@@ -206,6 +208,7 @@ class Jobs:
         self.store.set(job_id, state="running", pid=execution.pid, started=time.time())
         with self._lock:
             self._executions[job_id] = execution
+            self._owners[job_id] = row.owner
         log.debug("job %s (%s/%s) started: pid %s", job_id, spec.get("jobnet"),
                   spec.get("job"), execution.pid)
         threading.Thread(target=self._finish, args=(job_id, execution), daemon=True,
@@ -249,6 +252,7 @@ class Jobs:
                   "stderr_tail": redact(outcome.stderr_tail, secrets),
                   "error": outcome.error}
         with self._lock:
+            self._owners.pop(job_id, None)
             if self._executions.pop(job_id, None) is not None:
                 self._busy -= 1
         self._end(job_id, result)
