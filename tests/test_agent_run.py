@@ -216,3 +216,70 @@ run = 'echo "where=$JAZ_AGENT_JOB" >> "$JAZ_OUTPUT"'
     finally:
         a1.stop()
         a2.stop()
+
+
+def test_user_switching_only_when_the_agent_runs_as_root(tmp_path: Path):
+    import shutil
+    import tempfile
+
+    # the job's folder must be reachable for the user: not under pytest's 0700 folders
+    work = Path(tempfile.mkdtemp(prefix="jaz-agent-work-"))
+    work.chmod(0o755)
+    agent = Agent(tmp_path / "agent")
+    agent.config.write_text(agent.config.read_text().replace('work_dir = "work"',
+                                                             f'work_dir = "{work}"'))
+    agent.start()
+    try:
+        _user_job(agent, tmp_path)
+    finally:
+        agent.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _user_job(agent: Agent, tmp_path: Path) -> None:
+    net = _net(tmp_path, """
+[jobs.as_nobody]
+host = "a1"
+user = "nobody"
+cwd = "/"
+run = 'echo "uid=$(id -u)" >> "$JAZ_OUTPUT"'
+""")
+    result = jaz("run", net, "--hosts", _hosts(tmp_path, agent.hosts_entry("a1")), "--db",
+                 tmp_path / "r.db", "--json", home=tmp_path / "home")
+    job = json.loads(result.stdout)["jobs"]["as_nobody"]
+    import pwd
+
+    if os.geteuid() == 0:   # the agent runs as root with allow_root = true here
+        assert result.returncode == 0, jaz("status", json.loads(result.stdout)["run_id"],
+                                           "--db", tmp_path / "r.db",
+                                           home=tmp_path / "home").stdout
+        assert job["outputs"] == {"uid": str(pwd.getpwnam("nobody").pw_uid)}
+    else:
+        assert job["status"] == "failed"
+        shown = jaz("status", json.loads(result.stdout)["run_id"], "--db", tmp_path / "r.db",
+                    home=tmp_path / "home")
+        assert "jaz is not running as root" in shown.stdout
+
+
+def test_a_large_output_is_kept_whole_and_mirrored_in_chunks(agent: Agent, tmp_path: Path):
+    size = 64 * 2**20
+    net = _net(tmp_path, f"""
+[jobs.big]
+host = "a1"
+run = 'head -c {size} /dev/zero | tr "\\\\0" x; echo; echo "done=1" >> "$JAZ_OUTPUT"'
+""")
+    env = dict(os.environ, JAZ_HOME=str(tmp_path / "home"))
+    proc = subprocess.Popen([sys.executable, "-m", "jaz", "run", str(net), "--hosts",
+                             str(_hosts(tmp_path, agent.hosts_entry("a1"))), "--db",
+                             str(tmp_path / "r.db"), "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, rusage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.stderr.close()  # type: ignore[union-attr]
+    view = json.loads(out)
+    assert view["jobs"]["big"]["outputs"] == {"done": "1"}
+    [log] = (tmp_path / "r.logs").glob("*/big.1.out")
+    assert log.stat().st_size == size + 1
+    assert rusage.ru_maxrss < 150 * 1024   # KiB: streamed in chunks, not held in memory

@@ -218,6 +218,14 @@ class Jobs:
         spec = row.spec
         folder = self.folder(row.id)
         folder.mkdir(parents=True, exist_ok=True)
+        if spec.get("user") and os.geteuid() == 0:
+            import pwd
+
+            try:   # the job writes its $JAZ_OUTPUT and exit status here, as that user
+                entry = pwd.getpwnam(spec["user"])
+                os.chown(folder, entry.pw_uid, entry.pw_gid)
+            except KeyError:
+                pass   # the executor says the user is unknown
         stem = folder / "job"
         cwd = Path(os.path.expanduser(spec["cwd"])) if spec.get("cwd") else self.config.work_dir
         if not cwd.is_absolute():
