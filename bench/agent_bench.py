@@ -69,7 +69,7 @@ def main() -> None:
         latencies: list[float] = []
 
         def one(i: int) -> None:
-            stem = logs / f"t.{i}"
+            stem = logs / f"t.{i}".replace("-", "m")
             attempt = Attempt(run_id=1, jobnet="bench", job=job, attempt=1, host="a1", env={},
                               cwd=tmp, base_dir=tmp, stdout_path=Path(f"{stem}.out"),
                               stderr_path=Path(f"{stem}.err"),
@@ -83,6 +83,10 @@ def main() -> None:
             assert execution.wait().exit_code == 0
 
         one(0)   # connections made, the agent warm
+        latencies.clear()
+        for i in range(1, 101):   # one at a time: the latency of one round trip
+            one(-i)
+        alone = sorted(latencies)
         latencies.clear()
         t0 = time.perf_counter()
         with ThreadPoolExecutor(IN_FLIGHT) as pool:
@@ -104,12 +108,24 @@ def main() -> None:
         print(f"agent round trips: {N} `true` jobs, {IN_FLIGHT} in flight: "
               f"{N / wall:.0f} jobs/s, p50 {statistics.median(latencies) * 1000:.1f} ms, "
               f"p99 {sorted(latencies)[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms")
+        print(f"one at a time: p50 {statistics.median(alone) * 1000:.1f} ms, "
+              f"p99 {alone[98] * 1000:.1f} ms (floor: one sh -c true "
+              f"{_spawn_ms():.1f} ms)")
         print(f"floor (sh -c true spawned directly, {IN_FLIGHT} at a time): "
               f"{N / floor:.0f} jobs/s")
         print(f"idle agent: {rss / 2**20:.1f} MiB resident, {idle_cpu:.2f} % CPU")
     finally:
         agent.terminate()
         agent.wait(timeout=10)
+
+
+def _spawn_ms() -> float:
+    times = []
+    for _ in range(50):
+        t0 = time.perf_counter()
+        subprocess.run(["/bin/sh", "-c", "true"], start_new_session=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
 
 
 def _cpu(pid: int) -> float:

@@ -250,8 +250,12 @@ def test_finished_acknowledged_jobs_are_purged_after_keep_days(tmp_path: Path):
     config = parse_config(f'servers = ["127.0.0.1"]\ntoken_sha256 = "{"a" * 64}"\n'
                           f'database = "{tmp_path / "a.db"}"\nwork_dir = "{tmp_path / "w"}"\n'
                           "keep_days = 1\n")
+    import threading
+
     store = AgentStore(config.database)
     jobs = Jobs(config, store)
+    closing = threading.Event()
+    threading.Thread(target=jobs.run_starter, args=(closing,), daemon=True).start()
     jobs.submit("o", "old", spec("echo hi"))
     wait_for(lambda: jobs.wait("o", 1.0, ["old"]), "the job to end")
     assert jobs.purge(time.time() + 2 * 86400) == 0     # not acknowledged: kept
@@ -259,6 +263,7 @@ def test_finished_acknowledged_jobs_are_purged_after_keep_days(tmp_path: Path):
     assert jobs.purge(time.time()) == 0                 # too young
     assert jobs.purge(time.time() + 2 * 86400) == 1
     assert store.get("old") is None and not jobs.folder("old").exists()
+    closing.set()
     store.close()
 
 

@@ -114,14 +114,14 @@ echo finished
 
 def test_a_job_that_ends_while_the_agent_is_down_reports_once_it_is_back(agent: Agent,
                                                                          tmp_path: Path):
-    go, ended = tmp_path / "go", tmp_path / "ended"
+    go, ended, began = tmp_path / "go", tmp_path / "ended", tmp_path / "began"
     net = _net(tmp_path, f"""
 [jobs.quick]
 host = "a1"
-run = 'while [ ! -e {go} ]; do sleep 0.05; done; echo x >> {ended}; exit 4'
+run = 'touch {began}; while [ ! -e {go} ]; do sleep 0.05; done; echo x >> {ended}; exit 4'
 """)
     proc = _popen_run(tmp_path, net, _hosts(tmp_path, agent.hosts_entry("a1")))
-    wait_for(lambda: any(r[1] == "running" for r in agent.jobs()), "the job to run")
+    wait_for(began.exists, "the job to run")
     agent.kill(signal.SIGKILL)
     go.touch()
     wait_for(ended.exists, "the job to end while its agent is down")
@@ -283,3 +283,26 @@ run = 'head -c {size} /dev/zero | tr "\\\\0" x; echo; echo "done=1" >> "$JAZ_OUT
     [log] = (tmp_path / "r.logs").glob("*/big.1.out")
     assert log.stat().st_size == size + 1
     assert rusage.ru_maxrss < 150 * 1024   # KiB: streamed in chunks, not held in memory
+
+
+def test_a_job_killed_while_its_agent_is_down_is_reported_and_never_started_again(
+        agent: Agent, tmp_path: Path):
+    pid, ran = tmp_path / "pid", tmp_path / "ran"
+    net = _net(tmp_path, f"""
+[jobs.victim]
+host = "a1"
+run = 'echo x >> {ran}; echo $$ > {pid}.tmp; mv {pid}.tmp {pid}; sleep 300'
+""")
+    proc = _popen_run(tmp_path, net, _hosts(tmp_path, agent.hosts_entry("a1")))
+    wait_for(pid.exists, "the job to start")
+    agent.kill(signal.SIGKILL)
+    os.killpg(int(pid.read_text()), signal.SIGKILL)   # it dies with nobody watching
+    wait_for(lambda: not _alive(int(pid.read_text())), "the job to be gone")
+    agent.start()
+    out, err = proc.communicate(timeout=60)
+    job = json.loads(out)["jobs"]["victim"]
+    assert job["status"] == "failed", err
+    assert ran.read_text() == "x\n"
+    shown = jaz("status", json.loads(out)["run_id"], "--db", tmp_path / "r.db",
+                home=tmp_path / "home")
+    assert "without an exit status" in shown.stdout

@@ -178,6 +178,14 @@ class Agent:
             if row.owner != owner:
                 raise BadRequest(f"job id {req['id']} is taken by another server")
             return {"ok": True, "accepted": True, "new": new, "job": row.view()}
+        if op == "submit_many":
+            views: list[dict[str, Any]] = []
+            for row, new in jobs.submit_many(owner, req["jobs"]):
+                if row.owner != owner:
+                    views.append({"id": row.id, "error": "the id is taken by another server"})
+                else:
+                    views.append({"id": row.id, "job": row.view(), "new": new})
+            return {"ok": True, "jobs": views}
         if op == "list":
             return {"ok": True, "jobs": [r.view() for r in self.store.held(owner)]}
         if op == "wait":
@@ -239,6 +247,8 @@ def main(config_path: Path | None, *, verbose: bool = False) -> int:
     sock = agent.bind()
     where = sock.getsockname()
     agent.jobs.purge(time.time())
+    threading.Thread(target=agent.jobs.run_starter, args=(agent.closing,), daemon=True,
+                     name="starter").start()
     agent.jobs.recover()
 
     def stop(signum: int, frame: Any) -> None:

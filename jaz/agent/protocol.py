@@ -8,6 +8,7 @@ agent serves several servers and each sees only its own jobs):
 | --- | --- | --- |
 | hello | | version, hostname, running |
 | submit | id, spec | job (accepted, committed), new |
+| submit_many | jobs: [{id, spec}] | jobs: [{job, new}], all in one commit |
 | get | id | job |
 | list | | jobs: every job of the owner not acknowledged yet |
 | wait | timeout, ids | jobs: ended, not acknowledged, among ids (a long poll); log sizes |
@@ -21,7 +22,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-OPS = {"hello", "submit", "get", "list", "wait", "ack", "stop", "read"}
+OPS = {"hello", "submit", "submit_many", "get", "list", "wait", "ack", "stop", "read"}
+MAX_BATCH = 1000
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
 MAX_WAIT = 30.0
@@ -58,6 +60,21 @@ def check(message: dict[str, Any]) -> dict[str, Any]:
         out["id"] = job_id
     if op == "submit":
         out["spec"] = _spec(_want(message, "spec", dict, "the job (an object)"))
+    elif op == "submit_many":
+        jobs = _want(message, "jobs", list, "a list of jobs ({\"id\", \"spec\"})")
+        if not 1 <= len(jobs) <= MAX_BATCH:
+            raise BadRequest(f"'jobs' must hold 1 to {MAX_BATCH} jobs")
+        out["jobs"] = []
+        for index, job in enumerate(jobs):
+            if not isinstance(job, dict):
+                raise BadRequest(f"jobs[{index}] must be an object")
+            try:
+                job_id = _want(job, "id", str, "a job id (a string)")
+                if not _ID.fullmatch(job_id):
+                    raise BadRequest("'id' must be 1-200 letters, digits and . _ -")
+                out["jobs"].append((job_id, _spec(_want(job, "spec", dict, "the job"))))
+            except BadRequest as e:
+                raise BadRequest(f"jobs[{index}]: {e}") from None
     elif op == "wait":
         timeout = _want(message, "timeout", (int, float), "seconds (a number)")
         out["timeout"] = min(max(float(timeout), 0.0), MAX_WAIT)

@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
     spec TEXT NOT NULL,
-    state TEXT NOT NULL,          -- accepted | starting | running | ended
+    state TEXT NOT NULL,          -- accepted | running | ended
     pid INTEGER,
     created REAL NOT NULL,
     started REAL,
@@ -93,6 +93,24 @@ class AgentStore:
                 (job_id, owner, json.dumps(spec), now))
             return cur.rowcount == 1
 
+    def add_many(self, owner: str, jobs: list[tuple[str, dict[str, Any]]], now: float
+                 ) -> list[bool]:
+        """Commit several new jobs in one transaction (one sync to disk); for each,
+        whether it is new (False: the id was known, the same job)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                new = [self._db.execute(
+                    "INSERT OR IGNORE INTO jobs (id, owner, spec, state, created) "
+                    "VALUES (?, ?, ?, 'accepted', ?)",
+                    (job_id, owner, json.dumps(spec), now)).rowcount == 1
+                    for job_id, spec in jobs]
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return new
+
     def set(self, job_id: str, **values: Any) -> None:
         if "result" in values and values["result"] is not None:
             values["result"] = json.dumps(values["result"])
@@ -107,6 +125,20 @@ class AgentStore:
                 "UPDATE jobs SET state = 'ended', ended = ?, result = ? "
                 "WHERE id = ? AND state != 'ended'", (now, json.dumps(result), job_id))
             return cur.rowcount == 1
+
+    def end_many(self, ends: list[tuple[str, dict[str, Any], float]]) -> None:
+        """Record the ends of several jobs in one commit (each only once)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "UPDATE jobs SET state = 'ended', ended = ?, result = ? "
+                    "WHERE id = ? AND state != 'ended'",
+                    [(now, json.dumps(result), job_id) for job_id, result, now in ends])
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def ack(self, owner: str, ids: list[str]) -> int:
         with self._lock:
@@ -134,7 +166,7 @@ class AgentStore:
     def count_running(self) -> int:
         with self._lock:
             return int(self._db.execute(
-                "SELECT count(*) FROM jobs WHERE state IN ('starting', 'running')"
+                "SELECT count(*) FROM jobs WHERE state = 'running'"
             ).fetchone()[0])
 
     def purge(self, before: float) -> list[str]:

@@ -46,6 +46,7 @@ HEARTBEAT = 5.0        # seconds between hellos to an idle agent
 POLL = 1.0             # seconds one long poll waits for an end (output is mirrored as often)
 BACKOFF = (0.05, 5.0)  # first and longest pause between delivery attempts
 CLOSE_SECONDS = 5.0    # how long closing waits for a request in flight
+SUBMIT_BATCH = 200     # jobs sent in one request (and committed at once by the agent)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -222,28 +223,37 @@ class Link:
         did = False
         while True:
             with self._lock:   # out of _unsent while in flight: a stop now goes to _stops
-                if not self._unsent:
-                    break
-                job_id = self._unsent.popleft()
-                execution = self._jobs.get(job_id)
-            if execution is None:
-                continue
-            try:
-                answer = self.ctl.call("submit", id=job_id, spec=execution.spec)
-            except AgentError as e:   # a no to this job (not to the link): it fails
+                batch = [self._unsent.popleft()
+                         for _ in range(min(len(self._unsent), SUBMIT_BATCH))]
+                sending = [(i, e) for i in batch if (e := self._jobs.get(i)) is not None]
+            if not sending:
+                break
+            try:   # all in one request and one commit on the agent
+                answer = self.ctl.call("submit_many", jobs=[
+                    {"id": job_id, "spec": execution.spec} for job_id, execution in sending])
+            except AgentError as e:   # a no to these jobs (not to the link): they fail
                 with self._lock:
-                    self._jobs.pop(job_id, None)
-                execution.settle(Outcome(exit_code=None,
-                                         error=f"the agent refused the job: {e.message}"))
+                    for job_id, _ in sending:
+                        self._jobs.pop(job_id, None)
+                for _, execution in sending:
+                    execution.settle(Outcome(exit_code=None,
+                                             error=f"the agent refused the job: {e.message}"))
                 continue
             except JazError:
                 with self._lock:   # not known to be there: sent again (idempotent by id)
-                    self._unsent.appendleft(job_id)
+                    self._unsent.extendleft(reversed(batch))
                 raise
             self._seen()
-            view = answer.get("job") or {}
-            execution.pid = view.get("pid")
-            execution.accepted = True
+            for (job_id, execution), view in zip(sending, answer.get("jobs", []),
+                                                 strict=False):
+                if "error" in view:
+                    with self._lock:
+                        self._jobs.pop(job_id, None)
+                    execution.settle(Outcome(exit_code=None, error=(
+                        f"the agent refused the job: {view['error']}")))
+                    continue
+                execution.pid = (view.get("job") or {}).get("pid")
+                execution.accepted = True
             self._accepted.set()
             did = True
         with self._lock:
