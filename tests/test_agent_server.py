@@ -68,6 +68,11 @@ def test_the_server_runs_jobs_on_an_agent_and_shows_the_host_online(agent: Agent
         assert "cannot reach" in hosts["gone"]["error"]
         table = jaz("hosts", home=home)
         assert "OFFLINE" in table.stdout and "online" in table.stdout
+        import httpx2
+
+        metrics = httpx2.get(f"{url}/metrics").text
+        assert 'jaz_host_online{host="a1"} 1' in metrics
+        assert 'jaz_host_online{host="gone"} 0' in metrics
         assert [r[2] for r in agent.jobs()] == [1]   # the result was acknowledged
 
 

@@ -561,6 +561,16 @@ def _metrics(core: Core) -> str:
                       for j in core.store.get_jobs(run.id) if j.started_at and j.ended_at]
     lines += _summary("jaz_job_duration_seconds", "Job durations in the last 50 runs.",
                       sorted(durations))
+    if core.remote is not None:
+        links = core.remote.status()
+        lines += ["# HELP jaz_host_online Agent hosts: 1 online, 0 offline (absent: not "
+                  "probed yet).", "# TYPE jaz_host_online gauge"]
+        lines += [f'jaz_host_online{{host="{name}"}} {1 if link["online"] else 0}'
+                  for name, link in sorted(links.items()) if link["online"] is not None]
+        lines += ["# HELP jaz_host_jobs Jobs of this server in flight on each agent host.",
+                  "# TYPE jaz_host_jobs gauge"]
+        lines += [f'jaz_host_jobs{{host="{name}"}} {link["in_flight"]}'
+                  for name, link in sorted(links.items())]
     return "\n".join(lines) + "\n"
 
 
