@@ -83,16 +83,6 @@ class AgentStore:
         rows = self._rows("WHERE id = ?", (job_id,))
         return rows[0] if rows else None
 
-    def add(self, job_id: str, owner: str, spec: dict[str, Any], now: float) -> bool:
-        """Commit a new job; False when one with this id exists (the caller answers as
-        for that one: duplicates are idempotent)."""
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO jobs (id, owner, spec, state, created) "
-                "VALUES (?, ?, ?, 'accepted', ?)",
-                (job_id, owner, json.dumps(spec), now))
-            return cur.rowcount == 1
-
     def add_many(self, owner: str, jobs: list[tuple[str, dict[str, Any]]], now: float
                  ) -> list[bool]:
         """Commit several new jobs in one transaction (one sync to disk); for each,
@@ -117,14 +107,6 @@ class AgentStore:
         cols = ", ".join(f"{k} = ?" for k in values)
         with self._lock:
             self._db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*values.values(), job_id))
-
-    def end(self, job_id: str, result: dict[str, Any], now: float) -> bool:
-        """Record the end of a job once; False when it had ended already."""
-        with self._lock:
-            cur = self._db.execute(
-                "UPDATE jobs SET state = 'ended', ended = ?, result = ? "
-                "WHERE id = ? AND state != 'ended'", (now, json.dumps(result), job_id))
-            return cur.rowcount == 1
 
     def end_many(self, ends: list[tuple[str, dict[str, Any], float]]) -> None:
         """Record the ends of several jobs in one commit (each only once)."""
@@ -162,12 +144,6 @@ class AgentStore:
         return self._rows("WHERE owner = ? AND acked = 0 AND state = 'ended' AND id IN "
                           "(SELECT value FROM json_each(?)) ORDER BY ended LIMIT ?",
                           (owner, json.dumps(ids), limit))
-
-    def count_running(self) -> int:
-        with self._lock:
-            return int(self._db.execute(
-                "SELECT count(*) FROM jobs WHERE state = 'running'"
-            ).fetchone()[0])
 
     def purge(self, before: float) -> list[str]:
         """Forget the settled jobs that ended before `before`; their ids (for the logs)."""
