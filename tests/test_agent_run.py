@@ -306,3 +306,29 @@ run = 'echo x >> {ran}; echo $$ > {pid}.tmp; mv {pid}.tmp {pid}; sleep 300'
     shown = jaz("status", json.loads(out)["run_id"], "--db", tmp_path / "r.db",
                 home=tmp_path / "home")
     assert "without an exit status" in shown.stdout
+
+
+def test_wait_file_on_an_agent_host_waits_there(agent: Agent, tmp_path: Path):
+    drop = tmp_path / "drop zone"
+    drop.mkdir()
+    net = _net(tmp_path, f"""
+[jobs.wait]
+wait_file = {{ path = "{drop}/in *.csv", host = "a1", delete = true, interval = "1" }}
+[jobs.after]
+needs = ["wait"]
+run = 'echo "got $FILE"'
+[jobs.missing]
+wait_file = {{ path = "nothing-here", host = "a1", check = true }}
+[jobs.late]
+wait_file = {{ path = "never", host = "a1", timeout = "1s", interval = "1" }}
+""")
+    proc = _popen_run(tmp_path, net, _hosts(tmp_path, agent.hosts_entry("a1")))
+    wait_for(lambda: len(agent.jobs()) >= 3, "the waits to reach the agent")
+    (drop / "in 1.csv").write_text("x")
+    out, err = proc.communicate(timeout=60)
+    jobs = json.loads(out)["jobs"]
+    assert jobs["wait"]["status"] == "succeeded", err
+    assert jobs["wait"]["outputs"] == {"FILE": f"{drop}/in 1.csv"}
+    assert not (drop / "in 1.csv").exists()           # delete = true
+    assert jobs["after"]["status"] == "succeeded"
+    assert (jobs["missing"]["status"], jobs["late"]["status"]) == ("failed", "failed")

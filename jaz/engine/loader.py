@@ -687,10 +687,11 @@ def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = (),
         elif job.host != "local" and job.kind != "run":
             c.add(f"host {_quote(job.host)}: only `run` jobs go to agent hosts so far; a "
                   f"{_quote(job.kind)} job runs here (drop its host)", job=name, field="host")
-        for field, spec in (("wait_file.host", getattr(job.action, "host", None)),):
-            if isinstance(job.action, WaitFileAction) and spec not in (None, "local"):
-                c.add(f"host {_quote(spec)}: `jaz run` only waits for local files", job=name,
-                      field=field)
+        if isinstance(job.action, WaitFileAction) and job.action.host not in (None, "local") \
+                and not hosts.get(job.action.host or ""):
+            c.add(f"host {_quote(job.action.host)}: `jaz run` waits for files here or on the "
+                  "agent hosts of the hosts file (docs/agent.md)", job=name,
+                  field="wait_file.host")
         if isinstance(job.action, TransferAction):
             for field, where in (("transfer.from", job.action.source),
                                  ("transfer.to", job.action.dest)):

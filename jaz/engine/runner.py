@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 from jaz.engine.clock import Clock
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
 from jaz.engine.machine import Kill, Launch, Listener, RunMachine, Settings, new_run
-from jaz.engine.model import Jobnet, JobnetAction, JobState, PluginAction, RunState
+from jaz.engine.model import (
+    Jobnet,
+    JobnetAction,
+    JobState,
+    PluginAction,
+    RunState,
+    WaitFileAction,
+)
 from jaz.engine.records import RunRecord
 from jaz.engine.store.base import Store
 from jaz.errors import JazError
@@ -381,11 +388,12 @@ class Runner:
         executor = self.ctx.executors.get(kind)
         if kind == "jobnet":
             executor = JobnetExecutor(self.ctx)
-        elif kind == "run" and attempt.host != "local":
+        host = remote_host(attempt)
+        if host is not None:
             executor = self.ctx.remote
         try:
-            if executor is None and attempt.host != "local" and kind == "run":
-                raise JazError(f"host {attempt.host!r}: no hosts are known in this mode "
+            if executor is None and host is not None:
+                raise JazError(f"host {host!r}: no hosts are known in this mode "
                                "(see docs/agent.md for the hosts file)")
             if executor is None and isinstance(attempt.job.action, PluginAction):
                 from jaz.engine.executors.plugins import executor_for  # another package's
@@ -642,6 +650,17 @@ def _close_all(selector: selectors.BaseSelector, *fds: int) -> None:
     selector.close()
     for fd in fds:
         os.close(fd)
+
+
+def remote_host(attempt: Attempt) -> str | None:
+    """The host other than "local" an attempt runs on (`run` jobs: `host`; `wait_file`:
+    its own `host`), or None: it runs here."""
+    action = attempt.job.action
+    if isinstance(action, WaitFileAction):
+        return action.host if action.host not in (None, "local") else None
+    if attempt.job.kind == "run" and attempt.host != "local":
+        return attempt.host
+    return None
 
 
 def _outcome(execution: Execution) -> Outcome:

@@ -35,7 +35,7 @@ from typing import Any
 
 from jaz.engine.durations import format_duration
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
-from jaz.engine.model import Job, RunAction
+from jaz.engine.model import Job, RunAction, WaitFileAction
 from jaz.errors import ActionError, JazError, Refused, Unreachable
 from jaz.hosts.client import AgentClient, AgentError, FingerprintChanged, NotTrusted
 from jaz.hosts.config import Host
@@ -483,20 +483,26 @@ class AgentHosts(Executor):
         return _UNSAFE.sub("_", f"{attempt.run_id}.{stem}")[:150] + "-" + digest[:12]
 
     def start(self, attempt: Attempt) -> Execution:
-        host = self.hosts.get(attempt.host)
+        job = attempt.job
+        action = job.action
+        name = action.host or "local" if isinstance(action, WaitFileAction) else attempt.host
+        host = self.hosts.get(name)
         if host is None:
             known = ", ".join(sorted(self.hosts)) or "none"
-            raise ActionError(f"unknown host {attempt.host!r} (hosts known: {known})",
+            raise ActionError(f"unknown host {name!r} (hosts known: {known})",
                               hint="add it to the hosts file as [hosts.NAME] (docs/agent.md)")
         if host.agent is None:
             raise ActionError(f"host {host.name!r} is an SSH host; SSH hosts are not "
                               "supported yet")
-        job = attempt.job
-        if not isinstance(job.action, RunAction):
+        if isinstance(action, WaitFileAction):
+            script, shell = wait_file_script(action), "/bin/sh"
+        elif isinstance(action, RunAction):
+            script, shell = action.script, job.shell
+        else:
             raise ActionError(f"{job.kind!r} jobs cannot run on agent host {host.name!r} "
-                              "yet; only `run` jobs can")
+                              "yet; `run` and `wait_file` jobs can")
         job_id = self.job_id(attempt)
-        spec = {"script": job.action.script, "shell": job.shell, "cwd": job.cwd,
+        spec = {"script": script, "shell": shell, "cwd": job.cwd,
                 "user": job.user, "stop_command": job.stop_command,
                 "env": dict(attempt.env), "secrets": list(attempt.redact),
                 "grace": attempt.grace, "run_id": attempt.run_id, "jobnet": attempt.jobnet,
@@ -506,3 +512,26 @@ class AgentHosts(Executor):
         execution = AgentExecution(self.link(host.name), job_id, attempt, spec)
         execution.link.start(execution)
         return execution
+
+
+def wait_file_script(action: WaitFileAction) -> str:
+    """`wait_file` on an agent host, as a POSIX shell script run like any job there (so it
+    is durable, stoppable and reported like one): the first file matching `path` (a glob
+    pattern too), $FILE as its output, `delete` and `check` and `timeout` as here."""
+    import shlex
+
+    found = ('echo "found $f"; echo "FILE=$f" >> "$JAZ_OUTPUT"; '
+             + ("IFS=; for d in $pat; do rm -f -- \"$d\"; done; " if action.delete else "")
+             + "exit 0")
+    lines = [f"pat={shlex.quote(action.path)}", "IFS="]
+    if action.timeout is not None:
+        lines.append(f"end=$(( $(date +%s) + {max(1, round(action.timeout))} ))")
+    lines += ["while :; do",
+              '  for f in $pat; do if [ -e "$f" ]; then ' + found + "; fi; done"]
+    if action.check:
+        lines.append('  echo "$pat does not exist" >&2; exit 1')
+    if action.timeout is not None:
+        lines.append(f'  if [ "$(date +%s)" -ge "$end" ]; then echo "$pat did not appear '
+                     f'within {action.timeout:g}s" >&2; exit 1; fi')
+    lines += [f"  sleep {action.interval:g}", "done"]
+    return "\n".join(lines) + "\n"
