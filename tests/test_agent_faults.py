@@ -141,3 +141,33 @@ def fuzz_agent(tmp_path_factory: pytest.TempPathFactory):
     yield a, good
     good.close()
     a.stop()
+
+
+def test_an_agent_frozen_past_the_heartbeat_delivers_once_it_thaws(agent: Agent,
+                                                                   tmp_path: Path):
+    from jaz.hosts.executor import HEARTBEAT
+
+    go, ran = tmp_path / "go", tmp_path / "ran"
+    net = tmp_path / "net.toml"
+    net.write_text(f'[jobs.j]\nhost = "a1"\nrun = \'echo x >> {ran}; '
+                   f'while [ ! -e {go} ]; do sleep 0.05; done; echo "ok=1" >> "$JAZ_OUTPUT"\'\n')
+    hosts = tmp_path / "hosts.toml"
+    hosts.write_text(agent.hosts_entry("a1"))
+    env = dict(os.environ, JAZ_HOME=str(tmp_path / "home"))
+    proc = subprocess.Popen([sys.executable, "-m", "jaz", "run", str(net), "--hosts",
+                             str(hosts), "--db", str(tmp_path / "r.db"), "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    from support import wait_for
+
+    wait_for(ran.exists, "the job to start")
+    assert agent.proc is not None
+    agent.proc.send_signal(signal.SIGSTOP)
+    try:
+        go.touch()                      # the job ends while its agent is frozen
+        time.sleep(HEARTBEAT + 1)       # the fault's length, not a wait for state
+    finally:
+        agent.proc.send_signal(signal.SIGCONT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["jobs"]["j"]["outputs"] == {"ok": "1"}
+    assert ran.read_text() == "x\n"

@@ -145,8 +145,10 @@ def test_trust_of_an_agent_that_refuses_this_machine_says_so(tmp_path: Path):
         a.stop()
 
 
+@pytest.mark.parametrize("fault", ["server", "both, agent back first",
+                                   "both, server back first"])
 def test_a_server_killed_while_its_job_runs_on_an_agent_gets_the_result_after_restart(
-        agent: Agent, tmp_path: Path):
+        agent: Agent, tmp_path: Path, fault: str):
     import subprocess
     import sys
 
@@ -184,7 +186,16 @@ echo "done=yes" >> "$JAZ_OUTPUT"
         wait_for(ran.exists, "the job to start on the agent")
         server.kill()                      # kill -9 of the server while the agent holds it
         server.wait(timeout=10)
-        server = serve()
+        if fault == "server":
+            server = serve()
+        else:
+            agent.kill()                   # and of the agent: restarted in either order
+            if fault == "both, agent back first":
+                agent.start()
+                server = serve()
+            else:
+                server = serve()
+                agent.start()
         go.touch()
         status = jaz("status", run_id, "--wait", "--json", home=home)
         view = json.loads(status.stdout)
