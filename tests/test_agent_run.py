@@ -332,3 +332,62 @@ wait_file = {{ path = "never", host = "a1", timeout = "1s", interval = "1" }}
     assert not (drop / "in 1.csv").exists()           # delete = true
     assert jobs["after"]["status"] == "succeeded"
     assert (jobs["missing"]["status"], jobs["late"]["status"]) == ("failed", "failed")
+
+
+def test_fan_out_runs_one_instance_per_host_and_succeeds_only_if_all_do(tmp_path: Path):
+    agents = [Agent(tmp_path / f"a{i}").start() for i in range(3)]
+    try:
+        hosts = _hosts(tmp_path, agents[0].hosts_entry("web1", labels='labels = ["web"]'),
+                       agents[1].hosts_entry("web2", labels='labels = ["web"]'),
+                       agents[2].hosts_entry("db1", labels='labels = ["db"]'))
+        net = _net(tmp_path, """
+[jobs.deploy]
+hosts = ["label:web", "db1"]
+run = '''
+echo "deployed on $JAZ_AGENT_JOB"
+echo "version=7" >> "$JAZ_OUTPUT"
+echo "me=$JAZ_AGENT_JOB" >> "$JAZ_OUTPUT"
+'''
+[jobs.after]
+needs = ["deploy"]
+run = 'echo "version $version"'
+[jobs.check]
+needs = ["after"]
+hosts = ["label:web"]
+run = 'case "$JAZ_AGENT_JOB" in *web2*) exit 5;; esac'
+""")
+        result = jaz("run", net, "--hosts", hosts, "--db", tmp_path / "r.db", "--json",
+                     home=tmp_path / "home")
+        assert result.returncode == 1
+        jobs = json.loads(result.stdout)["jobs"]
+        deploy = jobs["deploy"]
+        assert deploy["status"] == "succeeded"
+        assert {h: deploy["outputs"][f"{h}.status"] for h in ("web1", "web2", "db1")} == \
+            {"web1": "succeeded", "web2": "succeeded", "db1": "succeeded"}
+        assert deploy["outputs"]["version"] == "7"          # the same on every host
+        assert "me" not in deploy["outputs"]                # not the same: per host only
+        for i, name in enumerate(("web1", "web2", "db1")):
+            [row] = [r for r in agents[i].jobs() if ".deploy." in r[0]]
+            assert deploy["outputs"][f"{name}.me"] == row[0]
+        assert jobs["after"]["status"] == "succeeded"
+        check = jobs["check"]
+        assert (check["status"], check["exit_code"]) == ("failed", 5)
+        assert check["outputs"]["web1.status"] == "succeeded"
+        assert (check["outputs"]["web2.status"], check["outputs"]["web2.exit_code"]) == \
+            ("failed", "5")
+        logs = jaz("logs", json.loads(result.stdout)["run_id"], "deploy", "--db",
+                   tmp_path / "r.db", home=tmp_path / "home")
+        assert "==> web1: exit 0 <==" in logs.stdout and "==> db1: exit 0 <==" in logs.stdout
+    finally:
+        for a in agents:
+            a.stop()
+
+
+def test_fan_out_to_an_unknown_label_is_refused_before_anything_runs(agent: Agent,
+                                                                     tmp_path: Path):
+    net = _net(tmp_path, '[jobs.j]\nhosts = ["label:nope"]\nrun = "true"\n')
+    result = jaz("run", net, "--hosts", _hosts(tmp_path, agent.hosts_entry("a1")),
+                 home=tmp_path / "home")
+    assert result.returncode == 2
+    assert 'no agent host in the hosts file has the label "nope"' in result.stderr
+    assert agent.jobs() == []

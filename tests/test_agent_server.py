@@ -146,7 +146,7 @@ def test_trust_of_an_agent_that_refuses_this_machine_says_so(tmp_path: Path):
 
 
 @pytest.mark.parametrize("fault", ["server", "both, agent back first",
-                                   "both, server back first"])
+                                   "both, server back first", "server, fan-out"])
 def test_a_server_killed_while_its_job_runs_on_an_agent_gets_the_result_after_restart(
         agent: Agent, tmp_path: Path, fault: str):
     import subprocess
@@ -155,16 +155,17 @@ def test_a_server_killed_while_its_job_runs_on_an_agent_gets_the_result_after_re
     root = tmp_path / "server"
     (root / "jobnets").mkdir(parents=True)
     go, ran = tmp_path / "go", tmp_path / "ran"
+    where = 'hosts = ["label:all"]' if "fan-out" in fault else 'host = "a1"'
     (root / "jobnets" / "net.toml").write_text(f"""
 [jobs.long]
-host = "a1"
+{where}
 run = '''
 echo started >> {ran}
 while [ ! -e {go} ]; do sleep 0.05; done
 echo "done=yes" >> "$JAZ_OUTPUT"
 '''
 """)
-    (root / "hosts.toml").write_text(agent.hosts_entry("a1"))
+    (root / "hosts.toml").write_text(agent.hosts_entry("a1", labels='labels = ["all"]'))
     config = root / "jaz.toml"
     config.write_text(f'listen = "127.0.0.1:{free_port()}"\njobnets = "jobnets"\n'
                       'hosts_file = "hosts.toml"\n'
@@ -200,7 +201,7 @@ echo "done=yes" >> "$JAZ_OUTPUT"
         status = jaz("status", run_id, "--wait", "--json", home=home)
         view = json.loads(status.stdout)
         assert view["status"] == "succeeded", status.stdout + status.stderr
-        assert view["jobs"]["long"]["outputs"] == {"done": "yes"}
+        assert view["jobs"]["long"]["outputs"]["done"] == "yes"
         assert ran.read_text() == "started\n"       # never sent again
         assert len(agent.jobs()) == 1
         wait_for(lambda: agent.jobs()[0][2] == 1, "the result to be acknowledged")

@@ -696,7 +696,7 @@ class RunMachine:
         self.adopted_remote = {
             name: (self.jobnet.jobs[name].host, self._stem(name, rec.executions))
             for name, rec in interrupted.items() if name not in finished
-            and self.jobnet.jobs[name].host != "local" and self.jobnet.jobs[name].kind == "run"}
+            and _remote(self.jobnet.jobs[name])}
         stale = {name: (rec.pid, self._stem(name, rec.executions) + ".vars")
                  for name, rec in interrupted.items()
                  if name not in finished and name not in self.adopted_remote}
@@ -766,6 +766,11 @@ class RunMachine:
             raise NotFound(f"run {self.run_id} has no job {name!r}",
                            hint=f"its jobs are: {', '.join(self.jobs)}")
         return self.jobs[name]
+
+
+def _remote(job: Job) -> bool:
+    """A `run` job on agent hosts (`host`, or `hosts` for a fan-out): its agents keep it."""
+    return job.kind == "run" and (job.host != "local" or bool(set(job.hosts) - {"local"}))
 
 
 def _uses_slot(job: Job) -> bool:

@@ -653,12 +653,15 @@ def _close_all(selector: selectors.BaseSelector, *fds: int) -> None:
 
 
 def remote_host(attempt: Attempt) -> str | None:
-    """The host other than "local" an attempt runs on (`run` jobs: `host`; `wait_file`:
-    its own `host`), or None: it runs here."""
+    """The host other than "local" an attempt runs on (`run` jobs: `host`, or `hosts` for
+    one instance on each; `wait_file`: its own `host`), or None: it runs here."""
     action = attempt.job.action
     if isinstance(action, WaitFileAction):
         return action.host if action.host not in (None, "local") else None
-    if attempt.job.kind == "run" and attempt.host != "local":
+    job = attempt.job
+    if job.kind == "run" and job.hosts and set(job.hosts) != {"local"}:
+        return ", ".join(job.hosts)   # fan-out: one instance on each
+    if job.kind == "run" and attempt.host != "local":
         return attempt.host
     return None
 

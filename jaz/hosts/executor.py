@@ -458,15 +458,31 @@ class AgentHosts(Executor):
 
     def adopt(self, run_id: int, job: Job, host: str, stem: str) -> Execution | None:
         """A job sent before this process (a restarted server, `jaz run --resume`): its
-        agent is asked for it and its result, as for one sent now."""
-        if host not in self.hosts or self.hosts[host].agent is None:
-            return None
+        agent is asked for it and its result, as for one sent now (each host's instance
+        of a fan-out job)."""
         output = Path(stem + ".vars")
         attempt = Attempt(run_id=run_id, jobnet="", job=job, attempt=0, host=host, env={},
                           cwd=output.parent, base_dir=output.parent,
                           stdout_path=Path(stem + ".out"), stderr_path=Path(stem + ".err"),
                           output_path=output)
-        execution = AgentExecution(self.link(host), self.job_id(attempt), attempt, {})
+        if fans_out(job):
+            from jaz.hosts.fanout import FanOutExecution, chosen, instance
+
+            try:
+                names = chosen(self, attempt)
+            except ActionError:
+                return None
+            parts = {h: self._adopt_one(instance(attempt, h)) for h in names}
+            return FanOutExecution(attempt, names, self._start_one, fresh=False).begin(
+                {h: e for h, e in parts.items() if e is not None})
+        if host not in self.hosts or self.hosts[host].agent is None:
+            return None
+        return self._adopt_one(attempt)
+
+    def _adopt_one(self, attempt: Attempt) -> AgentExecution | None:
+        if attempt.host not in self.hosts or self.hosts[attempt.host].agent is None:
+            return None
+        execution = AgentExecution(self.link(attempt.host), self.job_id(attempt), attempt, {})
         for index, path in enumerate((attempt.stdout_path, attempt.stderr_path)):
             try:   # what was mirrored before (exact unless the job has secrets)
                 execution.offsets[index] = path.stat().st_size
@@ -483,6 +499,13 @@ class AgentHosts(Executor):
         return _UNSAFE.sub("_", f"{attempt.run_id}.{stem}")[:150] + "-" + digest[:12]
 
     def start(self, attempt: Attempt) -> Execution:
+        if fans_out(attempt.job):
+            from jaz.hosts.fanout import FanOutExecution, chosen
+
+            return FanOutExecution(attempt, chosen(self, attempt), self._start_one).begin()
+        return self._start_one(attempt)
+
+    def _start_one(self, attempt: Attempt) -> Execution:
         job = attempt.job
         action = job.action
         name = action.host or "local" if isinstance(action, WaitFileAction) else attempt.host
@@ -512,6 +535,11 @@ class AgentHosts(Executor):
         execution = AgentExecution(self.link(host.name), job_id, attempt, spec)
         execution.link.start(execution)
         return execution
+
+
+def fans_out(job: Job) -> bool:
+    """A `run` job with `hosts` naming any host but this one: one instance per host."""
+    return job.kind == "run" and bool(job.hosts) and set(job.hosts) != {"local"}
 
 
 def wait_file_script(action: WaitFileAction) -> str:
