@@ -391,3 +391,42 @@ def test_fan_out_to_an_unknown_label_is_refused_before_anything_runs(agent: Agen
     assert result.returncode == 2
     assert 'no agent host in the hosts file has the label "nope"' in result.stderr
     assert agent.jobs() == []
+
+
+def test_reboot_waits_for_running_jobs_runs_the_agents_command_and_waits_for_it(
+        tmp_path: Path):
+    marker, go, began = tmp_path / "rebooted", tmp_path / "go", tmp_path / "began"
+    # the harmless "reboot": note it, and end the agent (the test starts it again)
+    agent = Agent(tmp_path / "agent")
+    agent.config.write_text(agent.config.read_text().replace(
+        'reboot_command = "systemctl reboot"',
+        f'reboot_command = \'echo rebooted >> {marker}; kill -TERM "$JAZ_AGENT_PID"\''))
+    agent.start()
+    try:
+        net = _net(tmp_path, f"""
+[jobs.busy]
+host = "a1"
+run = 'touch {began}; while [ ! -e {go} ]; do sleep 0.05; done'
+[jobs.boot]
+reboot = {{ host = "a1", mode = "normal", wait = "60s" }}
+[jobs.after]
+needs = ["boot"]
+host = "a1"
+run = 'echo back'
+""")
+        proc = _popen_run(tmp_path, net, _hosts(tmp_path, agent.hosts_entry("a1")))
+        wait_for(lambda: began.exists() and len(agent.jobs()) == 2,
+                 "the busy job to run and the reboot to reach the agent")
+        assert not marker.exists()            # "normal": it waits for the busy job
+        go.touch()
+        assert agent.proc is not None
+        agent.proc.wait(timeout=30)           # the reboot command ended the agent
+        agent.proc = None
+        agent.start()                         # ... and the machine "came back"
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        jobs = json.loads(out)["jobs"]
+        assert [jobs[n]["status"] for n in ("busy", "boot", "after")] == ["succeeded"] * 3
+        assert marker.read_text() == "rebooted\n"
+    finally:
+        agent.stop()

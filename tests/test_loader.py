@@ -744,7 +744,8 @@ def test_expressions_may_refer_to_any_job_upstream() -> None:
 @pytest.mark.parametrize(("job_toml", "field", "message"), [
     ('start = "other"', "start", 'the "start" action needs the server'),
     ('release = "other/job"', "release", 'the "release" action needs the server'),
-    ('reboot = { host = "web1" }', "reboot", 'the "reboot" action needs the server'),
+    ('reboot = { host = "web1" }', "reboot.host", 'host "web1" is not in the hosts file'),
+    ('reboot = { mode = "force" }', "reboot", 'the "reboot" action needs the server'),
     ('run = "x"\nhost = "otherhost"', "host", 'host "otherhost" is not in the hosts file'),
     ('run = "x"\nhosts = ["web2"]', "hosts", 'host "web2" is not in the hosts'),
     ('wait_file = { path = "/f", host = "web1" }', "wait_file.host", "waits for files here or"),

@@ -63,6 +63,7 @@ class Agent:
         self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.closing = threading.Event()
         self.sock: socket.socket | None = None
+        self.started = time.time()   # with the boot id: a reboot's `wait` sees it change
 
     def bind(self) -> socket.socket:
         host, port = self.config.listen_host, self.config.listen_port
@@ -172,7 +173,7 @@ class Agent:
         if op == "hello":
             return {"ok": True, "version": __version__, "protocol": wire.VERSION,
                     "hostname": socket.gethostname(), "running": jobs.running(),
-                    "pid": os.getpid()}
+                    "pid": os.getpid(), "started": self.started, "boot_id": _boot_id()}
         if op == "submit":
             row, new = jobs.submit(owner, req["id"], req["spec"])
             if row.owner != owner:
@@ -220,6 +221,13 @@ class Agent:
                              self.config.keep_days)
             except Exception:
                 log.exception("purge failed")
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _answer(sock: socket.socket | ssl.SSLSocket, message: dict[str, Any]) -> bool:

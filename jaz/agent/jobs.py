@@ -56,6 +56,7 @@ class Jobs:
         self._starting: set[str] = set()                # taken from the queue, not started
         self._stop_pending: set[str] = set()            # stopped while starting
         self._kick = threading.Event()                  # wakes the starter thread
+        self._reboots: list[str] = []                   # reboots waiting for jobs to end
         self._ending: list[tuple[str, dict[str, Any], float]] = []   # to commit (`_end`)
         self._committing = False
         self._busy = 0
@@ -106,9 +107,11 @@ class Jobs:
         self.store.set(job_id, stop=1)
         with self._lock:
             execution = self._executions.get(job_id)
-            queued = job_id in self._queue
-            if queued:
+            queued = job_id in self._queue or job_id in self._reboots
+            if job_id in self._queue:
                 self._queue.remove(job_id)
+            if job_id in self._reboots:
+                self._reboots.remove(job_id)
             if job_id in self._starting:   # the starter stops it once it runs
                 self._stop_pending.add(job_id)
                 return self.store.get(job_id)
@@ -212,9 +215,17 @@ class Jobs:
     def _start_queued(self) -> None:
         while True:
             with self._lock:
+                if self._reboots and self._busy == 0:   # the jobs it waited for are over
+                    self._queue.appendleft(self._reboots.pop(0))
                 if not self._queue or self._busy >= self.config.max_jobs:
                     return
                 job_id = self._queue.popleft()
+            row = self.store.get(job_id)
+            with self._lock:
+                if row is not None and row.spec.get("reboot") == "after_jobs" \
+                        and self._busy > 0:
+                    self._reboots.append(job_id)   # after the running jobs end
+                    continue
                 self._busy += 1
                 self._starting.add(job_id)
             try:
@@ -271,7 +282,9 @@ class Jobs:
         env = dict(spec.get("env", {}))
         env["JAZ_OUTPUT"] = str(stem) + ".vars"
         env["JAZ_AGENT_JOB"] = row.id
-        job = Job(name=spec.get("job", "job"), action=RunAction(script=spec["script"]),
+        env["JAZ_AGENT_PID"] = str(os.getpid())
+        script = self.config.reboot_command if spec.get("reboot") else spec["script"]
+        job = Job(name=spec.get("job", "job"), action=RunAction(script=script),
                   shell=spec.get("shell", "/bin/sh"), user=spec.get("user"),
                   stop_command=spec.get("stop_command"))
         return Attempt(run_id=int(spec.get("run_id", 0)), jobnet=spec.get("jobnet", ""),

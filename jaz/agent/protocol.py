@@ -102,7 +102,14 @@ def _ids(message: dict[str, Any]) -> list[str]:
 
 
 def _spec(spec: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"script": _want(spec, "script", str, "the job's script")}
+    reboot = spec.get("reboot")
+    if reboot is not None and reboot not in ("now", "after_jobs"):
+        raise BadRequest(f"spec.reboot must be \"now\" or \"after_jobs\", got {reboot!r}")
+    # a reboot runs the agent's own reboot_command: no script comes with it
+    out: dict[str, Any] = {"script": "" if reboot else
+                           _want(spec, "script", str, "the job's script")}
+    if reboot:
+        out["reboot"] = reboot
     for key in ("shell", "cwd", "user", "stop_command", "jobnet", "job"):
         value = spec.get(key)
         if value is not None and not isinstance(value, str):

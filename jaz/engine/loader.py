@@ -666,7 +666,11 @@ def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = (),
     file = str(jobnet.path) if jobnet.path else "<jobnet>"
     c = _Collector(file, jobnet.text)
     for name, job in jobnet.jobs.items():
-        if job.kind not in LOCAL_KINDS and not _is_plugin(job):
+        if isinstance(job.action, RebootAction) and job.action.host not in (None, "local"):
+            problem = _host_problem(job.action.host or "", hosts)
+            if problem is not None:
+                c.add(problem, job=name, field="reboot.host")
+        elif job.kind not in LOCAL_KINDS and not _is_plugin(job):
             c.add(f"the {_quote(job.kind)} action needs the server; it is not available in "
                   f"`jaz run` (run this jobnet with `jaz server` / `jaz start`)", job=name,
                   field=job.kind)

@@ -29,6 +29,7 @@ from jaz.engine.model import (
     JobnetAction,
     JobState,
     PluginAction,
+    RebootAction,
     RunState,
     WaitFileAction,
 )
@@ -654,9 +655,9 @@ def _close_all(selector: selectors.BaseSelector, *fds: int) -> None:
 
 def remote_host(attempt: Attempt) -> str | None:
     """The host other than "local" an attempt runs on (`run` jobs: `host`, or `hosts` for
-    one instance on each; `wait_file`: its own `host`), or None: it runs here."""
+    one instance on each; `wait_file`, `reboot`: their own `host`), or None: here."""
     action = attempt.job.action
-    if isinstance(action, WaitFileAction):
+    if isinstance(action, WaitFileAction | RebootAction):
         return action.host if action.host not in (None, "local") else None
     job = attempt.job
     if job.kind == "run" and job.hosts and set(job.hosts) != {"local"}:

@@ -35,7 +35,7 @@ from typing import Any
 
 from jaz.engine.durations import format_duration
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
-from jaz.engine.model import Job, RunAction, WaitFileAction
+from jaz.engine.model import Job, RebootAction, RunAction, WaitFileAction
 from jaz.errors import ActionError, JazError, Refused, Unreachable
 from jaz.hosts.client import AgentClient, AgentError, FingerprintChanged, NotTrusted
 from jaz.hosts.config import Host
@@ -122,6 +122,7 @@ class Link:
         self.online: bool | None = None
         self.last_seen: float | None = None
         self.version: str | None = None
+        self.identity: tuple[str, float] = ("", 0.0)   # boot id, agent start (`hello`)
         self.running: int | None = None
         self.error = ""
         self._away_since: float | None = None
@@ -280,8 +281,14 @@ class Link:
             did = True
         return did
 
+    def hello(self) -> tuple[str, float]:
+        """Say hello now: the agent's identity (boot id, start time of its process)."""
+        self._hello()
+        return self.identity
+
     def _hello(self) -> None:
         answer = self.ctl.call("hello")
+        self.identity = (str(answer.get("boot_id", "")), float(answer.get("started") or 0))
         self.version = str(answer.get("version", ""))
         running = answer.get("running")
         self.running = running if isinstance(running, int) else None
@@ -508,7 +515,8 @@ class AgentHosts(Executor):
     def _start_one(self, attempt: Attempt) -> Execution:
         job = attempt.job
         action = job.action
-        name = action.host or "local" if isinstance(action, WaitFileAction) else attempt.host
+        name = (action.host or "local") if isinstance(action, WaitFileAction | RebootAction) \
+            else attempt.host
         host = self.hosts.get(name)
         if host is None:
             known = ", ".join(sorted(self.hosts)) or "none"
@@ -517,23 +525,32 @@ class AgentHosts(Executor):
         if host.agent is None:
             raise ActionError(f"host {host.name!r} is an SSH host; SSH hosts are not "
                               "supported yet")
+        extra: dict[str, Any] = {}
         if isinstance(action, WaitFileAction):
             script, shell = wait_file_script(action), "/bin/sh"
         elif isinstance(action, RunAction):
             script, shell = action.script, job.shell
+        elif isinstance(action, RebootAction):   # the agent runs its own reboot_command
+            script, shell = "", "/bin/sh"
+            extra["reboot"] = "now" if action.mode == "force" else "after_jobs"
         else:
             raise ActionError(f"{job.kind!r} jobs cannot run on agent host {host.name!r} "
-                              "yet; `run` and `wait_file` jobs can")
+                              "yet; `run`, `wait_file` and `reboot` jobs can")
         job_id = self.job_id(attempt)
-        spec = {"script": script, "shell": shell, "cwd": job.cwd,
+        spec = {**extra, "script": script, "shell": shell, "cwd": job.cwd,
                 "user": job.user, "stop_command": job.stop_command,
                 "env": dict(attempt.env), "secrets": list(attempt.redact),
                 "grace": attempt.grace, "run_id": attempt.run_id, "jobnet": attempt.jobnet,
                 "job": job.name, "attempt": attempt.attempt}
         for path in (attempt.stdout_path, attempt.stderr_path):
             path.write_bytes(b"")   # there from the start, for `jaz logs -f`
-        execution = AgentExecution(self.link(host.name), job_id, attempt, spec)
-        execution.link.start(execution)
+        link = self.link(host.name)
+        execution = AgentExecution(link, job_id, attempt, spec)
+        if isinstance(action, RebootAction) and action.wait:
+            from jaz.hosts.reboot import RebootExecution
+
+            return RebootExecution(execution, link, action.wait)
+        link.start(execution)
         return execution
 
 
