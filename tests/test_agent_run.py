@@ -430,3 +430,49 @@ run = 'echo back'
         assert marker.read_text() == "rebooted\n"
     finally:
         agent.stop()
+
+
+def test_transfer_between_two_agents_and_here_checksummed_with_any_name(tmp_path: Path):
+    import hashlib
+
+    a1 = Agent(tmp_path / "a1").start()
+    a2 = Agent(tmp_path / "a2").start()
+    try:
+        src = tmp_path / "src"
+        src.mkdir()
+        big = os.urandom(3 * 2**20 + 123)               # several chunks, not a multiple
+        (src / "données été.bin").write_bytes(big)
+        (src / "b.csv").write_text("x,y\n")
+        (src / "c.csv").write_text("")                  # empty files too
+        out = tmp_path / "out"
+        back = tmp_path / "back"
+        net = _net(tmp_path, f"""
+[jobs.there]
+transfer = {{ from = "a1:{src}/données été.bin", to = "a2:{out}/" }}
+[jobs.many]
+transfer = {{ from = "a1:{src}/*.csv", to = "a2:{out}/csv/" }}
+[jobs.home]
+needs = ["there"]
+transfer = {{ from = "a2:{out}/données été.bin", to = "{back}/copy.bin" }}
+[jobs.again]
+needs = ["many"]
+transfer = {{ from = "a1:{src}/b.csv", to = "a2:{out}/csv/b.csv" }}
+""")
+        result = jaz("run", net, "--hosts", _hosts(tmp_path, a1.hosts_entry("a1"),
+                                                   a2.hosts_entry("a2")),
+                     "--db", tmp_path / "r.db", "--json", home=tmp_path / "home")
+        jobs = json.loads(result.stdout)["jobs"]
+        assert jobs["there"]["status"] == "succeeded", result.stderr
+        assert (out / "données été.bin").read_bytes() == big
+        assert (back / "copy.bin").read_bytes() == big
+        assert jobs["many"]["outputs"] == {"FILES": "2"}
+        assert (out / "csv" / "b.csv").read_text() == "x,y\n"
+        assert (out / "csv" / "c.csv").read_text() == ""
+        assert jobs["again"]["status"] == "failed"      # exists, and overwrite is false
+        assert not list(out.rglob(".*jaz-part-*"))      # no part file left behind
+        logs = jaz("logs", json.loads(result.stdout)["run_id"], "there", "--db",
+                   tmp_path / "r.db", home=tmp_path / "home")
+        assert hashlib.sha256(big).hexdigest() in logs.stdout
+    finally:
+        a1.stop()
+        a2.stop()

@@ -22,15 +22,16 @@ from typing import Any
 from jaz import __version__
 from jaz.agent.config import AgentConfig, load_config
 from jaz.agent.jobs import PURGE_EVERY, Jobs
-from jaz.agent.protocol import BadRequest, check
+from jaz.agent.protocol import FILE_OPS, BadRequest, check
 from jaz.agent.store import AgentStore
 from jaz.errors import NotFound, Refused, Unreachable
-from jaz.hosts import wire
+from jaz.hosts import files, wire
 
 log = logging.getLogger("jaz.agent")
 MAX_CONNECTIONS = 256
 HANDSHAKE_SECONDS = 10.0
 IDLE_SECONDS = 300.0
+FILE_CHUNK = 2**20    # the most file bytes one `fread` answers with
 
 
 def refuse_root(config: AgentConfig) -> None:
@@ -157,7 +158,7 @@ class Agent:
                 return
             try:
                 answer = self.handle(check(message))
-            except BadRequest as e:
+            except (BadRequest, files.FileError) as e:
                 answer = {"ok": False, "code": "bad_request", "error": str(e)}
             except KeyError as e:
                 answer = {"ok": False, "code": "not_found", "error": f"no job {e.args[0]}"}
@@ -187,6 +188,8 @@ class Agent:
                 else:
                     views.append({"id": row.id, "job": row.view(), "new": new})
             return {"ok": True, "jobs": views}
+        if op in FILE_OPS:
+            return {"ok": True, **self._file_op(req)}
         if op == "list":
             return {"ok": True, "jobs": [r.view() for r in self.store.held(owner)]}
         if op == "wait":
@@ -211,6 +214,21 @@ class Agent:
         assert op == "read"
         return {"ok": True, **jobs.read(row.id, req["stream"], req["offset"],
                                         min(req["limit"], wire.CHUNK))}
+
+    def _file_op(self, req: dict[str, Any]) -> dict[str, Any]:
+        work, op = self.config.work_dir, req["op"]
+        if op == "files":
+            return files.listing(work, req["path"])
+        if op == "fstat":
+            return files.stat(work, req["path"])
+        if op == "fread":
+            return files.read(work, req["path"], req["offset"], min(req["limit"], FILE_CHUNK))
+        if op == "fwrite":
+            return files.write(work, req["path"], req["part"], req["offset"], req["data"])
+        if op == "fcommit":
+            return files.commit(work, req["path"], req["part"], req["size"], req["sha256"],
+                                req["overwrite"])
+        return files.checksum(work, req["path"])
 
     def purge_loop(self) -> None:
         while not self.closing.wait(PURGE_EVERY):

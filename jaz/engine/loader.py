@@ -693,9 +693,10 @@ def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = (),
             for field, where in (("transfer.from", job.action.source),
                                  ("transfer.to", job.action.dest)):
                 host, _ = split_host_path(where)
-                if host != "local":
-                    c.add(f"host {_quote(host)} in {_quote(where)}: `jaz run` only copies "
-                          "between local paths", job=name, field=field)
+                if host != "local" and hosts.get(host) is None:
+                    c.add(f"host {_quote(host)} in {_quote(where)}: `jaz run` copies between "
+                          "local paths and the agent hosts of the hosts file", job=name,
+                          field=field)
         if isinstance(job.action, JobnetAction) and jobnet.path is not None:
             try:
                 sub = resolve_jobnet(job.action.name, jobnet.directory)

@@ -31,6 +31,7 @@ from jaz.engine.model import (
     PluginAction,
     RebootAction,
     RunState,
+    TransferAction,
     WaitFileAction,
 )
 from jaz.engine.records import RunRecord
@@ -655,8 +656,15 @@ def _close_all(selector: selectors.BaseSelector, *fds: int) -> None:
 
 def remote_host(attempt: Attempt) -> str | None:
     """The host other than "local" an attempt runs on (`run` jobs: `host`, or `hosts` for
-    one instance on each; `wait_file`, `reboot`: their own `host`), or None: here."""
+    one instance on each; `wait_file`, `reboot`: their own `host`; `transfer`: a host
+    of either end), or None: here."""
     action = attempt.job.action
+    if isinstance(action, TransferAction):
+        from jaz.engine.loader import split_host_path
+
+        far = [h for h in (split_host_path(action.source)[0], split_host_path(action.dest)[0])
+               if h != "local"]
+        return far[0] if far else None
     if isinstance(action, WaitFileAction | RebootAction):
         return action.host if action.host not in (None, "local") else None
     job = attempt.job

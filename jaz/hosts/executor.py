@@ -35,7 +35,7 @@ from typing import Any
 
 from jaz.engine.durations import format_duration
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
-from jaz.engine.model import Job, RebootAction, RunAction, WaitFileAction
+from jaz.engine.model import Job, RebootAction, RunAction, TransferAction, WaitFileAction
 from jaz.errors import ActionError, JazError, Refused, Unreachable
 from jaz.hosts.client import AgentClient, AgentError, FingerprintChanged, NotTrusted
 from jaz.hosts.config import Host
@@ -506,6 +506,10 @@ class AgentHosts(Executor):
         return _UNSAFE.sub("_", f"{attempt.run_id}.{stem}")[:150] + "-" + digest[:12]
 
     def start(self, attempt: Attempt) -> Execution:
+        if isinstance(attempt.job.action, TransferAction):
+            from jaz.hosts.transfer import TransferExecution
+
+            return TransferExecution(self.hosts, self.owner, attempt)
         if fans_out(attempt.job):
             from jaz.hosts.fanout import FanOutExecution, chosen
 
