@@ -476,3 +476,39 @@ transfer = {{ from = "a1:{src}/b.csv", to = "a2:{out}/csv/b.csv" }}
     finally:
         a1.stop()
         a2.stop()
+
+
+def test_a_host_away_past_offline_after_fails_its_job_naming_the_host(agent: Agent,
+                                                                      tmp_path: Path):
+    from support import free_port
+
+    nowhere = f"127.0.0.1:{free_port()}"   # nothing listens there
+    hosts = _hosts(tmp_path, agent.hosts_entry("gone").replace(agent.address, nowhere)
+                   + 'offline_after = "1s"\n')
+    net = _net(tmp_path, '[jobs.j]\nhost = "gone"\nrun = "true"\n')
+    result = jaz("run", net, "--hosts", hosts, "--db", tmp_path / "r.db", "--json",
+                 home=tmp_path / "home")
+    assert result.returncode == 1
+    from jaz.engine.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "r.db")
+    message = store.get_job(json.loads(result.stdout)["run_id"], "j").message
+    store.close()
+    assert "host 'gone' unreachable for more than 1" in message
+    assert "the job was not sent" in message and "cannot reach the agent" in message
+
+
+def test_a_stop_runs_the_jobs_stop_command_on_the_agent(agent: Agent, tmp_path: Path):
+    began, stopped = tmp_path / "began", tmp_path / "stopped"
+    net = _net(tmp_path, f"""
+[jobs.svc]
+host = "a1"
+stop_command = 'echo "$JAZ_PID" > {stopped}; kill "$JAZ_PID"'
+run = 'touch {began}; sleep 300'
+""")
+    proc = _popen_run(tmp_path, net, _hosts(tmp_path, agent.hosts_entry("a1")))
+    wait_for(began.exists, "the job to start")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert json.loads(out)["jobs"]["svc"]["status"] == "stopped", err
+    assert stopped.read_text().strip().isdigit()     # the stop_command ran, on the agent

@@ -14,7 +14,8 @@ from jaz.cli.common import JsonOption, ServerOption, TokenOption
 
 HostsFileOption = Annotated[Path | None, typer.Option(
     "--hosts", metavar="FILE", dir_okay=False,
-    help="The hosts file; default $JAZ_HOME/hosts.toml.")]
+    help="The hosts file (or a server config with [hosts.NAME] tables); default "
+         "$JAZ_HOME/hosts.toml.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -77,7 +78,7 @@ def trust(
     from jaz.hosts.wire import normal_fingerprint
 
     path = hosts_file or default_hosts_file()
-    known = load_hosts(path, required=True)
+    known = load_hosts(path, required=True, only_hosts=False)
     host = known.get(name)
     if host is None:
         raise NotFound(f"no host {name!r} in {path}",
