@@ -512,3 +512,51 @@ run = 'touch {began}; sleep 300'
     out, err = proc.communicate(timeout=60)
     assert json.loads(out)["jobs"]["svc"]["status"] == "stopped", err
     assert stopped.read_text().strip().isdigit()     # the stop_command ran, on the agent
+
+
+def test_secrets_echoed_on_the_agent_never_come_back(agent: Agent, tmp_path: Path):
+    net = _net(tmp_path, """
+[jobs.leaky]
+host = "a1"
+env = { TOKEN = { secret = "api" } }
+run = '''
+echo "token is $TOKEN"
+echo "also $TOKEN" >&2
+echo "t=$TOKEN" >> "$JAZ_OUTPUT"
+'''
+""")
+    env = dict(os.environ, JAZ_HOME=str(tmp_path / "home"), JAZ_SECRET_API="s3cr3t-value")
+    result = subprocess.run([sys.executable, "-m", "jaz", "run", str(net), "--hosts",
+                             str(_hosts(tmp_path, agent.hosts_entry("a1"))), "--db",
+                             str(tmp_path / "r.db"), "--json"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    view = json.loads(result.stdout)
+    assert view["jobs"]["leaky"]["outputs"] == {"t": "***"}, result.stderr
+    logs = jaz("logs", view["run_id"], "leaky", "--db", tmp_path / "r.db",
+               home=tmp_path / "home")
+    assert "token is ***" in logs.stdout and "also ***" in logs.stdout
+    assert "s3cr3t-value" not in logs.stdout
+    for log in (tmp_path / "r.logs").rglob("*"):
+        if log.is_file():
+            assert b"s3cr3t-value" not in log.read_bytes()
+
+
+def test_a_running_remote_jobs_output_is_followed_live(agent: Agent, tmp_path: Path):
+    go = tmp_path / "go"
+    net = _net(tmp_path, f"""
+[jobs.chatty]
+host = "a1"
+run = 'echo first-line; while [ ! -e {go} ]; do sleep 0.05; done; echo last-line'
+""")
+    proc = _popen_run(tmp_path, net, _hosts(tmp_path, agent.hosts_entry("a1")))
+
+    def mirrored() -> bool:
+        logs = list((tmp_path / "r.logs").glob("*/chatty.1.out"))
+        return bool(logs) and logs[0].read_text() == "first-line\n"
+
+    wait_for(mirrored, "the first line in the local log while the job runs")
+    go.touch()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    [log] = (tmp_path / "r.logs").glob("*/chatty.1.out")
+    assert log.read_text() == "first-line\nlast-line\n"
