@@ -358,7 +358,7 @@ class Link:
                         if view is not None and view.get("state") == "ended":
                             self._ended(view)
                         elif view is None:
-                            self._lost(job_id)
+                            self._unheld(job_id)
                 answer = self.poll.call("wait", ids=ids, timeout=POLL)
                 self._seen()
                 for view in answer.get("jobs", []):
@@ -377,6 +377,20 @@ class Link:
                 log.exception("host %s: the poller failed", self.host.name)
                 self._reconcile = True
                 self._closing.wait(BACKOFF[1])
+
+    def _unheld(self, job_id: str) -> None:
+        """Not among the jobs the agent holds for us: acknowledged already (by a process
+        that died before its run recorded the result: the result is asked for again), or
+        unknown to the agent."""
+        try:
+            view = self.poll.call("get", id=job_id).get("job") or {}
+        except AgentError:
+            view = {}
+        if view.get("state") == "ended":
+            view["sizes"] = [None, None]
+            self._ended(view)
+        else:
+            self._lost(job_id)
 
     def _lost(self, job_id: str) -> None:
         """Unknown to the agent: never delivered (the process that sent it died first), or
