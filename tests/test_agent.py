@@ -250,8 +250,12 @@ def test_finished_acknowledged_jobs_are_purged_after_keep_days(tmp_path: Path):
     config = parse_config(f'servers = ["127.0.0.1"]\ntoken_sha256 = "{"a" * 64}"\n'
                           f'database = "{tmp_path / "a.db"}"\nwork_dir = "{tmp_path / "w"}"\n'
                           "keep_days = 1\n")
+    import threading
+
     store = AgentStore(config.database)
     jobs = Jobs(config, store)
+    closing = threading.Event()
+    threading.Thread(target=jobs.run_starter, args=(closing,), daemon=True).start()
     jobs.submit("o", "old", spec("echo hi"))
     wait_for(lambda: jobs.wait("o", 1.0, ["old"]), "the job to end")
     assert jobs.purge(time.time() + 2 * 86400) == 0     # not acknowledged: kept
@@ -259,6 +263,7 @@ def test_finished_acknowledged_jobs_are_purged_after_keep_days(tmp_path: Path):
     assert jobs.purge(time.time()) == 0                 # too young
     assert jobs.purge(time.time() + 2 * 86400) == 1
     assert store.get("old") is None and not jobs.folder("old").exists()
+    closing.set()
     store.close()
 
 
@@ -293,3 +298,41 @@ def _receive(sock: ssl.SSLSocket) -> dict:
             raise ConnectionError("closed")
         body += part
     return json.loads(body)
+
+
+def test_a_result_acknowledged_by_a_process_that_died_is_given_again(agent: Agent,
+                                                                    tmp_path: Path):
+    """The window between an acknowledgement and the run's commit: the next process
+    that adopts the job gets its result again, instead of 'unknown'."""
+    import threading
+
+    from jaz.engine.executors.base import Attempt
+    from jaz.engine.model import Job, RunAction
+    from jaz.hosts.executor import AgentHosts
+
+    hosts = {"a1": Host(name="a1", agent=agent.address, fingerprint=agent.fingerprint,
+                        token_file=agent.token_file)}
+    job = Job(name="j", action=RunAction(script='echo "v=1" >> "$JAZ_OUTPUT"; exit 7'),
+              host="a1")
+    stem = tmp_path / "j.1"
+    attempt = Attempt(run_id=1, jobnet="n", job=job, attempt=1, host="a1", env={},
+                      cwd=tmp_path, base_dir=tmp_path, stdout_path=Path(f"{stem}.out"),
+                      stderr_path=Path(f"{stem}.err"), output_path=Path(f"{stem}.vars"))
+    first = AgentHosts(hosts, "owner-1")
+    done = threading.Event()
+    execution = first.start(attempt)
+    execution.report(done.set)
+    assert done.wait(30) and execution.wait().exit_code == 7
+    first.close()
+    wait_for(lambda: agent.jobs() and agent.jobs()[0][2] == 1, "the acknowledgement")
+    again = AgentHosts(hosts, "owner-1")
+    try:
+        adopted = again.adopt(1, job, "a1", str(stem))
+        assert adopted is not None
+        done.clear()
+        adopted.report(done.set)
+        assert done.wait(30)
+        outcome = adopted.wait()
+        assert (outcome.exit_code, dict(outcome.outputs)) == (7, {"v": "1"})
+    finally:
+        again.close()

@@ -744,10 +744,11 @@ def test_expressions_may_refer_to_any_job_upstream() -> None:
 @pytest.mark.parametrize(("job_toml", "field", "message"), [
     ('start = "other"', "start", 'the "start" action needs the server'),
     ('release = "other/job"', "release", 'the "release" action needs the server'),
-    ('reboot = { host = "web1" }', "reboot", 'the "reboot" action needs the server'),
+    ('reboot = { host = "web1" }', "reboot.host", 'host "web1" is not in the hosts file'),
+    ('reboot = { mode = "force" }', "reboot", 'the "reboot" action needs the server'),
     ('run = "x"\nhost = "otherhost"', "host", 'host "otherhost" is not in the hosts file'),
-    ('run = "x"\nhosts = ["local", "web2"]', "hosts", 'fan-out to several hosts is not'),
-    ('wait_file = { path = "/f", host = "web1" }', "wait_file.host", "only waits for local files"),
+    ('run = "x"\nhosts = ["web2"]', "hosts", 'host "web2" is not in the hosts'),
+    ('wait_file = { path = "/f", host = "web1" }', "wait_file.host", "waits for files here or"),
     ('transfer = { from = "web1:/a", to = "/b" }', "transfer.from", 'host "web1"'),
     ('transfer = { from = "/a", to = "web2:/b" }', "transfer.to", 'host "web2"'),
 ])

@@ -147,10 +147,11 @@ host = "otherhost"
     result = jaz("run", path, home=home, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("jaz: error: ")
-    for job, field, line in (("task", "start", 5), ("free", "release", 8),
-                             ("boot", "reboot", 11)):
+    for job, field, line in (("task", "start", 5), ("free", "release", 8)):
         assert (f"{path}:{line} (job {job!r}, field {field!r}): the \"{field}\" action needs "
                 "the server") in result.stderr
+    assert (f"{path}:11 (job 'boot', field 'reboot.host'): host \"web1\" is not in the "
+            "hosts file") in result.stderr
     assert f"{path}:15 (job 'far', field 'host'): host \"otherhost\" is not in the hosts " \
         "file" in result.stderr
     assert "first" not in result.stderr

@@ -22,15 +22,16 @@ from typing import Any
 from jaz import __version__
 from jaz.agent.config import AgentConfig, load_config
 from jaz.agent.jobs import PURGE_EVERY, Jobs
-from jaz.agent.protocol import BadRequest, check
+from jaz.agent.protocol import FILE_OPS, BadRequest, check
 from jaz.agent.store import AgentStore
 from jaz.errors import NotFound, Refused, Unreachable
-from jaz.hosts import wire
+from jaz.hosts import files, wire
 
 log = logging.getLogger("jaz.agent")
 MAX_CONNECTIONS = 256
 HANDSHAKE_SECONDS = 10.0
 IDLE_SECONDS = 300.0
+FILE_CHUNK = 2**20    # the most file bytes one `fread` answers with
 
 
 def refuse_root(config: AgentConfig) -> None:
@@ -63,6 +64,7 @@ class Agent:
         self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.closing = threading.Event()
         self.sock: socket.socket | None = None
+        self.started = time.time()   # with the boot id: a reboot's `wait` sees it change
 
     def bind(self) -> socket.socket:
         host, port = self.config.listen_host, self.config.listen_port
@@ -122,7 +124,10 @@ class Agent:
                 try:
                     sock = self._tls.wrap_socket(conn, server_side=True)
                 except (ssl.SSLError, OSError) as e:
-                    log.warning("TLS with %s failed: %s", peer, e)
+                    # a connection closed before TLS is a port probe: not worth a warning
+                    quiet = isinstance(e, ssl.SSLEOFError | ConnectionResetError)
+                    log.log(logging.DEBUG if quiet else logging.WARNING,
+                            "TLS with %s failed: %s", peer, e)
                     return
             sock.settimeout(IDLE_SECONDS)
             self._requests(sock, peer)
@@ -153,7 +158,7 @@ class Agent:
                 return
             try:
                 answer = self.handle(check(message))
-            except BadRequest as e:
+            except (BadRequest, files.FileError) as e:
                 answer = {"ok": False, "code": "bad_request", "error": str(e)}
             except KeyError as e:
                 answer = {"ok": False, "code": "not_found", "error": f"no job {e.args[0]}"}
@@ -169,12 +174,22 @@ class Agent:
         if op == "hello":
             return {"ok": True, "version": __version__, "protocol": wire.VERSION,
                     "hostname": socket.gethostname(), "running": jobs.running(),
-                    "pid": os.getpid()}
+                    "pid": os.getpid(), "started": self.started, "boot_id": _boot_id()}
         if op == "submit":
             row, new = jobs.submit(owner, req["id"], req["spec"])
             if row.owner != owner:
                 raise BadRequest(f"job id {req['id']} is taken by another server")
             return {"ok": True, "accepted": True, "new": new, "job": row.view()}
+        if op == "submit_many":
+            views: list[dict[str, Any]] = []
+            for row, new in jobs.submit_many(owner, req["jobs"]):
+                if row.owner != owner:
+                    views.append({"id": row.id, "error": "the id is taken by another server"})
+                else:
+                    views.append({"id": row.id, "job": row.view(), "new": new})
+            return {"ok": True, "jobs": views}
+        if op in FILE_OPS:
+            return {"ok": True, **self._file_op(req)}
         if op == "list":
             return {"ok": True, "jobs": [r.view() for r in self.store.held(owner)]}
         if op == "wait":
@@ -200,6 +215,21 @@ class Agent:
         return {"ok": True, **jobs.read(row.id, req["stream"], req["offset"],
                                         min(req["limit"], wire.CHUNK))}
 
+    def _file_op(self, req: dict[str, Any]) -> dict[str, Any]:
+        work, op = self.config.work_dir, req["op"]
+        if op == "files":
+            return files.listing(work, req["path"])
+        if op == "fstat":
+            return files.stat(work, req["path"])
+        if op == "fread":
+            return files.read(work, req["path"], req["offset"], min(req["limit"], FILE_CHUNK))
+        if op == "fwrite":
+            return files.write(work, req["path"], req["part"], req["offset"], req["data"])
+        if op == "fcommit":
+            return files.commit(work, req["path"], req["part"], req["size"], req["sha256"],
+                                req["overwrite"])
+        return files.checksum(work, req["path"])
+
     def purge_loop(self) -> None:
         while not self.closing.wait(PURGE_EVERY):
             try:
@@ -209,6 +239,13 @@ class Agent:
                              self.config.keep_days)
             except Exception:
                 log.exception("purge failed")
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _answer(sock: socket.socket | ssl.SSLSocket, message: dict[str, Any]) -> bool:
@@ -236,6 +273,8 @@ def main(config_path: Path | None, *, verbose: bool = False) -> int:
     sock = agent.bind()
     where = sock.getsockname()
     agent.jobs.purge(time.time())
+    threading.Thread(target=agent.jobs.run_starter, args=(agent.closing,), daemon=True,
+                     name="starter").start()
     agent.jobs.recover()
 
     def stop(signum: int, frame: Any) -> None:

@@ -4,10 +4,12 @@ the exit status recorded in a file by the job's own shell), waited for, and thei
 recorded before it is offered to the server.
 
 Jobs are no children the agent needs: a `kill -9` of the agent leaves them running,
-and the restarted agent finds them again (`recover`): by the pid it recorded, or by
-their environment in /proc (`JAZ_AGENT_JOB`) when it died between starting one and
-recording its pid; a job found nowhere that left an exit status has ended; one with
-neither never started, and starts now.
+and the restarted agent finds them again (`recover`) by their environment in /proc
+(`JAZ_AGENT_JOB`); a job found nowhere that left an exit status has ended; one that
+left its log files but no exit status was started and ended unwatched (killed by a
+signal): it is reported so, never started again; one with none of these never
+started, and starts now. Jobs are started by one starter thread, so that
+accepting (a commit) never waits for a process to start.
 """
 
 from __future__ import annotations
@@ -49,7 +51,14 @@ class Jobs:
         self._changed = threading.Condition(self._lock)
         self._seq = 0                                   # bumped at every job's end
         self._executions: dict[str, Execution] = {}
+        self._owners: dict[str, str] = {}               # of the running jobs
         self._queue: deque[str] = deque()               # accepted, waiting for a slot
+        self._starting: set[str] = set()                # taken from the queue, not started
+        self._stop_pending: set[str] = set()            # stopped while starting
+        self._kick = threading.Event()                  # wakes the starter thread
+        self._reboots: list[str] = []                   # reboots waiting for jobs to end
+        self._ending: list[tuple[str, dict[str, Any], float]] = []   # to commit (`_end`)
+        self._committing = False
         self._busy = 0
         config.jobs_dir.mkdir(parents=True, exist_ok=True)
 
@@ -64,16 +73,32 @@ class Jobs:
     # ------------------------------------------------------------ requests
 
     def submit(self, owner: str, job_id: str, spec: dict[str, Any]) -> tuple[JobRow, bool]:
-        """Accept a job: committed before this returns. (row, False) for an id known
-        already: the same job, not run again."""
-        new = self.store.add(job_id, owner, spec, time.time())
-        row = self.store.get(job_id)
-        assert row is not None
-        if new:
+        """Accept a job: committed before this returns, started soon after by the
+        starter thread. (row, False) for an id known already: the same job, not run
+        again."""
+        return self.submit_many(owner, [(job_id, spec)])[0]
+
+    def submit_many(self, owner: str, jobs: list[tuple[str, dict[str, Any]]]
+                    ) -> list[tuple[JobRow, bool]]:
+        news = self.store.add_many(owner, jobs, time.time())
+        out: list[tuple[JobRow, bool]] = []
+        for (job_id, _), new in zip(jobs, news, strict=True):
+            row = self.store.get(job_id)
+            assert row is not None
+            out.append((row, new))
+        fresh = [job_id for (job_id, _), new in zip(jobs, news, strict=True) if new]
+        if fresh:
             with self._lock:
-                self._queue.append(job_id)
+                self._queue.extend(fresh)
+            self._kick.set()
+        return out
+
+    def run_starter(self, closing: threading.Event) -> None:
+        """The starter thread: starts queued jobs as slots free up."""
+        while not closing.is_set():
+            self._kick.wait(1.0)
+            self._kick.clear()
             self._start_queued()
-        return row, new
 
     def stop(self, job_id: str) -> JobRow | None:
         row = self.store.get(job_id)
@@ -82,9 +107,14 @@ class Jobs:
         self.store.set(job_id, stop=1)
         with self._lock:
             execution = self._executions.get(job_id)
-            queued = job_id in self._queue
-            if queued:
+            queued = job_id in self._queue or job_id in self._reboots
+            if job_id in self._queue:
                 self._queue.remove(job_id)
+            if job_id in self._reboots:
+                self._reboots.remove(job_id)
+            if job_id in self._starting:   # the starter stops it once it runs
+                self._stop_pending.add(job_id)
+                return self.store.get(job_id)
         if execution is not None:
             execution.stop()
         elif queued or row.state == "accepted":
@@ -140,7 +170,7 @@ class Jobs:
     def sizes(self, owner: str) -> dict[str, list[int]]:
         """The log sizes of the owner's running jobs (what a follower asks for next)."""
         with self._lock:
-            ids = list(self._executions)
+            ids = [i for i in self._executions if self._owners.get(i) == owner]
         return {job_id: self.log_sizes(job_id) for job_id in ids}
 
     def running(self) -> int:
@@ -152,11 +182,14 @@ class Jobs:
     def recover(self) -> None:
         """After a start: take up every job the last agent process left unfinished."""
         rows = self.store.unfinished()
-        found = _find_processes({r.id for r in rows if r.state == "starting"})
+        # an accepted job may have been started by an agent that died before recording
+        # it: its processes name it in their environment
+        found = _find_processes({r.id for r in rows if r.state != "running"})
         for row in rows:
             stem = str(self.folder(row.id) / "job")
-            if row.state == "accepted" or (row.state == "starting" and row.id not in found
-                                           and read_exit(Path(stem + ".exit")) is None):
+            if row.state != "running" and row.id not in found \
+                    and read_exit(Path(stem + ".exit")) is None \
+                    and not Path(stem + ".out").exists():   # never started: it starts now
                 self.store.set(row.id, state="accepted")
                 with self._lock:
                     self._queue.append(row.id)
@@ -171,21 +204,40 @@ class Jobs:
                      row.id, pgid)
             with self._lock:
                 self._executions[row.id] = execution
+                self._owners[row.id] = row.owner
                 self._busy += 1
             if row.stop:
                 execution.stop()
             threading.Thread(target=self._finish, args=(row.id, execution), daemon=True,
                              name=f"job-{row.id}").start()
-        self._start_queued()
+        self._kick.set()
 
     def _start_queued(self) -> None:
         while True:
             with self._lock:
+                if self._reboots and self._busy == 0:   # the jobs it waited for are over
+                    self._queue.appendleft(self._reboots.pop(0))
                 if not self._queue or self._busy >= self.config.max_jobs:
                     return
                 job_id = self._queue.popleft()
+            row = self.store.get(job_id)
+            with self._lock:
+                if row is not None and row.spec.get("reboot") == "after_jobs" \
+                        and self._busy > 0:
+                    self._reboots.append(job_id)   # after the running jobs end
+                    continue
                 self._busy += 1
-            self._start(job_id)
+                self._starting.add(job_id)
+            try:
+                self._start(job_id)
+            finally:
+                with self._lock:
+                    self._starting.discard(job_id)
+                    stop = job_id in self._stop_pending
+                    self._stop_pending.discard(job_id)
+                    execution = self._executions.get(job_id)
+                if stop and execution is not None:
+                    execution.stop()
 
     def _start(self, job_id: str) -> None:
         row = self.store.get(job_id)
@@ -193,7 +245,6 @@ class Jobs:
         spec = row.spec
         try:
             attempt = self._attempt(row)
-            self.store.set(job_id, state="starting")
             execution = self._executor.start(attempt)
         except (JazError, OSError) as e:
             with self._lock:
@@ -201,11 +252,12 @@ class Jobs:
             message = e.message if isinstance(e, JazError) else str(e)
             self._end(job_id, {"exit_code": None, "outputs": {}, "stdout_tail": "",
                                "stderr_tail": "", "error": message, "stopped": False})
-            self._start_queued()
             return
-        self.store.set(job_id, state="running", pid=execution.pid, started=time.time())
+        # no commit here: a restarted agent finds the job by its environment in /proc,
+        # or by the log files it leaves (made just before the process starts)
         with self._lock:
             self._executions[job_id] = execution
+            self._owners[job_id] = row.owner
         log.debug("job %s (%s/%s) started: pid %s", job_id, spec.get("jobnet"),
                   spec.get("job"), execution.pid)
         threading.Thread(target=self._finish, args=(job_id, execution), daemon=True,
@@ -215,6 +267,14 @@ class Jobs:
         spec = row.spec
         folder = self.folder(row.id)
         folder.mkdir(parents=True, exist_ok=True)
+        if spec.get("user") and os.geteuid() == 0:
+            import pwd
+
+            try:   # the job writes its $JAZ_OUTPUT and exit status here, as that user
+                entry = pwd.getpwnam(spec["user"])
+                os.chown(folder, entry.pw_uid, entry.pw_gid)
+            except KeyError:
+                pass   # the executor says the user is unknown
         stem = folder / "job"
         cwd = Path(os.path.expanduser(spec["cwd"])) if spec.get("cwd") else self.config.work_dir
         if not cwd.is_absolute():
@@ -222,7 +282,9 @@ class Jobs:
         env = dict(spec.get("env", {}))
         env["JAZ_OUTPUT"] = str(stem) + ".vars"
         env["JAZ_AGENT_JOB"] = row.id
-        job = Job(name=spec.get("job", "job"), action=RunAction(script=spec["script"]),
+        env["JAZ_AGENT_PID"] = str(os.getpid())
+        script = self.config.reboot_command if spec.get("reboot") else spec["script"]
+        job = Job(name=spec.get("job", "job"), action=RunAction(script=script),
                   shell=spec.get("shell", "/bin/sh"), user=spec.get("user"),
                   stop_command=spec.get("stop_command"))
         return Attempt(run_id=int(spec.get("run_id", 0)), jobnet=spec.get("jobnet", ""),
@@ -249,17 +311,38 @@ class Jobs:
                   "stderr_tail": redact(outcome.stderr_tail, secrets),
                   "error": outcome.error}
         with self._lock:
+            self._owners.pop(job_id, None)
             if self._executions.pop(job_id, None) is not None:
                 self._busy -= 1
         self._end(job_id, result)
-        self._start_queued()
+        self._kick.set()
 
     def _end(self, job_id: str, result: dict[str, Any]) -> None:
-        if self.store.end(job_id, result, time.time()):
-            log.debug("job %s ended: %s", job_id, result.get("exit_code"))
-        with self._changed:
-            self._seq += 1
-            self._changed.notify_all()
+        """Record a job's end. Ends that come together share one commit (a group commit:
+        whoever finds no commit under way makes it, for all that are waiting); a result
+        is offered to the server only once committed."""
+        log.debug("job %s ended: %s", job_id, result.get("exit_code"))
+        with self._lock:
+            self._ending.append((job_id, result, time.time()))
+            if self._committing:
+                return
+            self._committing = True
+        while True:
+            with self._lock:
+                batch, self._ending = self._ending, []
+                if not batch:
+                    self._committing = False
+                    return
+            try:
+                self.store.end_many(batch)
+            except Exception:
+                with self._lock:
+                    self._committing = False
+                log.exception("recording the end of %s jobs failed", len(batch))
+                raise
+            with self._changed:
+                self._seq += 1
+                self._changed.notify_all()
 
     # ------------------------------------------------------------ purging
 

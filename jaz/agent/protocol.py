@@ -8,12 +8,19 @@ agent serves several servers and each sees only its own jobs):
 | --- | --- | --- |
 | hello | | version, hostname, running |
 | submit | id, spec | job (accepted, committed), new |
+| submit_many | jobs: [{id, spec}] | jobs: [{job, new}], all in one commit |
 | get | id | job |
 | list | | jobs: every job of the owner not acknowledged yet |
 | wait | timeout, ids | jobs: ended, not acknowledged, among ids (a long poll); log sizes |
 | ack | ids | acked: how many |
 | stop | id | job |
 | read | id, stream, offset, limit | data (base64), next, size, ended |
+| files | path (a glob) | files: [{path, size}], dirs (for `transfer`) |
+| fstat | path | exists, dir |
+| fread | path, offset, limit | data (base64), size, next |
+| fwrite | path, part, offset, data | next (into a part file beside path) |
+| fcommit | path, part, size, sha256, overwrite | the part renamed to path if both match |
+| fsum | path | sha256, size |
 """
 
 from __future__ import annotations
@@ -21,7 +28,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-OPS = {"hello", "submit", "get", "list", "wait", "ack", "stop", "read"}
+OPS = {"hello", "submit", "submit_many", "get", "list", "wait", "ack", "stop", "read",
+       "files", "fstat", "fread", "fwrite", "fcommit", "fsum"}
+FILE_OPS = {"files", "fstat", "fread", "fwrite", "fcommit", "fsum"}
+_PART = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_HEX = re.compile(r"[0-9a-f]{64}")
+MAX_BATCH = 1000
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
 MAX_WAIT = 30.0
@@ -56,8 +68,51 @@ def check(message: dict[str, Any]) -> dict[str, Any]:
             raise BadRequest("'id' must be 1-200 letters, digits and . _ - (not starting "
                              "with . _ -)")
         out["id"] = job_id
+    if op in FILE_OPS:
+        path = _want(message, "path", str, "a path (a string)")
+        if not path or "\0" in path:
+            raise BadRequest("'path' must be a non-empty path without NUL")
+        out["path"] = path
+        if op in ("fread", "fwrite"):
+            offset = _want(message, "offset", int, "a byte offset (a whole number)")
+            if offset < 0:
+                raise BadRequest("'offset' must not be negative")
+            out["offset"] = offset
+        if op == "fread":
+            limit = _want(message, "limit", int, "a number of bytes (a whole number)")
+            out["limit"] = max(0, limit)
+        if op in ("fwrite", "fcommit"):
+            part = _want(message, "part", str, "a part id (a string)")
+            if not _PART.fullmatch(part):
+                raise BadRequest("'part' must be 1-64 letters, digits, _ and -")
+            out["part"] = part
+        if op == "fwrite":
+            out["data"] = _want(message, "data", str, "base64 data (a string)")
+        if op == "fcommit":
+            size = _want(message, "size", int, "a size in bytes")
+            digest = _want(message, "sha256", str, "a SHA-256 (64 hex digits)")
+            if not _HEX.fullmatch(digest):
+                raise BadRequest("'sha256' must be 64 lower-case hex digits")
+            out["size"], out["sha256"] = size, digest
+            out["overwrite"] = bool(_want(message, "overwrite", bool, "true or false"))
+        return out
     if op == "submit":
         out["spec"] = _spec(_want(message, "spec", dict, "the job (an object)"))
+    elif op == "submit_many":
+        jobs = _want(message, "jobs", list, "a list of jobs ({\"id\", \"spec\"})")
+        if not 1 <= len(jobs) <= MAX_BATCH:
+            raise BadRequest(f"'jobs' must hold 1 to {MAX_BATCH} jobs")
+        out["jobs"] = []
+        for index, job in enumerate(jobs):
+            if not isinstance(job, dict):
+                raise BadRequest(f"jobs[{index}] must be an object")
+            try:
+                job_id = _want(job, "id", str, "a job id (a string)")
+                if not _ID.fullmatch(job_id):
+                    raise BadRequest("'id' must be 1-200 letters, digits and . _ -")
+                out["jobs"].append((job_id, _spec(_want(job, "spec", dict, "the job"))))
+            except BadRequest as e:
+                raise BadRequest(f"jobs[{index}]: {e}") from None
     elif op == "wait":
         timeout = _want(message, "timeout", (int, float), "seconds (a number)")
         out["timeout"] = min(max(float(timeout), 0.0), MAX_WAIT)
@@ -85,7 +140,14 @@ def _ids(message: dict[str, Any]) -> list[str]:
 
 
 def _spec(spec: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"script": _want(spec, "script", str, "the job's script")}
+    reboot = spec.get("reboot")
+    if reboot is not None and reboot not in ("now", "after_jobs"):
+        raise BadRequest(f"spec.reboot must be \"now\" or \"after_jobs\", got {reboot!r}")
+    # a reboot runs the agent's own reboot_command: no script comes with it
+    out: dict[str, Any] = {"script": "" if reboot else
+                           _want(spec, "script", str, "the job's script")}
+    if reboot:
+        out["reboot"] = reboot
     for key in ("shell", "cwd", "user", "stop_command", "jobnet", "job"):
         value = spec.get(key)
         if value is not None and not isinstance(value, str):

@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
     spec TEXT NOT NULL,
-    state TEXT NOT NULL,          -- accepted | starting | running | ended
+    state TEXT NOT NULL,          -- accepted | running | ended
     pid INTEGER,
     created REAL NOT NULL,
     started REAL,
@@ -83,15 +83,23 @@ class AgentStore:
         rows = self._rows("WHERE id = ?", (job_id,))
         return rows[0] if rows else None
 
-    def add(self, job_id: str, owner: str, spec: dict[str, Any], now: float) -> bool:
-        """Commit a new job; False when one with this id exists (the caller answers as
-        for that one: duplicates are idempotent)."""
+    def add_many(self, owner: str, jobs: list[tuple[str, dict[str, Any]]], now: float
+                 ) -> list[bool]:
+        """Commit several new jobs in one transaction (one sync to disk); for each,
+        whether it is new (False: the id was known, the same job)."""
         with self._lock:
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO jobs (id, owner, spec, state, created) "
-                "VALUES (?, ?, ?, 'accepted', ?)",
-                (job_id, owner, json.dumps(spec), now))
-            return cur.rowcount == 1
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                new = [self._db.execute(
+                    "INSERT OR IGNORE INTO jobs (id, owner, spec, state, created) "
+                    "VALUES (?, ?, ?, 'accepted', ?)",
+                    (job_id, owner, json.dumps(spec), now)).rowcount == 1
+                    for job_id, spec in jobs]
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return new
 
     def set(self, job_id: str, **values: Any) -> None:
         if "result" in values and values["result"] is not None:
@@ -100,13 +108,19 @@ class AgentStore:
         with self._lock:
             self._db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*values.values(), job_id))
 
-    def end(self, job_id: str, result: dict[str, Any], now: float) -> bool:
-        """Record the end of a job once; False when it had ended already."""
+    def end_many(self, ends: list[tuple[str, dict[str, Any], float]]) -> None:
+        """Record the ends of several jobs in one commit (each only once)."""
         with self._lock:
-            cur = self._db.execute(
-                "UPDATE jobs SET state = 'ended', ended = ?, result = ? "
-                "WHERE id = ? AND state != 'ended'", (now, json.dumps(result), job_id))
-            return cur.rowcount == 1
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "UPDATE jobs SET state = 'ended', ended = ?, result = ? "
+                    "WHERE id = ? AND state != 'ended'",
+                    [(now, json.dumps(result), job_id) for job_id, result, now in ends])
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def ack(self, owner: str, ids: list[str]) -> int:
         with self._lock:
@@ -130,12 +144,6 @@ class AgentStore:
         return self._rows("WHERE owner = ? AND acked = 0 AND state = 'ended' AND id IN "
                           "(SELECT value FROM json_each(?)) ORDER BY ended LIMIT ?",
                           (owner, json.dumps(ids), limit))
-
-    def count_running(self) -> int:
-        with self._lock:
-            return int(self._db.execute(
-                "SELECT count(*) FROM jobs WHERE state IN ('starting', 'running')"
-            ).fetchone()[0])
 
     def purge(self, before: float) -> list[str]:
         """Forget the settled jobs that ended before `before`; their ids (for the logs)."""

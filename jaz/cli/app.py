@@ -40,6 +40,7 @@ def _register() -> None:
     from jaz.cli import (
         agent,
         audit,
+        hosts,
         init,
         kinds,
         purge,
@@ -64,6 +65,7 @@ def _register() -> None:
     audit.register(app)
     tui.register(app)
     agent.register(app)
+    hosts.register(app)
 
 
 def _build() -> typer.Typer:

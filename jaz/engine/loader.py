@@ -654,11 +654,11 @@ LOCAL_KINDS = {"run", "set", "sleep", "wait_until", "jobnet", "wait_file", "tran
 
 
 def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = (),
-                   hosts: Mapping[str, bool] | None = None) -> list[Problem]:
+                   hosts: Mapping[str, tuple[str, ...] | None] | None = None) -> list[Problem]:
     """What stops `jaz run` (no server) from running this jobnet.
 
-    `hosts` are the hosts of the hosts file, each True when it is an agent host (the
-    only remote hosts `jaz run` runs jobs on: `run` jobs, one host each).
+    `hosts` are the hosts of the hosts file: the labels of each agent host, None for an
+    SSH host (`jaz run` runs `run` and `wait_file` jobs on agent hosts only).
     Checked before anything runs, so that a server-only action never fails halfway.
     Sub-jobnets are loaded and checked too (their problems carry their own file).
     """
@@ -666,38 +666,37 @@ def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = (),
     file = str(jobnet.path) if jobnet.path else "<jobnet>"
     c = _Collector(file, jobnet.text)
     for name, job in jobnet.jobs.items():
-        if job.kind not in LOCAL_KINDS and not _is_plugin(job):
+        if isinstance(job.action, RebootAction) and job.action.host not in (None, "local"):
+            problem = _host_problem(job.action.host or "", hosts)
+            if problem is not None:
+                c.add(problem, job=name, field="reboot.host")
+        elif job.kind not in LOCAL_KINDS and not _is_plugin(job):
             c.add(f"the {_quote(job.kind)} action needs the server; it is not available in "
                   f"`jaz run` (run this jobnet with `jaz server` / `jaz start`)", job=name,
                   field=job.kind)
         if job.hosts and set(job.hosts) != {"local"}:
-            c.add(f"hosts = {_quote(list(job.hosts))}: fan-out to several hosts is not "
-                  "supported yet; give one host with host = \"NAME\"", job=name,
-                  field="hosts")
-        elif job.hosts:
-            pass
-        elif job.host != "local" and job.host not in hosts:
-            known = ", ".join(sorted(hosts)) or "none"
-            c.add(f"host {_quote(job.host)} is not in the hosts file (hosts known: {known}); "
-                  "define it there as [hosts.NAME] with agent = \"addr:10055\" "
-                  "(docs/agent.md), or use host = \"local\"", job=name, field="host")
-        elif job.host != "local" and not hosts[job.host]:
-            c.add(f"host {_quote(job.host)} is an SSH host; `jaz run` runs jobs on agent "
-                  "hosts only so far", job=name, field="host")
-        elif job.host != "local" and job.kind != "run":
-            c.add(f"host {_quote(job.host)}: only `run` jobs go to agent hosts so far; a "
-                  f"{_quote(job.kind)} job runs here (drop its host)", job=name, field="host")
-        for field, spec in (("wait_file.host", getattr(job.action, "host", None)),):
-            if isinstance(job.action, WaitFileAction) and spec not in (None, "local"):
-                c.add(f"host {_quote(spec)}: `jaz run` only waits for local files", job=name,
-                      field=field)
+            for message in _fan_out_problems(job, hosts):
+                c.add(message, job=name, field="hosts")
+        elif job.host != "local":
+            problem = _host_problem(job.host, hosts)
+            if problem is None and job.kind != "run":
+                problem = (f"host {_quote(job.host)}: only `run` jobs go to agent hosts so "
+                           f"far; a {_quote(job.kind)} job runs here (drop its host)")
+            if problem is not None:
+                c.add(problem, job=name, field="host")
+        if isinstance(job.action, WaitFileAction) and job.action.host not in (None, "local") \
+                and hosts.get(job.action.host or "") is None:
+            c.add(f"host {_quote(job.action.host)}: `jaz run` waits for files here or on the "
+                  "agent hosts of the hosts file (docs/agent.md)", job=name,
+                  field="wait_file.host")
         if isinstance(job.action, TransferAction):
             for field, where in (("transfer.from", job.action.source),
                                  ("transfer.to", job.action.dest)):
                 host, _ = split_host_path(where)
-                if host != "local":
-                    c.add(f"host {_quote(host)} in {_quote(where)}: `jaz run` only copies "
-                          "between local paths", job=name, field=field)
+                if host != "local" and hosts.get(host) is None:
+                    c.add(f"host {_quote(host)} in {_quote(where)}: `jaz run` copies between "
+                          "local paths and the agent hosts of the hosts file", job=name,
+                          field=field)
         if isinstance(job.action, JobnetAction) and jobnet.path is not None:
             try:
                 sub = resolve_jobnet(job.action.name, jobnet.directory)
@@ -713,8 +712,42 @@ def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = (),
             except JobnetInvalid as e:
                 c.problems.extend(e.problems)
                 continue
-            c.problems.extend(local_problems(child, seen=(*seen, jobnet.path), hosts=hosts))
+            c.problems.extend(local_problems(child, seen=(*seen, jobnet.path),
+                                             hosts=hosts))
     return c.problems
+
+
+def _host_problem(host: str, hosts: Mapping[str, tuple[str, ...] | None]) -> str | None:
+    if host not in hosts:
+        known = ", ".join(sorted(hosts)) or "none"
+        return (f"host {_quote(host)} is not in the hosts file (hosts known: {known}); "
+                "define it there as [hosts.NAME] with agent = \"addr:10055\" "
+                "(docs/agent.md), or use host = \"local\"")
+    if hosts[host] is None:
+        return f"host {_quote(host)} is an SSH host; `jaz run` runs jobs on agent hosts only"
+    return None
+
+
+def _fan_out_problems(job: Job, hosts: Mapping[str, tuple[str, ...] | None]) -> list[str]:
+    """`hosts = [...]`: agent hosts and `label:NAME` selectors of agent hosts, `run` jobs."""
+    if job.kind != "run":
+        return [f"hosts: only `run` jobs fan out to agent hosts so far, not a "
+                f"{_quote(job.kind)} job"]
+    out: list[str] = []
+    for item in job.hosts:
+        if item == "local":
+            out.append("hosts: \"local\" cannot be one of the hosts of a fan-out yet; "
+                       "use agent hosts only")
+        elif item.startswith("label:"):
+            label = item[len("label:"):]
+            if not any(labels is not None and label in labels for labels in hosts.values()):
+                out.append(f"hosts: no agent host in the hosts file has the label "
+                           f"{_quote(label)} (labels = [...] in [hosts.NAME])")
+        else:
+            problem = _host_problem(item, hosts)
+            if problem is not None:
+                out.append(problem)
+    return out
 
 
 def split_host_path(spec: str) -> tuple[str, str]:

@@ -91,6 +91,9 @@ class RunMachine:
         self._calendars: CalendarLibrary | None = None
         # jobs found still running on resume, waited for: name -> (process group, stem)
         self.adopted: dict[str, tuple[int, str]] = {}
+        # jobs running on agent hosts when the run was interrupted: job -> (host, stem);
+        # their agent keeps them and their results, so they are waited for, never rerun
+        self.adopted_remote: dict[str, tuple[str, str]] = {}
         self.run = store.get_run(run_id)
         self.jobs: dict[str, JobRecord] = {j.name: j for j in store.get_jobs(run_id)}
         self.order = jobnet.order()
@@ -690,8 +693,13 @@ class RunMachine:
         interrupted = {name: rec for name, rec in self.jobs.items()
                        if rec.status == JobState.RUNNING}
         finished = self._finished_meanwhile(interrupted)
+        self.adopted_remote = {
+            name: (self.jobnet.jobs[name].host, self._stem(name, rec.executions))
+            for name, rec in interrupted.items() if name not in finished
+            and _remote(self.jobnet.jobs[name])}
         stale = {name: (rec.pid, self._stem(name, rec.executions) + ".vars")
-                 for name, rec in interrupted.items() if name not in finished}
+                 for name, rec in interrupted.items()
+                 if name not in finished and name not in self.adopted_remote}
         groups = stale_groups(self.run_id, stale)
         if self.settings.adopt_running:
             self.adopted = {name: (min(found), self._stem(name, self.jobs[name].executions))
@@ -703,6 +711,9 @@ class RunMachine:
             for name, rec in self.jobs.items():
                 if rec.status == JobState.RUNNING and name in self.adopted:
                     self._job(name, message="still running after a restart: waited for")
+                elif rec.status == JobState.RUNNING and name in self.adopted_remote:
+                    self._job(name, message=f"on host {self.adopted_remote[name][0]} when "
+                                            "interrupted: its result is asked for")
                 elif rec.status == JobState.RUNNING:
                     self._reset(name, "interrupted; runs again on resume")
                 elif rec.status in (JobState.FAILED, JobState.STOPPED) and name not in skip:
@@ -755,6 +766,11 @@ class RunMachine:
             raise NotFound(f"run {self.run_id} has no job {name!r}",
                            hint=f"its jobs are: {', '.join(self.jobs)}")
         return self.jobs[name]
+
+
+def _remote(job: Job) -> bool:
+    """A `run` job on agent hosts (`host`, or `hosts` for a fan-out): its agents keep it."""
+    return job.kind == "run" and (job.host != "local" or bool(set(job.hosts) - {"local"}))
 
 
 def _uses_slot(job: Job) -> bool:

@@ -24,7 +24,16 @@ from jaz.engine.clock import Clock
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
 from jaz.engine.log import logger
 from jaz.engine.machine import Kill, Launch, Listener, RunMachine, Settings, new_run
-from jaz.engine.model import Jobnet, JobnetAction, JobState, PluginAction, RunState
+from jaz.engine.model import (
+    Jobnet,
+    JobnetAction,
+    JobState,
+    PluginAction,
+    RebootAction,
+    RunState,
+    TransferAction,
+    WaitFileAction,
+)
 from jaz.engine.records import RunRecord
 from jaz.engine.store.base import Store
 from jaz.errors import JazError
@@ -268,6 +277,16 @@ class Runner:
         self._adopting = False
         for name, (pgid, stem) in self.machine.adopted.items():
             self._adopt(name, pgid, stem)
+        for name, (host, stem) in self.machine.adopted_remote.items():
+            remote = self.ctx.remote
+            execution = None if remote is None else remote.adopt(
+                self.run_id, self.machine.jobnet.jobs[name], host, stem)
+            if execution is None:
+                self._post(("done", (name, Outcome(exit_code=None, error=(
+                    f"was running on host {host!r} when interrupted, and this process knows "
+                    "no hosts to ask for its result")))))
+            else:
+                self._watch(name, execution)
 
     def wait_time(self) -> float | None:
         """Seconds until this runner's next turn without events (None: none)."""
@@ -370,11 +389,12 @@ class Runner:
         executor = self.ctx.executors.get(kind)
         if kind == "jobnet":
             executor = JobnetExecutor(self.ctx)
-        elif kind == "run" and attempt.host != "local":
+        host = remote_host(attempt)
+        if host is not None:
             executor = self.ctx.remote
         try:
-            if executor is None and attempt.host != "local" and kind == "run":
-                raise JazError(f"host {attempt.host!r}: no hosts are known in this mode "
+            if executor is None and host is not None:
+                raise JazError(f"host {host!r}: no hosts are known in this mode "
                                "(see docs/agent.md for the hosts file)")
             if executor is None and isinstance(attempt.job.action, PluginAction):
                 from jaz.engine.executors.plugins import executor_for  # another package's
@@ -631,6 +651,27 @@ def _close_all(selector: selectors.BaseSelector, *fds: int) -> None:
     selector.close()
     for fd in fds:
         os.close(fd)
+
+
+def remote_host(attempt: Attempt) -> str | None:
+    """The host other than "local" an attempt runs on (`run` jobs: `host`, or `hosts` for
+    one instance on each; `wait_file`, `reboot`: their own `host`; `transfer`: a host
+    of either end), or None: here."""
+    action = attempt.job.action
+    if isinstance(action, TransferAction):
+        from jaz.engine.loader import split_host_path
+
+        far = [h for h in (split_host_path(action.source)[0], split_host_path(action.dest)[0])
+               if h != "local"]
+        return far[0] if far else None
+    if isinstance(action, WaitFileAction | RebootAction):
+        return action.host if action.host not in (None, "local") else None
+    job = attempt.job
+    if job.kind == "run" and job.hosts and set(job.hosts) != {"local"}:
+        return ", ".join(job.hosts)   # fan-out: one instance on each
+    if job.kind == "run" and attempt.host != "local":
+        return attempt.host
+    return None
 
 
 def _outcome(execution: Execution) -> Outcome:

@@ -29,6 +29,10 @@ class FingerprintChanged(Refused):
     """The agent's certificate is not the one pinned: nothing was sent."""
 
 
+class NotTrusted(Refused):
+    """No fingerprint is pinned for the host yet: nothing was even tried."""
+
+
 def probe(address: str, *, insecure: bool = False, timeout: float = CONNECT_SECONDS) -> str:
     """The fingerprint of the agent at `address`, sending nothing (`jaz hosts trust`)."""
     parsed = wire.split_address(address)
@@ -85,6 +89,15 @@ class AgentClient:
         with self._lock:
             self._drop()
 
+    def abort(self) -> None:
+        """Break the connection from another thread (a call blocked on it fails now)."""
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _drop(self) -> None:
         if self._sock is not None:
             try:
@@ -96,7 +109,7 @@ class AgentClient:
     def _connect(self) -> socket.socket | ssl.SSLSocket:
         host = self.host
         if not host.insecure and host.fingerprint is None:
-            raise Refused(f"host {host.name!r} is not trusted yet: no fingerprint pinned",
+            raise NotTrusted(f"host {host.name!r} is not trusted yet: no fingerprint pinned",
                           hint=f"check the agent's fingerprint and run `jaz hosts trust "
                                f"{host.name}`")
         try:
@@ -137,20 +150,31 @@ class AgentClient:
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
         """One request and its answer; Unreachable when the connection fails (closed, to
         be made again by the next call), Refused or AgentError on the agent's no."""
+        if not self.host.insecure and self.host.fingerprint is None:
+            self._connect()   # NotTrusted, before the token is even read
         message = {"op": op, "token": self.host.token(), "owner": self.owner, **fields}
         with self._lock:
-            try:
-                if self._sock is None:
-                    self._sock = self._connect()
-                wire.send(self._sock, message)
-                answer = wire.receive(self._sock)
-            except (OSError, ssl.SSLError, wire.ProtocolError) as e:
+            # A kept connection may have died meanwhile (the agent restarted): then the
+            # request goes once more on a new one (every request is safe to repeat).
+            for reused in ((True, False) if self._sock is not None else (False,)):
+                try:
+                    if self._sock is None:
+                        self._sock = self._connect()
+                    wire.send(self._sock, message)
+                    answer = wire.receive(self._sock)
+                except (OSError, ssl.SSLError, wire.ProtocolError) as e:
+                    self._drop()
+                    if reused:
+                        continue
+                    raise Unreachable(f"host {self.host.name!r}: the connection to the agent "
+                                      f"failed: {e}") from None
+                if answer is not None:
+                    break
                 self._drop()
-                raise Unreachable(f"host {self.host.name!r}: the connection to the agent "
-                                  f"failed: {e}") from None
-            if answer is None:
-                self._drop()
-                raise Unreachable(f"host {self.host.name!r}: the agent closed the connection")
+                if not reused:
+                    raise Unreachable(f"host {self.host.name!r}: the agent closed the "
+                                      "connection")
+            assert answer is not None
         if answer.get("ok") is True:
             return answer
         code, error = str(answer.get("code", "")), str(answer.get("error", "no reason"))

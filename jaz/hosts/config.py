@@ -77,8 +77,10 @@ def default_hosts_file() -> Path:
     return jaz_home() / "hosts.toml"
 
 
-def load_hosts(path: Path | None, *, required: bool = False) -> dict[str, Host]:
-    """The hosts in `path` (default: $JAZ_HOME/hosts.toml, which may be missing)."""
+def load_hosts(path: Path | None, *, required: bool = False, only_hosts: bool = True
+               ) -> dict[str, Host]:
+    """The hosts in `path` (default: $JAZ_HOME/hosts.toml, which may be missing); with
+    `only_hosts=False` other top-level keys are let be (a server config's)."""
     explicit = path is not None
     path = path or default_hosts_file()
     try:
@@ -94,7 +96,8 @@ def load_hosts(path: Path | None, *, required: bool = False) -> dict[str, Host]:
     file = str(path)
     data = parse_toml(text, file)
     c = Collector(file, text)
-    check_unknown(c, data, {"hosts"}, job=None, where="the hosts file")
+    if only_hosts:
+        check_unknown(c, data, {"hosts"}, job=None, where="the hosts file")
     hosts = parse_hosts(c, data.get("hosts", {}), base=path.parent, source=path.resolve())
     if c.problems:
         raise JobnetInvalid(c.problems)

@@ -35,9 +35,9 @@ from typing import Any
 
 from jaz.engine.durations import format_duration
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
-from jaz.engine.model import RunAction
+from jaz.engine.model import Job, RebootAction, RunAction, TransferAction, WaitFileAction
 from jaz.errors import ActionError, JazError, Refused, Unreachable
-from jaz.hosts.client import AgentClient, AgentError, FingerprintChanged
+from jaz.hosts.client import AgentClient, AgentError, FingerprintChanged, NotTrusted
 from jaz.hosts.config import Host
 from jaz.hosts.wire import CHUNK
 
@@ -45,6 +45,8 @@ log = logging.getLogger("jaz.hosts")
 HEARTBEAT = 5.0        # seconds between hellos to an idle agent
 POLL = 1.0             # seconds one long poll waits for an end (output is mirrored as often)
 BACKOFF = (0.05, 5.0)  # first and longest pause between delivery attempts
+CLOSE_SECONDS = 5.0    # how long closing waits for a request in flight
+SUBMIT_BATCH = 200     # jobs sent in one request (and committed at once by the agent)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -120,9 +122,11 @@ class Link:
         self.online: bool | None = None
         self.last_seen: float | None = None
         self.version: str | None = None
+        self.identity: tuple[str, float] = ("", 0.0)   # boot id, agent start (`hello`)
         self.running: int | None = None
         self.error = ""
         self._away_since: float | None = None
+        self._reconcile = True   # the poller asks for every job the agent holds first
         self._threads = [threading.Thread(target=self._send_loop, daemon=True,
                                           name=f"host-{host.name}-send"),
                          threading.Thread(target=self._poll_loop, daemon=True,
@@ -131,9 +135,20 @@ class Link:
             t.start()
 
     def close(self) -> None:
+        """Stop the threads; results settled but not yet acknowledged are acknowledged
+        now, if the agent answers (else it offers them again to the next link)."""
         self._closing.set()
         self._wake.set()
         self._accepted.set()
+        self.poll.abort()   # out of its long poll now, not at its end
+        self._threads[0].join(timeout=CLOSE_SECONDS)   # the sender's request in flight
+        with self._lock:
+            acks, self._acks = self._acks, []
+        if acks:   # (a host just seen answers at once; one away costs a connect timeout)
+            try:
+                self.ctl.call("ack", ids=acks)
+            except JazError:
+                pass
         self.ctl.close()
         self.poll.close()
 
@@ -153,6 +168,14 @@ class Link:
             self._unsent.append(execution.job_id)
         self._wake.set()
 
+    def adopt(self, execution: AgentExecution) -> None:
+        """A job sent by an earlier process: asked for at the next poll (`list` first)."""
+        execution.accepted = True
+        with self._lock:
+            self._jobs[execution.job_id] = execution
+            self._reconcile = True
+        self._accepted.set()
+
     def stop(self, execution: AgentExecution) -> None:
         with self._lock:
             unsent = execution.job_id in self._unsent
@@ -170,15 +193,17 @@ class Link:
 
     def _send_loop(self) -> None:
         backoff = BACKOFF[0]
+        greeted = False   # a hello first: the host's version and state from the start
         while not self._closing.is_set():
-            woken = self._wake.wait(HEARTBEAT)
+            woken = self._wake.wait(HEARTBEAT if greeted else 0)
             self._wake.clear()
             if self._closing.is_set():
                 return
             try:
                 did = self._flush()
-                if not did and not woken:
+                if not greeted or (not did and not woken):
                     self._hello()
+                    greeted = True
                 backoff = BACKOFF[0]
             except (FingerprintChanged, Refused) as e:
                 self._away(e)
@@ -198,23 +223,38 @@ class Link:
         """Send what waits to be sent; whether there was anything."""
         did = False
         while True:
-            with self._lock:
-                if not self._unsent:
-                    break
-                job_id = self._unsent[0]
-                execution = self._jobs.get(job_id)
-            if execution is None:
+            with self._lock:   # out of _unsent while in flight: a stop now goes to _stops
+                batch = [self._unsent.popleft()
+                         for _ in range(min(len(self._unsent), SUBMIT_BATCH))]
+                sending = [(i, e) for i in batch if (e := self._jobs.get(i)) is not None]
+            if not sending:
+                break
+            try:   # all in one request and one commit on the agent
+                answer = self.ctl.call("submit_many", jobs=[
+                    {"id": job_id, "spec": execution.spec} for job_id, execution in sending])
+            except AgentError as e:   # a no to these jobs (not to the link): they fail
                 with self._lock:
-                    self._unsent.popleft()
+                    for job_id, _ in sending:
+                        self._jobs.pop(job_id, None)
+                for _, execution in sending:
+                    execution.settle(Outcome(exit_code=None,
+                                             error=f"the agent refused the job: {e.message}"))
                 continue
-            answer = self.ctl.call("submit", id=job_id, spec=execution.spec)
+            except JazError:
+                with self._lock:   # not known to be there: sent again (idempotent by id)
+                    self._unsent.extendleft(reversed(batch))
+                raise
             self._seen()
-            with self._lock:
-                if self._unsent and self._unsent[0] == job_id:
-                    self._unsent.popleft()
-            view = answer.get("job") or {}
-            execution.pid = view.get("pid")
-            execution.accepted = True
+            for (job_id, execution), view in zip(sending, answer.get("jobs", []),
+                                                 strict=False):
+                if "error" in view:
+                    with self._lock:
+                        self._jobs.pop(job_id, None)
+                    execution.settle(Outcome(exit_code=None, error=(
+                        f"the agent refused the job: {view['error']}")))
+                    continue
+                execution.pid = (view.get("job") or {}).get("pid")
+                execution.accepted = True
             self._accepted.set()
             did = True
         with self._lock:
@@ -241,8 +281,14 @@ class Link:
             did = True
         return did
 
+    def hello(self) -> tuple[str, float]:
+        """Say hello now: the agent's identity (boot id, start time of its process)."""
+        self._hello()
+        return self.identity
+
     def _hello(self) -> None:
         answer = self.ctl.call("hello")
+        self.identity = (str(answer.get("boot_id", "")), float(answer.get("started") or 0))
         self.version = str(answer.get("version", ""))
         running = answer.get("running")
         self.running = running if isinstance(running, int) else None
@@ -259,7 +305,8 @@ class Link:
     def _away(self, error: JazError) -> None:
         if self.online is not False or self.error != error.message:
             log.warning("host %s: %s", self.host.name, error.message)
-        self.online = False
+        # not trusted yet: never asked, so neither online nor offline as far as we know
+        self.online = None if isinstance(error, NotTrusted) else False
         self.error = error.message
         if self._away_since is None:
             self._away_since = time.monotonic()
@@ -292,7 +339,6 @@ class Link:
     # ------------------------------------------------------------ the poller
 
     def _poll_loop(self) -> None:
-        fresh = True   # a new connection: reconcile first
         backoff = BACKOFF[0]
         while not self._closing.is_set():
             with self._lock:
@@ -302,16 +348,17 @@ class Link:
                 self._accepted.clear()
                 continue
             try:
+                with self._lock:
+                    fresh, self._reconcile = self._reconcile, False
                 if fresh:
                     answer = self.poll.call("list")
-                    fresh = False
                     held = {v["id"]: v for v in answer.get("jobs", [])}
                     for job_id in ids:
                         view = held.get(job_id)
                         if view is not None and view.get("state") == "ended":
                             self._ended(view)
                         elif view is None:
-                            self._lost(job_id)
+                            self._unheld(job_id)
                 answer = self.poll.call("wait", ids=ids, timeout=POLL)
                 self._seen()
                 for view in answer.get("jobs", []):
@@ -322,23 +369,38 @@ class Link:
                         self._mirror(execution, sizes)
                 backoff = BACKOFF[0]
             except (Unreachable, Refused, AgentError) as e:
-                fresh = True
+                self._reconcile = True   # a new connection: ask for everything again
                 self._away(e)
                 self._closing.wait(backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, BACKOFF[1])
             except Exception:
                 log.exception("host %s: the poller failed", self.host.name)
-                fresh = True
+                self._reconcile = True
                 self._closing.wait(BACKOFF[1])
 
+    def _unheld(self, job_id: str) -> None:
+        """Not among the jobs the agent holds for us: acknowledged already (by a process
+        that died before its run recorded the result: the result is asked for again), or
+        unknown to the agent."""
+        try:
+            view = self.poll.call("get", id=job_id).get("job") or {}
+        except AgentError:
+            view = {}
+        if view.get("state") == "ended":
+            view["sizes"] = [None, None]
+            self._ended(view)
+        else:
+            self._lost(job_id)
+
     def _lost(self, job_id: str) -> None:
-        """Accepted once, unknown to the agent now (its database was removed)."""
+        """Unknown to the agent: never delivered (the process that sent it died first), or
+        the agent's database was removed."""
         with self._lock:
             execution = self._jobs.pop(job_id, None)
         if execution is not None:
             execution.settle(Outcome(exit_code=None, error=(
-                f"host {self.host.name!r}: the agent no longer knows this job (was its "
-                "database removed?)")))
+                f"host {self.host.name!r}: the agent does not know this job (it was never "
+                "delivered, or the agent's database was removed)")))
 
     def _ended(self, view: dict[str, Any]) -> None:
         job_id = str(view.get("id"))
@@ -356,9 +418,11 @@ class Link:
                               stopped=bool(result.get("stopped")))
             with self._lock:
                 self._jobs.pop(job_id, None)
+                self._acks.append(job_id)   # before the engine hears: `close` sends it
             execution.settle(outcome)
-        with self._lock:
-            self._acks.append(job_id)
+        else:
+            with self._lock:
+                self._acks.append(job_id)
         self._wake.set()
 
     def _mirror(self, execution: AgentExecution, sizes: list[Any]) -> None:
@@ -413,29 +477,124 @@ class AgentHosts(Executor):
             links = dict(self._links)
         return {name: link.status() for name, link in links.items()}
 
+    def adopt(self, run_id: int, job: Job, host: str, stem: str) -> Execution | None:
+        """A job sent before this process (a restarted server, `jaz run --resume`): its
+        agent is asked for it and its result, as for one sent now (each host's instance
+        of a fan-out job)."""
+        output = Path(stem + ".vars")
+        attempt = Attempt(run_id=run_id, jobnet="", job=job, attempt=0, host=host, env={},
+                          cwd=output.parent, base_dir=output.parent,
+                          stdout_path=Path(stem + ".out"), stderr_path=Path(stem + ".err"),
+                          output_path=output)
+        if fans_out(job):
+            from jaz.hosts.fanout import FanOutExecution, chosen, instance
+
+            try:
+                names = chosen(self, attempt)
+            except ActionError:
+                return None
+            parts = {h: self._adopt_one(instance(attempt, h)) for h in names}
+            return FanOutExecution(attempt, names, self._start_one, fresh=False).begin(
+                {h: e for h, e in parts.items() if e is not None})
+        if host not in self.hosts or self.hosts[host].agent is None:
+            return None
+        return self._adopt_one(attempt)
+
+    def _adopt_one(self, attempt: Attempt) -> AgentExecution | None:
+        if attempt.host not in self.hosts or self.hosts[attempt.host].agent is None:
+            return None
+        execution = AgentExecution(self.link(attempt.host), self.job_id(attempt), attempt, {})
+        for index, path in enumerate((attempt.stdout_path, attempt.stderr_path)):
+            try:   # what was mirrored before (exact unless the job has secrets)
+                execution.offsets[index] = path.stat().st_size
+            except OSError:
+                pass
+        execution.link.adopt(execution)
+        return execution
+
+    def job_id(self, attempt: Attempt) -> str:
+        """The job's id on its agent: the same for the same execution of the same job of
+        the same database, whichever process asks."""
+        digest = hashlib.sha256(f"{self.owner}\0{attempt.output_path}".encode()).hexdigest()
+        stem = Path(str(attempt.output_path)).stem   # NAME.N: the job's execution
+        return _UNSAFE.sub("_", f"{attempt.run_id}.{stem}")[:150] + "-" + digest[:12]
+
     def start(self, attempt: Attempt) -> Execution:
-        host = self.hosts.get(attempt.host)
+        if isinstance(attempt.job.action, TransferAction):
+            from jaz.hosts.transfer import TransferExecution
+
+            return TransferExecution(self.hosts, self.owner, attempt)
+        if fans_out(attempt.job):
+            from jaz.hosts.fanout import FanOutExecution, chosen
+
+            return FanOutExecution(attempt, chosen(self, attempt), self._start_one).begin()
+        return self._start_one(attempt)
+
+    def _start_one(self, attempt: Attempt) -> Execution:
+        job = attempt.job
+        action = job.action
+        name = (action.host or "local") if isinstance(action, WaitFileAction | RebootAction) \
+            else attempt.host
+        host = self.hosts.get(name)
         if host is None:
             known = ", ".join(sorted(self.hosts)) or "none"
-            raise ActionError(f"unknown host {attempt.host!r} (hosts known: {known})",
+            raise ActionError(f"unknown host {name!r} (hosts known: {known})",
                               hint="add it to the hosts file as [hosts.NAME] (docs/agent.md)")
         if host.agent is None:
             raise ActionError(f"host {host.name!r} is an SSH host; SSH hosts are not "
                               "supported yet")
-        job = attempt.job
-        if not isinstance(job.action, RunAction):
+        extra: dict[str, Any] = {}
+        if isinstance(action, WaitFileAction):
+            script, shell = wait_file_script(action), "/bin/sh"
+        elif isinstance(action, RunAction):
+            script, shell = action.script, job.shell
+        elif isinstance(action, RebootAction):   # the agent runs its own reboot_command
+            script, shell = "", "/bin/sh"
+            extra["reboot"] = "now" if action.mode == "force" else "after_jobs"
+        else:
             raise ActionError(f"{job.kind!r} jobs cannot run on agent host {host.name!r} "
-                              "yet; only `run` jobs can")
-        digest = hashlib.sha256(f"{self.owner}\0{attempt.output_path}".encode()).hexdigest()
-        stem = Path(str(attempt.output_path)).stem   # NAME.N: the job's execution
-        job_id = _UNSAFE.sub("_", f"{attempt.run_id}.{stem}")[:150] + "-" + digest[:12]
-        spec = {"script": job.action.script, "shell": job.shell, "cwd": job.cwd,
+                              "yet; `run`, `wait_file` and `reboot` jobs can")
+        job_id = self.job_id(attempt)
+        spec = {**extra, "script": script, "shell": shell, "cwd": job.cwd,
                 "user": job.user, "stop_command": job.stop_command,
                 "env": dict(attempt.env), "secrets": list(attempt.redact),
                 "grace": attempt.grace, "run_id": attempt.run_id, "jobnet": attempt.jobnet,
                 "job": job.name, "attempt": attempt.attempt}
         for path in (attempt.stdout_path, attempt.stderr_path):
             path.write_bytes(b"")   # there from the start, for `jaz logs -f`
-        execution = AgentExecution(self.link(host.name), job_id, attempt, spec)
-        execution.link.start(execution)
+        link = self.link(host.name)
+        execution = AgentExecution(link, job_id, attempt, spec)
+        if isinstance(action, RebootAction) and action.wait:
+            from jaz.hosts.reboot import RebootExecution
+
+            return RebootExecution(execution, link, action.wait)
+        link.start(execution)
         return execution
+
+
+def fans_out(job: Job) -> bool:
+    """A `run` job with `hosts` naming any host but this one: one instance per host."""
+    return job.kind == "run" and bool(job.hosts) and set(job.hosts) != {"local"}
+
+
+def wait_file_script(action: WaitFileAction) -> str:
+    """`wait_file` on an agent host, as a POSIX shell script run like any job there (so it
+    is durable, stoppable and reported like one): the first file matching `path` (a glob
+    pattern too), $FILE as its output, `delete` and `check` and `timeout` as here."""
+    import shlex
+
+    found = ('echo "found $f"; echo "FILE=$f" >> "$JAZ_OUTPUT"; '
+             + ("IFS=; for d in $pat; do rm -f -- \"$d\"; done; " if action.delete else "")
+             + "exit 0")
+    lines = [f"pat={shlex.quote(action.path)}", "IFS="]
+    if action.timeout is not None:
+        lines.append(f"end=$(( $(date +%s) + {max(1, round(action.timeout))} ))")
+    lines += ["while :; do",
+              '  for f in $pat; do if [ -e "$f" ]; then ' + found + "; fi; done"]
+    if action.check:
+        lines.append('  echo "$pat does not exist" >&2; exit 1')
+    if action.timeout is not None:
+        lines.append(f'  if [ "$(date +%s)" -ge "$end" ]; then echo "$pat did not appear '
+                     f'within {action.timeout:g}s" >&2; exit 1; fi')
+    lines += [f"  sleep {action.interval:g}", "done"]
+    return "\n".join(lines) + "\n"

@@ -181,11 +181,19 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         out = [{"name": "local", "kind": "local", "address": None, "description": "",
                 "online": True, "last_seen": core.clock.now().isoformat(),
                 "running": running.pop("local", [])}]
-        for name, host in sorted(core.config.hosts.items()):
-            out.append({"name": name, "kind": "agent" if host.agent else "ssh",
-                        "address": host.agent or host.ssh, "description": host.description,
-                        "online": None, "last_seen": None,    # not probed yet
-                        "running": running.pop(name, [])})
+        links = core.remote.status() if core.remote is not None else {}
+        for name, host in sorted(core.hosts.items()):
+            link = links.get(name, {})
+            entry: dict[str, Any] = {
+                "name": name, "kind": "agent" if host.agent else "ssh",
+                "address": host.agent or host.ssh, "description": host.description,
+                "labels": list(host.labels), "fingerprint": host.fingerprint,
+                # None: not probed (SSH hosts; an agent not said hello to yet)
+                "online": link.get("online"), "last_seen": link.get("last_seen"),
+                "version": link.get("version"), "error": link.get("error", ""),
+                "agent_running": link.get("agent_running"),
+                "running": running.pop(name, [])}
+            out.append(entry)
         return out
 
     # ------------------------------------------------------------ runs
@@ -553,6 +561,16 @@ def _metrics(core: Core) -> str:
                       for j in core.store.get_jobs(run.id) if j.started_at and j.ended_at]
     lines += _summary("jaz_job_duration_seconds", "Job durations in the last 50 runs.",
                       sorted(durations))
+    if core.remote is not None:
+        links = core.remote.status()
+        lines += ["# HELP jaz_host_online Agent hosts: 1 online, 0 offline (absent: not "
+                  "probed yet).", "# TYPE jaz_host_online gauge"]
+        lines += [f'jaz_host_online{{host="{name}"}} {1 if link["online"] else 0}'
+                  for name, link in sorted(links.items()) if link["online"] is not None]
+        lines += ["# HELP jaz_host_jobs Jobs of this server in flight on each agent host.",
+                  "# TYPE jaz_host_jobs gauge"]
+        lines += [f'jaz_host_jobs{{host="{name}"}} {link["in_flight"]}'
+                  for name, link in sorted(links.items())]
     return "\n".join(lines) + "\n"
 
 

@@ -27,11 +27,11 @@ from jaz.engine.checks import (
 )
 from jaz.engine.notify import NotifyConfig, parse_notify
 from jaz.errors import JobnetInvalid, NotFound, Problem
+from jaz.hosts.config import Host, parse_hosts
 
 DEFAULT_LISTEN = "127.0.0.1:10061"
 TOP_KEYS = {"listen", "database", "jobnets", "calendars", "allow_root", "keep_days",
-            "log_level", "max_memory", "hosts", "queues", "users", "notify"}
-HOST_KEYS = {"agent", "ssh", "description", "user", "port", "identity_file"}
+            "log_level", "max_memory", "hosts", "hosts_file", "queues", "users", "notify"}
 ROLES = ("viewer", "operator", "admin")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*", re.IGNORECASE)
@@ -50,14 +50,6 @@ class User:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Host:
-    name: str
-    agent: str | None = None     # "addr:10055"
-    ssh: str | None = None       # "user@addr" or an ~/.ssh/config alias
-    description: str = ""
-
-
-@dataclass(frozen=True, kw_only=True)
 class ServerConfig:
     path: Path | None = None
     listen_host: str = "127.0.0.1"
@@ -69,7 +61,8 @@ class ServerConfig:
     keep_days: int | None = None             # None: keep everything
     log_level: str = "info"
     max_memory: int | None = None            # bytes of resident memory
-    hosts: dict[str, Host] = field(default_factory=dict)
+    hosts: dict[str, Host] = field(default_factory=dict)   # [hosts.NAME] of this file
+    hosts_file: Path | None = None           # None = $JAZ_HOME/hosts.toml (if it exists)
     queues: dict[str, int] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
     notify: NotifyConfig | None = None
@@ -134,7 +127,12 @@ def parse_config(text: str, *, path: Path | None = None) -> ServerConfig:
             check_enum(c, level, LOG_LEVELS, job=None, field="log_level")
     if "max_memory" in data:
         kw["max_memory"] = _size(c, data["max_memory"], "max_memory")
-    kw["hosts"] = _hosts(c, data.get("hosts", {}))
+    kw["hosts"] = parse_hosts(c, data.get("hosts", {}), base=base,
+                              source=path.resolve() if path is not None else None)
+    if "hosts_file" in data:
+        hosts_file = check_str(c, data["hosts_file"], job=None, field="hosts_file")
+        if hosts_file is not None:
+            kw["hosts_file"] = (base / Path(hosts_file).expanduser()).resolve()
     kw["queues"] = _queues(c, data.get("queues", {}))
     kw["users"] = _users(c, data.get("users", {}))
     if "notify" in data:
@@ -185,37 +183,6 @@ def _size(c: Collector, value: Any, field: str) -> int | None:
               f"number of bytes (more than 0)", field=field)
         return None
     return int(float(m.group(1)) * _UNITS[unit])
-
-
-def _hosts(c: Collector, raw: Any) -> dict[str, Host]:
-    table = check_table(c, raw, job=None, field="hosts") or {}
-    out: dict[str, Host] = {}
-    for name, value in table.items():
-        where = f"hosts.{name}"
-        if not _NAME.fullmatch(name) or name == "local":
-            c.add(f"bad host name {quote(name)}" + (
-                ": \"local\" is built in (this machine); give the host another name"
-                if name == "local" else ": use letters, digits, \"_\", \"-\" and \".\""),
-                field=where)
-            continue
-        host = check_table(c, value, job=None, field=where)
-        if host is None:
-            continue
-        check_unknown(c, host, HOST_KEYS, job=None, where=f"[{where}]", prefix=f"{where}.")
-        kinds = [k for k in ("agent", "ssh") if k in host]
-        if len(kinds) != 1:
-            found = f"found {' and '.join(kinds)}" if kinds else "found neither"
-            c.add(f"a host needs exactly one of 'agent = \"addr:10055\"' or "
-                  f"'ssh = \"user@addr\"', {found}", field=where)
-            continue
-        address = check_str(c, host[kinds[0]], job=None, field=f"{where}.{kinds[0]}")
-        if kinds[0] == "agent" and address is not None and parse_listen(address) is None:
-            c.add(f"bad agent address {quote(address)}: write it as \"HOST:PORT\", like "
-                  f"\"web1:10055\" (the agent listens on 10055)", field=f"{where}.agent")
-            continue
-        out[name] = Host(name=name, **{kinds[0]: address},
-                         description=str(host.get("description", "")))
-    return out
 
 
 def _queues(c: Collector, raw: Any) -> dict[str, int]:

@@ -38,6 +38,8 @@ from jaz.server.registry import Registry
 
 if TYPE_CHECKING:
     from jaz.engine.notify import Notifier
+    from jaz.hosts.config import Host
+    from jaz.hosts.executor import AgentHosts
 
 log = logging.getLogger("jaz.server")
 ARM_TTL = 5.0   # seconds an armed runner waits for its run to start (`Core.arm`)
@@ -122,8 +124,10 @@ class Core:
         executors["run"] = self.spawning
         executors["start"] = StartExecutor(self)
         executors["release"] = ReleaseExecutor(self)
+        self.hosts, self.remote = _hosts(config, home)
         self.service = Service(self.store, self.settings, clock=self.clock,
-                               executors=executors, listener=self._changed)
+                               executors=executors, listener=self._changed,
+                               remote=self.remote)
         self._lock = threading.Lock()
         self.driver = Driver(self.store, self._ended)
         # runners made ahead of their runs' start (`arm`): run id -> (runner, expiry)
@@ -468,4 +472,23 @@ class Core:
     def close(self) -> None:
         self.disarm()
         self.spawning.close()
+        if self.remote is not None:
+            self.remote.close()
         self.store.close()
+
+
+def _hosts(config: ServerConfig, home: Path) -> tuple[dict[str, Host], AgentHosts | None]:
+    """The hosts of the hosts file and of the config's own [hosts.NAME] tables (which win),
+    and the executor of the agent hosts among them, already saying hello to each (their
+    online state for `jaz hosts`); None without agent hosts."""
+    from jaz.hosts.config import load_hosts
+
+    hosts = {**load_hosts(config.hosts_file), **config.hosts}
+    if not any(h.agent for h in hosts.values()):
+        return hosts, None
+    from jaz.hosts.executor import AgentHosts, owner_of
+
+    database = config.database or str(home / "jaz.db")
+    remote = AgentHosts(hosts, owner_of(database))
+    remote.connect_all()
+    return hosts, remote

@@ -77,6 +77,12 @@ class Executor(ABC):
     def start(self, attempt: Attempt) -> Execution:
         """Start the attempt; raise `ActionError` if it cannot even start."""
 
+    def adopt(self, run_id: int, job: Job, host: str, stem: str) -> Execution | None:
+        """The execution of a job this executor started before the process driving its
+        run was interrupted (logs at `stem`.out/.err/.vars), found again; None when it
+        cannot tell (remote executors can: their hosts keep the job)."""
+        return None
+
 
 def redact(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:

@@ -1,0 +1,133 @@
+"""`jaz hosts` (the server's hosts, online state, running jobs) and `jaz hosts trust
+NAME` (pin an agent's certificate fingerprint in the hosts file, as ssh's first
+connection does; docs/agent.md)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from jaz.cli.common import JsonOption, ServerOption, TokenOption
+
+HostsFileOption = Annotated[Path | None, typer.Option(
+    "--hosts", metavar="FILE", dir_okay=False,
+    help="The hosts file (or a server config with [hosts.NAME] tables); default "
+         "$JAZ_HOME/hosts.toml.")]
+
+
+def register(app: typer.Typer) -> None:
+    hosts_app = typer.Typer(name="hosts", invoke_without_command=True, callback=hosts,
+                            context_settings={"help_option_names": ["-h", "--help"]})
+    hosts_app.command("trust")(trust)
+    app.add_typer(hosts_app)
+
+
+def hosts(ctx: typer.Context, json_: JsonOption = False, server: ServerOption = None,
+          token: TokenOption = None) -> None:
+    """List the server's hosts: online or offline, last seen, agent version, running jobs."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from datetime import datetime
+
+    from jaz.cli.output import print_json, print_table, when
+    from jaz.cli.remote import connect
+
+    with connect(server, token) as client:
+        listed = client.hosts()
+    if json_:
+        print_json(listed)
+        return
+    rows = []
+    for h in listed:
+        state = {True: "online", False: "OFFLINE", None: "?"}[h.get("online")]
+        seen = h.get("last_seen")
+        seen_text = when(datetime.fromisoformat(seen)) if seen else "-"
+        rows.append([str(h["name"]), str(h.get("kind", "")), str(h.get("address") or "-"),
+                     state, seen_text, str(h.get("version") or "-"),
+                     str(len(h.get("running") or [])), _note(h)])
+    print_table(["host", "kind", "address", "state", "last seen", "version", "running",
+                 "note"], rows, wrap=["note"])
+
+
+def _note(h: dict[str, Any]) -> str:
+    if h.get("error"):
+        return str(h["error"])
+    if h.get("kind") == "agent" and not h.get("fingerprint"):
+        return f"not trusted yet: jaz hosts trust {h['name']}"
+    return str(h.get("description") or "")
+
+
+def trust(
+    name: Annotated[str, typer.Argument(help="The host, as [hosts.NAME] names it.")],
+    fingerprint: Annotated[str | None, typer.Option(
+        "--fingerprint", metavar="SHA256:HEX",
+        help="Pin only if the agent shows exactly this (for scripts: no question).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    hosts_file: HostsFileOption = None,
+) -> None:
+    """Connect to the agent of host NAME, show its certificate's fingerprint and, once
+    confirmed, pin it in the hosts file. Compare it with `jaz agent fingerprint` on the
+    agent's machine. A restarted server uses it."""
+    from jaz.cli.output import say
+    from jaz.errors import NotFound, Refused, UsageError
+    from jaz.hosts.client import probe
+    from jaz.hosts.config import default_hosts_file, load_hosts
+    from jaz.hosts.wire import normal_fingerprint
+
+    path = hosts_file or default_hosts_file()
+    known = load_hosts(path, required=True, only_hosts=False)
+    host = known.get(name)
+    if host is None:
+        raise NotFound(f"no host {name!r} in {path}",
+                       hint=f"hosts there: {', '.join(sorted(known)) or 'none'}")
+    if host.agent is None:
+        raise UsageError(f"host {name!r} is an SSH host: it has no certificate to trust")
+    wanted = None
+    if fingerprint is not None:
+        wanted = normal_fingerprint(fingerprint)
+        if wanted is None:
+            raise UsageError(f"bad --fingerprint {fingerprint!r}: expected SHA256: and 64 hex "
+                             "digits, as `jaz agent fingerprint` prints it")
+    seen = probe(host.agent, insecure=host.insecure)
+    say(f"host {name} ({host.agent}) shows the certificate fingerprint\n  {seen}")
+    if host.fingerprint == seen:
+        say("it is pinned already: nothing to do")
+        return
+    if host.fingerprint is not None:
+        say(f"[bold red]WARNING: this is NOT the fingerprint pinned for {name}[/] "
+            f"({host.fingerprint}): the agent was re-initialised, or someone is in between")
+    if wanted is not None:
+        if wanted != seen:
+            raise Refused(f"host {name!r} shows {seen}, not the --fingerprint given "
+                          f"({wanted}); nothing was pinned")
+    elif not yes and not typer.confirm("Trust it?", default=False):
+        raise typer.Exit(1)
+    _pin(path, name, seen)
+    say(f"pinned {seen} for {name} in {path}")
+
+
+def _pin(path: Path, name: str, fingerprint: str) -> None:
+    """Write `fingerprint = "..."` into the table [hosts.NAME], keeping the rest as it is."""
+    text = path.read_text(encoding="utf-8-sig")
+    lines = text.splitlines(keepends=True)
+    header = re.compile(r"\s*\[\s*hosts\s*\.\s*(\"?)" + re.escape(name) + r"\1\s*\]\s*(#.*)?$")
+    start = next((i for i, line in enumerate(lines) if header.match(line.rstrip("\n"))), None)
+    if start is None:
+        from jaz.errors import UsageError
+
+        raise UsageError(f"{path}: host {name!r} is not written as a [hosts.{name}] table, "
+                         "so its fingerprint cannot be added there",
+                         hint=f'add fingerprint = "{fingerprint}" to it by hand')
+    end = next((i for i in range(start + 1, len(lines))
+                if lines[i].lstrip().startswith("[")), len(lines))
+    entry = f'fingerprint = "{fingerprint}"\n'
+    for i in range(start + 1, end):
+        if re.match(r"\s*fingerprint\s*=", lines[i]):
+            lines[i] = entry
+            break
+    else:
+        lines.insert(start + 1, entry)
+    path.write_text("".join(lines), encoding="utf-8")

@@ -1,0 +1,167 @@
+"""`transfer = { from = "web1:/data/*.csv", to = "db1:/in/" }` between hosts: each file
+streamed through this process in chunks (memory stays flat, any size), written on the
+far side into a part file and renamed into place only when its size and SHA-256 match
+the source's (checked again at the source's end, so a file changed during the copy is
+refused). Either end may be "local" (relative paths: the jobnet's folder) or an agent
+host (relative paths: its work_dir). Files only: a directory is refused, saying so."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import threading
+from pathlib import PurePosixPath
+from typing import Any, Protocol
+
+from jaz.engine.executors.base import Attempt, Execution, Outcome
+from jaz.engine.loader import split_host_path
+from jaz.engine.model import TransferAction
+from jaz.errors import ActionError, JazError
+from jaz.hosts import files
+from jaz.hosts.client import AgentClient
+from jaz.hosts.config import Host
+
+CHUNK = 2**20
+
+
+class End(Protocol):
+    def call(self, op: str, **fields: Any) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalEnd:
+    """This machine's end, with the same operations as an agent's."""
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+
+    def call(self, op: str, **f: Any) -> dict[str, Any]:
+        try:
+            if op == "files":
+                return files.listing(self.base, f["path"])
+            if op == "fstat":
+                return files.stat(self.base, f["path"])
+            if op == "fread":
+                return files.read(self.base, f["path"], f["offset"], f["limit"])
+            if op == "fwrite":
+                return files.write(self.base, f["path"], f["part"], f["offset"], f["data"])
+            if op == "fcommit":
+                return files.commit(self.base, f["path"], f["part"], f["size"], f["sha256"],
+                                    f["overwrite"])
+            return files.checksum(self.base, f["path"])
+        except files.FileError as e:
+            raise ActionError(str(e)) from None
+
+    def close(self) -> None:
+        pass
+
+
+class AgentEnd:
+    """An agent's end, on a connection of its own (a long copy blocks no other job)."""
+
+    def __init__(self, host: Host, owner: str) -> None:
+        self.client = AgentClient(host, owner)
+
+    def call(self, op: str, **fields: Any) -> dict[str, Any]:
+        try:
+            return self.client.call(op, **fields)
+        except JazError as e:
+            raise ActionError(e.message) from None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def end(hosts: dict[str, Host], owner: str, name: str, attempt: Attempt) -> End:
+    if name == "local":
+        return LocalEnd(attempt.base_dir)
+    host = hosts.get(name)
+    if host is None or host.agent is None:
+        raise ActionError(f"transfer: {name!r} is not an agent host of the hosts file "
+                          f"(hosts known: {', '.join(sorted(hosts)) or 'none'})")
+    return AgentEnd(host, owner)
+
+
+class TransferExecution(Execution):
+    def __init__(self, hosts: dict[str, Host], owner: str, attempt: Attempt) -> None:
+        self._stop = threading.Event()
+        self._args = (hosts, owner, attempt)
+
+    def wait(self) -> Outcome:
+        try:
+            return copy(*self._args, stop=self._stop)
+        except ActionError as e:
+            return Outcome(exit_code=1, error=e.message, stopped=self._stop.is_set())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def copy(hosts: dict[str, Host], owner: str, attempt: Attempt, *,
+         stop: threading.Event) -> Outcome:
+    action = attempt.job.action
+    assert isinstance(action, TransferAction)
+    src_host, src_path = split_host_path(action.source)
+    dst_host, dst_path = split_host_path(action.dest)
+    src = end(hosts, owner, src_host, attempt)
+    dst = end(hosts, owner, dst_host, attempt)
+    try:
+        found = src.call("files", path=src_path)
+        if found.get("dirs"):
+            raise ActionError(f"transfer: {found['dirs'][0]} is a directory; copying "
+                              "directories between hosts is not supported yet")
+        sources = found.get("files") or []
+        if not sources:
+            raise ActionError(f"transfer source {action.source} does not exist")
+        into_dir = dst_path.endswith("/") or len(sources) > 1 or \
+            bool(dst.call("fstat", path=dst_path).get("dir"))
+        copied = []
+        for source in sources:
+            if stop.is_set():
+                raise ActionError("stopped during transfer")
+            name = PurePosixPath(str(source["path"])).name
+            target = str(PurePosixPath(dst_path) / name) if into_dir else dst_path
+            if dst.call("fstat", path=target).get("exists") and not action.overwrite:
+                raise ActionError(f"{dst_host}:{target} exists; set overwrite = true to "
+                                  "replace it")
+            part = secrets.token_hex(8)
+            size, digest = _stream(src, dst, str(source["path"]), target, part, stop)
+            check = src.call("fsum", path=str(source["path"]))
+            if check.get("sha256") != digest or check.get("size") != size:
+                raise ActionError(f"{src_host}:{source['path']} changed while it was "
+                                  "copied; nothing was written")
+            dst.call("fcommit", path=target, part=part, size=size, sha256=digest,
+                     overwrite=action.overwrite)
+            copied.append(f"{src_host}:{source['path']} -> {dst_host}:{target} "
+                          f"({size} bytes, sha256 {digest})")
+    finally:
+        src.close()
+        dst.close()
+    text = "\n".join(copied) + "\n"
+    try:   # what `jaz logs` shows of the job
+        attempt.stdout_path.write_text(text, encoding="utf-8")
+    except OSError:
+        pass
+    return Outcome(exit_code=0, stdout_tail=text, outputs={"FILES": str(len(copied))})
+
+
+def _stream(src: End, dst: End, path: str, target: str, part: str,
+            stop: threading.Event) -> tuple[int, str]:
+    """Copy one file chunk by chunk into the part file `part` beside `target`; its size
+    and SHA-256."""
+    digest = hashlib.sha256()
+    offset = 0
+    while True:
+        if stop.is_set():
+            raise ActionError("stopped during transfer")
+        chunk = src.call("fread", path=path, offset=offset, limit=CHUNK)
+        data = str(chunk.get("data", ""))
+        raw = base64.b64decode(data)
+        if offset == 0 or raw:   # an empty file still gets its (empty) part file
+            dst.call("fwrite", path=target, part=part, offset=offset, data=data)
+        digest.update(raw)
+        offset += len(raw)
+        if not raw:
+            return offset, digest.hexdigest()
