@@ -21,8 +21,9 @@ from jaz.engine.checks import (
     got,
     parse_toml,
     quote,
+    read_text_file,
 )
-from jaz.errors import JobnetInvalid, NotFound, Problem
+from jaz.errors import JobnetInvalid, NotFound
 from jaz.hosts.wire import is_loopback, split_address
 from jaz.paths import jaz_home
 
@@ -80,14 +81,8 @@ def load_config(path: Path | None) -> AgentConfig:
         if not path.exists():
             raise NotFound(f"{path}: no agent config",
                            hint="run `jaz agent init` first, or give one with -c FILE")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise NotFound(f"{path}: no such config file",
-                       hint="run `jaz agent init -c FILE` to write one") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise JobnetInvalid([Problem(file=str(path), message=f"cannot read file: {e}")]) \
-            from None
+    text = read_text_file(path, missing="no such config file",
+                          hint="run `jaz agent init -c FILE` to write one")
     return parse_config(text, path=path)
 
 

@@ -31,8 +31,9 @@ from jaz.engine.checks import (
     got,
     parse_toml,
     quote,
+    read_text_file,
 )
-from jaz.errors import JobnetInvalid, NotFound, Problem
+from jaz.errors import JobnetInvalid, NotFound
 
 __all__ = ["Calendar", "CalendarLibrary", "load_calendar_file", "looks_like_calendar",
            "operating_days"]
@@ -364,12 +365,7 @@ class CalendarLibrary:
 
 
 def load_calendar_file(path: Path, resolve: Resolve | None = None) -> Calendar:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise NotFound(f"{path}: no such calendar file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise JobnetInvalid([Problem(file=str(path), message=f"cannot read file: {e}")]) from None
+    text = read_text_file(path, missing="no such calendar file")
     return load_calendar_text(text, path=path, resolve=resolve)
 
 

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from jaz.engine.durations import DurationError, parse_duration
 from jaz.engine.tomltext import quote, quote_key, type_name
-from jaz.errors import JobnetInvalid, Problem
+from jaz.errors import JobnetInvalid, NotFound, Problem
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from jaz.engine.tomltext import Path as KeyPath
     from jaz.engine.tomltext import Spot
 
@@ -75,6 +77,18 @@ class Collector:
     def line(self, job: str | None, field: str | None) -> int | None:
         spot = self.spot(job, field)
         return spot.line if spot is not None else None
+
+
+def read_text_file(path: Path, *, missing: str, hint: str | None = None) -> str:
+    """The text of a config file (a BOM that editors add is dropped): `NotFound` with
+    `missing` and `hint` when there is no such file, `JobnetInvalid` when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise NotFound(f"{path}: {missing}", hint=hint) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise JobnetInvalid([Problem(file=str(path), message=f"cannot read file: {e}")]) \
+            from None
 
 
 def parse_toml(text: str, file: str) -> dict[str, Any]:

@@ -28,8 +28,9 @@ from jaz.engine.checks import (
     got,
     parse_toml,
     quote,
+    read_text_file,
 )
-from jaz.errors import JobnetInvalid, NotFound, Problem, Refused
+from jaz.errors import JobnetInvalid, Refused
 from jaz.hosts.wire import is_loopback, normal_fingerprint, split_address
 from jaz.paths import jaz_home
 
@@ -83,16 +84,10 @@ def load_hosts(path: Path | None, *, required: bool = False, only_hosts: bool = 
     `only_hosts=False` other top-level keys are let be (a server config's)."""
     explicit = path is not None
     path = path or default_hosts_file()
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        if explicit or required:
-            raise NotFound(f"{path}: no such hosts file",
-                           hint="write one with [hosts.NAME] tables (docs/agent.md)") from None
+    if not (explicit or required or path.exists()):
         return {}
-    except (OSError, UnicodeDecodeError) as e:
-        raise JobnetInvalid([Problem(file=str(path), message=f"cannot read file: {e}")]) \
-            from None
+    text = read_text_file(path, missing="no such hosts file",
+                          hint="write one with [hosts.NAME] tables (docs/agent.md)")
     file = str(path)
     data = parse_toml(text, file)
     c = Collector(file, text)

@@ -24,9 +24,10 @@ from jaz.engine.checks import (
     got,
     parse_toml,
     quote,
+    read_text_file,
 )
 from jaz.engine.notify import NotifyConfig, parse_notify
-from jaz.errors import JobnetInvalid, NotFound, Problem
+from jaz.errors import JobnetInvalid
 from jaz.hosts.config import Host, parse_hosts
 
 DEFAULT_LISTEN = "127.0.0.1:10061"
@@ -77,15 +78,8 @@ def load_config(path: Path | None) -> ServerConfig:
     """The configuration in `path`, or the defaults when there is none."""
     if path is None:
         return ServerConfig()
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise NotFound(f"{path}: no such config file",
-                       hint="give an existing file with -c, or leave -c out for defaults") \
-            from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise JobnetInvalid([Problem(file=str(path), message=f"cannot read file: {e}")]) \
-            from None
+    text = read_text_file(path, missing="no such config file",
+                          hint="give an existing file with -c, or leave -c out for defaults")
     return parse_config(text, path=path)
 
 
