@@ -98,6 +98,17 @@ def test_a_job_leads_its_own_session_with_stdin_on_dev_null(
     assert sid == pgid and int(sid) != os.getsid(0)
 
 
+def test_a_job_gets_the_signals_python_ignores_back(tmp_path: Path,
+                                                    executor: SpawningExecutor) -> None:
+    # Python ignores SIGPIPE and SIGXFSZ; a job must not inherit that (`yes | head -1`
+    # would print "Broken pipe" and its exit code would change).
+    script = "grep SigIgn /proc/self/status; yes | head -1"
+    outcome = finish(executor.start(attempt(tmp_path, script)))
+    ignored = int(outcome.stdout_tail.split()[1], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1) | 1 << (signal.SIGXFSZ - 1))
+    assert outcome.stdout_tail.endswith("y\n") and outcome.stderr_tail == ""
+
+
 def test_a_job_killed_by_a_signal_says_so(tmp_path: Path, executor: SpawningExecutor) -> None:
     outcome = finish(executor.start(attempt(tmp_path, "kill -9 $$")))
     assert outcome.exit_code == 137 and outcome.error == "killed by signal 9"

@@ -36,6 +36,9 @@ MAX_MESSAGE = 1 << 20   # a request's size limit (the server sends scripts, env,
 ANSWER = struct.Struct("<cQq")
 STARTED, FAILED, EXITED, READY = b"s", b"f", b"x", b"r"
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+# Python ignores these at start-up and an ignored signal stays ignored across exec: a
+# job must get them back as subprocess.Popen gives them back (`yes | head -1` ends quietly).
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 def find(shell: bytes, env: dict[bytes, bytes]) -> bytes:
@@ -74,7 +77,8 @@ def spawn(argv: list[bytes], cwd: bytes, env: dict[bytes, bytes], stdout: bytes,
     home = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.chdir(cwd)   # posix_spawn has no cwd of its own; this process has one thread
-        return os.posix_spawn(find(argv[0], env), argv, env, setsid=True, file_actions=[
+        return os.posix_spawn(find(argv[0], env), argv, env, setsid=True,
+                              setsigdef=_DEFAULT_SIGNALS, file_actions=[
             (os.POSIX_SPAWN_DUP2, devnull, 0),
             (os.POSIX_SPAWN_OPEN, 1, stdout, _LOG_FLAGS, 0o666),
             (os.POSIX_SPAWN_OPEN, 2, stderr, _LOG_FLAGS, 0o666),
