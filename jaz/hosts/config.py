@@ -53,6 +53,9 @@ class Host:
     insecure: bool = False
     offline_after: float = OFFLINE_AFTER   # seconds away before its jobs turn `error`
     source: Path | None = None     # the file it is written in (`jaz hosts trust` edits it)
+    user: str | None = None        # SSH hosts: these win over the ssh string and ~/.ssh/config
+    port: int | None = None
+    identity_file: Path | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -155,6 +158,8 @@ def parse_hosts(c: Collector, raw: Any, *, base: Path, source: Path | None = Non
                     not is_loopback(split_address(address)[0]):  # type: ignore[index]
                 c.add("insecure = true (no TLS) works only with an agent on a loopback "
                       "address", field=f"{where}.insecure")
+        if kinds[0] == "ssh":
+            _ssh_keys(c, host, kw, where, base)
         if "offline_after" in host:
             seconds = check_duration(c, host["offline_after"], job=None,
                                      field=f"{where}.offline_after")
@@ -162,6 +167,23 @@ def parse_hosts(c: Collector, raw: Any, *, base: Path, source: Path | None = Non
                 kw["offline_after"] = seconds
         out[name] = Host(**kw)
     return out
+
+
+def _ssh_keys(c: Collector, host: dict[str, Any], kw: dict[str, Any], where: str,
+              base: Path) -> None:
+    """`user`, `port` and `identity_file` of an SSH host (docs/ssh.md)."""
+    if "user" in host:
+        kw["user"] = check_str(c, host["user"], job=None, field=f"{where}.user")
+    if "port" in host:
+        port = host["port"]
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            c.add(f"expected a port number (1-65535), got {got(port)}", field=f"{where}.port")
+        else:
+            kw["port"] = port
+    if "identity_file" in host:
+        f = check_str(c, host["identity_file"], job=None, field=f"{where}.identity_file")
+        if f is not None:
+            kw["identity_file"] = (base / Path(f).expanduser()).resolve()
 
 
 def select(hosts: dict[str, Host], wanted: list[str]) -> list[Host]:

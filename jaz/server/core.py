@@ -484,7 +484,7 @@ def _hosts(config: ServerConfig, home: Path) -> tuple[dict[str, Host], AgentHost
     from jaz.hosts.config import load_hosts
 
     hosts = {**load_hosts(config.hosts_file), **config.hosts}
-    if not any(h.agent for h in hosts.values()):
+    if not any(h.agent or h.ssh for h in hosts.values()):
         return hosts, None
     from jaz.hosts.executor import AgentHosts, owner_of
 

@@ -1,0 +1,191 @@
+"""Real OpenSSH `sshd` servers on free loopback ports for the SSH tests: each with its own
+host key, an authorised test key, its log in a file, logging in as a test user whose
+shell is /bin/sh (made with useradd when the tests run as root; the running user
+otherwise). `make test` and `.ci/run` install openssh-server when it is missing; in CI
+(`CI` set) a missing sshd fails the tests instead of skipping them."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from support import free_port, wait_for
+
+SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+TEST_USER = "jaztest"
+
+
+def need_sshd() -> str:
+    if SSHD is None or shutil.which("ssh-keygen") is None:
+        if os.environ.get("CI"):
+            pytest.fail("OpenSSH's sshd is not installed (apt-get install openssh-server); "
+                        "in CI the SSH tests must run")
+        pytest.skip("OpenSSH's sshd is not installed (make test installs openssh-server)")
+    return SSHD
+
+
+def test_user() -> str:
+    """The user the tests log in as: `jaztest` (shell /bin/sh, no rc files to slow each
+    command) when running as root, else the running user."""
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    try:
+        pwd.getpwnam(TEST_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-m", "-s", "/bin/sh", TEST_USER], check=True,
+                       capture_output=True)
+    # '*': no password, yet not "locked" ('!'), which sshd without PAM refuses
+    subprocess.run(["usermod", "-p", "*", TEST_USER], check=True, capture_output=True)
+    return TEST_USER
+
+
+def keygen(path: Path, kind: str = "ed25519") -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "jaz-test", "-f",
+                    str(path)], check=True, capture_output=True)
+    return path
+
+
+def public(path: Path) -> str:
+    return Path(str(path) + ".pub").read_text().strip()
+
+
+class Sshd:
+    """One sshd: `start()`, `stop()`, `log()`; `host_key_line(name)` for known_hosts."""
+
+    def __init__(self, folder: Path, client_keys: list[Path], *, extra: str = "",
+                 host_key: Path | None = None) -> None:
+        need_sshd()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.port = free_port()
+        self.user = test_user()
+        self.host_key = host_key or keygen(folder / "host_ed25519")
+        # sshd reads authorized_keys as the user: a folder that user can reach
+        self.shared = Path(tempfile.mkdtemp(prefix="jaz-sshd-"))
+        self.shared.chmod(0o755)
+        self.authorized = self.shared / "authorized_keys"
+        self.authorized.write_text("".join(public(k) + "\n" for k in client_keys))
+        self.authorized.chmod(0o644)
+        self.logfile = folder / "sshd.log"
+        self.config = folder / "sshd_config"
+        self.config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
+            f"PidFile {folder / 'sshd.pid'}\nAuthorizedKeysFile {self.authorized}\n"
+            "StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "UsePAM no\nLogLevel DEBUG1\nPermitRootLogin prohibit-password\n"
+            "AllowTcpForwarding yes\nSubsystem sftp internal-sftp\nPrintMotd no\n"
+            "UseDNS no\n" + extra)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Sshd:
+        assert SSHD is not None
+        if os.geteuid() == 0:   # sshd as root wants its privilege separation folder
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config), "-E",
+                                      str(self.logfile)], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def listening() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"sshd exited: {self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    return s.recv(4).startswith(b"SSH-")
+            except OSError:
+                return False
+
+        wait_for(listening, "sshd to listen", timeout=20)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        shutil.rmtree(self.shared, ignore_errors=True)
+
+    def log(self) -> str:
+        try:
+            return self.logfile.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def host_key_line(self, name: str = "127.0.0.1") -> str:
+        """A known_hosts line for this server's key under `name` ("[127.0.0.1]:PORT")."""
+        kind, b64 = public(self.host_key).split()[:2]
+        return f"[{name}]:{self.port} {kind} {b64}\n"
+
+    def fingerprint(self) -> str:
+        out = subprocess.run(["ssh-keygen", "-lf", str(self.host_key) + ".pub"],
+                             capture_output=True, text=True, check=True).stdout
+        return out.split()[1]
+
+
+class Cutter:
+    """A TCP forwarder on a free loopback port to `port`, whose connections can be cut
+    (a dropped network) or which can hold them unanswered."""
+
+    def __init__(self, port: int) -> None:
+        import threading
+
+        self.target = port
+        self.port = free_port()
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                a, _ = self.server.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.pairs.append((a, b))
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def _pump(x: socket.socket, y: socket.socket) -> None:
+        try:
+            while data := x.recv(65536):
+                y.sendall(data)
+        except OSError:
+            pass
+        for s in (x, y):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        with self.lock:
+            pairs, self.pairs = self.pairs, []
+        for a, b in pairs:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def close(self) -> None:
+        self.server.close()
+        self.cut()

@@ -1,0 +1,385 @@
+"""SSH hosts against a real OpenSSH sshd on loopback (tests/sshd_support.py): host keys
+(unknown, changed: refused before any authentication), `jaz hosts trust`, auth
+failures, refused and silent hosts, and jobs run from a real `jaz run`: outputs, exit
+codes, env, cwd, live logs, stop and timeout killing the remote group, a dropped
+connection, fan-out, ProxyJump, and a secret that never shows."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sshd_support import Cutter, Sshd, keygen, need_sshd
+from support import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Lab:
+    """A client side (HOME with ~/.ssh, JAZ_HOME) and one sshd that knows its key."""
+
+    def __init__(self, root: Path, sshd: Sshd, key: Path) -> None:
+        self.root = root
+        self.sshd = sshd
+        self.key = key
+        self.home = root / "userhome"
+        (self.home / ".ssh").mkdir(parents=True, exist_ok=True)
+        self.jaz_home = root / "jazhome"
+        self.jaz_home.mkdir(exist_ok=True)
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("JAZ_SERVER", "JAZ_TOKEN", "SSH_AUTH_SOCK")}
+        self.env.update(HOME=str(self.home), JAZ_HOME=str(self.jaz_home))
+
+    def ssh_config(self, text: str) -> None:
+        (self.home / ".ssh" / "config").write_text(text)
+
+    def know(self, line: str | None = None) -> None:
+        (self.home / ".ssh" / "known_hosts").write_text(line or self.sshd.host_key_line())
+
+    def alias(self, name: str, sshd: Sshd | None = None, extra: str = "") -> str:
+        s = sshd or self.sshd
+        return (f"Host {name}\n  HostName 127.0.0.1\n  Port {s.port}\n  User {s.user}\n"
+                f"  IdentityFile {self.key}\n  IdentitiesOnly yes\n  ConnectTimeout 3\n"
+                + extra)
+
+    def hosts(self, text: str) -> Path:
+        path = self.root / "hosts.toml"
+        path.write_text(text)
+        return path
+
+    def jaz(self, *args: object, timeout: float = 60, input: str | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "jaz", *map(str, args)], env=self.env,
+                              capture_output=True, text=True, timeout=timeout, input=input,
+                              cwd=self.root)
+
+    def run(self, net: str, hosts: str, *args: object, timeout: float = 60
+            ) -> tuple[subprocess.CompletedProcess[str], dict]:
+        path = self.root / "net.toml"
+        path.write_text(net)
+        result = self.jaz("run", path, "--hosts", self.hosts(hosts), "--db",
+                          self.root / "r.db", "--json", *args, timeout=timeout)
+        try:
+            view = json.loads(result.stdout)
+        except ValueError:
+            view = {}
+        return result, view
+
+    def message(self, run_id: int, job: str) -> str:
+        from jaz.engine.store.sqlite import SqliteStore
+
+        store = SqliteStore(self.root / "r.db")
+        try:
+            return str(store.get_job(run_id, job).message)
+        finally:
+            store.close()
+
+    def popen(self, net: str, hosts: str) -> subprocess.Popen[str]:
+        path = self.root / "net.toml"
+        path.write_text(net)
+        return subprocess.Popen([sys.executable, "-m", "jaz", "run", str(path), "--hosts",
+                                 str(self.hosts(hosts)), "--db", str(self.root / "r.db"),
+                                 "--json"], env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=self.root)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    need_sshd()
+    key = keygen(tmp_path / "id_ed25519")
+    sshd = Sshd(tmp_path / "sshd", [key]).start()
+    lab = Lab(tmp_path, sshd, key)
+    lab.ssh_config(lab.alias("box"))
+    lab.know()
+    yield lab
+    sshd.stop()
+
+
+HOSTS = '[hosts.box]\nssh = "box"\n'
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _auth_attempts(sshd: Sshd) -> list[str]:
+    """sshd's log lines about authentication (none: no credential was offered)."""
+    return [line for line in sshd.log().splitlines()
+            if re.search(r"userauth|Accepted|Failed|Invalid user|input_userauth", line)]
+
+
+# ------------------------------------------------------------------ the policy
+
+def test_no_source_uses_auto_add_or_warning_policy():
+    """A host whose key is unknown is refused, never added or merely warned about."""
+    for path in (ROOT / "jaz").rglob("*.py"):
+        text = path.read_text()
+        for bad in ("AutoAddPolicy", "WarningPolicy"):
+            assert bad not in text, f"{path} uses paramiko's {bad}"
+    text = (ROOT / "jaz" / "hosts" / "ssh.py").read_text()
+    assert "paramiko.RejectPolicy" in text
+
+
+# ------------------------------------------------------------------ jobs from `jaz run`
+
+def test_run_jobs_on_an_ssh_host_outputs_exit_codes_env_cwd(lab: Lab):
+    net = """
+[params]
+GREETING = "hi there"
+[jobs.one]
+host = "box"
+cwd = "/tmp"
+run = '''
+echo "$GREETING from $(whoami) in $(pwd)"
+echo to-stderr >&2
+echo "rows=42" >> "$JAZ_OUTPUT"
+'''
+[jobs.two]
+needs = ["one"]
+host = "box"
+run = 'echo "rows were $rows"; exit 3'
+"""
+    result, view = lab.run(net, HOSTS)
+    assert result.returncode == 1, result.stderr
+    one, two = view["jobs"]["one"], view["jobs"]["two"]
+    assert one["status"] == "succeeded", one
+    assert one["outputs"] == {"rows": "42"}
+    assert (two["status"], two["exit_code"]) == ("failed", 3)
+    logs = lab.jaz("logs", view["run_id"], "one", "--db", lab.root / "r.db")
+    assert f"hi there from {lab.sshd.user} in /tmp" in logs.stdout
+    assert "to-stderr" in logs.stdout
+    assert "rows were 42" in lab.jaz("logs", view["run_id"], "two", "--db",
+                                     lab.root / "r.db").stdout
+
+
+def test_user_at_address_port_in_the_hosts_file(lab: Lab):
+    lab.ssh_config("")
+    hosts = (f'[hosts.box]\nssh = "{lab.sshd.user}@127.0.0.1:{lab.sshd.port}"\n'
+             f'identity_file = "{lab.key}"\n')
+    result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "echo ok-$((6*7))"\n', hosts)
+    assert result.returncode == 0, result.stderr
+    assert view["jobs"]["a"]["status"] == "succeeded"
+
+
+# ------------------------------------------------------------------ host keys
+
+def test_unknown_host_key_fails_naming_host_and_fingerprint_and_sends_nothing(lab: Lab):
+    (lab.home / ".ssh" / "known_hosts").unlink()
+    result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "touch /tmp/never-$$"\n', HOSTS)
+    assert result.returncode == 1
+    error = result.stderr
+    assert "'box'" in error and lab.sshd.fingerprint() in error and "not known" in error
+    assert "jaz hosts trust box" in error or "nothing was sent" in error
+    assert _auth_attempts(lab.sshd) == [], "a credential was offered to an unknown host"
+
+
+def test_changed_host_key_is_refused_before_authentication(lab: Lab, tmp_path: Path):
+    other = keygen(tmp_path / "other_host_key")
+    kind, b64 = (Path(str(other) + ".pub").read_text().split())[:2]
+    lab.know(f"[127.0.0.1]:{lab.sshd.port} {kind} {b64}\n")
+    result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "true"\n', HOSTS)
+    assert result.returncode == 1
+    error = result.stderr
+    assert "CHANGED" in error and lab.sshd.fingerprint() in error and "'box'" in error
+    assert _auth_attempts(lab.sshd) == [], "a credential was offered to a changed host"
+
+
+def test_hashed_known_hosts_entries_are_honoured(lab: Lab):
+    kh = lab.home / ".ssh" / "known_hosts"
+    subprocess.run(["ssh-keygen", "-H", "-f", str(kh)], check=True, capture_output=True)
+    assert kh.read_text().startswith("|1|")
+    result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "true"\n', HOSTS)
+    assert result.returncode == 0, view
+
+
+def test_hosts_trust_shows_the_fingerprint_asks_and_records(lab: Lab):
+    (lab.home / ".ssh" / "known_hosts").unlink()
+    hosts = lab.hosts(HOSTS)
+    no = lab.jaz("hosts", "trust", "box", "--hosts", hosts, input="n\n")
+    assert no.returncode == 1
+    assert lab.sshd.fingerprint() in no.stdout
+    assert not (lab.jaz_home / "known_hosts").exists()
+    wrong = lab.jaz("hosts", "trust", "box", "--hosts", hosts, "--fingerprint",
+                    "SHA256:" + "A" * 43)
+    assert wrong.returncode != 0 and "nothing was" in (wrong.stdout + wrong.stderr)
+    assert not (lab.jaz_home / "known_hosts").exists()
+    ok = lab.jaz("hosts", "trust", "box", "--hosts", hosts, "--fingerprint",
+                 lab.sshd.fingerprint())
+    assert ok.returncode == 0, ok.stderr
+    assert f"[127.0.0.1]:{lab.sshd.port}" in (lab.jaz_home / "known_hosts").read_text()
+    assert _auth_attempts(lab.sshd) == []   # trusting authenticates nothing
+    result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "true"\n', HOSTS)
+    assert result.returncode == 0, view
+    again = lab.jaz("hosts", "trust", "box", "--hosts", hosts)
+    assert again.returncode == 0 and "known already" in again.stdout
+
+
+# ------------------------------------------------------------------ failures to connect
+
+def test_wrong_user_and_wrong_key_fail_clearly(lab: Lab, tmp_path: Path):
+    lab.ssh_config(lab.alias("box").replace(f"User {lab.sshd.user}", "User nobody-here"))
+    result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "true"\n', HOSTS)
+    assert result.returncode == 1
+    assert "authentication failed for user 'nobody-here'" in result.stderr
+    stranger = keygen(tmp_path / "stranger")
+    lab.ssh_config(lab.alias("box").replace(str(lab.key), str(stranger)))
+    result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "true"\n', HOSTS)
+    assert result.returncode == 1
+    assert "authentication failed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_connection_refused_and_a_silent_host_fail_in_bounded_time(lab: Lab):
+    from support import free_port
+
+    closed = free_port()
+    lab.ssh_config(lab.alias("box").replace(f"Port {lab.sshd.port}", f"Port {closed}"))
+    result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "true"\n', HOSTS)
+    assert "refused" in result.stderr.lower()
+    silent = socket.create_server(("127.0.0.1", 0))   # accepts TCP, never says a word
+    try:
+        port = silent.getsockname()[1]
+        lab.ssh_config(lab.alias("box").replace(f"Port {lab.sshd.port}", f"Port {port}"))
+        started = time.monotonic()
+        result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "true"\n', HOSTS)
+        took = time.monotonic() - started
+        assert view["jobs"]["a"]["status"] == "failed"
+        assert "no answer within 3s" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and "Exception" not in result.stderr
+        assert took < 15, f"a silent host held the job for {took:.1f}s"
+    finally:
+        silent.close()
+
+
+# ------------------------------------------------------------------ stop, timeout, drops
+
+def _pid_file_job(marker: Path, extra: str = "") -> str:
+    return (f'[jobs.long]\nhost = "box"\n{extra}run = \'\'\'\n'
+            f'sleep 300 &\necho $! > {marker}\nwait\n\'\'\'\n')
+
+
+def test_timeout_kills_the_remote_process_group(lab: Lab, tmp_path: Path):
+    marker = Path("/tmp") / f"jaz-ssh-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        result, view = lab.run(_pid_file_job(marker, 'timeout = "2s"\n'), HOSTS)
+        assert view["jobs"]["long"]["status"] in ("failed", "error", "stopped"), view
+        pid = int(marker.read_text())
+        wait_for(lambda: not _alive(pid), "the remote sleep to be gone", timeout=5)
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def test_operator_stop_kills_the_remote_group(lab: Lab):
+    import signal as sig
+
+    marker = Path("/tmp") / f"jaz-ssh-{os.getpid()}-{time.monotonic_ns()}"
+    proc = lab.popen(_pid_file_job(marker), HOSTS)
+    try:
+        wait_for(lambda: marker.exists() and marker.read_text().strip(), "the job to start")
+        pid = int(marker.read_text())
+        assert _alive(pid)
+        proc.send_signal(sig.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        view = json.loads(out)
+        assert view["jobs"]["long"]["status"] == "stopped", view
+        assert not _alive(pid), "the remote job outlived its stop"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        marker.unlink(missing_ok=True)
+
+
+def test_dropped_connection_mid_job_ends_it_in_error_and_kills_the_rest(lab: Lab):
+    cutter = Cutter(lab.sshd.port)
+    lab.ssh_config(lab.alias("box").replace(f"Port {lab.sshd.port}", f"Port {cutter.port}"))
+    lab.know(f"[127.0.0.1]:{cutter.port} " + lab.sshd.host_key_line().split(" ", 1)[1])
+    marker = Path("/tmp") / f"jaz-ssh-{os.getpid()}-{time.monotonic_ns()}"
+    proc = lab.popen(_pid_file_job(marker), HOSTS)
+    try:
+        wait_for(lambda: marker.exists() and marker.read_text().strip(), "the job to start")
+        pid = int(marker.read_text())
+        cutter.cut()
+        out, err = proc.communicate(timeout=40)
+        view = json.loads(out)
+        job = view["jobs"]["long"]
+        assert job["status"] == "failed", job
+        message = lab.message(view["run_id"], "long")
+        assert "connection was lost" in message
+        assert "remote process group was killed" in message, message
+        wait_for(lambda: not _alive(pid), "the orphaned remote job to be killed", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        cutter.close()
+        marker.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------ fan-out, ProxyJump
+
+def test_fan_out_to_several_aliases(lab: Lab, tmp_path: Path):
+    second = Sshd(tmp_path / "sshd2", [lab.key]).start()
+    try:
+        lab.ssh_config(lab.alias("box") + lab.alias("box2", second) + lab.alias("box3"))
+        lab.know(lab.sshd.host_key_line() + second.host_key_line())
+        hosts = ('[hosts.box]\nssh = "box"\nlabels = ["web"]\n'
+                 '[hosts.box2]\nssh = "box2"\nlabels = ["web"]\n'
+                 '[hosts.box3]\nssh = "box3"\nlabels = ["web"]\n')
+        net = ('[jobs.all]\nhosts = ["label:web"]\n'
+               'run = \'echo "port=$JAZ_HOST" >> "$JAZ_OUTPUT"; echo on-it\'\n')
+        result, view = lab.run(net, hosts)
+        assert result.returncode == 0, (result.stderr, view)
+        outputs = view["jobs"]["all"]["outputs"]
+        for h in ("box", "box2", "box3"):
+            assert outputs[f"{h}.status"] == "succeeded", outputs
+    finally:
+        second.stop()
+
+
+def test_proxy_jump_through_a_second_sshd(lab: Lab, tmp_path: Path):
+    # the target only listens on loopback too; the jump host forwards to it
+    jump = Sshd(tmp_path / "jump", [lab.key]).start()
+    try:
+        lab.ssh_config(lab.alias("box", extra="  ProxyJump hop\n") + lab.alias("hop", jump))
+        lab.know(lab.sshd.host_key_line() + jump.host_key_line())
+        result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "echo through"\n', HOSTS)
+        assert result.returncode == 0, view
+        assert "Accepted publickey" in jump.log()
+        # the jump host opened the forwarded connection to the target's port
+        assert f"target 127.0.0.1 port {lab.sshd.port}" in jump.log(), jump.log()
+    finally:
+        jump.stop()
+
+
+# ------------------------------------------------------------------ secrets
+
+def test_a_secret_never_shows_in_argv_logs_database_or_output(lab: Lab):
+    canary = "canary-" + os.urandom(6).hex()
+    lab.env["JAZ_SECRET_TOKEN"] = canary
+    marker = Path("/tmp") / f"jaz-ssh-{os.getpid()}-{time.monotonic_ns()}"
+    net = ('[jobs.a]\nhost = "box"\nenv = { TOKEN = { secret = "token" } }\n'
+           f'run = \'\'\'\nps -eo args > {marker}\n'
+           'echo "token is $TOKEN"\necho "T=$TOKEN" >> "$JAZ_OUTPUT"\n\'\'\'\n')
+    try:
+        result, view = lab.run(net, HOSTS)
+        assert result.returncode == 0, (result.stderr, view)
+        assert marker.read_text().count("eval") >= 1   # the wrapper was there, in ps
+        assert canary not in marker.read_text(), "the secret was in some process's argv"
+        assert canary not in result.stdout + result.stderr
+        for f in lab.root.rglob("*"):
+            if f.is_file():
+                assert canary.encode() not in f.read_bytes(), f"the secret is in {f}"
+        logs = lab.jaz("logs", view["run_id"], "a", "--db", lab.root / "r.db")
+        assert "token is ***" in logs.stdout
+    finally:
+        marker.unlink(missing_ok=True)
