@@ -339,6 +339,49 @@ def probe_key(host: Host) -> tuple[str, Any]:
             via.close()
 
 
+def _exec(transport: Any, command: str, *, stdin: bytes = b"", timeout: float,
+          host: str) -> tuple[int, bytes, bytes]:
+    """Run a command on its own channel: exit status, stdout, stderr."""
+    import select
+
+    try:
+        chan = transport.open_session(timeout=timeout)
+    except Exception as e:
+        raise Unreachable(f"host {host!r}: cannot open an SSH channel: "
+                          f"{e or type(e).__name__}") from None
+    try:
+        chan.exec_command(command)
+        if stdin:   # (the command reads it to its end: an EOF after the command ended
+            chan.sendall(stdin)   # could reach a channel sshd has freed already)
+            chan.shutdown_write()
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        while True:
+            while chan.recv_ready():
+                out += chan.recv(65536)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            if chan.eof_received and chan.exit_status_ready():
+                break
+            if chan.closed:
+                break
+            if time.monotonic() > deadline:
+                raise Unreachable(f"host {host!r}: `{command[:40]}` did not end within "
+                                  f"{timeout:g}s")
+            if chan.eof_received:
+                chan.status_event.wait(0.2)
+            else:
+                select.select([chan], [], [], 0.2)
+        status = chan.recv_exit_status()
+        if status < 0 and not transport.is_active():
+            raise Unreachable(f"host {host!r}: the SSH connection was lost")
+        return status, bytes(out), bytes(err)
+    except OSError as e:
+        raise Unreachable(f"host {host!r}: {e}") from None
+    finally:
+        chan.close()
+
+
 def known_key(name: str, key: Any) -> str | None:
     """'known' when this key is on record for `name`, 'changed' when another key of the
     same type is, None when none is."""
@@ -382,6 +425,7 @@ class Connection:
     last_seen: float | None = None
     error: str = ""
     running: int = 0
+    workdir: str = ""    # a private folder (0700) of this connection's on the host
     _client: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: threading.BoundedSemaphore = field(
@@ -401,11 +445,25 @@ class Connection:
                 self._client = None
             try:
                 self._client = connect(self.host)
+                self.workdir = self._workdir(self._client.get_transport())
             except JazError as e:
+                if self._client is not None:
+                    self._client.close()
+                    self._client = None
                 self._away(e)
                 raise
             self._seen()
             return self._client.get_transport()
+
+    def _workdir(self, transport: Any) -> str:
+        """A private folder on the host for the jobs' $JAZ_OUTPUT files."""
+        code, out, err = _exec(transport, 'umask 077 && mktemp -d "${TMPDIR:-/tmp}/jaz.XXXXXXXXXX"',
+                               timeout=CONNECT_TIMEOUT, host=self.host.name)
+        folder = out.decode(errors="replace").strip()
+        if code != 0 or not folder.startswith("/"):
+            raise Refused(f"host {self.host.name!r}: cannot make a private folder there "
+                          f"with mktemp -d: {err.decode(errors='replace').strip()}")
+        return folder
 
     def alive(self) -> bool:
         client = self._client
@@ -466,39 +524,13 @@ class Connection:
     def run(self, command: str, *, stdin: bytes = b"", timeout: float = 30.0
             ) -> tuple[int, bytes, bytes]:
         """Run a short command (on a control channel): exit status, stdout, stderr."""
-        chan = self.open(control=True, timeout=timeout)
+        if not self._control.acquire(timeout=timeout):
+            raise Unreachable(f"host {self.host.name!r}: no free SSH channel")
         try:
-            chan.settimeout(timeout)
-            chan.exec_command(command)
-            if stdin:
-                chan.sendall(stdin)
-            chan.shutdown_write()
-            out, err = bytearray(), bytearray()
-            deadline = time.monotonic() + timeout
-            while not (chan.exit_status_ready() and chan.eof_received):
-                if time.monotonic() > deadline:
-                    raise Unreachable(f"host {self.host.name!r}: `{command[:40]}` did not "
-                                      f"end within {timeout:g}s")
-                import select
-
-                select.select([chan], [], [], 0.5)
-                while chan.recv_ready():
-                    out += chan.recv(65536)
-                while chan.recv_stderr_ready():
-                    err += chan.recv_stderr(65536)
-                if chan.closed and not chan.exit_status_ready():
-                    raise Unreachable(f"host {self.host.name!r}: the SSH connection was "
-                                      "lost")
-            while chan.recv_ready():
-                out += chan.recv(65536)
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(65536)
-            return chan.recv_exit_status(), bytes(out), bytes(err)
-        except TimeoutError:
-            raise Unreachable(f"host {self.host.name!r}: `{command[:40]}` timed out") \
-                from None
+            return _exec(self.transport(), command, stdin=stdin, timeout=timeout,
+                         host=self.host.name)
         finally:
-            self.release(chan)
+            self._control.release()
 
     def sftp(self) -> Any:
         """An SFTP session on the pooled connection (the caller closes it)."""

@@ -2,7 +2,7 @@
 
 Each job is one session channel on its host's pooled connection (jaz.hosts.ssh), at
 most SESSIONS at once per host. The command sshd runs is fixed and holds nothing of the
-job (`/bin/sh -c 'eval "$(cat)"'`, so `ps` on the host shows no script, environment or
+job (`exec /bin/sh -s`, so `ps` on the host shows no script, environment or
 secret); the job itself comes on the channel's stdin: a small POSIX sh wrapper that
 reports its pid (the job's process group: sshd starts each session in a new session),
 sets the environment, `cd`s, creates `$JAZ_OUTPUT`, runs the job's shell with stdin
@@ -41,31 +41,33 @@ from jaz.hosts.config import Host
 from jaz.hosts.ssh import Connection
 
 log = logging.getLogger("jaz.hosts.ssh")
-BOOT = "exec /bin/sh -c 'eval \"$(cat)\"'"   # the command sshd runs: nothing of the job
+BOOT = "exec /bin/sh -s"   # the command sshd runs: nothing of the job (it comes on stdin)
 DRAIN_SECONDS = 1.0    # how long output may trail the wrapper's exit (a background child)
 _ENV_NAME = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
-def wrapper(attempt: Attempt, nonce: str, script: str, shell: str) -> bytes:
-    """The POSIX sh text the channel's stdin carries: it runs the job, then reports."""
+def wrapper(attempt: Attempt, nonce: str, script: str, shell: str, workdir: str) -> bytes:
+    """The POSIX sh text the channel's stdin carries: it runs the job, then reports. Only
+    the job's own shell is a new process ($JAZ_OUTPUT lives in the connection's private
+    folder, so nothing needs creating first, and is read back only if the job wrote it)."""
     job = attempt.job
     lines = ["printf '%s\\n' \"$$\""]
     env = {**attempt.env, "JAZ_HOST": attempt.host}
     for key, value in env.items():
         if key != "JAZ_OUTPUT" and key and not key[0].isdigit() and set(key) <= _ENV_NAME:
             lines.append(f"export {key}={shlex.quote(value)}")
-    lines += [f'JAZ_OUTPUT="${{TMPDIR:-/tmp}}/jaz-{nonce}.vars"',
-              '(umask 077; set -C; : > "$JAZ_OUTPUT") || '
-              '{ echo "jaz: cannot create $JAZ_OUTPUT" >&2; exit 125; }',
-              "export JAZ_OUTPUT"]
-    if job.cwd:
-        lines.append(f"cd -- {shlex.quote(job.cwd)} || "
-                     "{ rm -f \"$JAZ_OUTPUT\"; exit 1; }")
-    lines += [f"{shlex.quote(shell)} -c {shlex.quote(script)} </dev/null",
+    lines.append(f"JAZ_OUTPUT={shlex.quote(f'{workdir}/{nonce}.vars')}; export JAZ_OUTPUT")
+    # The wrapper never calls `exit`: it ends at the EOF of its stdin, with the status
+    # of its last command, so it cannot end (and sshd close the channel) before this side
+    # has sent that EOF (an EOF on a channel sshd has freed makes it drop the connection).
+    lines += ["_jaz_rc() { return \"$1\"; }",
+              f"if {'cd -- ' + shlex.quote(job.cwd) if job.cwd else ':'}; then",
+              f"{shlex.quote(shell)} -c {shlex.quote(script)} </dev/null",
               "rc=$?",
               f"printf '\\036JAZ-{nonce}\\036\\n'",
-              'cat "$JAZ_OUTPUT" 2>/dev/null; rm -f "$JAZ_OUTPUT"',
-              'exit "$rc"']
+              'if [ -e "$JAZ_OUTPUT" ]; then cat "$JAZ_OUTPUT"; rm -f "$JAZ_OUTPUT"; fi',
+              "else rc=1; fi",
+              '_jaz_rc "$rc"']
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -153,7 +155,7 @@ class SshExecution(Execution):
         self.conn = conn
         self.attempt = attempt
         self.nonce = secrets.token_hex(16)
-        self._payload = wrapper(attempt, self.nonce, script, shell)
+        self._script = (script, shell)
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._stopping = threading.Event()
@@ -229,7 +231,7 @@ class SshExecution(Execution):
         status: int | None = None
         try:
             chan.exec_command(BOOT)
-            chan.sendall(self._payload)
+            chan.sendall(wrapper(a, self.nonce, *self._script, self.conn.workdir))
             chan.shutdown_write()
             drain: float | None = None
             while True:
@@ -242,7 +244,6 @@ class SshExecution(Execution):
                         self._killer = threading.Thread(
                             target=self._kill, args=(out.pid, a.grace), daemon=True)
                         self._killer.start()
-                select.select([chan], [], [], 0.5)
                 got = False
                 while chan.recv_ready():
                     out.feed(chan.recv(65536))
@@ -252,14 +253,22 @@ class SshExecution(Execution):
                     got = True
                 if got:
                     continue
+                if chan.eof_received:   # (the pipe stays readable now: wait on the status)
+                    if chan.exit_status_ready():
+                        break
+                    chan.status_event.wait(0.5)
+                    continue
                 if chan.exit_status_ready():
-                    if chan.eof_received or chan.closed:
+                    if chan.closed:
                         break
                     drain = drain or time.monotonic() + DRAIN_SECONDS
                     if time.monotonic() > drain:
                         break
-                elif chan.closed or not self.conn.alive():
+                    select.select([chan], [], [], 0.1)
+                    continue
+                if not self.conn.alive():
                     return self._lost(out.pid)
+                select.select([chan], [], [], 0.5)
             status = chan.recv_exit_status()
             if (status is None or status < 0) and not self.conn.alive() \
                     and out.trailer is None:
@@ -328,7 +337,7 @@ class SshExecution(Execution):
                   f"kill -KILL {g} 2>/dev/null",
                   f"i=0; while kill -0 {g} 2>/dev/null && [ $i -lt 100 ]; "
                   "do sleep 0.05; i=$((i+1)); done",
-                  f'rm -f "${{TMPDIR:-/tmp}}/jaz-{self.nonce}.vars"',
+                  f"rm -f {shlex.quote(f'{self.conn.workdir}/{self.nonce}.vars')}",
                   f"if kill -0 {g} 2>/dev/null; then echo alive; else echo gone; fi"]
         code, stdout, _ = self.conn.run(BOOT, stdin=("\n".join(parts) + "\n").encode(),
                                         timeout=grace + 30)
