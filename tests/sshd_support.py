@@ -6,13 +6,16 @@ otherwise). `make test` and `.ci/run` install openssh-server when it is missing;
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -106,6 +109,10 @@ class Sshd:
         return self
 
     def stop(self) -> None:
+        self._stop()
+        shutil.rmtree(self.shared, ignore_errors=True)
+
+    def _stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -114,7 +121,6 @@ class Sshd:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
-        shutil.rmtree(self.shared, ignore_errors=True)
 
     def log(self) -> str:
         try:
@@ -126,6 +132,35 @@ class Sshd:
         """A known_hosts line for this server's key under `name` ("[127.0.0.1]:PORT")."""
         kind, b64 = public(self.host_key).split()[:2]
         return f"[{name}]:{self.port} {kind} {b64}\n"
+
+    def crash(self) -> None:
+        """Kill this sshd and every process of its (a host going down): the listener,
+        its per-connection processes and their sessions."""
+        assert self.proc is not None
+        kids: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                kids.setdefault(ppid, []).append(int(entry.name))
+        todo, mine = [self.proc.pid], []
+        while todo:
+            pid = todo.pop()
+            mine.append(pid)
+            todo.extend(kids.get(pid, []))
+        for pid in mine:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> Sshd:
+        """The same server (port, host key) again, after `crash`."""
+        return self.start()
 
     def fingerprint(self) -> str:
         out = subprocess.run(["ssh-keygen", "-lf", str(self.host_key) + ".pub"],
@@ -189,3 +224,86 @@ class Cutter:
     def close(self) -> None:
         self.server.close()
         self.cut()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Lab:
+    """A client side (HOME with ~/.ssh, JAZ_HOME) and one sshd that knows its key."""
+
+    def __init__(self, root: Path, sshd: Sshd, key: Path) -> None:
+        self.root = root
+        self.sshd = sshd
+        self.key = key
+        self.home = root / "userhome"
+        (self.home / ".ssh").mkdir(parents=True, exist_ok=True)
+        self.jaz_home = root / "jazhome"
+        self.jaz_home.mkdir(exist_ok=True)
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("JAZ_SERVER", "JAZ_TOKEN", "SSH_AUTH_SOCK")}
+        self.env.update(HOME=str(self.home), JAZ_HOME=str(self.jaz_home))
+
+    def ssh_config(self, text: str) -> None:
+        (self.home / ".ssh" / "config").write_text(text)
+
+    def know(self, line: str | None = None) -> None:
+        (self.home / ".ssh" / "known_hosts").write_text(line or self.sshd.host_key_line())
+
+    def alias(self, name: str, sshd: Sshd | None = None, extra: str = "") -> str:
+        s = sshd or self.sshd
+        return (f"Host {name}\n  HostName 127.0.0.1\n  Port {s.port}\n  User {s.user}\n"
+                f"  IdentityFile {self.key}\n  IdentitiesOnly yes\n  ConnectTimeout 3\n"
+                + extra)
+
+    def hosts(self, text: str) -> Path:
+        path = self.root / "hosts.toml"
+        path.write_text(text)
+        return path
+
+    def jaz(self, *args: object, timeout: float = 60, input: str | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "jaz", *map(str, args)], env=self.env,
+                              capture_output=True, text=True, timeout=timeout, input=input,
+                              cwd=self.root)
+
+    def run(self, net: str, hosts: str, *args: object, timeout: float = 60
+            ) -> tuple[subprocess.CompletedProcess[str], dict]:
+        path = self.root / "net.toml"
+        path.write_text(net)
+        result = self.jaz("run", path, "--hosts", self.hosts(hosts), "--db",
+                          self.root / "r.db", "--json", *args, timeout=timeout)
+        try:
+            view = json.loads(result.stdout)
+        except ValueError:
+            view = {}
+        return result, view
+
+    def message(self, run_id: int, job: str) -> str:
+        from jaz.engine.store.sqlite import SqliteStore
+
+        store = SqliteStore(self.root / "r.db")
+        try:
+            return str(store.get_job(run_id, job).message)
+        finally:
+            store.close()
+
+    def popen(self, net: str, hosts: str) -> subprocess.Popen[str]:
+        path = self.root / "net.toml"
+        path.write_text(net)
+        return subprocess.Popen([sys.executable, "-m", "jaz", "run", str(path), "--hosts",
+                                 str(self.hosts(hosts)), "--db", str(self.root / "r.db"),
+                                 "--json"], env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=self.root)
+
+
+def make_lab(tmp_path: Path) -> Iterator[Lab]:
+    """A client side whose ~/.ssh/config names `box` (the sshd), which it knows."""
+    need_sshd()
+    key = keygen(tmp_path / "id_ed25519")
+    sshd = Sshd(tmp_path / "sshd", [key]).start()
+    lab = Lab(tmp_path, sshd, key)
+    lab.ssh_config(lab.alias("box"))
+    lab.know()
+    yield lab
+    sshd.stop()

@@ -35,7 +35,7 @@ from jaz.hosts.wire import is_loopback, normal_fingerprint, split_address
 from jaz.paths import jaz_home
 
 HOST_KEYS = {"agent", "ssh", "description", "user", "port", "identity_file", "fingerprint",
-             "token_file", "labels", "insecure", "offline_after"}
+             "token_file", "labels", "insecure", "offline_after", "reboot_command"}
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 OFFLINE_AFTER = 300.0
@@ -56,6 +56,7 @@ class Host:
     user: str | None = None        # SSH hosts: these win over the ssh string and ~/.ssh/config
     port: int | None = None
     identity_file: Path | None = None
+    reboot_command: str | None = None   # SSH hosts: what `reboot` runs there
 
     @property
     def address(self) -> tuple[str, int]:
@@ -180,6 +181,9 @@ def _ssh_keys(c: Collector, host: dict[str, Any], kw: dict[str, Any], where: str
             c.add(f"expected a port number (1-65535), got {got(port)}", field=f"{where}.port")
         else:
             kw["port"] = port
+    if "reboot_command" in host:
+        kw["reboot_command"] = check_str(c, host["reboot_command"], job=None,
+                                         field=f"{where}.reboot_command")
     if "identity_file" in host:
         f = check_str(c, host["identity_file"], job=None, field=f"{where}.identity_file")
         if f is not None:
