@@ -23,6 +23,7 @@ from support import free_port, wait_for
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 TEST_USER = "jaztest"
+TEST_PASSWORD = "jaz-test-password-7f3e"
 
 
 def need_sshd() -> str:
@@ -44,8 +45,12 @@ def test_user() -> str:
     except KeyError:
         subprocess.run(["useradd", "-m", "-s", "/bin/sh", TEST_USER], check=True,
                        capture_output=True)
-    # '*': no password, yet not "locked" ('!'), which sshd without PAM refuses
-    subprocess.run(["usermod", "-p", "*", TEST_USER], check=True, capture_output=True)
+    # not "locked" ('!'), which sshd without PAM refuses: the tests' password (its
+    # tests alone use it; the others log in with keys)
+    shadow = Path("/etc/shadow").read_text()
+    if f"\n{TEST_USER}:!" in "\n" + shadow or f"\n{TEST_USER}:*" in "\n" + shadow:
+        subprocess.run(["chpasswd"], input=f"{TEST_USER}:{TEST_PASSWORD}\n", text=True,
+                       check=True, capture_output=True)
     return TEST_USER
 
 
@@ -78,13 +83,13 @@ class Sshd:
         self.authorized.chmod(0o644)
         self.logfile = folder / "sshd.log"
         self.config = folder / "sshd_config"
-        self.config.write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
+        self.config.write_text(   # `extra` first: in sshd_config the first value wins
+            extra + f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
             f"PidFile {folder / 'sshd.pid'}\nAuthorizedKeysFile {self.authorized}\n"
             "StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "UsePAM no\nLogLevel DEBUG1\nPermitRootLogin prohibit-password\n"
             "AllowTcpForwarding yes\nSubsystem sftp internal-sftp\nPrintMotd no\n"
-            "UseDNS no\n" + extra)
+            "UseDNS no\n")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Sshd:

@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,101 @@ def test_user_at_address_port_in_the_hosts_file(lab: Lab):
     result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "echo ok-$((6*7))"\n', hosts)
     assert result.returncode == 0, result.stderr
     assert view["jobs"]["a"]["status"] == "succeeded"
+
+
+def test_strict_key_exchange_and_nodelay_on_the_pooled_connection(lab: Lab):
+    import socket as sk
+
+    from jaz.hosts.config import Host
+    from jaz.hosts.ssh import Connection
+
+    os.environ["HOME"], home = str(lab.home), os.environ["HOME"]
+    try:
+        conn = Connection(Host(name="box", ssh="box"))
+        transport = conn.transport()
+        assert transport.agreed_on_strict_kex   # the Terrapin fix, negotiated with OpenSSH
+        assert transport.sock.getsockopt(sk.IPPROTO_TCP, sk.TCP_NODELAY)
+        assert transport.packetizer._Packetizer__keepalive_interval > 0
+        code, out, _ = conn.run("echo $0; ps -o args= -p $$", timeout=10)
+        assert code == 0 and b"-sh" not in out   # not a login shell
+        assert conn.transport() is transport     # pooled: the same connection again
+        conn.close()
+    finally:
+        os.environ["HOME"] = home
+
+
+def test_jaz_help_and_hosts_config_do_not_import_paramiko():
+    code = ("import sys, jaz.cli.app, jaz.hosts.config, jaz.hosts.executor, jaz.hosts.fanout;"
+            "assert 'paramiko' not in sys.modules, 'paramiko imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_password_from_jaz_secrets_never_in_files_or_argv(tmp_path: Path):
+    from sshd_support import TEST_PASSWORD, test_user
+
+    if test_user() != "jaztest":
+        pytest.skip("needs the jaztest user (the tests run as root)")
+    sshd = Sshd(tmp_path / "sshd", [], extra="PasswordAuthentication yes\n").start()
+    try:
+        lab = Lab(tmp_path, sshd, tmp_path / "no-such-key")
+        lab.ssh_config(lab.alias("box").replace(f"  IdentityFile {lab.key}\n", ""))
+        lab.know()
+        lab.env["JAZ_SECRET_BOXPW"] = TEST_PASSWORD
+        hosts = HOSTS + 'password_secret = "boxpw"\n'
+        result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "echo in"\n', hosts)
+        assert result.returncode == 0, result.stderr
+        assert "Accepted password for jaztest" in sshd.log()
+        for f in tmp_path.rglob("*"):
+            if f.is_file() and f.name != "sshd.log":
+                assert TEST_PASSWORD.encode() not in f.read_bytes(), f
+        assert TEST_PASSWORD not in sshd.log()
+        # unknown key: the password is not sent
+        (lab.home / ".ssh" / "known_hosts").unlink()
+        before = sshd.log().count("password for")
+        result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "echo in"\n', hosts)
+        assert result.returncode == 1 and "not known" in result.stderr
+        assert sshd.log().count("password for") == before
+    finally:
+        sshd.stop()
+
+
+def test_passphrase_of_a_key_from_jaz_secrets(tmp_path: Path):
+    key = tmp_path / "id_locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "open sesame", "-f", str(key)],
+                   check=True, capture_output=True)
+    sshd = Sshd(tmp_path / "sshd", [key]).start()
+    try:
+        lab = Lab(tmp_path, sshd, key)
+        lab.ssh_config(lab.alias("box"))
+        lab.know()
+        result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "true"\n', HOSTS)
+        assert result.returncode == 1   # locked, and no passphrase
+        lab.env["JAZ_SECRET_KEYPASS"] = "open sesame"
+        result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "true"\n',
+                               HOSTS + 'passphrase_secret = "keypass"\n')
+        assert result.returncode == 0, result.stderr
+    finally:
+        sshd.stop()
+
+
+def test_keys_of_the_running_ssh_agent_are_used(lab: Lab):
+    sock = lab.root / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        wait_for(sock.exists, "ssh-agent to listen")
+        env = dict(lab.env, SSH_AUTH_SOCK=str(sock))
+        subprocess.run(["ssh-add", str(lab.key)], env=env, check=True, capture_output=True)
+        lab.ssh_config(lab.alias("box").replace(f"  IdentityFile {lab.key}\n", "")
+                       .replace("IdentitiesOnly yes", "IdentitiesOnly no"))
+        result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "true"\n', HOSTS)
+        assert result.returncode == 1   # no key without the agent
+        lab.env["SSH_AUTH_SOCK"] = str(sock)
+        result, view = lab.run('[jobs.a]\nhost = "box"\nrun = "true"\n', HOSTS)
+        assert result.returncode == 0, result.stderr
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
 
 
 # ------------------------------------------------------------------ host keys

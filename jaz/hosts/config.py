@@ -35,7 +35,8 @@ from jaz.hosts.wire import is_loopback, normal_fingerprint, split_address
 from jaz.paths import jaz_home
 
 HOST_KEYS = {"agent", "ssh", "description", "user", "port", "identity_file", "fingerprint",
-             "token_file", "labels", "insecure", "offline_after", "reboot_command"}
+             "token_file", "labels", "insecure", "offline_after", "reboot_command",
+             "password_secret", "passphrase_secret"}
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 OFFLINE_AFTER = 300.0
@@ -57,6 +58,8 @@ class Host:
     port: int | None = None
     identity_file: Path | None = None
     reboot_command: str | None = None   # SSH hosts: what `reboot` runs there
+    password_secret: str | None = None     # SSH hosts: names in jaz's secrets, never values
+    passphrase_secret: str | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -181,6 +184,9 @@ def _ssh_keys(c: Collector, host: dict[str, Any], kw: dict[str, Any], where: str
             c.add(f"expected a port number (1-65535), got {got(port)}", field=f"{where}.port")
         else:
             kw["port"] = port
+    for key in ("password_secret", "passphrase_secret"):
+        if key in host:
+            kw[key] = check_str(c, host[key], job=None, field=f"{where}.{key}")
     if "reboot_command" in host:
         kw["reboot_command"] = check_str(c, host["reboot_command"], job=None,
                                          field=f"{where}.reboot_command")

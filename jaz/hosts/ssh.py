@@ -227,9 +227,12 @@ def connect(host: Host, *, destination: str | None = None, config: Any = None,
     client.set_missing_host_key_policy(_policy(t))
     sock = _socket(t, via)
     began = time.monotonic()
+    own = destination is None
     try:
         client.connect(
             t.hostname, port=t.port, username=t.user, sock=sock,
+            password=_secret(host, "password_secret") if own else None,
+            passphrase=_secret(host, "passphrase_secret") if own else None,
             key_filename=list(t.identity_files) or None,
             allow_agent=not t.identities_only, look_for_keys=not t.identity_files,
             timeout=t.connect_timeout, banner_timeout=t.connect_timeout,
@@ -268,6 +271,21 @@ def connect(host: Host, *, destination: str | None = None, config: Any = None,
     if via is not None:
         client._jaz_via = via   # keep the jump hosts alive with it
     return client
+
+
+def _secret(host: Host, key: str) -> str | None:
+    """A password or passphrase from jaz's secrets (JAZ_SECRET_NAME, or
+    $JAZ_HOME/secrets.toml), named by the hosts file; never from the hosts file itself."""
+    name = getattr(host, key, None)
+    if not name:
+        return None
+    from jaz.engine.secrets import Secrets
+
+    try:
+        return Secrets(jaz_home() / "secrets.toml").get(name)
+    except JazError as e:
+        raise Refused(f"host {host.name!r}: {key} {name!r}: {e.message}", hint=e.hint) \
+            from None
 
 
 def _reason(e: BaseException, t: Target, began: float) -> str:
