@@ -320,6 +320,28 @@ def test_operator_stop_kills_the_remote_group(lab: Lab):
         marker.unlink(missing_ok=True)
 
 
+def test_stop_command_runs_on_the_host_with_the_jobs_pid(lab: Lab):
+    import signal as sig
+
+    marker = Path("/tmp") / f"jaz-ssh-{os.getpid()}-{time.monotonic_ns()}"
+    stopped = Path(f"{marker}.stopped")
+    extra = (f"stop_command = 'echo \"$JAZ_PID\" > {stopped}; kill -TERM -$JAZ_PID'\n")
+    proc = lab.popen(_pid_file_job(marker, extra), HOSTS)
+    try:
+        wait_for(lambda: marker.exists() and marker.read_text().strip(), "the job to start")
+        pid = int(marker.read_text())
+        proc.send_signal(sig.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert json.loads(out)["jobs"]["long"]["status"] == "stopped"
+        assert stopped.read_text().strip().isdigit()   # it ran there, with $JAZ_PID
+        assert not _alive(pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        marker.unlink(missing_ok=True)
+        stopped.unlink(missing_ok=True)
+
+
 def test_dropped_connection_mid_job_ends_it_in_error_and_kills_the_rest(lab: Lab):
     cutter = Cutter(lab.sshd.port)
     lab.ssh_config(lab.alias("box").replace(f"Port {lab.sshd.port}", f"Port {cutter.port}"))

@@ -118,3 +118,36 @@ sleep 300 & echo $! > {pids}.tmp; echo $$ >> {pids}.tmp; mv {pids}.tmp {pids}; w
                 assert canary.encode() not in f.read_bytes(), f"the secret is in {f}"
     finally:
         pids.unlink(missing_ok=True)
+
+
+def test_a_server_that_stops_kills_its_ssh_jobs_there_and_reports_them_after_restart(
+        lab: Lab):
+    root = lab.root / "server"
+    root.mkdir()
+    (root / "hosts.toml").write_text('[hosts.box]\nssh = "box"\n')
+    pids = Path("/tmp") / f"jaz-ssh-srv-{os.getpid()}-{time.monotonic_ns()}"
+    net = f"""
+[jobs.sleepy]
+host = "box"
+run = 'sleep 300 & echo $! > {pids}.tmp; echo $$ >> {pids}.tmp; mv {pids}.tmp {pids}; wait'
+"""
+    try:
+        with running_server(root, {"net": net}, extra='hosts_file = "hosts.toml"\n') as \
+                (url, token, env, home):
+            run_id = jaz("start", "net", home=home).stdout.split()[-1]
+            wait_for(pids.exists, "the job to start on the SSH host")
+            started = [int(p) for p in pids.read_text().split()]
+        # the server is gone (SIGTERM): nothing of the job is left on the host
+        wait_for(lambda: not any(_alive(p) for p in started),
+                 "the job's processes on the host to die")
+        import shutil
+
+        for folder in ("jobnets", "calendars"):   # (made again by running_server)
+            shutil.rmtree(root / folder)
+        with running_server(root, {"net": net}, extra='hosts_file = "hosts.toml"\n') as \
+                (url, token, env, home):
+            status = jaz("status", run_id, "--wait", "--json", home=home)
+            job = json.loads(status.stdout)["jobs"]["sleepy"]
+            assert job["status"] in ("failed", "error"), job
+    finally:
+        pids.unlink(missing_ok=True)

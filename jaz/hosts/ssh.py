@@ -33,6 +33,7 @@ CONNECT_TIMEOUT = 10.0   # seconds: TCP connect, then banner and key exchange (C
 KEEPALIVE = 15.0         # seconds between keepalives on an idle connection (ServerAliveInterval)
 SESSIONS = 8             # job channels in flight on one connection (sshd's MaxSessions is 10)
 CONTROL_SESSIONS = 2     # and channels kept for stops and file checks
+CONNECTING = threading.BoundedSemaphore(16)   # connections being made at once (fan-out)
 
 
 class HostKeyError(Refused):
@@ -228,9 +229,9 @@ def connect(host: Host, *, destination: str | None = None, config: Any = None,
     sock = _socket(t, via)
     began = time.monotonic()
     own = destination is None
-    try:
+    try:   # (with `sock` given, the name only picks the known_hosts entry: HostKeyAlias)
         client.connect(
-            t.hostname, port=t.port, username=t.user, sock=sock,
+            t.key_alias or t.hostname, port=t.port, username=t.user, sock=sock,
             password=_secret(host, "password_secret") if own else None,
             passphrase=_secret(host, "passphrase_secret") if own else None,
             key_filename=list(t.identity_files) or None,
@@ -315,7 +316,7 @@ def _through(via: Any, host: Host, hop: str, config: Any, hops: int) -> Any:
     client.set_missing_host_key_policy(_policy(t))
     sock = _socket(t, via)
     try:
-        client.connect(t.hostname, port=t.port, username=t.user, sock=sock,
+        client.connect(t.key_alias or t.hostname, port=t.port, username=t.user, sock=sock,
                        key_filename=list(t.identity_files) or None,
                        allow_agent=not t.identities_only,
                        look_for_keys=not t.identity_files, timeout=t.connect_timeout,
@@ -443,6 +444,8 @@ class Connection:
     last_seen: float | None = None
     error: str = ""
     running: int = 0
+    closing: bool = False
+    executions: set[Any] = field(default_factory=set)   # the jobs running on it
     workdir: str = ""    # a private folder (0700) of this connection's on the host
     _client: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -462,7 +465,8 @@ class Connection:
                 client.close()
                 self._client = None
             try:
-                self._client = connect(self.host)
+                with CONNECTING:
+                    self._client = connect(self.host)
                 self.workdir = self._workdir(self._client.get_transport())
             except JazError as e:
                 if self._client is not None:

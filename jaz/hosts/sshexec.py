@@ -225,6 +225,7 @@ class SshExecution(Execution):
             return Outcome(exit_code=None, stopped=True, error="stopped before it started")
         chan = self.conn.open()
         self.conn.running += 1
+        self.conn.executions.add(self)
         secrets_ = [s for s in a.redact if s]
         out = _Stdout(_Sink(a.stdout_path, secrets_), self.nonce)
         err = _Sink(a.stderr_path, secrets_)
@@ -274,6 +275,7 @@ class SshExecution(Execution):
                     and out.trailer is None:
                 return self._lost(out.pid)
         finally:
+            self.conn.executions.discard(self)
             self.conn.running -= 1
             self.conn.release(chan)
             out.close()
@@ -307,6 +309,10 @@ class SshExecution(Execution):
         """The connection broke mid-job: kill what is left of it once the host answers
         again (bounded by the connect timeout), and say what happened."""
         name = self.conn.host.name
+        if self.conn.closing:
+            return Outcome(exit_code=None, stopped=self._stopping.is_set(), error=(
+                f"host {name!r}: the process running the job ended (its SSH connection "
+                "closed); the job was killed on the host"))
         self.conn.lost("the SSH connection was lost mid-job")
         what = "its end is unknown"
         if pid is not None and pid > 0:
@@ -319,6 +325,15 @@ class SshExecution(Execution):
                        stdout_tail=read_tail(self.attempt.stdout_path),
                        stderr_tail=read_tail(self.attempt.stderr_path),
                        error=f"host {name!r}: the SSH connection was lost mid-job; {what}")
+
+    def abandon(self) -> None:
+        """This process is closing: kill the job on the host now."""
+        pid = self._pid
+        if pid is not None and pid > 0:
+            try:
+                self._kill(pid, 0.0)
+            except JazError as e:
+                log.warning("host %s: %s", self.conn.host.name, e.message)
 
     def _kill(self, pid: int, grace: float) -> None:
         """stop_command, or TERM to the job's group, KILL after `grace`; returns when the
@@ -396,10 +411,19 @@ class SshHosts:
         return {name: c.status() for name, c in conns.items()}
 
     def close(self) -> None:
+        """Close the connections; jobs still running on them are killed there first (an
+        SSH job cannot outlive this process: its output would have nowhere to go)."""
         self._closing.set()
         with self._lock:
             conns = list(self._conns.values())
         for c in conns:
+            c.closing = True
+            killers = [threading.Thread(target=e.abandon, daemon=True)
+                       for e in list(c.executions)]
+            for t in killers:
+                t.start()
+            for t in killers:
+                t.join(timeout=10)
             c.close()
 
 
