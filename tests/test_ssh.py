@@ -367,6 +367,29 @@ def test_dropped_connection_mid_job_ends_it_in_error_and_kills_the_rest(lab: Lab
         marker.unlink(missing_ok=True)
 
 
+def test_a_retry_after_a_dropped_connection_runs_alone_and_succeeds(lab: Lab):
+    cutter = Cutter(lab.sshd.port)
+    lab.ssh_config(lab.alias("box").replace(f"Port {lab.sshd.port}", f"Port {cutter.port}"))
+    lab.know(f"[127.0.0.1]:{cutter.port} " + lab.sshd.host_key_line().split(" ", 1)[1])
+    marker = Path("/tmp") / f"jaz-ssh-{os.getpid()}-{time.monotonic_ns()}"
+    net = ('[jobs.flaky]\nhost = "box"\nretries = 1\nrun = \'\'\'\n'
+           f'if [ "$JAZ_ATTEMPT" = 1 ]; then sleep 300 & echo $! > {marker}; wait; fi\n'
+           f'if kill -0 "$(cat {marker})" 2>/dev/null; then echo "first still runs"; exit 9; fi\n'
+           'echo "second attempt, alone"\n\'\'\'\n')
+    proc = lab.popen(net, HOSTS)
+    try:
+        wait_for(lambda: marker.exists() and marker.read_text().strip(), "the job to start")
+        cutter.cut()
+        out, err = proc.communicate(timeout=40)
+        job = json.loads(out)["jobs"]["flaky"]
+        assert (job["status"], job["attempts"], job["exit_code"]) == ("succeeded", 2, 0), job
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        cutter.close()
+        marker.unlink(missing_ok=True)
+
+
 # ------------------------------------------------------------------ fan-out, ProxyJump
 
 def test_fan_out_to_several_aliases(lab: Lab, tmp_path: Path):
