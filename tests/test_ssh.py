@@ -88,6 +88,28 @@ run = 'echo "rows were $rows"; exit 3'
                                      lab.root / "r.db").stdout
 
 
+def test_output_reaches_the_log_file_while_the_job_runs(lab: Lab):
+    gate = Path("/tmp") / f"jaz-ssh-gate-{os.getpid()}-{time.monotonic_ns()}"
+    net = ('[jobs.live]\nhost = "box"\nrun = \'\'\'\necho first-line\necho err-line >&2\n'
+           f'while [ ! -e {gate} ]; do sleep 0.05; done\necho second-line\n\'\'\'\n')
+    proc = lab.popen(net, HOSTS)
+    try:
+        def log_text(suffix: str) -> str:
+            return "".join(p.read_text() for p in lab.root.rglob(f"live.*{suffix}"))
+
+        wait_for(lambda: "first-line" in log_text(".out"), "the first line in the log")
+        wait_for(lambda: "err-line" in log_text(".err"), "stderr in its log")
+        assert "second-line" not in log_text(".out") and proc.poll() is None
+        gate.write_text("")
+        out, err = proc.communicate(timeout=30)
+        assert json.loads(out)["jobs"]["live"]["status"] == "succeeded"
+        assert log_text(".out") == "first-line\nsecond-line\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        gate.unlink(missing_ok=True)
+
+
 def test_user_at_address_port_in_the_hosts_file(lab: Lab):
     lab.ssh_config("")
     hosts = (f'[hosts.box]\nssh = "{lab.sshd.user}@127.0.0.1:{lab.sshd.port}"\n'
@@ -313,6 +335,7 @@ def test_operator_stop_kills_the_remote_group(lab: Lab):
         out, err = proc.communicate(timeout=30)
         view = json.loads(out)
         assert view["jobs"]["long"]["status"] == "stopped", view
+        assert view["jobs"]["long"]["exit_code"] == 128 + sig.SIGTERM   # as the shell saw it
         assert not _alive(pid), "the remote job outlived its stop"
     finally:
         if proc.poll() is None:

@@ -60,7 +60,9 @@ def wrapper(attempt: Attempt, nonce: str, script: str, shell: str, workdir: str)
     # The wrapper never calls `exit`: it ends at the EOF of its stdin, with the status
     # of its last command, so it cannot end (and sshd close the channel) before this side
     # has sent that EOF (an EOF on a channel sshd has freed makes it drop the connection).
-    lines += ["_jaz_rc() { return \"$1\"; }",
+    # A stop's SIGTERM goes to the whole group: the wrapper outlives it (a handler, not
+    # an ignore, so the job's shell gets it as usual) to report how the job ended.
+    lines += ["_jaz_rc() { return \"$1\"; }", "trap : TERM",
               f"if {'cd -- ' + shlex.quote(job.cwd) if job.cwd else ':'}; then",
               f"{shlex.quote(shell)} -c {shlex.quote(script)} </dev/null",
               "rc=$?",
