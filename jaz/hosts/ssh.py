@@ -401,9 +401,7 @@ def _exec(transport: Any, command: str, *, stdin: bytes = b"", timeout: float,
         chan.close()
 
 
-def known_key(name: str, key: Any) -> str | None:
-    """'known' when this key is on record for `name`, 'changed' when another key of the
-    same type is, None when none is."""
+def _host_keys() -> Any:
     import paramiko
 
     keys = paramiko.HostKeys()
@@ -414,7 +412,18 @@ def known_key(name: str, key: Any) -> str | None:
                 keys.load(str(path))
             except Exception as e:
                 log.warning("cannot read known hosts %s: %s", path, e)
-    entry = keys.lookup(name)
+    return keys
+
+
+def has_known_key(t: Target) -> bool:
+    """Whether any known_hosts file has a key for the host (no network)."""
+    return _host_keys().lookup(t.key_name) is not None
+
+
+def known_key(name: str, key: Any) -> str | None:
+    """'known' when this key is on record for `name`, 'changed' when another key of the
+    same type is, None when none is."""
+    entry = _host_keys().lookup(name)
     if entry is None:
         return None
     ours = entry.get(key.get_name())
@@ -493,8 +502,15 @@ class Connection:
             client.get_transport().is_active()
 
     def check(self) -> None:
-        """For heartbeats: connected (or reconnected), or the error why not."""
+        """For heartbeats: connected (or reconnected), or the error why not. A host with
+        no key on record is not contacted (as an agent without a pinned fingerprint):
+        neither online nor offline as far as we know."""
         try:
+            if not self.alive() and not has_known_key(target(self.host)):
+                self.online = None
+                self.error = (f"not trusted yet: no host key on record; "
+                              f"jaz hosts trust {self.host.name}")
+                return
             self.transport()
             self._seen()
         except JazError:
