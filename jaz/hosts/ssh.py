@@ -16,6 +16,7 @@ import base64
 import hashlib
 import logging
 import os
+import shlex
 import socket
 import threading
 import time
@@ -33,6 +34,7 @@ CONNECT_TIMEOUT = 10.0   # seconds: TCP connect, then banner and key exchange (C
 KEEPALIVE = 15.0         # seconds between keepalives on an idle connection (ServerAliveInterval)
 SESSIONS = 8             # job channels in flight on one connection (sshd's MaxSessions is 10)
 CONTROL_SESSIONS = 2     # and channels kept for stops and file checks
+POSIX_SHELLS = frozenset({"sh", "dash", "bash", "ash", "ksh", "mksh", "ksh93"})
 CONNECTING = threading.BoundedSemaphore(16)   # connections being made at once (fan-out)
 
 
@@ -456,6 +458,7 @@ class Connection:
     closing: bool = False
     executions: set[Any] = field(default_factory=set)   # the jobs running on it
     workdir: str = ""    # a private folder (0700) of this connection's on the host
+    posix: bool = False  # the login shell runs POSIX sh (sh, dash, bash, ksh...)
     _client: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: threading.BoundedSemaphore = field(
@@ -487,10 +490,20 @@ class Connection:
             return self._client.get_transport()
 
     def _workdir(self, transport: Any) -> str:
-        """A private folder on the host for the jobs' $JAZ_OUTPUT files."""
-        code, out, err = _exec(transport, 'umask 077 && mktemp -d "${TMPDIR:-/tmp}/jaz.XXXXXXXXXX"',
-                               timeout=CONNECT_TIMEOUT, host=self.host.name)
-        folder = out.decode(errors="replace").strip()
+        """A private folder on the host for the jobs' $JAZ_OUTPUT files; and whether the
+        login shell is a POSIX one (then a job's wrapper needs no /bin/sh of its own)."""
+        make = 'umask 077 && mktemp -d "${TMPDIR:-/tmp}/jaz.XXXXXXXXXX"'
+        code, out, err = _exec(transport, 'echo "$0"; ' + make, timeout=CONNECT_TIMEOUT,
+                               host=self.host.name)
+        lines = out.decode(errors="replace").split()
+        if code == 0 and len(lines) == 2:
+            self.posix = lines[0].rsplit("/", 1)[-1].lstrip("-") in POSIX_SHELLS
+            folder = lines[1]
+        else:   # csh, fish...: through /bin/sh
+            self.posix = False
+            code, out, err = _exec(transport, f"exec /bin/sh -c {shlex.quote(make)}",
+                                   timeout=CONNECT_TIMEOUT, host=self.host.name)
+            folder = out.decode(errors="replace").strip()
         if code != 0 or not folder.startswith("/"):
             raise Refused(f"host {self.host.name!r}: cannot make a private folder there "
                           f"with mktemp -d: {err.decode(errors='replace').strip()}")

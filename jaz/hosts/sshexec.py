@@ -2,8 +2,8 @@
 
 Each job is one session channel on its host's pooled connection (jaz.hosts.ssh), at
 most SESSIONS at once per host. The command sshd runs is fixed and holds nothing of the
-job (`exec /bin/sh -s`, so `ps` on the host shows no script, environment or
-secret); the job itself comes on the channel's stdin: a small POSIX sh wrapper that
+job (READ_EVAL or BOOT, so `ps` on the host shows no script, environment or secret);
+the job itself comes on the channel's stdin: a small POSIX sh wrapper that
 reports its pid (the job's process group: sshd starts each session in a new session),
 sets the environment, `cd`s, creates `$JAZ_OUTPUT`, runs the job's shell with stdin
 from /dev/null, then writes a marker with a nonce only this side knows and the outputs
@@ -42,6 +42,15 @@ from jaz.hosts.ssh import Connection
 
 log = logging.getLogger("jaz.hosts.ssh")
 BOOT = "exec /bin/sh -s"   # the command sshd runs: nothing of the job (it comes on stdin)
+# where the login shell is POSIX sh: read stdin to its end with builtins, then run it
+# (one exec fewer a job; payloads past READ_LIMIT go through /bin/sh -s)
+READ_EVAL = ('_jaz_s=; while IFS= read -r _jaz_l; do _jaz_s="$_jaz_s$_jaz_l\n"; done; '
+             'eval "$_jaz_s"')
+READ_LIMIT = 1 << 16
+
+
+def boot(conn: Connection, payload: bytes) -> str:
+    return READ_EVAL if conn.posix and len(payload) < READ_LIMIT else BOOT
 DRAIN_SECONDS = 1.0    # how long output may trail the wrapper's exit (a background child)
 _ENV_NAME = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
@@ -233,8 +242,9 @@ class SshExecution(Execution):
         err = _Sink(a.stderr_path, secrets_)
         status: int | None = None
         try:
-            chan.exec_command(BOOT)
-            chan.sendall(wrapper(a, self.nonce, *self._script, self.conn.workdir))
+            payload = wrapper(a, self.nonce, *self._script, self.conn.workdir)
+            chan.exec_command(boot(self.conn, payload))
+            chan.sendall(payload)
             chan.shutdown_write()
             drain: float | None = None
             while True:
@@ -356,7 +366,8 @@ class SshExecution(Execution):
                   "do sleep 0.05; i=$((i+1)); done",
                   f"rm -f {shlex.quote(f'{self.conn.workdir}/{self.nonce}.vars')}",
                   f"if kill -0 {g} 2>/dev/null; then echo alive; else echo gone; fi"]
-        code, stdout, _ = self.conn.run(BOOT, stdin=("\n".join(parts) + "\n").encode(),
+        script = ("\n".join(parts) + "\n").encode()
+        code, stdout, _ = self.conn.run(boot(self.conn, script), stdin=script,
                                         timeout=grace + 30)
         if b"gone" not in stdout:
             raise ActionError(f"host {self.conn.host.name!r}: process group {pid} is still "
