@@ -234,7 +234,10 @@ class SshExecution(Execution):
         a = self.attempt
         if self._stopping.is_set():
             return Outcome(exit_code=None, stopped=True, error="stopped before it started")
-        chan = self.conn.open()
+        chan = self.conn.open()   # (waits for a free channel of the host's)
+        if self._stopping.is_set():
+            self.conn.release(chan)
+            return Outcome(exit_code=None, stopped=True, error="stopped before it started")
         self.conn.running += 1
         self.conn.executions.add(self)
         secrets_ = [s for s in a.redact if s]

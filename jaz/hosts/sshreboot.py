@@ -49,10 +49,14 @@ class SshRebootExecution(Execution):
                 self._stopping.wait(LOOK_EVERY)
         if self._stopping.is_set():
             return Outcome(exit_code=None, stopped=True, error="stopped before the reboot")
-        # check it can run at all (sudo -n fails at once without rights), then detach it
+        # detached, so that its channel answers before the host goes down (a command that
+        # fails there shows as a connection that never drops)
         detached = (f"nohup /bin/sh -c {shlex.quote('sleep 1; ' + command)} "
                     ">/dev/null 2>&1 </dev/null &")
-        code, _, err = self.conn.run(detached, timeout=30)
+        from jaz.hosts.sshexec import boot
+
+        script = (detached + "\n").encode()
+        code, _, err = self.conn.run(boot(self.conn, script), stdin=script, timeout=30)
         text = f"{name}: started {command!r}\n"
         self.attempt.stdout_path.write_text(text)
         if code != 0:
