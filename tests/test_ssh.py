@@ -450,6 +450,32 @@ def test_fan_out_to_several_aliases(lab: Lab, tmp_path: Path):
         second.stop()
 
 
+def test_fan_out_across_an_agent_host_and_an_ssh_host_and_transfer_between_them(
+        lab: Lab, tmp_path: Path):
+    from agent_support import Agent
+
+    agent = Agent(tmp_path / "agent").start()
+    try:
+        hosts = (agent.hosts_entry("a1", labels='labels = ["web"]')
+                 + '[hosts.box]\nssh = "box"\nlabels = ["web"]\n')
+        drop = Path("/tmp") / f"jaz-ssh-x-{os.getpid()}-{time.monotonic_ns()}"
+        net = ('[jobs.all]\nhosts = ["label:web"]\n'
+               'run = \'echo "who=$JAZ_HOST" >> "$JAZ_OUTPUT"\'\n'
+               f'[jobs.put]\nneeds = ["all"]\nrun = "echo payload > {drop}.src"\n'
+               f'[jobs.copy]\nneeds = ["put"]\n'
+               f'transfer = {{ from = "box:{drop}.src", to = "a1:{drop}.dst" }}\n')
+        result, view = lab.run(net, hosts)
+        assert result.returncode == 0, (result.stderr, view)
+        outputs = view["jobs"]["all"]["outputs"]
+        assert outputs["a1.status"] == outputs["box.status"] == "succeeded", outputs
+        assert outputs["box.who"] == "box"
+        assert Path(f"{drop}.dst").read_text() == "payload\n"
+    finally:
+        agent.stop()
+        for suffix in (".src", ".dst"):
+            Path(f"{drop}{suffix}").unlink(missing_ok=True)
+
+
 def test_proxy_jump_through_a_second_sshd(lab: Lab, tmp_path: Path):
     # the target only listens on loopback too; the jump host forwards to it
     jump = Sshd(tmp_path / "jump", [lab.key]).start()
