@@ -184,6 +184,8 @@ class Cutter:
         self.port = free_port()
         self.server = socket.create_server(("127.0.0.1", self.port))
         self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        self.frozen: set[socket.socket] = set()   # sockets whose data goes nowhere
+        self.freeze_next = 0
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
@@ -199,14 +201,17 @@ class Cutter:
             b = socket.create_connection(("127.0.0.1", self.target))
             with self.lock:
                 self.pairs.append((a, b))
+                if self.freeze_next > 0:
+                    self.freeze_next -= 1
+                    self.frozen.update((a, b))
             for x, y in ((a, b), (b, a)):
                 threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
 
-    @staticmethod
-    def _pump(x: socket.socket, y: socket.socket) -> None:
+    def _pump(self, x: socket.socket, y: socket.socket) -> None:
         try:
             while data := x.recv(65536):
-                y.sendall(data)
+                if x not in self.frozen:
+                    y.sendall(data)
         except OSError:
             pass
         for s in (x, y):
@@ -214,6 +219,14 @@ class Cutter:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def freeze(self, new: int = 0) -> None:
+        """A network gone silent: the open connections (and the next `new` ones) stay up
+        but carry nothing more, either way."""
+        with self.lock:
+            for a, b in self.pairs:
+                self.frozen.update((a, b))
+            self.freeze_next = new
 
     def cut(self) -> None:
         with self.lock:

@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,7 +148,8 @@ def test_strict_key_exchange_and_nodelay_on_the_pooled_connection(lab: Lab):
         transport = conn.transport()
         assert transport.agreed_on_strict_kex   # the Terrapin fix, negotiated with OpenSSH
         assert transport.sock.getsockopt(sk.IPPROTO_TCP, sk.TCP_NODELAY)
-        assert transport.packetizer._Packetizer__keepalive_interval > 0
+        assert any(t.name == "ssh-box-keepalive" and t.is_alive()
+                   for t in threading.enumerate())
         code, out, _ = conn.run("echo $0; ps -o args= -p $$", timeout=10)
         assert code == 0 and b"-sh" not in out   # not a login shell
         assert conn.transport() is transport     # pooled: the same connection again
@@ -416,7 +418,8 @@ def test_a_retry_after_a_dropped_connection_runs_alone_and_succeeds(lab: Lab):
     marker = Path("/tmp") / f"jaz-ssh-{os.getpid()}-{time.monotonic_ns()}"
     net = ('[jobs.flaky]\nhost = "box"\nretries = 1\nrun = \'\'\'\n'
            f'if [ "$JAZ_ATTEMPT" = 1 ]; then sleep 300 & echo $! > {marker}; wait; fi\n'
-           f'if kill -0 "$(cat {marker})" 2>/dev/null; then echo "first still runs"; exit 9; fi\n'
+           f'st=$(cut -d" " -f3 /proc/$(cat {marker})/stat 2>/dev/null)\n'
+           'if [ -n "$st" ] && [ "$st" != Z ]; then echo "first still runs"; exit 9; fi\n'
            'echo "second attempt, alone"\n\'\'\'\n')
     proc = lab.popen(net, HOSTS)
     try:
@@ -425,6 +428,37 @@ def test_a_retry_after_a_dropped_connection_runs_alone_and_succeeds(lab: Lab):
         out, err = proc.communicate(timeout=40)
         job = json.loads(out)["jobs"]["flaky"]
         assert (job["status"], job["attempts"], job["exit_code"]) == ("succeeded", 2, 0), job
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        cutter.close()
+        marker.unlink(missing_ok=True)
+
+
+def test_a_network_gone_silent_is_noticed_by_keepalives_and_the_orphan_killed_later(
+        lab: Lab):
+    cutter = Cutter(lab.sshd.port)
+    lab.ssh_config(lab.alias("box").replace(f"Port {lab.sshd.port}", f"Port {cutter.port}")
+                   .replace("ConnectTimeout 3", "ConnectTimeout 2")
+                   + "  ServerAliveInterval 1\n  ServerAliveCountMax 2\n")
+    lab.know(f"[127.0.0.1]:{cutter.port} " + lab.sshd.host_key_line().split(" ", 1)[1])
+    marker = Path("/tmp") / f"jaz-ssh-{os.getpid()}-{time.monotonic_ns()}"
+    net = ('[jobs.j]\nhost = "box"\nretries = 1\nretry_delay = "1s"\nrun = \'\'\'\n'
+           f'if [ "$JAZ_ATTEMPT" = 1 ]; then sleep 300 & echo $! > {marker}; wait; fi\n'
+           f'st=$(cut -d" " -f3 /proc/$(cat {marker})/stat 2>/dev/null)\n'
+           'if [ -n "$st" ] && [ "$st" != Z ]; then echo "first still runs"; exit 9; fi\n'
+           'echo "second attempt, alone"\n\'\'\'\n')
+    proc = lab.popen(net, HOSTS)
+    try:
+        wait_for(lambda: marker.exists() and marker.read_text().strip(), "the job to start")
+        pid = int(marker.read_text())
+        started = time.monotonic()
+        cutter.freeze(new=1)   # silent now; the first reconnection (to kill it) hangs too
+        out, err = proc.communicate(timeout=60)
+        job = json.loads(out)["jobs"]["j"]
+        assert (job["status"], job["attempts"]) == ("succeeded", 2), (job, err)
+        assert time.monotonic() - started < 30
+        assert not _alive(pid), "the first attempt's job was left running"
     finally:
         if proc.poll() is None:
             proc.kill()

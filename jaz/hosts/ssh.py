@@ -31,7 +31,8 @@ from jaz.paths import jaz_home
 
 log = logging.getLogger("jaz.hosts.ssh")
 CONNECT_TIMEOUT = 10.0   # seconds: TCP connect, then banner and key exchange (ConnectTimeout)
-KEEPALIVE = 15.0         # seconds between keepalives on an idle connection (ServerAliveInterval)
+KEEPALIVE = 15.0         # seconds between keepalives (ServerAliveInterval)
+KEEPALIVE_MAX = 3        # unanswered in a row before the connection is given up (…CountMax)
 SESSIONS = 8             # job channels in flight on one connection (sshd's MaxSessions is 10)
 CONTROL_SESSIONS = 2     # and channels kept for stops and file checks
 POSIX_SHELLS = frozenset({"sh", "dash", "bash", "ash", "ksh", "mksh", "ksh93"})
@@ -85,6 +86,7 @@ class Target:
     proxy_jump: str | None = None
     connect_timeout: float = CONNECT_TIMEOUT
     keepalive: float = KEEPALIVE
+    keepalive_max: int = KEEPALIVE_MAX
     key_alias: str | None = None   # HostKeyAlias
 
     @property
@@ -157,6 +159,7 @@ def target(host: Host, destination: str | None = None, config: Any = None) -> Ta
                     != "none" else None),
         connect_timeout=float(found.get("connecttimeout", CONNECT_TIMEOUT)),
         keepalive=float(found.get("serveraliveinterval", KEEPALIVE)) or KEEPALIVE,
+        keepalive_max=max(1, int(found.get("serveralivecountmax", KEEPALIVE_MAX))),
         key_alias=found.get("hostkeyalias"))
 
 
@@ -269,8 +272,7 @@ def connect(host: Host, *, destination: str | None = None, config: Any = None,
         client.close()
         raise Unreachable(f"host {t.host!r} ({t.where}): SSH connection failed: "
                           f"{_reason(e, t, began)}") from None
-    transport = client.get_transport()
-    transport.set_keepalive(int(max(1, t.keepalive)))
+    client._jaz_target = t
     if via is not None:
         client._jaz_via = via   # keep the jump hosts alive with it
     return client
@@ -457,6 +459,7 @@ class Connection:
     running: int = 0
     closing: bool = False
     executions: set[Any] = field(default_factory=set)   # the jobs running on it
+    orphans: set[int] = field(default_factory=set)   # jobs' pids to kill at the next connect
     workdir: str = ""    # a private folder (0700) of this connection's on the host
     posix: bool = False  # the login shell runs POSIX sh (sh, dash, bash, ksh...)
     _client: Any = None
@@ -480,6 +483,7 @@ class Connection:
                 with CONNECTING:
                     self._client = connect(self.host)
                 self.workdir = self._workdir(self._client.get_transport())
+                self._reap(self._client.get_transport())
             except JazError as e:
                 if self._client is not None:
                     self._client.close()
@@ -487,7 +491,52 @@ class Connection:
                 self._away(e)
                 raise
             self._seen()
+            threading.Thread(target=self._watch, args=(self._client,), daemon=True,
+                             name=f"ssh-{self.host.name}-keepalive").start()
             return self._client.get_transport()
+
+    def _watch(self, client: Any) -> None:
+        """Keepalives, as OpenSSH's ServerAliveInterval/CountMax: a host that answers none
+        for interval × count (a network gone silent) has its connection closed, so its
+        jobs end instead of hanging on a dead TCP connection."""
+        t: Target = client._jaz_target
+        transport = client.get_transport()
+        while transport is not None and transport.is_active():
+            time.sleep(t.keepalive)
+            if not transport.is_active():
+                return
+            replied = threading.Event()
+
+            threading.Thread(target=self._ask, args=(transport, replied),
+                             daemon=True).start()
+            if not replied.wait(t.keepalive * t.keepalive_max):
+                message = (f"no answer to keepalives for {t.keepalive * t.keepalive_max:g}s"
+                           "; the connection was closed")
+                log.warning("host %s: %s", self.host.name, message)
+                self.lost(message)
+                transport.close()
+                return
+            if self.online:
+                self.last_seen = time.time()
+
+    def _ask(self, transport: Any, replied: threading.Event) -> None:
+        try:
+            transport.global_request("keepalive@openssh.com", wait=True)
+        except Exception:   # (the transport died: the watcher sees it)
+            log.debug("host %s: keepalive failed", self.host.name)
+        replied.set()
+
+    def _reap(self, transport: Any) -> None:
+        """Kill the jobs a lost connection left running there (known by pid; only if the
+        process is still one of jaz's wrappers)."""
+        for pid in list(self.orphans):
+            check = (f"ps -o args= -p {int(pid)} 2>/dev/null | grep -q -e _jaz_s -e "
+                     f"'/bin/sh -s' && kill -KILL -{int(pid)} 2>/dev/null; true")
+            try:
+                _exec(transport, check, timeout=CONNECT_TIMEOUT, host=self.host.name)
+                self.orphans.discard(pid)
+            except JazError:
+                pass
 
     def _workdir(self, transport: Any) -> str:
         """A private folder on the host for the jobs' $JAZ_OUTPUT files; and whether the

@@ -335,7 +335,9 @@ class SshExecution(Execution):
                 self._kill(pid, 0.0)
                 what = "its remote process group was killed"
             except JazError as e:
-                what = f"its remote process group (pid {pid}) may still run: {e.message}"
+                self.conn.orphans.add(pid)
+                what = (f"its remote process group (pid {pid}) may still run ({e.message}); "
+                        "it is killed when the host answers again")
         return Outcome(exit_code=None, stopped=self._stopping.is_set(),
                        stdout_tail=read_tail(self.attempt.stdout_path),
                        stderr_tail=read_tail(self.attempt.stderr_path),
