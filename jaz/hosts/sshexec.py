@@ -202,10 +202,11 @@ class SshExecution(Execution):
         if pid is None:
             return   # not started yet: the job's thread sees the stop and never runs it
         if again:   # a second stop is impatient: kill now
-            threading.Thread(target=self._kill, args=(pid, 0.0), daemon=True).start()
+            threading.Thread(target=self._kill_logged, args=(pid, 0.0), daemon=True).start()
             return
-        self._killer = threading.Thread(target=self._kill, args=(pid, self.attempt.grace),
-                                        daemon=True, name="ssh-stop")
+        self._killer = threading.Thread(target=self._kill_logged,
+                                        args=(pid, self.attempt.grace), daemon=True,
+                                        name="ssh-stop")
         self._killer.start()
 
     # ------------------------------------------------------------ the job's thread
@@ -258,7 +259,7 @@ class SshExecution(Execution):
                     self.pid = out.pid
                     if stopping:   # stopped while it was starting
                         self._killer = threading.Thread(
-                            target=self._kill, args=(out.pid, a.grace), daemon=True)
+                            target=self._kill_logged, args=(out.pid, a.grace), daemon=True)
                         self._killer.start()
                 got = False
                 while chan.recv_ready():
@@ -347,10 +348,17 @@ class SshExecution(Execution):
         """This process is closing: kill the job on the host now."""
         pid = self._pid
         if pid is not None and pid > 0:
-            try:
-                self._kill(pid, 0.0)
-            except JazError as e:
-                log.warning("host %s: %s", self.conn.host.name, e.message)
+            self._kill_logged(pid, 0.0)
+
+    def _kill_logged(self, pid: int, grace: float) -> None:
+        """`_kill` in a thread of its own: a failure is logged (the job's own thread sees
+        the connection's state and reports it)."""
+        try:
+            self._kill(pid, grace)
+        except JazError as e:
+            self.conn.orphans.add(pid)   # (killed at the next connection if still there)
+            log.warning("host %s: stopping the job (pid %s): %s", self.conn.host.name, pid,
+                        e.message)
 
     def _kill(self, pid: int, grace: float) -> None:
         """stop_command, or TERM to the job's group, KILL after `grace`; returns when the
