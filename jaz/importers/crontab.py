@@ -57,7 +57,11 @@ class Entry:
 
 
 class CrontabError(JobnetInvalid):
-    """Lines cron itself would refuse; nothing is written."""
+    """Lines cron itself would refuse (or --one cannot join); nothing is written."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(problems)
+        self.hint = "nothing was written; fix these lines (crontab -e would refuse them too)"
 
 
 def parse(text: str, source: str, *, system: bool = False,
@@ -154,6 +158,7 @@ def _entry(line: str, number: int, env: dict[str, str], system: bool) -> Entry |
         fields, rest = parts[:5], parts[5]
         for i, f in enumerate(fields):
             _check_field(f, i)
+        fields = [_big_steps(f, i) for i, f in enumerate(fields)]
     user = None
     if system:
         m = re.match(r"(\S+)[ \t]+(.*)", rest, re.S)
@@ -200,6 +205,23 @@ def _check_field(text: str, index: int) -> None:
                 raise ValueError(f"bad {name} field {basic(text)}: {basic(atom)} is not a "
                                  + ("month name" if index == 3 else "weekday name"
                                     if index == 4 else "number"))
+
+
+_LOW = (0, 0, 1, 1, 0)
+_HIGH = (59, 23, 31, 12, 7)
+
+
+def _big_steps(text: str, index: int) -> str:
+    """cron takes a step past its range (`*/60`: minute 0 only), jaz's cron does not:
+    such an item is written as the one value it gives."""
+    span = _HIGH[index] - _LOW[index]
+    items = []
+    for item in text.split(","):
+        base, _, step = item.partition("/")
+        if step and int(step) > span:
+            item = str(_LOW[index]) if base == "*" else base.partition("-")[0]
+        items.append(item)
+    return ",".join(items)
 
 
 def _last(index: int) -> str:
@@ -457,7 +479,7 @@ unset IFS
   printf 'Subject: jaz: %s %s %s\\n\\n' "$JAZ_JOBNET" "$JAZ_JOB" "$JAZ_STATUS"
   printf 'event:  %s\\nrun:    %s\\ntime:   %s\\n\\n%s\\n' "$JAZ_EVENT" "$JAZ_RUN_ID" \\
     "$JAZ_TIME" "$JAZ_MESSAGE"
-}} | /usr/sbin/sendmail -i -- "$@"
+}} | "${{SENDMAIL:-/usr/sbin/sendmail}}" -i -- "$@"
 """
 
 
