@@ -103,6 +103,9 @@ def translate(s: PgSchedule, zone: tzinfo, now: datetime, calendar_prefix: str
         out.notes.append(f"ended on {end.isoformat(' ', 'minutes')}: nothing left to schedule")
         return out
 
+    if not any((*s.minutes, *s.hours, *s.weekdays, *s.monthdays, *s.months)):
+        out.notes.append("nothing is ticked: jaz fires every minute, where pgAgent's "
+                         "pga_next_schedule skips a minute after each run")
     minutes = _ticked(s.minutes) or list(range(60))
     hours = _ticked(s.hours) or list(range(24))
     months = _ticked(s.months, 1)
