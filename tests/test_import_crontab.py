@@ -183,7 +183,8 @@ def _imported(tmp_path: Path, lines: list[str]) -> list[Path]:
     return [p for p in written if p.parent == out and p.suffix == ".toml"]
 
 
-CASES = ["*/60 */30 * * *", "0 0 */2 * 1", "0 0 1,15 * fri", "0 0 13 * */2", "*/7 * * * *", "0 12 * * 7",
+CASES = ["*/60 */30 * * *", "0 0 */2 * 1", "0 0 1,15 * fri", "0 0 13 * */2", "*/7 * * * *",
+         "0 12 * * 7",
          "30 4 1-7 * mon", "0 0 * * *", "5 */3 * jan-mar,oct *", "0 6 */10 */2 sun-tue",
          "15 14 1 * *", "0 22 * * 1-5", "23 0-23/2 * * *", "0 0 29 2 *", "0 0 31 * *",
          "@weekly", "@monthly", "@yearly", "@hourly"]

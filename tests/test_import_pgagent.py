@@ -145,7 +145,7 @@ def test_a_job_runs_its_steps_in_pgagents_order(pg: Any, tmp_path: Path) -> None
     assert create.database == f"postgresql://postgres@127.0.0.1:{conn.info.port}/{db}"
     assert not net.jobs["c_disabled"].enabled
     assert not net.schedules
-    assert f"step" in result.stderr and "psql" in result.stderr   # e's on-error note
+    assert "step" in result.stderr and "psql" in result.stderr   # e's on-error note
 
     ran = jaz("run", path, "--json", home=tmp_path / "home", cwd=tmp_path)
     assert ran.returncode == 0, ran.stdout + ran.stderr
@@ -197,20 +197,21 @@ START = datetime(2031, 1, 6, 0, 0)
 
 
 SCHEDULES: dict[str, dict[str, Any]] = {
-    "weekdays at 02:00 and 02:30": dict(minutes={0, 30}, hours={2}, weekdays={1, 2, 3, 4, 5}),
-    "1st and 15th AND a monday": dict(minutes={0}, hours={6}, monthdays={1, 15},
-                                      weekdays={1}),
-    "last day of feb and june": dict(minutes={45}, hours={23}, monthdays={32},
-                                     months={2, 6}),
-    "1st, and last day ignored": dict(minutes={0}, hours={12}, monthdays={1, 32}),
-    "every minute of 03:00-03:59": dict(hours={3}),
-    "exceptions, start and end inside a day": dict(
-        minutes={0, 15}, hours={9, 10},
-        start=datetime(2031, 3, 3, 9, 10), end=datetime(2031, 3, 10, 9, 0),
-        exceptions=((date(2031, 3, 4), time(9, 15)), (date(2031, 3, 5), None),
-                    (None, time(10, 0)))),
-    "weekends in march, thursdays": dict(minutes={5}, hours={4, 16}, weekdays={0, 4, 6},
-                                         months={3}),
+    "weekdays at 02:00 and 02:30": {"minutes": {0, 30}, "hours": {2},
+                                    "weekdays": {1, 2, 3, 4, 5}},
+    "1st and 15th AND a monday": {"minutes": {0}, "hours": {6}, "monthdays": {1, 15},
+                                  "weekdays": {1}},
+    "last day of feb and june": {"minutes": {45}, "hours": {23}, "monthdays": {32},
+                                 "months": {2, 6}},
+    "1st, and last day ignored": {"minutes": {0}, "hours": {12}, "monthdays": {1, 32}},
+    "every minute of 03:00-03:59": {"hours": {3}},
+    "exceptions, start and end inside a day": {
+        "minutes": {0, 15}, "hours": {9, 10},
+        "start": datetime(2031, 3, 3, 9, 10), "end": datetime(2031, 3, 10, 9, 0),
+        "exceptions": ((date(2031, 3, 4), time(9, 15)), (date(2031, 3, 5), None),
+                       (None, time(10, 0)))},
+    "weekends in march, thursdays": {"minutes": {5}, "hours": {4, 16},
+                                     "weekdays": {0, 4, 6}, "months": {3}},
 }
 
 

@@ -185,12 +185,12 @@ def translate(s: PgSchedule, zone: tzinfo, now: datetime, calendar_prefix: str
         if not matcher.matches(day) or (weekdays and (day.weekday() + 1) % 7 not in weekdays):
             continue
         groups.setdefault(frozenset(ts), []).append(day)
-    for k, (ts, dates) in enumerate(groups.items(), 1):
+    for k, (group, dates) in enumerate(groups.items(), 1):
         name = f"{calendar_prefix}-days{k}"
         out.calendars[name] = _calendar_text(
             name, f"days of pgAgent schedule {s.id} ({s.name}) with times of their own",
             [], [d.isoformat() for d in dates], [])
-        for cron in _crons(set(ts), "* * *"):
+        for cron in _crons(set(group), "* * *"):
             out.schedules.append({"cron": cron, "calendar": f"calendars/{name}.toml"})
     if not out.schedules:
         out.notes.append("never fires again: nothing to schedule")
