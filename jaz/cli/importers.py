@@ -36,10 +36,10 @@ def register(app: typer.Typer) -> None:
 
 
 def crontab(
+    out: OutOption,
     file: Annotated[str, typer.Argument(
         help="A crontab file (`crontab -l > my.crontab`), or - for standard input.",
         metavar="[FILE|-]")] = "-",
-    out: OutOption = Path("."),
     one: Annotated[bool, typer.Option(
         "--one", help="One jobnet for the whole crontab (its entries must share one "
                       "schedule), instead of one jobnet per entry.")] = False,
@@ -74,7 +74,7 @@ def pgagent(
         help="The database that holds pgAgent's schema: postgresql://user@host:port/db "
              "(a password comes from ~/.pgpass or PGPASSWORD).", metavar="POSTGRESQL_URL",
         show_default=False)],
-    out: OutOption = Path("."),
+    out: OutOption,
     job: Annotated[list[str] | None, typer.Option(
         "--job", help="Import only this pgAgent job (its name or id); repeatable.")] = None,
     force: ForceOption = False,
