@@ -265,3 +265,68 @@ def test_jaz_next_on_an_imported_file(tmp_path: Path, home: Path) -> None:
         "2027-03-01T09:00:00+01:00", "2027-03-15T09:00:00+01:00",
         "2027-03-29T09:00:00+02:00", "2027-04-05T09:00:00+02:00",
         "2027-04-19T09:00:00+02:00", "2027-05-03T09:00:00+02:00"]
+
+
+def test_imported_into_a_servers_folder_they_load_and_run(tmp_path: Path) -> None:
+    from support import running_server, wait_for
+
+    work = tmp_path / "work"
+    work.mkdir()
+    crontab = (f"HOME={work}\nCRON_TZ=Europe/Berlin\n"
+               "0 9 */2 * mon echo ran > ran.txt\n")
+    with running_server(tmp_path, {}) as (url, token, env, home):
+        out = tmp_path / "jobnets"       # the server's folder, watched
+        imported = jaz("import", "crontab", "-", "--out", out, home=home, cwd=tmp_path,
+                       stdin=crontab)
+        assert imported.returncode == 0, imported.stderr
+        client = {"JAZ_SERVER": url, "JAZ_TOKEN": token}
+
+        def listed() -> list[dict[str, object]]:
+            result = jaz("jobnets", "--json", home=home, cwd=tmp_path, extra_env=client)
+            return [n for n in json.loads(result.stdout) if n["name"] == "crontab-echo"]
+
+        (net,) = wait_for(listed, "the server to load the imported jobnet")
+        assert net["valid"] and not net["problems"], net
+        after = "2027-03-01T00:00:00+01:00"
+        served = jaz("next", "crontab-echo", "-n", "5", "--after", after, "--json", home=home,
+                     cwd=tmp_path, extra_env=client)
+        assert served.returncode == 0, served.stderr
+        local = [t.isoformat() for t in fires(out / "crontab-echo.toml",
+                                              datetime.fromisoformat(after), 5)]
+        assert json.loads(served.stdout) == local       # the calendar resolves there too
+        ran = jaz("start", "crontab-echo", "--wait", home=home, cwd=tmp_path,
+                  extra_env=client)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert (work / "ran.txt").read_text() == "ran\n"
+
+
+def test_mailto_hook_mails_the_entrys_addresses(tmp_path: Path, home: Path) -> None:
+    import os
+    import subprocess
+
+    out = tmp_path / "nets"
+    crontab = "MAILTO=a@example.com,b@example.com\n0 1 * * * /bin/false\n"
+    assert jaz("import", "crontab", "-", "--out", out, home=home, cwd=tmp_path,
+               stdin=crontab).returncode == 0
+    fake = tmp_path / "sendmail"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\ncat > {tmp_path}/mail\n')
+    fake.chmod(0o755)
+    hook = out / "cron-mailto-notify.sh"
+    assert os.access(hook, os.X_OK)
+    event = {"JAZ_EVENT": "job_failed", "JAZ_JOBNET": "crontab-false", "JAZ_JOB": "false",
+             "JAZ_RUN_ID": "7", "JAZ_STATUS": "failed", "JAZ_MESSAGE": "exit code 1",
+             "JAZ_TIME": "2027-01-01T01:00:00+00:00", "SENDMAIL": str(fake),
+             "PATH": os.environ["PATH"]}
+    done = subprocess.run(["/bin/sh", "-c", str(hook)], env=event, capture_output=True,
+                          text=True, timeout=10)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "args").read_text() == "-i -- a@example.com b@example.com\n"
+    mail = (tmp_path / "mail").read_text()
+    assert mail.startswith("To: a@example.com,b@example.com\n"
+                           "Subject: jaz: crontab-false false failed\n\n")
+    assert "exit code 1" in mail and "run:    7" in mail
+    (tmp_path / "args").unlink()
+    other = subprocess.run(["/bin/sh", "-c", str(hook)],
+                           env={**event, "JAZ_JOBNET": "something-else"}, timeout=10)
+    assert other.returncode == 0
+    assert not (tmp_path / "args").exists()             # not one of the crontab's jobnets
