@@ -302,3 +302,43 @@ def test_bad_urls(tmp_path: Path) -> None:
     secret = import_(f"postgresql://postgres:pw-123@127.0.0.1:{free_port()}/x", tmp_path)
     assert secret.returncode == 3 and "pw-123" not in secret.stderr
     assert "Traceback" not in not_url.stderr + no_db.stderr + secret.stderr
+
+
+def test_refused_logins_and_reads(pg: Any, tmp_path: Path) -> None:
+    url, conn = pg
+    conn.execute("CREATE ROLE weak LOGIN")
+    weak = import_(url.replace("postgres@", "weak@"), tmp_path)
+    assert weak.returncode == 5, weak.stderr
+    assert "permission denied for schema pgagent" in weak.stderr
+    nobody = import_(url.replace("postgres@", "nobody@"), tmp_path)
+    assert nobody.returncode == 5, nobody.stderr
+    assert 'role "nobody" does not exist' in nobody.stderr
+    assert not (tmp_path / "nets").exists()
+
+
+def test_the_zone_is_the_databases_whatever_pgtz_says(pg: Any, tmp_path: Path) -> None:
+    url, conn = pg
+    job = add_job(conn, "zoned")
+    add_step(conn, job, "s", "b", "true")
+    add_schedule(conn, job, "daily", start=START.astimezone(), minutes={0}, hours={1})
+    result = jaz("import", "pgagent", url, "--out", tmp_path / "nets", home=tmp_path / "home",
+                 cwd=tmp_path, extra_env={"PGTZ": "America/New_York"})
+    assert result.returncode == 0, result.stderr
+    schedules = load_file(tmp_path / "nets" / "zoned.toml").schedules
+    assert schedules and {s.timezone for s in schedules} == {"Europe/Berlin"}
+
+
+def test_step_shells_and_line_ends(pg: Any, tmp_path: Path) -> None:
+    url, conn = pg
+    log = tmp_path / "log.txt"
+    job = add_job(conn, "shells")
+    add_step(conn, job, "a", "b", f"#!/bin/bash\r\necho \"$BASH_VERSION\" > {log}\r\n")
+    result = import_(url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "CRLF" in result.stderr
+    net = load_file(tmp_path / "nets" / "shells.toml")
+    assert net.jobs["a"].shell == "/bin/bash"
+    assert "\r" not in net.jobs["a"].action.script
+    ran = jaz("run", tmp_path / "nets" / "shells.toml", home=tmp_path / "home", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert log.read_text().strip()

@@ -71,12 +71,16 @@ def connect(dsn: str) -> Any:
     if not dsn.startswith(("postgresql://", "postgres://")):
         raise UsageError(f"expected a postgresql:// URL, got {basic(redact(dsn))}",
                          hint="like postgresql://postgres@db.example:5432/postgres")
+    # the schedules are in the TimeZone pgAgent's own sessions get: the database's (or
+    # role's, or server's) setting, which a PGTZ in our environment would override
+    pgtz = os.environ.pop("PGTZ", None)
     try:
         return psycopg.connect(dsn, connect_timeout=10, autocommit=True)
     except psycopg.OperationalError as e:
         text = " ".join(str(e).split())
         if re.search(r"password authentication failed|no password supplied|"
-                     r"authentication failed|not permitted|pg_hba\.conf", text):
+                     r"authentication failed|not permitted|pg_hba\.conf|"
+                     r"role \"[^\"]*\" does not exist", text):
             raise Refused(f"the database refused the connection: {text}",
                           hint="check the user, and its password in ~/.pgpass") from None
         if "does not exist" in text:
@@ -85,6 +89,9 @@ def connect(dsn: str) -> Any:
                           hint="check host and port, and that PostgreSQL is running") from None
     except psycopg.Error as e:
         raise UsageError(f"bad database URL {basic(redact(dsn))}: {e}") from None
+    finally:
+        if pgtz is not None:
+            os.environ["PGTZ"] = pgtz
 
 
 def read(conn: Any) -> tuple[list[Job], dict[int, list[Step]], dict[int, list[PgSchedule]],
@@ -93,6 +100,19 @@ def read(conn: Any) -> tuple[list[Job], dict[int, list[Step]], dict[int, list[Pg
     is enabled (by id), and the server's TimeZone."""
     import psycopg
 
+    try:
+        return _read(conn)
+    except psycopg.errors.InsufficientPrivilege as e:
+        raise Refused(f"cannot read pgAgent's tables: {' '.join(str(e).split())}",
+                      hint="connect as a user that may read the pgagent schema (pgAgent's "
+                           "own user, or a superuser)") from None
+    except psycopg.Error as e:
+        raise Unreachable(f"reading pgAgent's tables failed: {' '.join(str(e).split())}"
+                          ) from None
+
+
+def _read(conn: Any) -> tuple[list[Job], dict[int, list[Step]], dict[int, list[PgSchedule]],
+                              dict[int, bool], str]:
     missing = [t for t in _TABLES if conn.execute(
         "SELECT to_regclass(%s)", (f"pgagent.{t}",)).fetchone()[0] is None]
     if missing:
@@ -100,37 +120,33 @@ def read(conn: Any) -> tuple[list[Job], dict[int, list[Step]], dict[int, list[Pg
                        f"missing {', '.join('pgagent.' + t for t in missing)}",
                        hint="connect to the database pgAgent uses (usually postgres), "
                             "where `CREATE EXTENSION pgagent` installed it")
-    try:
-        jobs = [Job(*r) for r in conn.execute(
-            "SELECT jobid, jobname, jobdesc, jobhostagent, jobenabled, "
-            "coalesce(jclname, '') FROM pgagent.pga_job "
-            "LEFT JOIN pgagent.pga_jobclass ON jclid = jobjclid ORDER BY jobname, jobid")]
-        steps: dict[int, list[Step]] = {}
-        for r in conn.execute(
-                "SELECT jstjobid, jstid, jstname, jstdesc, jstenabled, jstkind, jstcode, "
-                "jstconnstr, jstdbname, jstonerror FROM pgagent.pga_jobstep "
-                "ORDER BY jstjobid, jstname, jstid"):   # pgAgent's own order
-            steps.setdefault(r[0], []).append(Step(*r[1:]))
-        exceptions: dict[int, list[Any]] = {}
-        for r in conn.execute("SELECT jexscid, jexdate, jextime FROM pgagent.pga_exception "
-                              "ORDER BY jexid"):
-            exceptions.setdefault(r[0], []).append((r[1], r[2]))
-        schedules: dict[int, list[PgSchedule]] = {}
-        enabled: dict[int, bool] = {}
-        for r in conn.execute(
-                "SELECT jscjobid, jscid, jscname, jscenabled, jscstart, jscend, jscminutes, "
-                "jschours, jscweekdays, jscmonthdays, jscmonths FROM pgagent.pga_schedule "
-                "ORDER BY jscjobid, jscname, jscid"):
-            s = PgSchedule(id=r[1], name=r[2], start=r[4], end=r[5],
-                           minutes=tuple(r[6]), hours=tuple(r[7]), weekdays=tuple(r[8]),
-                           monthdays=tuple(r[9]), months=tuple(r[10]),
-                           exceptions=tuple(exceptions.get(r[1], ())))
-            schedules.setdefault(r[0], []).append(s)
-            enabled[s.id] = r[3]
-        zone = conn.execute("SHOW TimeZone").fetchone()[0]
-    except psycopg.errors.InsufficientPrivilege as e:
-        raise Refused(f"cannot read pgAgent's tables: {' '.join(str(e).split())}",
-                      hint="connect as a user that may read the pgagent schema") from None
+    jobs = [Job(*r) for r in conn.execute(
+        "SELECT jobid, jobname, jobdesc, jobhostagent, jobenabled, "
+        "coalesce(jclname, '') FROM pgagent.pga_job "
+        "LEFT JOIN pgagent.pga_jobclass ON jclid = jobjclid ORDER BY jobname, jobid")]
+    steps: dict[int, list[Step]] = {}
+    for r in conn.execute(
+            "SELECT jstjobid, jstid, jstname, jstdesc, jstenabled, jstkind, jstcode, "
+            "jstconnstr, jstdbname, jstonerror FROM pgagent.pga_jobstep "
+            "ORDER BY jstjobid, jstname, jstid"):   # pgAgent's own order
+        steps.setdefault(r[0], []).append(Step(*r[1:]))
+    exceptions: dict[int, list[Any]] = {}
+    for r in conn.execute("SELECT jexscid, jexdate, jextime FROM pgagent.pga_exception "
+                          "ORDER BY jexid"):
+        exceptions.setdefault(r[0], []).append((r[1], r[2]))
+    schedules: dict[int, list[PgSchedule]] = {}
+    enabled: dict[int, bool] = {}
+    for r in conn.execute(
+            "SELECT jscjobid, jscid, jscname, jscenabled, jscstart, jscend, jscminutes, "
+            "jschours, jscweekdays, jscmonthdays, jscmonths FROM pgagent.pga_schedule "
+            "ORDER BY jscjobid, jscname, jscid"):
+        s = PgSchedule(id=r[1], name=r[2], start=r[4], end=r[5],
+                       minutes=tuple(r[6]), hours=tuple(r[7]), weekdays=tuple(r[8]),
+                       monthdays=tuple(r[9]), months=tuple(r[10]),
+                       exceptions=tuple(exceptions.get(r[1], ())))
+        schedules.setdefault(r[0], []).append(s)
+        enabled[s.id] = r[3]
+    zone = conn.execute("SHOW TimeZone").fetchone()[0]
     return jobs, steps, schedules, enabled, zone
 
 
