@@ -330,3 +330,17 @@ def test_mailto_hook_mails_the_entrys_addresses(tmp_path: Path, home: Path) -> N
                            env={**event, "JAZ_JOBNET": "something-else"}, timeout=10)
     assert other.returncode == 0
     assert not (tmp_path / "args").exists()             # not one of the crontab's jobnets
+
+
+def test_bytes_that_are_not_text_and_odd_settings(tmp_path: Path, home: Path) -> None:
+    bad = tmp_path / "latin1.crontab"
+    bad.write_bytes(b"0 1 * * * echo ok\n0 2 * * * echo caf\xe9\n")
+    result = jaz("import", "crontab", bad, "--out", tmp_path / "o", home=home, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"jaz: error: {bad}:2: the line is not UTF-8 text")
+    odd = "my.var=1\n0 1 * * * echo ok\n"
+    result = jaz("import", "crontab", "-", "--out", tmp_path / "o", home=home, cwd=tmp_path,
+                 stdin=odd)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith('<stdin>:1: the setting "my.var" is not carried over')
+    assert "my.var" not in (tmp_path / "o" / "crontab-echo.toml").read_text()

@@ -82,11 +82,23 @@ def parse(text: str, source: str, *, system: bool = False,
             comment = []
             continue
         if stripped.startswith("#"):
-            comment.append(stripped.lstrip("#").strip())
+            comment.append(_printable(stripped.lstrip("#").strip()))
+            continue
+        bad = _CONTROL.search(line)
+        if bad:
+            what = "is not UTF-8 text" if "\udc80" <= bad.group() <= "\udcff" else \
+                f"holds a control character ({bad.group()!r})"
+            problems.append(Problem(file=source, line=number, message=f"the line {what}"))
+            comment = []
             continue
         m = _ENV.fullmatch(line)
         if m and not stripped.startswith("@"):
             name, value = _unquote(m.group(1)), _env_value(m.group(2))
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                plan.note(where, f"the setting {basic(name)} is not carried over: jaz takes "
+                                 "environment names of letters, digits and _ only")
+                comment = []
+                continue
             env[name] = value
             _note_env(plan, where, name, value)
             comment = []
@@ -110,6 +122,13 @@ def parse(text: str, source: str, *, system: bool = False,
     if problems:
         raise CrontabError(problems)
     return entries
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+
+
+def _printable(text: str) -> str:
+    return _CONTROL.sub("?", text)
 
 
 def _unquote(text: str) -> str:
@@ -400,7 +419,7 @@ def _job(job: str, e: Entry, options: Options, *, header: bool, single: bool) ->
 
 
 def source_comment(e: Entry) -> str:
-    return "from: " + e.text.replace("\n", " ")
+    return "from: " + _printable(e.text)
 
 
 def _home(user: str | None, options: Options) -> str | None:
@@ -498,9 +517,10 @@ def read_source(path: str) -> tuple[str, str]:
             raise UsageError("no crontab on standard input",
                              hint="pipe one in (`crontab -l | jaz import crontab - --out "
                                   "DIR`) or name a file")
-        return sys.stdin.read(), "<stdin>"
+        return sys.stdin.buffer.read().decode("utf-8", "surrogateescape"), "<stdin>"
     p = Path(path)
     try:
+        # undecodable bytes stay visible (as surrogates) so that their line is reported
         return p.read_text(encoding="utf-8", errors="surrogateescape"), path
     except FileNotFoundError:
         raise NotFound(f"{path}: no such crontab file",
