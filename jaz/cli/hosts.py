@@ -45,7 +45,10 @@ def hosts(ctx: typer.Context, json_: JsonOption = False, server: ServerOption = 
         state = {True: "online", False: "OFFLINE", None: "?"}[h.get("online")]
         seen = h.get("last_seen")
         seen_text = when(datetime.fromisoformat(seen)) if seen else "-"
-        rows.append([str(h["name"]), str(h.get("kind", "")), str(h.get("address") or "-"),
+        kind = str(h.get("kind", ""))
+        if kind == "jaz-agent":   # JAZ's protocol: no TLS, no token (docs/migration.md)
+            kind = "jaz-agent (plaintext)"
+        rows.append([str(h["name"]), kind, str(h.get("address") or "-"),
                      state, seen_text, str(h.get("version") or "-"),
                      str(len(h.get("running") or [])), _note(h)])
     print_table(["host", "kind", "address", "state", "last seen", "version", "running",
