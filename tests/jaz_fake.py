@@ -3,7 +3,8 @@ does (../shared/jaz-agent/transcript.jsonl): Zabbix framing with the header and 
 written separately, the same answers and messages to the same requests, real jobs run
 by /bin/sh in their own process group, results sent to the server's port with
 `JaSendRetry` tries about a second apart (here: `retry_every`) and then dropped, a kill
-that reports return_code 9 and signal 1, and a connection from an address not in `Server=` closed without a byte.
+that reports return_code 9 and signal 1, and a connection from an address not in
+`Server=` closed without a byte.
 
 Importable as `jaz_fake` (pytest puts tests/ on the path); the bench uses it too.
 """

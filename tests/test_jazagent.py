@@ -155,7 +155,8 @@ def test_the_fake_agent_answers_every_recorded_request_as_the_real_one_did(liste
                 if '"method": 3' in pending["body"]:   # kill once the job's command runs
                     job = fake.jobs.get(json.loads(pending["body"])["data"]["jobid"])
                     if job is not None and job.proc is not None:
-                        wait_for(lambda: children(job.proc.pid), "the job's command")
+                        pid = job.proc.pid
+                        wait_for(lambda: children(pid), "the job's command")  # noqa: B023
                 got = _exchange(("127.0.0.1", fake.port), pending["body"],
                                 framed=pending["framed"], source=pending["source_ip"])
                 assert got == event.get("json"), pending["body"]

@@ -1,0 +1,378 @@
+"""`jobarg_exec`, `jobarg_get`, `jobarg_release`, `jobarg_joblogput`: JAZ's commands with
+JAZ's flags and exit codes, mapped onto the jaz server's HTTP API (jaz.client).
+
+- `-z SERVER -p PORT` name the jaz server (`http://SERVER:PORT`; a `-z` with `://` is
+  taken as a whole URL). The port defaults to 10061, JAZ's and jaz's own.
+- `-U USER -P PASSWORD`: jaz has no passwords. `-P` is the bearer token of the
+  `[users.USER]` entry of the server's config (SPEC §4); `-P -` (or an empty `-P ""`)
+  takes the token from `$JAZ_TOKEN`, and `-P @FILE` reads it from FILE, so that it does
+  not show in `ps`. The server knows the user by the token; `-U` is kept for JAZ's
+  command lines and shown in messages.
+- A registry number is a jaz run id.
+- Exit codes as JAZ's: 0 on success, 255 on any failure (JAZ's FAIL, -1); `jobarg_get`
+  exits with the run's state (STATES below).
+
+Only the standard library is imported until the server is asked (httpx, lazily).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from jaz.client import Client
+
+FAIL = 255
+DEFAULT_PORT = 10061
+# jobarg_get's exit codes (JAZ's): the run's state
+WAITING, PREPARING, RUNNING, RUNNING_TIMEOUT, RUNNING_ERROR = 0, 1, 2, 21, 22
+ENDED, RUN_ERROR, ABNORMAL_END = 3, 4, 5
+STATUS_NAMES = {WAITING: "BEGIN", PREPARING: "READY", RUNNING: "RUN",
+                RUNNING_TIMEOUT: "RUN", RUNNING_ERROR: "RUN", ENDED: "END",
+                RUN_ERROR: "RUNERR", ABNORMAL_END: "ENDERR"}
+JOBLOG_COLUMNS = ["log_date", "registry_number", "jobnet_id", "jobnet_name", "job_id",
+                  "job_name", "host", "status", "return_code", "start_time", "end_time",
+                  "user_name"]
+
+
+class Failed(Exception):
+    """A failure: its message goes to stderr and the command exits 255."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:   # JAZ: usage and FAIL, never argparse's 2
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(FAIL)
+
+
+def _parser(prog: str, text: str) -> _Parser:
+    from jaz import __version__
+
+    p = _Parser(prog=prog, description=text, add_help=True,
+                epilog="-P is the token of the [users.USER] entry of the jaz server's "
+                       "config (\"-\": $JAZ_TOKEN; @FILE: read from FILE). Exit: 0 on "
+                       "success, 255 on failure (docs/migration.md).")
+    p.add_argument("-V", "--version", action="version", version=f"{prog} (jaz {__version__})")
+    p.add_argument("-z", "--jobarranger-server", "--zabbix-server", dest="server",
+                   required=True, metavar="SERVER", help="The jaz server's host name or "
+                   "address (or its URL).")
+    p.add_argument("-p", "--port", type=int, default=DEFAULT_PORT,
+                   help=f"The jaz server's port (default {DEFAULT_PORT}).")
+    p.add_argument("-U", "--user-name", dest="user", required=True, metavar="USER")
+    p.add_argument("-P", "--password", dest="password", required=True, metavar="TOKEN",
+                   help="The user's token (not a password: jaz keeps none).")
+    return p
+
+
+def _url(server: str, port: int) -> str:
+    if "://" in server:
+        return server
+    host = f"[{server}]" if ":" in server and not server.startswith("[") else server
+    return f"http://{host}:{port}"
+
+
+def _token(user: str, value: str) -> str:
+    if value in ("", "-"):
+        token = os.environ.get("JAZ_TOKEN", "").strip()
+        if not token:
+            shown = value or '""'
+            raise Failed(f"-P {shown}: the token of user {user!r} is taken from "
+                         "$JAZ_TOKEN, which is not set")
+        return token
+    if value.startswith("@"):
+        try:
+            token = Path(value[1:]).expanduser().read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise Failed(f"-P {value}: cannot read the token file: {e.strerror}") from None
+        if not token:
+            raise Failed(f"-P {value}: the token file is empty")
+        return token
+    return value
+
+
+def _client(args: argparse.Namespace) -> Client:
+    from jaz.client import Client
+
+    if not 1 <= args.port <= 65535:
+        raise Failed(f"Incorrect port number [{args.port}]. Allowed [1:65535]")
+    return Client(_url(args.server, args.port), _token(args.user, args.password))
+
+
+def _run(prog: str, body: Callable[[], int]) -> int:
+    """Run a command's body: JazError and Failed become a message on stderr and 255."""
+    from jaz.errors import JazError
+
+    try:
+        return body()
+    except Failed as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+    except JazError as e:
+        hint = f" ({e.hint})" if getattr(e, "hint", None) else ""
+        print(f"{prog}: {e.message}{hint}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+    return FAIL
+
+
+def _registry(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"argument check error: {text}")
+    return int(text)
+
+
+# ------------------------------------------------------------ times
+
+def _start_time(text: str) -> datetime:
+    """-t YYYYMMDDHHMM, checked as JAZ checks it, in this machine's time zone."""
+    if len(text) != 12 or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"start_time {text!r}: expected YYYYMMDDHHMM")
+    try:
+        return datetime.strptime(text, "%Y%m%d%H%M").astimezone()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"start_time {text!r}: no such date or time") from None
+
+
+def _filter_time(text: str) -> datetime:
+    """-s/-e of jobarg_joblogput: YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS."""
+    forms = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
+    if not text.isdigit() or len(text) not in forms:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYYMMDD, YYYYMMDDHHMM or "
+                                         "YYYYMMDDHHMMSS")
+    try:
+        return datetime.strptime(text, forms[len(text)]).astimezone()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: no such date or time") from None
+
+
+def _stamp(iso: str | None) -> str:
+    """An API time as JAZ prints times: YYYYMMDDHHMMSS in local time, 0 when none."""
+    if not iso:
+        return "0"
+    return datetime.fromisoformat(iso).astimezone().strftime("%Y%m%d%H%M%S")
+
+
+# ------------------------------------------------------------ jobarg_exec
+
+def exec_main(argv: Sequence[str] | None = None) -> int:
+    p = _parser("jobarg_exec", "Start a jobnet on the jaz server; prints its registry "
+                "number (the jaz run id).")
+    p.add_argument("-j", "--jobnet-id", dest="jobnet", required=True, metavar="JOBNET")
+    p.add_argument("-t", "--start-time", dest="at", type=_start_time, metavar="YYYYMMDDHHMM",
+                   help="Start it then instead of now.")
+    p.add_argument("-E", "--environment-variables", dest="env", metavar="ENV,...",
+                   help="Pass these environment variables of yours as the run's params.")
+    p.add_argument("-D", "--deterrence", action="store_true",
+                   help="Do not start it when a run of the jobnet is already due at the "
+                        "same -t time (without -t: already running or due).")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        params: dict[str, str] = {}
+        for name in (args.env or "").split(","):
+            name = name.strip()
+            if not name:
+                continue
+            if name not in os.environ:
+                raise Failed(f"Env [{name}] does not exist.")
+            params[name] = os.environ[name]
+        with _client(args) as client:
+            if args.deterrence:
+                _deter(client, args.jobnet, args.at)
+            view = client.start(args.jobnet, params=params,
+                                at=args.at.isoformat() if args.at else None)
+        print(f"Registry number :  [{view['run_id']}]")
+        return 0
+
+    return _run("jobarg_exec", body)
+
+
+def _deter(client: Client, jobnet: str, at: datetime | None) -> None:
+    waiting = client.runs(jobnet=jobnet, status=["scheduled", "held", "running"], limit=1000)
+    for run in waiting:
+        due = run.get("scheduled_at")
+        if at is None or (due and datetime.fromisoformat(due).astimezone()
+                          .replace(second=0, microsecond=0) == at):
+            when = f" for {at:%Y%m%d%H%M}" if at is not None else ""
+            raise Failed(f"jobnet {jobnet!r} is already registered{when} (registry number "
+                         f"{run['run_id']}, {run['status']}); -D: not started again")
+
+
+# ------------------------------------------------------------ jobarg_get
+
+def state_code(run: dict[str, Any]) -> int:
+    """JAZ's jobarg_get exit code for a run (as the API shows it, with its jobs)."""
+    status = run.get("status")
+    jobs = list((run.get("jobs") or {}).values())
+    if status in ("scheduled", "held"):
+        due = run.get("scheduled_at")
+        if status == "scheduled" and due and \
+                datetime.fromisoformat(due) <= datetime.now().astimezone():
+            return PREPARING   # due: being started
+        return WAITING
+    if status == "running":
+        if any(j.get("timed_out") for j in jobs):
+            return RUNNING_TIMEOUT
+        if any(j.get("status") == "failed" for j in jobs):
+            return RUNNING_ERROR
+        return RUNNING
+    if status in ("succeeded", "skipped"):
+        return ENDED
+    if status == "error":   # halted on a job's failure; it can be resumed
+        return RUN_ERROR
+    return ABNORMAL_END     # failed, stopped, missed
+
+
+def get_main(argv: Sequence[str] | None = None) -> int:
+    p = _parser("jobarg_get", "Show a run's state; the exit code is the state (0 waiting, "
+                "1 preparing, 2 running, 21 running with a timed-out job, 22 running with a "
+                "failed job, 3 ended, 4 run error, 5 abnormal end, 255 failure).")
+    p.add_argument("-r", "--registry-number", dest="run_id", type=_registry, required=True,
+                   metavar="NUMBER")
+    p.add_argument("-e", "--last-job", dest="last", action="store_true",
+                   help="Also show the return code, standard output and standard error of "
+                        "the run's last ended job.")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        with _client(args) as client:
+            run = client.run(args.run_id)
+            code = state_code(run)
+            jobs = run.get("jobs") or {}
+            job_state = "NORMAL"
+            if any(j.get("timed_out") for j in jobs.values()):
+                job_state = "TIMEOUT"
+            elif any(j.get("status") == "failed" for j in jobs.values()):
+                job_state = "ERROR"
+            print(f"jobnetid\t\t:{run['jobnet']}\n"
+                  f"jobnetname\t\t:{run['jobnet']}\n"
+                  f"Time of a schedule\t:{_stamp(run.get('scheduled_at'))}\n"
+                  f"Time of a start\t\t:{_stamp(run.get('started_at'))}\n"
+                  f"Time of a end\t\t:{_stamp(run.get('ended_at'))}\n"
+                  f"The run type of a jobnet:{_run_type(run)}\n"
+                  f"Status of a jobnet\t:{STATUS_NAMES[code]}\n"
+                  f"Status of a job\t\t:{job_state}")
+            if args.last:
+                _last_job(client, args.run_id, jobs)
+        return code
+
+    return _run("jobarg_get", body)
+
+
+def _run_type(run: dict[str, Any]) -> str:
+    if run.get("status") == "held":
+        return "WAIT"
+    if run.get("trigger") == "schedule":
+        return "NORMAL"
+    if run.get("scheduled_at") and run.get("trigger") == "manual":
+        return "TIME"
+    return "IMMEDIATE"
+
+
+def _last_job(client: Client, run_id: int, jobs: dict[str, Any]) -> None:
+    ended = [(j.get("ended_at") or "", name) for name, j in jobs.items() if j.get("ended_at")]
+    if not ended:
+        print("Last job\t\t:")
+        return
+    name = max(ended)[1]
+    job = jobs[name]
+    texts = {"stdout": "", "stderr": ""}
+    for chunk in client.logs(run_id, name):
+        texts[chunk["stream"]] = texts.get(chunk["stream"], "") + chunk["text"]
+    code = job.get("exit_code")
+    print(f"Last job\t\t:{name}\n"
+          f"Return code\t\t:{'' if code is None else code}\n"
+          f"Standard output\t\t:{texts['stdout'].rstrip(chr(10))}\n"
+          f"Standard error\t\t:{texts['stderr'].rstrip(chr(10))}")
+
+
+# ------------------------------------------------------------ jobarg_release
+
+def release_main(argv: Sequence[str] | None = None) -> int:
+    p = _parser("jobarg_release", "Release a held run (or one held job of a run).")
+    p.add_argument("-r", "--registry-number", dest="run_id", type=_registry, required=True,
+                   metavar="NUMBER")
+    p.add_argument("-j", "--job-id", dest="job", metavar="JOB",
+                   help="Release this held job of the run instead of the run.")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        with _client(args) as client:
+            if args.job is None:
+                run = client.run(args.run_id)
+                if run.get("status") != "held":
+                    held = [n for n, j in (run.get("jobs") or {}).items()
+                            if j.get("status") == "held"]
+                    hint = f"; its held jobs: {', '.join(held)} (-j JOB)" if held else ""
+                    raise Failed(f"registry number {args.run_id} is {run.get('status')}, not "
+                                 f"held{hint}")
+            client.act("release", args.run_id, args.job)
+        print(f"Registry number :  [{args.run_id}]")
+        return 0
+
+    return _run("jobarg_release", body)
+
+
+# ------------------------------------------------------------ jobarg_joblogput
+
+def joblogput_main(argv: Sequence[str] | None = None) -> int:
+    p = _parser("jobarg_joblogput", "Write the job executions that match as CSV (a header "
+                "line, then one line per job).")
+    p.add_argument("-s", "--start-time", dest="since", type=_filter_time,
+                   metavar="YYYYMMDD[HHMM[SS]]", help="Jobs that started at or after this.")
+    p.add_argument("-e", "--end-time", dest="until", type=_filter_time,
+                   metavar="YYYYMMDD[HHMM[SS]]", help="Jobs that started before this.")
+    p.add_argument("-n", "--jobnet-id", dest="jobnet", metavar="JOBNET")
+    p.add_argument("-j", "--job-id", dest="job", metavar="JOB")
+    p.add_argument("-u", "--target-user", dest="target", metavar="USER",
+                   help="Runs started by this user.")
+    p.add_argument("-r", "--registry-number", dest="run_id", type=_registry,
+                   metavar="NUMBER")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        with _client(args) as client:
+            if args.run_id is not None:
+                runs = [client.run(args.run_id)]
+            else:
+                since = args.since.isoformat() if args.since else None
+                runs = [client.run(r["run_id"]) for r in
+                        client.runs(jobnet=args.jobnet, since=since, limit=1000)]
+            users: dict[int, str] = {}
+            if runs:
+                for e in client.events(**({"run": args.run_id} if args.run_id else {})):
+                    if e.get("run_id") is not None and e.get("kind") == "run_created":
+                        users.setdefault(int(e["run_id"]), str(e.get("user", "")))
+            out.writerow(JOBLOG_COLUMNS)
+            for run in sorted(runs, key=lambda r: r["run_id"]):
+                user = users.get(run["run_id"], "system")
+                if args.jobnet and run["jobnet"] != args.jobnet:
+                    continue
+                if args.target and user != args.target:
+                    continue
+                for name, job in (run.get("jobs") or {}).items():
+                    if args.job and name != args.job:
+                        continue
+                    started = job.get("started_at")
+                    if started is None:
+                        continue
+                    at = datetime.fromisoformat(started)
+                    if args.since and at < args.since or args.until and at >= args.until:
+                        continue
+                    code = job.get("exit_code")
+                    out.writerow([_stamp(job.get("ended_at") or started), run["run_id"],
+                                  run["jobnet"], run["jobnet"], name, name,
+                                  job.get("host", "local"), job.get("status"),
+                                  "" if code is None else code, _stamp(started),
+                                  _stamp(job.get("ended_at")), user])
+        return 0
+
+    return _run("jobarg_joblogput", body)
