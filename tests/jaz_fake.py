@@ -299,3 +299,18 @@ class FakeJazAgent:
                 return json.loads(reply).get("data", {}).get("result") == 0
             except (OSError, ValueError):
                 return False
+
+
+def main() -> None:
+    """`python tests/jaz_fake.py SERVER_PORT` (the bench): a fake agent in a process of
+    its own; prints its port, runs until stdin closes."""
+    import sys
+
+    agent = FakeJazAgent(server_port=int(sys.argv[1]), retry_every=0.2)
+    print(agent.port, flush=True)
+    sys.stdin.read()
+    agent.close()
+
+
+if __name__ == "__main__":
+    main()
