@@ -377,3 +377,23 @@ def test_a_listen_port_in_use_is_a_clear_error(fake: FakeJazAgent, tmp_path: Pat
     message = _message(tmp_path, view["run_id"], "j")
     assert f"cannot listen on 127.0.0.1:{listen_port} for JAZ agents' results" in message
     assert fake.started == []
+
+
+def test_a_job_fans_out_to_jaz_agents_by_label(tmp_path: Path, listen_port: int):
+    a = FakeJazAgent(server_port=listen_port, retry_every=0.2)
+    b = FakeJazAgent(server_port=listen_port, retry_every=0.2, hostname="other")
+    try:
+        hosts = _hosts(tmp_path, listen_port,
+                       _entry("one", a.address, 'labels = ["batch"]'),
+                       f'[hosts.two]\njaz_agent = "{b.address}"\nhostname = "other"\n'
+                       'labels = ["batch"]\n')
+        net = _net(tmp_path, '[jobs.all]\nhosts = ["label:batch"]\n'
+                             'run = "echo on $JAZ_JOB"\n')
+        result, view = _run(tmp_path, net, hosts)
+    finally:
+        a.close()
+        b.close()
+    assert view["jobs"]["all"]["status"] == "succeeded", result.stderr
+    outputs = view["jobs"]["all"]["outputs"]
+    assert outputs["one.status"] == "succeeded" and outputs["two.status"] == "succeeded"
+    assert len(a.started) == 1 and len(b.started) == 1

@@ -127,3 +127,29 @@ def test_a_result_dropped_while_the_server_was_down_ends_the_job_in_error(tmp_pa
     finally:
         fake.close()
     assert len(fake.started) == 1   # never run again on its own
+
+
+def test_an_operator_stop_kills_the_job_on_the_jaz_agent(tmp_path: Path):
+    listen = free_port()
+    fake = FakeJazAgent(server_port=listen, retry_every=0.2)
+    root = tmp_path / "server"
+    root.mkdir()
+    net = '[jobs.j]\nhost = "legacy"\nrun = "echo begun; sleep 60"\n'
+    try:
+        with running_server(root, {"net": net}, extra=(
+                f'jaz_listen = "127.0.0.1:{listen}"\n[hosts.legacy]\n'
+                f'jaz_agent = "{fake.address}"\nhostname = "jaztest"\n')) as (_, _t, _e, home):
+            run_id = json.loads(jaz("start", "net", "--json", home=home).stdout)["run_id"]
+            wait_for(lambda: fake.started, "the job to start on the JAZ agent")
+            assert jaz("stop", run_id, home=home).returncode == 0
+
+            def ended() -> dict | None:
+                view = json.loads(jaz("status", run_id, "--json", home=home).stdout)
+                return view if view["status"] == "stopped" else None
+
+            view = wait_for(ended, "the run to be stopped")
+            assert view["jobs"]["j"]["status"] == "stopped"
+            assert [r["data"]["method"] for r in fake.log] == [0, 3]
+            assert "begun" in jaz("logs", run_id, "j", home=home).stdout
+    finally:
+        fake.close()
