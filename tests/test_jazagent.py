@@ -397,3 +397,10 @@ def test_a_job_fans_out_to_jaz_agents_by_label(tmp_path: Path, listen_port: int)
     outputs = view["jobs"]["all"]["outputs"]
     assert outputs["one.status"] == "succeeded" and outputs["two.status"] == "succeeded"
     assert len(a.started) == 1 and len(b.started) == 1
+
+
+def test_jaz_hosts_trust_of_a_jaz_agent_says_it_has_no_certificate(tmp_path: Path):
+    hosts = _hosts(tmp_path, 10062, _entry("legacy", "127.0.0.1:10055"))
+    result = jaz("hosts", "trust", "legacy", "--hosts", hosts, home=tmp_path / "home")
+    assert result.returncode == 2, result.stderr
+    assert "is a JAZ agent: its protocol is plaintext" in result.stderr

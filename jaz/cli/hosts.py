@@ -86,6 +86,9 @@ def trust(
     if host is None:
         raise NotFound(f"no host {name!r} in {path}",
                        hint=f"hosts there: {', '.join(sorted(known)) or 'none'}")
+    if host.jaz_agent is not None:
+        raise UsageError(f"host {name!r} is a JAZ agent: its protocol is plaintext, with no "
+                         "certificate to trust (docs/migration.md)")
     if host.agent is None:
         raise UsageError(f"host {name!r} is an SSH host: it has no certificate to trust")
     wanted = None
