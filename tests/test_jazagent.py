@@ -404,3 +404,36 @@ def test_jaz_hosts_trust_of_a_jaz_agent_says_it_has_no_certificate(tmp_path: Pat
     result = jaz("hosts", "trust", "legacy", "--hosts", hosts, home=tmp_path / "home")
     assert result.returncode == 2, result.stderr
     assert "is a JAZ agent: its protocol is plaintext" in result.stderr
+
+
+def test_jaz_run_resume_takes_a_jaz_agents_job_back_and_gets_its_result(tmp_path: Path,
+                                                                          listen_port: int):
+    """kill -9 of `jaz run` while its job runs on the agent: the agent keeps trying to send
+    the result; `jaz run --resume` listens again, takes the job back and records it, once."""
+    import signal
+
+    fake = FakeJazAgent(server_port=listen_port, send_retry=200, retry_every=0.1)
+    try:
+        hosts = _hosts(tmp_path, listen_port, _entry("legacy", fake.address))
+        net = _net(tmp_path, '[jobs.j]\nhost = "legacy"\nrun = "sleep 0.5; echo finished"\n'
+                             '[jobs.after]\nneeds = ["j"]\nrun = "echo after"\n')
+        proc = _popen(tmp_path, net, hosts)
+        try:
+            wait_for(lambda: fake.started, "the job to start on the agent")
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.communicate(timeout=10)
+        wait_for(lambda: fake.jobs and all(j.proc is not None and j.proc.poll() is not None
+                                           for j in fake.jobs.values()),
+                 "the job to end on the agent (its result not delivered)")
+        assert fake.sent == []
+        result = jaz("run", "--resume", "1", "--hosts", hosts, "--db", tmp_path / "r.db",
+                     "--json", home=tmp_path / "home")
+    finally:
+        fake.close()
+    view = json.loads(result.stdout)
+    assert view["status"] == "succeeded", result.stderr
+    assert view["jobs"]["j"]["status"] == "succeeded"
+    assert _log(tmp_path, 1, "j") == "finished\n"
+    assert len(fake.started) == 1 and len(fake.sent) == 1
