@@ -108,7 +108,10 @@ def _exchange(address: tuple[str, int], body: str, *, framed: bool, source: str 
             s.shutdown(socket.SHUT_WR)
         head = b""
         while len(head) < 13:
-            chunk = s.recv(13 - len(head))
+            try:
+                chunk = s.recv(13 - len(head))
+            except ConnectionResetError:   # closed unread (an address not in Server=)
+                return None
             if not chunk:
                 return None
             head += chunk
