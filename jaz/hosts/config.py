@@ -133,7 +133,7 @@ def parse_hosts(c: Collector, raw: Any, *, base: Path, source: Path | None = Non
         check_unknown(c, host, HOST_KEYS, job=None, where=f"[{where}]", prefix=f"{where}.")
         kinds = [k for k in KINDS if k in host]
         if len(kinds) != 1:
-            found = f"found {' and '.join(kinds)}" if kinds else "found none"
+            found = f"found {' and '.join(kinds)}" if kinds else "found neither"
             c.add(f"a host needs exactly one of 'agent = \"addr:10055\"', "
                   f"'ssh = \"user@addr\"' or 'jaz_agent = \"addr:10055\"', {found}",
                   field=where)
