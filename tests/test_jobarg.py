@@ -252,7 +252,7 @@ def test_release_lets_a_held_run_or_job_go(server):
     _until(server, run_id, lambda r: r["status"] == "succeeded")
 
 
-def test_joblogput_writes_the_matching_job_executions_as_csv(server):
+def test_joblogput_writes_the_run_log_as_jaz_does(server):
     run_id = _exec(server, "-j", "ok")
     bad = _exec(server, "-j", "bad")
     _until(server, run_id, lambda r: r["status"] == "succeeded")
@@ -261,23 +261,34 @@ def test_joblogput_writes_the_matching_job_executions_as_csv(server):
     def rows(*args: str) -> list[dict[str, str]]:
         result = _cmd("jobarg_joblogput", server, *args)
         assert result.returncode == 0, result.stderr
+        first = result.stdout.splitlines()[0]
+        assert first == ('"log date","inner jobnet main id","inner jobnet id","run type",'
+                         '"public flag","jobnet id","job id","message id","message",'
+                         '"jobnet name","job name","user name","update date","return code"')
         return list(csv.DictReader(io.StringIO(result.stdout)))
 
     one = rows("-r", str(run_id))
-    assert [(r["registry_number"], r["jobnet_id"], r["job_id"], r["status"],
-             r["return_code"], r["user_name"]) for r in one] == \
-        [(str(run_id), "ok", "hello", "succeeded", "0", "ops")]
-    assert len(one[0]["start_time"]) == 14
-    by_net = rows("-n", "bad")
-    assert {r["registry_number"] for r in by_net} >= {str(bad)}
-    assert all(r["jobnet_id"] == "bad" and r["return_code"] == "7" for r in by_net)
+    assert {r["inner jobnet main id"] for r in one} == {str(run_id)}
+    kinds = [r["message id"] for r in one]
+    assert kinds[0] == "run_created" and "job_started" in kinds and "job_succeeded" in kinds
+    ended = next(r for r in one if r["message id"] == "job_succeeded")
+    assert (ended["jobnet id"], ended["job id"], ended["return code"], ended["user name"],
+            ended["run type"]) == ("ok", "hello", "0", "ops", "1")
+    assert len(ended["log date"]) == len("2026/01/01 12:00:00.123")
     today = datetime.now().strftime("%Y%m%d")
-    assert {str(run_id), str(bad)} <= {r["registry_number"] for r in rows("-s", today)}
-    assert rows("-e", today) == []                     # nothing started before today
-    assert rows("-u", "nobody") == []
-    assert {r["job_id"] for r in rows("-j", "b")} == {"b"}
-    result = _cmd("jobarg_joblogput", server, "-s", "2026")
-    assert result.returncode == 255 and "YYYYMMDD" in result.stderr
+    failed = [r for r in rows("-s", today, "-e", today, "-n", "^bad$")
+              if r["message id"] == "job_failed"]
+    assert {r["inner jobnet main id"] for r in failed} >= {str(bad)}
+    assert {r["return code"] for r in failed} == {"7"}
+    assert rows("-s", today, "-e", today, "-u", "^nobody$") == []
+    assert {r["job id"] for r in rows("-s", today, "-e", today, "-j", "^b$")} == {"b"}
+    yesterday = (datetime.now() - timedelta(days=1)).strftime("%Y%m%d")
+    assert rows("-s", yesterday, "-e", yesterday) == []
+    for args, message in ((["-s", today], "Can not get 'from_time' and 'to_time'"),
+                          (["-s", "2026", "-e", today], "Unknowed time: 2026"),
+                          (["-s", today, "-e", yesterday], "earlier than from_time")):
+        result = _cmd("jobarg_joblogput", server, *args)
+        assert result.returncode == 255 and message in result.stderr, result.stderr
 
 
 def test_the_scripts_help_is_fast_and_imports_no_http_library():

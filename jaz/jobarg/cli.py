@@ -18,11 +18,11 @@ Only the standard library is imported until the server is asked (httpx, lazily).
 from __future__ import annotations
 
 import argparse
-import csv
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -37,9 +37,10 @@ ENDED, RUN_ERROR, ABNORMAL_END = 3, 4, 5
 STATUS_NAMES = {WAITING: "BEGIN", PREPARING: "READY", RUNNING: "RUN",
                 RUNNING_TIMEOUT: "RUN", RUNNING_ERROR: "RUN", ENDED: "END",
                 RUN_ERROR: "RUNERR", ABNORMAL_END: "ENDERR"}
-JOBLOG_COLUMNS = ["log_date", "registry_number", "jobnet_id", "jobnet_name", "job_id",
-                  "job_name", "host", "status", "return_code", "start_time", "end_time",
-                  "user_name"]
+# jobarg_joblogput's header, as JAZ's server writes it
+JOBLOG_COLUMNS = ["log date", "inner jobnet main id", "inner jobnet id", "run type",
+                  "public flag", "jobnet id", "job id", "message id", "message", "jobnet name",
+                  "job name", "user name", "update date", "return code"]
 
 
 class Failed(Exception):
@@ -138,18 +139,6 @@ def _start_time(text: str) -> datetime:
         return datetime.strptime(text, "%Y%m%d%H%M").astimezone()
     except ValueError:
         raise argparse.ArgumentTypeError(f"start_time {text!r}: no such date or time") from None
-
-
-def _filter_time(text: str) -> datetime:
-    """-s/-e of jobarg_joblogput: YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS."""
-    forms = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
-    if not text.isdigit() or len(text) not in forms:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYYMMDD, YYYYMMDDHHMM or "
-                                         "YYYYMMDDHHMMSS")
-    try:
-        return datetime.strptime(text, forms[len(text)]).astimezone()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: no such date or time") from None
 
 
 def _stamp(iso: str | None) -> str:
@@ -322,57 +311,108 @@ def release_main(argv: Sequence[str] | None = None) -> int:
 
 # ------------------------------------------------------------ jobarg_joblogput
 
+def _log_time(text: str, *, end: bool) -> datetime:
+    """-s/-e as JAZ reads them: YYYYMMDD (from 00:00:00 / to 23:59:59.999) or
+    YYYYMMDDHHMM (from :00 / to :59.999), local time."""
+    forms = {8: "%Y%m%d", 12: "%Y%m%d%H%M"}
+    if not text.isdigit() or len(text) not in forms:
+        raise argparse.ArgumentTypeError(f"Unknowed time: {text} (expected YYYYMMDD or "
+                                          "YYYYMMDDHHMM)")
+    try:
+        at = datetime.strptime(text, forms[len(text)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"Unknowed time: {text} (no such date or "
+                                          "time)") from None
+    if end:
+        at += timedelta(days=1) if len(text) == 8 else timedelta(minutes=1)
+    return at.astimezone()
+
+
+def _match(pattern: str | None, value: str | None) -> bool:
+    """JAZ's filters are regular expressions, matched anywhere in the value."""
+    if pattern is None:
+        return True
+    if value is None:
+        return False
+    try:
+        return re.search(pattern, value) is not None
+    except re.error as e:
+        raise Failed(f"bad regular expression {pattern!r}: {e}") from None
+
+
+def _quoted(values: Sequence[object]) -> str:
+    """A line as JAZ writes it: every field in double quotes (doubled inside)."""
+    return ",".join('"' + str(v).replace('"', '""') + '"' for v in values)
+
+
 def joblogput_main(argv: Sequence[str] | None = None) -> int:
-    p = _parser("jobarg_joblogput", "Write the job executions that match as CSV (a header "
-                "line, then one line per job).")
-    p.add_argument("-s", "--start-time", dest="since", type=_filter_time,
-                   metavar="YYYYMMDD[HHMM[SS]]", help="Jobs that started at or after this.")
-    p.add_argument("-e", "--end-time", dest="until", type=_filter_time,
-                   metavar="YYYYMMDD[HHMM[SS]]", help="Jobs that started before this.")
-    p.add_argument("-n", "--jobnet-id", dest="jobnet", metavar="JOBNET")
-    p.add_argument("-j", "--job-id", dest="job", metavar="JOB")
-    p.add_argument("-u", "--target-user", dest="target", metavar="USER",
-                   help="Runs started by this user.")
+    p = _parser("jobarg_joblogput", "Write the run log (JAZ's job log) of the runs that "
+                "match as CSV: JAZ's header line, then one line per event.")
+    p.add_argument("-s", "--from-time", dest="since", metavar="YYYYMMDD[HHMM]",
+                   type=lambda t: _log_time(t, end=False), help="Events from this time.")
+    p.add_argument("-e", "--to-time", dest="until", metavar="YYYYMMDD[HHMM]",
+                   type=lambda t: _log_time(t, end=True), help="Events up to this time "
+                   "(YYYYMMDD: that whole day).")
+    p.add_argument("-n", "--jobnet-id", dest="jobnet", metavar="REGEX")
+    p.add_argument("-j", "--job-id", dest="job", metavar="REGEX")
+    p.add_argument("-u", "--target-user", dest="target", metavar="REGEX",
+                   help="Runs started by this user (system: by the scheduler).")
     p.add_argument("-r", "--registry-number", dest="run_id", type=_registry,
-                   metavar="NUMBER")
+                   metavar="NUMBER", help="One run's log (then -s and -e are not needed).")
     args = p.parse_args(argv)
 
     def body() -> int:
-        out = csv.writer(sys.stdout, lineterminator="\n")
+        if args.run_id is None and (args.since is None or args.until is None):
+            raise Failed("Can not get 'from_time' and 'to_time': give -s and -e, or -r")
+        if args.since and args.until and args.since >= args.until:
+            raise Failed("to_time is earlier than from_time")
         with _client(args) as client:
             if args.run_id is not None:
-                runs = [client.run(args.run_id)]
+                client.run(args.run_id)   # an unknown registry number is an error
+                events = client.events(run=args.run_id)
             else:
-                since = args.since.isoformat() if args.since else None
-                runs = [client.run(r["run_id"]) for r in
-                        client.runs(jobnet=args.jobnet, since=since, limit=1000)]
-            users: dict[int, str] = {}
-            if runs:
-                for e in client.events(**({"run": args.run_id} if args.run_id else {})):
-                    if e.get("run_id") is not None and e.get("kind") == "run_created":
-                        users.setdefault(int(e["run_id"]), str(e.get("user", "")))
-            out.writerow(JOBLOG_COLUMNS)
-            for run in sorted(runs, key=lambda r: r["run_id"]):
-                user = users.get(run["run_id"], "system")
-                if args.jobnet and run["jobnet"] != args.jobnet:
+                events = client.events(since=args.since.isoformat(),
+                                       until=args.until.isoformat())
+            runs: dict[int, tuple[dict[str, Any], str]] = {}
+
+            def run_of(run_id: int) -> tuple[dict[str, Any], str]:
+                """A run's view and who started it (JAZ's user name of its log lines)."""
+                if run_id not in runs:
+                    mine = events if args.run_id is not None else client.events(run=run_id)
+                    starter = next((str(x.get("user", "")) for x in mine
+                                    if x.get("kind") == "run_created"
+                                    and x.get("run_id") == run_id), "system")
+                    runs[run_id] = (client.run(run_id), starter)
+                return runs[run_id]
+
+            lines = [_quoted(JOBLOG_COLUMNS)]
+            for e in sorted((e for e in events if e.get("run_id") is not None),
+                            key=lambda e: (int(e["run_id"]), e["at"])):
+                if not (_match(args.jobnet, e.get("jobnet")) and
+                        _match(args.job, e.get("job") or None)):
                     continue
-                if args.target and user != args.target:
+                run, starter = run_of(int(e["run_id"]))
+                if not _match(args.target, starter):
                     continue
-                for name, job in (run.get("jobs") or {}).items():
-                    if args.job and name != args.job:
-                        continue
-                    started = job.get("started_at")
-                    if started is None:
-                        continue
-                    at = datetime.fromisoformat(started)
-                    if args.since and at < args.since or args.until and at >= args.until:
-                        continue
-                    code = job.get("exit_code")
-                    out.writerow([_stamp(job.get("ended_at") or started), run["run_id"],
-                                  run["jobnet"], run["jobnet"], name, name,
-                                  job.get("host", "local"), job.get("status"),
-                                  "" if code is None else code, _stamp(started),
-                                  _stamp(job.get("ended_at")), user])
+                lines.append(_quoted(_log_row(e, run, starter)))
+        sys.stdout.write("\n".join(lines) + "\n")
         return 0
 
     return _run("jobarg_joblogput", body)
+
+
+RUN_TYPES = {"NORMAL": 0, "IMMEDIATE": 1, "WAIT": 2, "TEST": 3, "TIME": 4}
+
+
+def _log_row(e: dict[str, Any], run: dict[str, Any], user: str) -> list[object]:
+    at = datetime.fromisoformat(e["at"]).astimezone()
+    job = e.get("job") or ""
+    code: object = ""
+    if job and e.get("kind") in ("job_succeeded", "job_failed", "job_timeout"):
+        exit_code = (run.get("jobs") or {}).get(job, {}).get("exit_code")
+        code = "" if exit_code is None else exit_code
+    message = e.get("detail") or str(e.get("kind", "")).replace("_", " ")
+    return [at.strftime("%Y/%m/%d %H:%M:%S.") + f"{at.microsecond // 1000:03d}",
+            e["run_id"], e["run_id"], RUN_TYPES[_run_type(run)], 1, e.get("jobnet") or "",
+            job, e.get("kind", ""), message, e.get("jobnet") or "", job, user,
+            at.strftime("%Y/%m/%d %H:%M:%S"), code]
