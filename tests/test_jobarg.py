@@ -185,7 +185,6 @@ FAILURES = {
     "short start time": (["jobarg_exec", "-j", "ok", "-t", "2026"], "YYYYMMDDHHMM"),
     "no jobnet": (["jobarg_exec"], "-j/--jobnet-id"),
     "server down": (["jobarg_get", "-r", "1", "@port:down"], "cannot"),
-    "release of a run not held": (["jobarg_release", "-r", "@ended"], "not held"),
     "token from an unset JAZ_TOKEN": (["jobarg_get", "-r", "1", "@token:-"], "JAZ_TOKEN"),
 }
 
@@ -235,21 +234,30 @@ def test_deterrence_refuses_a_second_run_due_at_the_same_time(server):
         _stop(server, first)
 
 
-def test_release_lets_a_held_run_or_job_go(server):
-    with _api(server) as c:
-        held_run = c.start("ok", params={}, hold=True)["run_id"]
-    assert _get(server, held_run).returncode == 0
-    assert "The run type of a jobnet:WAIT" in _get(server, held_run).stdout
-    result = _cmd("jobarg_release", server, "-r", str(held_run))
-    assert result.returncode == 0, result.stderr
-    _until(server, held_run, lambda r: r["status"] == "succeeded")
-
+def test_release_lets_a_held_job_go_by_registry_number_or_start_time(server):
     run_id = _exec(server, "-j", "held")
     _until(server, run_id, lambda r: r["jobs"]["h"]["status"] == "held")
-    refused = _cmd("jobarg_release", server, "-r", str(run_id))
-    assert refused.returncode == 255 and "its held jobs: h (-j JOB)" in refused.stderr
-    assert _cmd("jobarg_release", server, "-r", str(run_id), "-j", "h").returncode == 0
+    assert _get(server, run_id).returncode == 2                  # running, the job held
+    result = _cmd("jobarg_release", server, "-j", "held/h", "-r", str(run_id))
+    assert result.returncode == 0, result.stderr
     _until(server, run_id, lambda r: r["status"] == "succeeded")
+
+    first, second = _exec(server, "-j", "held"), _exec(server, "-j", "held")
+    for r in (first, second):
+        _until(server, r, lambda v: v["jobs"]["h"]["status"] == "held")
+    today = datetime.now().strftime("%Y%m%d")
+    result = _cmd("jobarg_release", server, "-j", "held/h", "-t", today)
+    assert result.returncode == 0, result.stderr
+    for r in (first, second):
+        _until(server, r, lambda v: v["status"] == "succeeded")
+
+    for args, message in ((["-j", "held", "-r", str(run_id)], "jobid 'held' is not correct"),
+                          (["-j", "held/h"], "give the run: -r"),
+                          (["-j", "ok/hello", "-r", str(run_id)], "can not match the job"),
+                          (["-j", "held/h", "-t", "2026"], "unknowed start_time 2026"),
+                          (["-j", "held/h", "-r", str(run_id)], "")):   # not held any more
+        result = _cmd("jobarg_release", server, *args)
+        assert result.returncode == 255 and message in result.stderr, result.stderr
 
 
 def test_joblogput_writes_the_run_log_as_jaz_does(server):

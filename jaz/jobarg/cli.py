@@ -54,7 +54,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(FAIL)
 
 
-def _parser(prog: str, text: str) -> _Parser:
+def _parser(prog: str, text: str, *, server_required: bool = True) -> _Parser:
     from jaz import __version__
 
     p = _Parser(prog=prog, description=text, add_help=True,
@@ -62,9 +62,10 @@ def _parser(prog: str, text: str) -> _Parser:
                        "config (\"-\": $JAZ_TOKEN; @FILE: read from FILE). Exit: 0 on "
                        "success, 255 on failure (docs/migration.md).")
     p.add_argument("-V", "--version", action="version", version=f"{prog} (jaz {__version__})")
-    p.add_argument("-z", "--jobarranger-server", "--zabbix-server", dest="server",
-                   required=True, metavar="SERVER", help="The jaz server's host name or "
-                   "address (or its URL).")
+    p.add_argument("-z", "--jobarranger-server", "--zabbix-server", "--jobarg-server",
+                   dest="server", required=server_required,
+                   default=None if server_required else "localhost", metavar="SERVER",
+                   help="The jaz server's host name or address (or its URL).")
     p.add_argument("-p", "--port", type=int, default=DEFAULT_PORT,
                    help=f"The jaz server's port (default {DEFAULT_PORT}).")
     p.add_argument("-U", "--user-name", dest="user", required=True, metavar="USER")
@@ -285,25 +286,42 @@ def _last_job(client: Client, run_id: int, jobs: dict[str, Any]) -> None:
 # ------------------------------------------------------------ jobarg_release
 
 def release_main(argv: Sequence[str] | None = None) -> int:
-    p = _parser("jobarg_release", "Release a held run (or one held job of a run).")
-    p.add_argument("-r", "--registry-number", dest="run_id", type=_registry, required=True,
-                   metavar="NUMBER")
-    p.add_argument("-j", "--job-id", dest="job", metavar="JOB",
-                   help="Release this held job of the run instead of the run.")
+    p = _parser("jobarg_release", "Release the held job JOBNET/JOB of run -r NUMBER, or of "
+                "every run of JOBNET started at -t (a YYYYMMDD or YYYYMMDDHHMM prefix).",
+                server_required=False)
+    p.add_argument("-j", "--job-id", dest="job", required=True, metavar="JOBNET/JOB")
+    p.add_argument("-t", "--start-time", dest="start", metavar="YYYYMMDD[HHMM]")
+    p.add_argument("-r", "--management-id", "--registry-number", dest="run_id",
+                   type=_registry, metavar="NUMBER")
     args = p.parse_args(argv)
 
     def body() -> int:
+        jobnet, slash, job = args.job.partition("/")
+        if not slash or not jobnet or not job:
+            raise Failed(f"jobid '{args.job}' is not correct: write it as JOBNET/JOB")
+        if args.run_id is None and args.start is None:
+            raise Failed("give the run: -r REGISTRY_NUMBER, or -t YYYYMMDD[HHMM] (its start)")
+        if args.run_id is None and not (args.start.isdigit() and len(args.start) in (8, 12)):
+            raise Failed(f"unknowed start_time {args.start}: expected YYYYMMDD or "
+                         "YYYYMMDDHHMM")
         with _client(args) as client:
-            if args.job is None:
-                run = client.run(args.run_id)
-                if run.get("status") != "held":
-                    held = [n for n, j in (run.get("jobs") or {}).items()
-                            if j.get("status") == "held"]
-                    hint = f"; its held jobs: {', '.join(held)} (-j JOB)" if held else ""
-                    raise Failed(f"registry number {args.run_id} is {run.get('status')}, not "
-                                 f"held{hint}")
-            client.act("release", args.run_id, args.job)
-        print(f"Registry number :  [{args.run_id}]")
+            if args.run_id is not None:
+                runs = [client.run(args.run_id)]
+            else:
+                runs = [r for r in client.runs(jobnet=jobnet, limit=1000)
+                        if _stamp(r.get("started_at") or r.get("scheduled_at"))
+                        .startswith(args.start)]
+            runs = [r for r in runs if r.get("jobnet") == jobnet]
+            if args.run_id is None:   # by start time: the runs where the job is held
+                runs = [client.run(r["run_id"]) for r in runs]
+                runs = [r for r in runs if (r.get("jobs") or {}).get(job, {})
+                        .get("status") == "held"]
+            if not runs:
+                raise Failed(f"can not match the job {args.job}: no run of jobnet "
+                             f"{jobnet!r} " + ("with it held" if args.run_id is None
+                                               else f"numbered {args.run_id}"))
+            for run in runs:
+                client.act("release", run["run_id"], job)
         return 0
 
     return _run("jobarg_release", body)
