@@ -26,6 +26,7 @@ NETS = {
     "failing": '[jobs.f]\nrun = "exit 1"\n[jobs.s]\nrun = "sleep 60"\n',
     "timing": '[jobs.t]\ntimeout = "0.3s"\nrun = "sleep 30"\n[jobs.s]\nrun = "sleep 60"\n',
     "held": '[jobs.h]\nhold = true\nrun = "true"\n',
+    "stopping": 'on_failure = "stop"\n[jobs.b]\nrun = "exit 7"\n',
 }
 
 
@@ -85,19 +86,37 @@ def _stop(server, run_id: int) -> None:
         c.act("stop", run_id)
 
 
+def _fields(text: str) -> dict[str, str]:
+    """JAZ's `key   : value` lines (after its two empty lines) as a dict."""
+    assert text.startswith("\n\n"), text
+    return {line[:25].rstrip(): line[27:] for line in text[2:].splitlines()}
+
+
 def test_exec_starts_a_run_and_get_follows_it_to_its_end(server):
     run_id = _exec(server, "-j", "ok", "-E", "WHO", env={"WHO": "from-env"})
     _until(server, run_id, lambda r: r["status"] == "succeeded")
-    result = _get(server, run_id, "-e")
+    result = _get(server, run_id)
     assert result.returncode == 3, result.stderr   # ended
-    lines = dict(line.split(":", 1) for line in result.stdout.splitlines())
-    assert lines["jobnetid\t\t"] == "ok"
-    assert lines["Status of a jobnet\t"] == "END" and lines["Status of a job\t\t"] == "NORMAL"
-    assert lines["The run type of a jobnet"] == "IMMEDIATE"
-    assert len(lines["Time of a start\t\t"]) == 14 and lines["Time of a end\t\t"] != "0"
-    assert lines["Last job\t\t"] == "hello" and lines["Return code\t\t"] == "0"
-    assert lines["Standard output\t\t"] == "hello from-env"
-    assert lines["Standard error\t\t"] == "oops"
+    assert result.stdout == ""                     # as JAZ: the status goes to stderr
+    fields = _fields(result.stderr)
+    assert list(fields) == ["jobnetid", "jobnetname", "Time of a schedule", "Time of a start",
+                            "Time of a end", "The run type of a jobnet", "Status of a jobnet",
+                            "Status of a job", "Last job return value",
+                            "Last job standard output", "Last job standard error"]
+    assert fields["jobnetid"] == "ok" and fields["Status of a jobnet"] == "END"
+    assert fields["Status of a job"] == "NORMAL"
+    assert fields["The run type of a jobnet"] == "IMMEDIATE"
+    assert len(fields["Time of a start"]) == 14 and fields["Time of a end"] != "0"
+    assert fields["Last job return value"] == "0"
+    assert fields["Last job standard output"] == "hello from-env"
+    assert fields["Last job standard error"] == "oops"
+
+    variables = _get(server, run_id, "-e")
+    assert variables.returncode == 3
+    shell = subprocess.run(["sh", "-c", variables.stdout + 'printf "%s|%s|%s" '
+                            '"$JA_JOBNETSTATUS" "$JA_LASTSTDOUT" "$JA_LASTEXITCD"'],
+                           capture_output=True, text=True)
+    assert shell.stdout == "END|hello from-env|0"
 
 
 def _running(server, net: str) -> int:
@@ -135,28 +154,34 @@ def _scenario(server, name: str) -> tuple[int, int]:
         run_id = _exec(server, "-j", "bad")
         _until(server, run_id, lambda r: r["status"] == "error")
         return run_id, 4
-    if name == "abnormal_end":
+    if name == "abnormal_end":   # on_failure = "stop": the run ends failed
+        run_id = _exec(server, "-j", "stopping")
+        _until(server, run_id, lambda r: r["status"] == "failed")
+        return run_id, 5
+    if name == "aborted":
         run_id = _running(server, "slow")
         _stop(server, run_id)
         _until(server, run_id, lambda r: r["status"] == "stopped")
-        return run_id, 5
+        return run_id, 6
     raise AssertionError(name)
 
 
 @pytest.mark.parametrize("name", ["waiting", "held", "running", "running_timeout",
-                                  "running_error", "ended", "run_error", "abnormal_end"])
+                                  "running_error", "ended", "run_error", "abnormal_end",
+                                  "aborted"])
 def test_get_exits_with_jazs_code_for_each_state(server, name: str):
     run_id, code = _scenario(server, name)
     try:
         result = _get(server, run_id)
         assert result.returncode == code, (result.stdout, result.stderr, _status(server, run_id))
         names = {0: "BEGIN", 2: "RUN", 21: "RUN", 22: "RUN", 3: "END", 4: "RUNERR",
-                 5: "ENDERR"}
-        assert f"Status of a jobnet\t:{names[code]}" in result.stdout
-        if code == 21:
-            assert "Status of a job\t\t:TIMEOUT" in result.stdout
-        if code == 22:
-            assert "Status of a job\t\t:ERROR" in result.stdout
+                 5: "ENDERR", 6: "ABORT"}
+        fields = _fields(result.stderr)
+        assert fields["Status of a jobnet"] == names[code]
+        if name == "held":
+            assert fields["The run type of a jobnet"] == "WAIT"
+        assert fields["Status of a job"] == {21: "TIMEOUT", 22: "ERROR", 4: "ERROR",
+                                             5: "ERROR"}.get(code, "NORMAL")
     finally:
         if _status(server, run_id)["status"] in ("running", "scheduled", "held"):
             _stop(server, run_id)

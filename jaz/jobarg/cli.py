@@ -33,10 +33,10 @@ FAIL = 255
 DEFAULT_PORT = 10061
 # jobarg_get's exit codes (JAZ's): the run's state
 WAITING, PREPARING, RUNNING, RUNNING_TIMEOUT, RUNNING_ERROR = 0, 1, 2, 21, 22
-ENDED, RUN_ERROR, ABNORMAL_END = 3, 4, 5
+ENDED, RUN_ERROR, ABNORMAL_END, ABORT = 3, 4, 5, 6
 STATUS_NAMES = {WAITING: "BEGIN", PREPARING: "READY", RUNNING: "RUN",
                 RUNNING_TIMEOUT: "RUN", RUNNING_ERROR: "RUN", ENDED: "END",
-                RUN_ERROR: "RUNERR", ABNORMAL_END: "ENDERR"}
+                RUN_ERROR: "RUNERR", ABNORMAL_END: "ENDERR", ABORT: "ABORT"}
 # jobarg_joblogput's header, as JAZ's server writes it
 JOBLOG_COLUMNS = ["log date", "inner jobnet main id", "inner jobnet id", "run type",
                   "public flag", "jobnet id", "job id", "message id", "message", "jobnet name",
@@ -217,18 +217,20 @@ def state_code(run: dict[str, Any]) -> int:
         return ENDED
     if status == "error":   # halted on a job's failure; it can be resumed
         return RUN_ERROR
-    return ABNORMAL_END     # failed, stopped, missed
+    if status == "stopped":
+        return ABORT
+    return ABNORMAL_END     # failed (on_failure = "stop", a run timeout), missed
 
 
 def get_main(argv: Sequence[str] | None = None) -> int:
-    p = _parser("jobarg_get", "Show a run's state; the exit code is the state (0 waiting, "
-                "1 preparing, 2 running, 21 running with a timed-out job, 22 running with a "
-                "failed job, 3 ended, 4 run error, 5 abnormal end, 255 failure).")
+    p = _parser("jobarg_get", "Show a run's state (on stderr, or with -e as shell variables "
+                "on stdout); the exit code is the state: 0 waiting, 1 preparing, 2 running, "
+                "21 running with a timed-out job, 22 running with a failed job, 3 ended, "
+                "4 run error, 5 abnormal end, 6 aborted, 255 failure.")
     p.add_argument("-r", "--registry-number", dest="run_id", type=_registry, required=True,
                    metavar="NUMBER")
-    p.add_argument("-e", "--last-job", dest="last", action="store_true",
-                   help="Also show the return code, standard output and standard error of "
-                        "the run's last ended job.")
+    p.add_argument("-e", "--variable-format", dest="variables", action="store_true",
+                   help="Print `export JA_...=\"...\"` lines for a shell, on stdout.")
     args = p.parse_args(argv)
 
     def body() -> int:
@@ -241,16 +243,26 @@ def get_main(argv: Sequence[str] | None = None) -> int:
                 job_state = "TIMEOUT"
             elif any(j.get("status") == "failed" for j in jobs.values()):
                 job_state = "ERROR"
-            print(f"jobnetid\t\t:{run['jobnet']}\n"
-                  f"jobnetname\t\t:{run['jobnet']}\n"
-                  f"Time of a schedule\t:{_stamp(run.get('scheduled_at'))}\n"
-                  f"Time of a start\t\t:{_stamp(run.get('started_at'))}\n"
-                  f"Time of a end\t\t:{_stamp(run.get('ended_at'))}\n"
-                  f"The run type of a jobnet:{_run_type(run)}\n"
-                  f"Status of a jobnet\t:{STATUS_NAMES[code]}\n"
-                  f"Status of a job\t\t:{job_state}")
-            if args.last:
-                _last_job(client, args.run_id, jobs)
+            last = _last_job(client, args.run_id, jobs)
+        fields = [("JOBNETID", "jobnetid", run["jobnet"]),
+                  ("JOBNETNAME", "jobnetname", run["jobnet"]),
+                  ("SCHEDULEDTIME", "Time of a schedule", _stamp(run.get("scheduled_at"))),
+                  ("STARTTIME", "Time of a start", _stamp(run.get("started_at"))),
+                  ("ENDTIME", "Time of a end", _stamp(run.get("ended_at"))),
+                  ("JOBNETRUNTYPE", "The run type of a jobnet", _run_type(run)),
+                  ("JOBNETSTATUS", "Status of a jobnet", STATUS_NAMES[code]),
+                  ("JOBSTATUS", "Status of a job", job_state),
+                  ("LASTEXITCD", "Last job return value", last[0]),
+                  ("LASTSTDOUT", "Last job standard output", last[1]),
+                  ("LASTSTDERR", "Last job standard error", last[2])]
+        if args.variables:
+            for var, _, value in fields:
+                quoted = value.replace("\\", "\\\\").replace('"', '\\"') \
+                    .replace("$", "\\$").replace("`", "\\`")
+                print(f'export JA_{var}="{quoted}"')
+        else:   # as JAZ: on stderr, after two empty lines
+            sys.stderr.write("\n\n" + "".join(f"{label:<25}: {value}\n"
+                                               for _, label, value in fields))
         return code
 
     return _run("jobarg_get", body)
@@ -266,21 +278,19 @@ def _run_type(run: dict[str, Any]) -> str:
     return "IMMEDIATE"
 
 
-def _last_job(client: Client, run_id: int, jobs: dict[str, Any]) -> None:
+def _last_job(client: Client, run_id: int, jobs: dict[str, Any]) -> tuple[str, str, str]:
+    """The return code, stdout and stderr of the run's last ended job ("" when none)."""
     ended = [(j.get("ended_at") or "", name) for name, j in jobs.items() if j.get("ended_at")]
     if not ended:
-        print("Last job\t\t:")
-        return
+        return "", "", ""
     name = max(ended)[1]
-    job = jobs[name]
     texts = {"stdout": "", "stderr": ""}
     for chunk in client.logs(run_id, name):
-        texts[chunk["stream"]] = texts.get(chunk["stream"], "") + chunk["text"]
-    code = job.get("exit_code")
-    print(f"Last job\t\t:{name}\n"
-          f"Return code\t\t:{'' if code is None else code}\n"
-          f"Standard output\t\t:{texts['stdout'].rstrip(chr(10))}\n"
-          f"Standard error\t\t:{texts['stderr'].rstrip(chr(10))}")
+        if chunk.get("stream") in texts:
+            texts[chunk["stream"]] += chunk.get("text", "")
+    code = jobs[name].get("exit_code")
+    return ("" if code is None else str(code), texts["stdout"].rstrip("\n"),
+            texts["stderr"].rstrip("\n"))
 
 
 # ------------------------------------------------------------ jobarg_release
