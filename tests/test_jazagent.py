@@ -442,3 +442,24 @@ def test_jaz_run_resume_takes_a_jaz_agents_job_back_and_gets_its_result(tmp_path
     assert view["jobs"]["j"]["status"] == "succeeded"
     assert _log(tmp_path, 1, "j") == "finished\n"
     assert len(fake.started) == 1 and len(fake.sent) == 1
+
+
+def test_an_agent_that_refuses_to_be_asked_about_a_job_does_not_hold_it_for_ever(
+        fake: FakeJazAgent, tmp_path: Path, listen_port: int):
+    hosts = _hosts(tmp_path, listen_port, _entry("legacy", fake.address,
+                                                 'check_every = "0.2s"\noffline_after = "1s"'))
+    net = _net(tmp_path, '[jobs.j]\nhost = "legacy"\nrun = "sleep 30"\n')
+    proc = _popen(tmp_path, net, hosts)
+    try:
+        wait_for(lambda: fake.started, "the job to start on the agent")
+        fake.hostname = "renamed"   # its Hostname= changed: every look is refused now
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    view = json.loads(out)
+    assert _errored(view, "j")
+    message = _message(tmp_path, view["run_id"], "j")
+    assert "has refused for more than 1" in message and "still runs this job" in message
+    assert "does not match Hostname" in message

@@ -76,6 +76,7 @@ class JazExecution(Execution):
         self.stopping = False
         self.check_at = 0.0      # monotonic time of the next look on the agent
         self.lost_at: float | None = None
+        self.refused_since: float | None = None   # looks answered with a refusal since
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._outcome: Outcome | None = None
@@ -209,10 +210,10 @@ class JazLink:
     def _next(self) -> tuple[str, JazExecution | None] | None:
         """The next thing to do (with the lock held), or None to wait."""
         now = time.monotonic()
+        if now < self._retry_at:   # away: kills too wait for the next try
+            return None
         if self._kills:
             return "kill", self._kills.popleft()
-        if now < self._retry_at:
-            return None
         if self._unsent:
             return "send", self._unsent.popleft()
         for execution in self._jobs.values():
@@ -372,9 +373,21 @@ class JazLink:
             execution.lost_at = time.monotonic() + LOST_GRACE
             with self._lock:
                 self._wake.notify()
-        else:
+        else:   # refused: never waits for ever on an agent that will not say
+            message = wire.text_field(data, "message") or f"result {result}"
             log.warning("JAZ agent host %s: looking for job %s: %s", self.host.name,
-                        execution.jobid, wire.text_field(data, "message") or data)
+                        execution.jobid, message)
+            now = time.monotonic()
+            if execution.refused_since is None:
+                execution.refused_since = now
+            elif now - execution.refused_since >= self.host.offline_after:
+                execution.settle(Outcome(exit_code=None, error=(
+                    f"the JAZ agent on host {self.host.name!r} has refused for more than "
+                    f"{format_duration(self.host.offline_after)} to say whether it still "
+                    f"runs this job ({message}); how it ended is unknown: check on the "
+                    "host, then rerun the job")))
+            return
+        execution.refused_since = None
 
     def _lost(self, execution: JazExecution) -> None:
         if execution.done:
