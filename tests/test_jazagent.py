@@ -463,3 +463,32 @@ def test_an_agent_that_refuses_to_be_asked_about_a_job_does_not_hold_it_for_ever
     message = _message(tmp_path, view["run_id"], "j")
     assert "has refused for more than 1" in message and "still runs this job" in message
     assert "does not match Hostname" in message
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_stop_while_the_agent_is_down_waits_for_it_and_then_kills(fake: FakeJazAgent,
+                                                                     tmp_path: Path,
+                                                                     listen_port: int):
+    net = _net(tmp_path, '[jobs.j]\nhost = "legacy"\ntimeout = "0.5s"\nrun = "sleep 30"\n')
+    hosts = _hosts(tmp_path, listen_port, _entry("legacy", fake.address))
+    proc = _popen(tmp_path, net, hosts)
+    try:
+        wait_for(lambda: fake.started, "the job to start on the agent")
+        fake.down()
+        before = _cpu_seconds(proc.pid)
+        time.sleep(2.0)   # a window to measure in: the timeout's kill finds the agent away
+        assert _cpu_seconds(proc.pid) - before < 0.8   # retried with backoff, not spun
+        assert not any(r["data"]["method"] == 3 for r in fake.log)
+        fake.start()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    view = json.loads(out)
+    assert view["jobs"]["j"]["timed_out"], err
+    assert [r["data"]["method"] for r in fake.log if r["data"]["method"] == 3] == [3]

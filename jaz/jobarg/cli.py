@@ -37,6 +37,7 @@ ENDED, RUN_ERROR, ABNORMAL_END, ABORT = 3, 4, 5, 6
 STATUS_NAMES = {WAITING: "BEGIN", PREPARING: "READY", RUNNING: "RUN",
                 RUNNING_TIMEOUT: "RUN", RUNNING_ERROR: "RUN", ENDED: "END",
                 RUN_ERROR: "RUNERR", ABNORMAL_END: "ENDERR", ABORT: "ABORT"}
+LAST_OUTPUT = 64 * 1024   # characters of the last job's output jobarg_get shows (its end)
 # jobarg_joblogput's header, as JAZ's server writes it
 JOBLOG_COLUMNS = ["log date", "inner jobnet main id", "inner jobnet id", "run type",
                   "public flag", "jobnet id", "job id", "message id", "message", "jobnet name",
@@ -289,8 +290,8 @@ def _last_job(client: Client, run_id: int, jobs: dict[str, Any]) -> tuple[str, s
         if chunk.get("stream") in texts:
             texts[chunk["stream"]] += chunk.get("text", "")
     code = jobs[name].get("exit_code")
-    return ("" if code is None else str(code), texts["stdout"].rstrip("\n"),
-            texts["stderr"].rstrip("\n"))
+    return ("" if code is None else str(code), texts["stdout"][-LAST_OUTPUT:].rstrip("\n"),
+            texts["stderr"][-LAST_OUTPUT:].rstrip("\n"))
 
 
 # ------------------------------------------------------------ jobarg_release
