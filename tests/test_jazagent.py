@@ -492,3 +492,18 @@ def test_a_stop_while_the_agent_is_down_waits_for_it_and_then_kills(fake: FakeJa
     view = json.loads(out)
     assert view["jobs"]["j"]["timed_out"], err
     assert [r["data"]["method"] for r in fake.log if r["data"]["method"] == 3] == [3]
+
+
+def test_result_addresses_allow_a_multi_homed_agents_results(tmp_path: Path,
+                                                             listen_port: int):
+    fake = FakeJazAgent(server_port=listen_port, source_ip="127.0.0.2", send_retry=20,
+                        retry_every=0.1)
+    try:
+        hosts = _hosts(tmp_path, listen_port, _entry(
+            "legacy", fake.address, 'result_addresses = ["127.0.0.2"]'))
+        net = _net(tmp_path, '[jobs.j]\nhost = "legacy"\nrun = "echo from the other side"\n')
+        result, view = _run(tmp_path, net, hosts)
+    finally:
+        fake.close()
+    assert view["jobs"]["j"]["status"] == "succeeded", result.stderr
+    assert _log(tmp_path, view["run_id"], "j") == "from the other side\n"

@@ -42,7 +42,7 @@ from jaz.paths import jaz_home
 
 HOST_KEYS = {"agent", "ssh", "description", "user", "port", "identity_file", "fingerprint",
              "token_file", "labels", "insecure", "offline_after", "jaz_agent", "hostname",
-             "check_every"}
+             "check_every", "result_addresses"}
 KINDS = ("agent", "ssh", "jaz_agent")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
@@ -65,6 +65,7 @@ class Host:
     hostname: str | None = None    # the JAZ agent's Hostname= (default: name)
     check_every: float = 30.0      # JAZ agent: how often a job in flight is looked for there
     jaz_listen: str | None = None  # JAZ agent: where results are received (top-level key)
+    result_addresses: tuple[str, ...] = ()   # JAZ agent: other addresses results come from
 
     @property
     def address(self) -> tuple[str, int]:

@@ -612,12 +612,13 @@ class JazAgents(Executor):
         found: dict[str, set[str]] = {}
         for name, host in self.hosts.items():
             addr = split_address(host.jaz_agent or "")
+            names = ([addr[0]] if addr is not None else []) + list(host.result_addresses)
             ips: set[str] = set()
-            if addr is not None:
+            for who in names:
                 try:
-                    ips = {str(i[4][0]) for i in socket.getaddrinfo(addr[0], None)}
+                    ips |= {str(i[4][0]) for i in socket.getaddrinfo(who, None)}
                 except OSError as e:
-                    log.warning("JAZ agent host %s: cannot resolve %s: %s", name, addr[0], e)
+                    log.warning("JAZ agent host %s: cannot resolve %s: %s", name, who, e)
             found[name] = ips
         self._addresses = found
         self._resolved = time.monotonic()

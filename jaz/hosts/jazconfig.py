@@ -28,6 +28,14 @@ def parse_jaz_host(c: Collector, host: dict[str, Any], kw: dict[str, Any], where
                       "jobarg_agentd.conf says", field=f"{where}.hostname")
             else:
                 kw["hostname"] = name
+    if "result_addresses" in host:
+        raw = host["result_addresses"]
+        if not isinstance(raw, list) or not raw or not all(
+                isinstance(x, str) and x.strip() and " " not in x for x in raw):
+            c.add("expected a list of addresses or host names the agent's results may come "
+                  "from, like [\"192.0.2.31\"]", field=f"{where}.result_addresses")
+        else:
+            kw["result_addresses"] = tuple(raw)
     if "check_every" in host:
         seconds = check_duration(c, host["check_every"], job=None,
                                  field=f"{where}.check_every")
