@@ -507,3 +507,63 @@ def test_result_addresses_allow_a_multi_homed_agents_results(tmp_path: Path,
         fake.close()
     assert view["jobs"]["j"]["status"] == "succeeded", result.stderr
     assert _log(tmp_path, view["run_id"], "j") == "from the other side\n"
+
+
+def test_the_listener_survives_random_frames_and_takes_the_real_result(fake: FakeJazAgent,
+                                                                        tmp_path: Path,
+                                                                        listen_port: int):
+    """The executor in this process (as `jaz run` and `jaz server` make it), fuzzed: random
+    bytes, random lengths, frames of random JSON (types the record never shows, results for
+    jobs nobody sent) while a job runs; the listener stays up and the job's own result is
+    the one recorded."""
+    import random
+    import threading
+
+    from jaz.engine.executors.base import Attempt
+    from jaz.engine.model import Job, RunAction
+    from jaz.hosts.config import Host
+    from jaz.hosts.jazagent import JazAgents
+
+    host = Host(name="legacy", jaz_agent=fake.address, hostname="jaztest",
+                jaz_listen=f"127.0.0.1:{listen_port}")
+    agents = JazAgents({"legacy": host}, "test:owner")
+    try:
+        stem = tmp_path / "j.1"
+        attempt = Attempt(run_id=1, jobnet="n", job=Job(name="j", action=RunAction(
+            script="sleep 1; echo real; exit 4")), attempt=1, host="legacy", env={},
+            cwd=tmp_path, base_dir=tmp_path, stdout_path=Path(f"{stem}.out"),
+            stderr_path=Path(f"{stem}.err"), output_path=Path(f"{stem}.vars"))
+        ended = threading.Event()
+        execution = agents.start(attempt)
+        execution.report(ended.set)
+        wait_for(lambda: fake.started, "the job to start on the agent")
+        rng = random.Random(21)
+        values = [None, True, -1, 2**70, 1.5, "", "x" * 300, [], {}, [1, "a"], {"a": {}}]
+        for i in range(300):
+            kind = i % 4
+            if kind == 0:
+                payload = rng.randbytes(rng.randrange(1, 64))
+            elif kind == 1:
+                payload = HEADER.pack(b"ZBXD\x01", rng.randrange(0, 2**64)) + rng.randbytes(8)
+            else:
+                data = {k: rng.choice(values) for k in ("jobid", "method", "result",
+                                                         "return_code", "signal", "std_out")}
+                if kind == 3:
+                    data["jobid"] = str(rng.randrange(10**15, 10**16))   # nobody's job
+                body = json.dumps({"kind": rng.choice(["jobresult", "jobrun", 7, None]),
+                                   "version": rng.choice(values), "data": data}).encode()
+                payload = HEADER.pack(b"ZBXD\x01", len(body)) + body
+            with socket.create_connection(("127.0.0.1", listen_port), timeout=5) as s:
+                try:
+                    s.sendall(payload)
+                    s.shutdown(socket.SHUT_WR)
+                    s.recv(64)
+                except OSError:
+                    pass
+        assert ended.wait(20)
+        outcome = execution.wait()
+        assert (outcome.exit_code, outcome.error) == (4, "")
+        assert Path(f"{stem}.out").read_text() == "real\n"
+        assert agents.listener.malformed > 100
+    finally:
+        agents.close()
