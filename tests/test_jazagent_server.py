@@ -153,3 +153,25 @@ def test_an_operator_stop_kills_the_job_on_the_jaz_agent(tmp_path: Path):
             assert "begun" in jaz("logs", run_id, "j", home=home).stdout
     finally:
         fake.close()
+
+
+def test_the_server_does_not_start_when_its_jaz_listen_port_is_taken(tmp_path: Path):
+    busy = socket.create_server(("127.0.0.1", 0))
+    port = busy.getsockname()[1]
+    config = tmp_path / "jaz.toml"
+    config.write_text(f'listen = "127.0.0.1:{free_port()}"\n'
+                      + ("allow_root = true\n" if os.geteuid() == 0 else "")
+                      + f'jaz_listen = "127.0.0.1:{port}"\n[hosts.legacy]\n'
+                      'jaz_agent = "127.0.0.1:10055"\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("JAZ_SERVER", "JAZ_TOKEN")}
+    env["JAZ_HOME"] = str(tmp_path / "home")
+    try:
+        result = subprocess.run([sys.executable, "-m", "jaz", "server", "-c", str(config)],
+                                env=env, capture_output=True, text=True, timeout=30)
+    finally:
+        busy.close()
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port} for JAZ agents' results" in result.stderr
+    assert "set jaz_listen to a free port" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "home" / "server.url").exists()
