@@ -567,3 +567,35 @@ def test_the_listener_survives_random_frames_and_takes_the_real_result(fake: Fak
         assert agents.listener.malformed > 100
     finally:
         agents.close()
+
+
+def test_resume_with_the_listen_port_taken_fails_the_job_saying_so(tmp_path: Path,
+                                                                     listen_port: int):
+    import signal
+
+    fake = FakeJazAgent(server_port=listen_port, send_retry=200, retry_every=0.1)
+    busy = None
+    try:
+        hosts = _hosts(tmp_path, listen_port, _entry("legacy", fake.address))
+        net = _net(tmp_path, '[jobs.j]\nhost = "legacy"\nrun = "sleep 0.3"\n')
+        proc = _popen(tmp_path, net, hosts)
+        try:
+            wait_for(lambda: fake.started, "the job to start on the agent")
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.communicate(timeout=10)
+        busy = socket.create_server(("127.0.0.1", listen_port))
+        result = jaz("run", "--resume", "1", "--hosts", hosts, "--db", tmp_path / "r.db",
+                     "--json", home=tmp_path / "home")
+    finally:
+        if busy is not None:
+            busy.close()
+        fake.close()
+    assert "Traceback" not in result.stderr
+    view = json.loads(result.stdout)
+    assert _errored(view, "j")
+    message = _message(tmp_path, 1, "j")
+    assert f"cannot listen on 127.0.0.1:{listen_port} for JAZ agents' results" in message
+    assert "the job may still run on host 'legacy'" in message
+    assert len(fake.started) == 1

@@ -524,7 +524,13 @@ class AgentHosts(Executor):
 
     def _adopt_one(self, attempt: Attempt) -> Execution | None:
         if attempt.host in self.hosts and self.hosts[attempt.host].jaz_agent:
-            return self.jaz().adopt_one(attempt)
+            try:
+                return self.jaz().adopt_one(attempt)
+            except JazError as e:   # (its listener cannot listen)
+                from jaz.hosts.jazagent import Failed
+
+                return Failed(f"{e.message}; the job may still run on host "
+                              f"{attempt.host!r}: take it back once that is fixed (resume)")
         if attempt.host not in self.hosts or self.hosts[attempt.host].agent is None:
             return None
         execution = AgentExecution(self.link(attempt.host), self.job_id(attempt), attempt, {})

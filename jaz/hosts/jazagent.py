@@ -38,7 +38,7 @@ from typing import Any
 from jaz.engine.durations import format_duration
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome, read_tail, redact
 from jaz.engine.model import Job, RunAction
-from jaz.errors import ActionError
+from jaz.errors import ActionError, UsageError
 from jaz.hosts import jazwire as wire
 from jaz.hosts.config import Host
 from jaz.hosts.jazconfig import listen_of
@@ -113,6 +113,23 @@ class JazExecution(Execution):
         if ended is not None:
             ended()
         return True
+
+
+class Failed(Execution):
+    """An execution that could not even be taken back (its error as its outcome)."""
+
+    def __init__(self, error: str) -> None:
+        self._outcome = Outcome(exit_code=None, error=error)
+
+    def report(self, ended: Callable[[], None]) -> bool:
+        ended()
+        return True
+
+    def wait(self) -> Outcome:
+        return self._outcome
+
+    def stop(self) -> None:
+        pass
 
 
 class _Down(Exception):
@@ -482,7 +499,7 @@ class ResultListener:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             self.sock = socket.create_server((host, port), family=family, backlog=128)
         except OSError as e:
-            raise ActionError(
+            raise UsageError(
                 f"cannot listen on {listen} for JAZ agents' results: {e.strerror or e}",
                 hint="another process (a jaz server or `jaz run` with JAZ agent hosts) may "
                      "listen there; set jaz_listen to a free port (and the agents' "
