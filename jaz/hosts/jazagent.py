@@ -52,8 +52,9 @@ LOST_GRACE = 2.0         # after "not held any more": how long a result in fligh
 BACKOFF = (0.2, 5.0)     # pause between attempts to reach an agent that is away
 HEARTBEAT = 60.0         # an idle agent is connected to this often (server only)
 SENDERS = 4              # requests in flight to one agent at once
-MAX_CONNECTIONS = 64     # results being received at once; more are closed at once
-STASH = (3600.0, 10000)  # results of jobs not (yet) known here: kept this long, this many
+MAX_CONNECTIONS = 32     # results being received at once; more are closed at once
+STASH = (3600.0, 10000, 64 * 2**20)   # results of jobs not (yet) known here: kept this
+                                      # long, this many, this many bytes of output
 
 
 def serverid_of(owner: str) -> str:
@@ -593,6 +594,7 @@ class JazAgents(Executor):
         self._links: dict[str, JazLink] = {}
         self._jobs: dict[str, JazExecution] = {}
         self._stash: dict[str, tuple[float, str, dict[str, Any]]] = {}
+        self._stashed = 0   # bytes of output in the stash
         self._addresses: dict[str, set[str]] = {}
         self._resolved = 0.0
         self._resolve()
@@ -693,6 +695,8 @@ class JazAgents(Executor):
         with self._lock:
             self._jobs[execution.jobid] = execution
             kept = self._stash.pop(execution.jobid, None)
+            if kept is not None:
+                self._stashed -= _size(kept[2])
         if kept is not None and self._from_host(kept[1], link.host):
             self._settle(execution, kept[2])
         else:
@@ -740,12 +744,19 @@ class JazAgents(Executor):
     def _keep(self, key: str, ip: str, data: dict[str, Any]) -> None:
         """A result of a job not known here (yet): a restarted process adopts it soon."""
         now = time.monotonic()
+        size = _size(data)
         with self._lock:
             for k in [k for k, (at, _, _) in self._stash.items() if now - at > STASH[0]]:
-                del self._stash[k]
-            if len(self._stash) >= STASH[1]:
-                self._stash.pop(next(iter(self._stash)))
-            self._stash[key] = (now, ip, data)
+                self._stashed -= _size(self._stash.pop(k)[2])
+            while self._stash and (len(self._stash) >= STASH[1]
+                                   or self._stashed + size > STASH[2]):
+                self._stashed -= _size(self._stash.pop(next(iter(self._stash)))[2])
+            if size <= STASH[2]:
+                old = self._stash.pop(key, None)
+                if old is not None:
+                    self._stashed -= _size(old[2])
+                self._stash[key] = (now, ip, data)
+                self._stashed += size
 
     def _settle(self, execution: JazExecution, data: dict[str, Any]) -> None:
         a = execution.attempt
@@ -774,3 +785,7 @@ class JazAgents(Executor):
                                  stopped=execution.stopping and bool(sig),
                                  stdout_tail=read_tail(a.stdout_path),
                                  stderr_tail=read_tail(a.stderr_path)))
+
+
+def _size(data: dict[str, Any]) -> int:
+    return len(wire.text_field(data, "std_out")) + len(wire.text_field(data, "std_err"))

@@ -18,7 +18,7 @@ from typing import Any
 
 MAGIC = b"ZBXD\x01"
 HEADER = struct.Struct("<5sQ")   # 13 bytes
-MAX_BODY = 16 * 2**20            # far above what a JAZ agent sends (its output is cut at 64 KB)
+MAX_BODY = 8 * 2**20             # far above what a JAZ agent sends (it cuts a job's output)
 VERSION = 1
 
 # data.method of a jobrun
