@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/schedule_bench.py
 	$(BIN)/python bench/server_bench.py
 	$(BIN)/python bench/tui_bench.py
+	$(BIN)/python bench/jazagent_bench.py
 
 completions: $(STAMP)
 	$(BIN)/python scripts/gen_completions.py

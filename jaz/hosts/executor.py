@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jaz.engine.durations import format_duration
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
@@ -40,6 +40,9 @@ from jaz.errors import ActionError, JazError, Refused, Unreachable
 from jaz.hosts.client import AgentClient, AgentError, FingerprintChanged, NotTrusted
 from jaz.hosts.config import Host
 from jaz.hosts.wire import CHUNK
+
+if TYPE_CHECKING:
+    from jaz.hosts.jazagent import JazAgents
 
 log = logging.getLogger("jaz.hosts")
 HEARTBEAT = 5.0        # seconds between hellos to an idle agent
@@ -453,6 +456,17 @@ class AgentHosts(Executor):
         self.owner = owner
         self._links: dict[str, Link] = {}
         self._lock = threading.Lock()
+        self._jaz: JazAgents | None = None   # JAZ agent hosts (jazagent.py), made on first use
+        self._jaz_heartbeat = False
+
+    def jaz(self) -> JazAgents:
+        """The executor of the JAZ agent hosts, and its listener (bound on first use)."""
+        with self._lock:
+            if self._jaz is None:
+                from jaz.hosts.jazagent import JazAgents
+
+                self._jaz = JazAgents(self.hosts, self.owner, heartbeat=self._jaz_heartbeat)
+            return self._jaz
 
     def link(self, name: str) -> Link:
         with self._lock:
@@ -465,17 +479,25 @@ class AgentHosts(Executor):
         for name, host in self.hosts.items():
             if host.agent is not None:
                 self.link(name)
+        if any(h.jaz_agent for h in self.hosts.values()):
+            self._jaz_heartbeat = True
+            self.jaz().connect_all()
 
     def close(self) -> None:
         with self._lock:
             links = list(self._links.values())
+            jaz = self._jaz
         for link in links:
             link.close()
+        if jaz is not None:
+            jaz.close()
 
     def status(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             links = dict(self._links)
-        return {name: link.status() for name, link in links.items()}
+            jaz = self._jaz
+        out = {name: link.status() for name, link in links.items()}
+        return out if jaz is None else {**out, **jaz.status()}
 
     def adopt(self, run_id: int, job: Job, host: str, stem: str) -> Execution | None:
         """A job sent before this process (a restarted server, `jaz run --resume`): its
@@ -496,11 +518,19 @@ class AgentHosts(Executor):
             parts = {h: self._adopt_one(instance(attempt, h)) for h in names}
             return FanOutExecution(attempt, names, self._start_one, fresh=False).begin(
                 {h: e for h, e in parts.items() if e is not None})
-        if host not in self.hosts or self.hosts[host].agent is None:
+        if host not in self.hosts or not (self.hosts[host].agent or self.hosts[host].jaz_agent):
             return None
         return self._adopt_one(attempt)
 
-    def _adopt_one(self, attempt: Attempt) -> AgentExecution | None:
+    def _adopt_one(self, attempt: Attempt) -> Execution | None:
+        if attempt.host in self.hosts and self.hosts[attempt.host].jaz_agent:
+            try:
+                return self.jaz().adopt_one(attempt)
+            except JazError as e:   # (its listener cannot listen)
+                from jaz.hosts.jazagent import Failed
+
+                return Failed(f"{e.message}; the job may still run on host "
+                              f"{attempt.host!r}: take it back once that is fixed (resume)")
         if attempt.host not in self.hosts or self.hosts[attempt.host].agent is None:
             return None
         execution = AgentExecution(self.link(attempt.host), self.job_id(attempt), attempt, {})
@@ -540,6 +570,11 @@ class AgentHosts(Executor):
             known = ", ".join(sorted(self.hosts)) or "none"
             raise ActionError(f"unknown host {name!r} (hosts known: {known})",
                               hint="add it to the hosts file as [hosts.NAME] (docs/agent.md)")
+        if host.jaz_agent is not None:
+            if not isinstance(action, RunAction):
+                raise ActionError(f"{job.kind!r} jobs cannot run on JAZ agent host "
+                                  f"{host.name!r}; only `run` jobs can (docs/migration.md)")
+            return self.jaz().start(attempt)
         if host.agent is None:
             raise ActionError(f"host {host.name!r} is an SSH host; SSH hosts are not "
                               "supported yet")

@@ -185,8 +185,10 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         for name, host in sorted(core.hosts.items()):
             link = links.get(name, {})
             entry: dict[str, Any] = {
-                "name": name, "kind": "agent" if host.agent else "ssh",
-                "address": host.agent or host.ssh, "description": host.description,
+                "name": name,
+                "kind": "agent" if host.agent else "jaz-agent" if host.jaz_agent else "ssh",
+                "address": host.agent or host.jaz_agent or host.ssh,
+                "description": host.description,
                 "labels": list(host.labels), "fingerprint": host.fingerprint,
                 # None: not probed (SSH hosts; an agent not said hello to yet)
                 "online": link.get("online"), "last_seen": link.get("last_seen"),

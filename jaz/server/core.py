@@ -484,7 +484,12 @@ def _hosts(config: ServerConfig, home: Path) -> tuple[dict[str, Host], AgentHost
     from jaz.hosts.config import load_hosts
 
     hosts = {**load_hosts(config.hosts_file), **config.hosts}
-    if not any(h.agent for h in hosts.values()):
+    if config.jaz_listen:   # the config's jaz_listen wins over the hosts file's
+        from dataclasses import replace
+
+        hosts = {n: replace(h, jaz_listen=config.jaz_listen) if h.jaz_agent else h
+                 for n, h in hosts.items()}
+    if not any(h.agent or h.jaz_agent for h in hosts.values()):
         return hosts, None
     from jaz.hosts.executor import AgentHosts, owner_of
 
