@@ -25,11 +25,13 @@ run: $(STAMP)
 	$(BIN)/jaz run examples/nightly-etl.toml -p DAY=$$(date +%F)
 
 test: $(STAMP)
-	@# the PostgreSQL tests start a throwaway server from Debian's binaries (as root in CI)
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v apt-get >/dev/null \
+	@# the PostgreSQL tests start a throwaway server from Debian's binaries (as root in CI);
+	@# `jaz import pgagent`'s tests need pgAgent's schema too (Debian's pgagent package)
+	@{ ls /usr/lib/postgresql/*/bin/initdb && ls /usr/share/postgresql/*/extension/pgagent.control; } \
+		>/dev/null 2>&1 || ! command -v apt-get >/dev/null \
 		|| { test "$$(id -u)" = 0 && apt-get update -qq \
-		     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
-		|| echo "PostgreSQL could not be installed: its tests will skip (and fail in CI)"
+		     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql pgagent >/dev/null; } \
+		|| echo "PostgreSQL or pgAgent could not be installed: their tests will skip (and fail in CI)"
 	@# the SSH tests start a real OpenSSH sshd on a loopback port (tests/sshd_support.py)
 	@command -v sshd >/dev/null 2>&1 || test -x /usr/sbin/sshd || ! command -v apt-get >/dev/null \
 		|| { test "$$(id -u)" = 0 && apt-get update -qq \
@@ -51,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/server_bench.py
 	$(BIN)/python bench/tui_bench.py
 	$(BIN)/python bench/ssh_bench.py
+	$(BIN)/python bench/jazagent_bench.py
 
 completions: $(STAMP)
 	$(BIN)/python scripts/gen_completions.py

@@ -41,6 +41,7 @@ def _register() -> None:
         agent,
         audit,
         hosts,
+        importers,
         init,
         kinds,
         purge,
@@ -66,6 +67,7 @@ def _register() -> None:
     tui.register(app)
     agent.register(app)
     hosts.register(app)
+    importers.register(app)
 
 
 def _build() -> typer.Typer:

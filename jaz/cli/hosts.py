@@ -45,7 +45,10 @@ def hosts(ctx: typer.Context, json_: JsonOption = False, server: ServerOption = 
         state = {True: "online", False: "OFFLINE", None: "?"}[h.get("online")]
         seen = h.get("last_seen")
         seen_text = when(datetime.fromisoformat(seen)) if seen else "-"
-        rows.append([str(h["name"]), str(h.get("kind", "")), str(h.get("address") or "-"),
+        kind = str(h.get("kind", ""))
+        if kind == "jaz-agent":   # JAZ's protocol: no TLS, no token (docs/migration.md)
+            kind = "jaz-agent (plaintext)"
+        rows.append([str(h["name"]), kind, str(h.get("address") or "-"),
                      state, seen_text, str(h.get("version") or "-"),
                      str(len(h.get("running") or [])), _note(h)])
     print_table(["host", "kind", "address", "state", "last seen", "version", "running",
@@ -85,6 +88,9 @@ def trust(
     if host is None:
         raise NotFound(f"no host {name!r} in {path}",
                        hint=f"hosts there: {', '.join(sorted(known)) or 'none'}")
+    if host.jaz_agent is not None:
+        raise UsageError(f"host {name!r} is a JAZ agent: its protocol is plaintext, with no "
+                         "certificate to trust (docs/migration.md)")
     if host.ssh is not None:
         return _trust_ssh(host, fingerprint, yes)
     wanted = None

@@ -8,7 +8,13 @@ agent = "192.0.2.21:10055"
 fingerprint = "SHA256:..."     # pinned by `jaz hosts trust web1`
 token_file = "tokens/web1"     # the agent's token (mode 0600); relative to this file
 labels = ["web", "eu"]         # for hosts = ["label:web"]
+
+[hosts.legacy1]                # an unmodified JAZ v3 agent (plaintext: docs/migration.md)
+jaz_agent = "192.0.2.30:10055"
+hostname = "legacy1"           # its Hostname= (default: the host's name)
 ```
+
+`jaz_listen = "0.0.0.0:10062"` (top level) is where JAZ agents send their results.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ from jaz.paths import jaz_home
 
 HOST_KEYS = {"agent", "ssh", "description", "user", "port", "identity_file", "fingerprint",
              "token_file", "labels", "insecure", "offline_after", "reboot_command",
-             "password_secret", "passphrase_secret"}
+             "password_secret", "passphrase_secret", "jaz_agent", "hostname",
+             "check_every", "result_addresses"}
+KINDS = ("agent", "ssh", "jaz_agent")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 OFFLINE_AFTER = 300.0
@@ -60,6 +68,11 @@ class Host:
     reboot_command: str | None = None   # SSH hosts: what `reboot` runs there
     password_secret: str | None = None     # SSH hosts: names in jaz's secrets, never values
     passphrase_secret: str | None = None
+    jaz_agent: str | None = None   # "addr:10055": an unmodified JAZ v3 agent (jazagent.py)
+    hostname: str | None = None    # the JAZ agent's Hostname= (default: name)
+    check_every: float = 30.0      # JAZ agent: how often a job in flight is looked for there
+    jaz_listen: str | None = None  # JAZ agent: where results are received (top-level key)
+    result_addresses: tuple[str, ...] = ()   # JAZ agent: other addresses results come from
 
     @property
     def address(self) -> tuple[str, int]:
@@ -99,8 +112,12 @@ def load_hosts(path: Path | None, *, required: bool = False, only_hosts: bool = 
     data = parse_toml(text, file)
     c = Collector(file, text)
     if only_hosts:
-        check_unknown(c, data, {"hosts"}, job=None, where="the hosts file")
+        check_unknown(c, data, {"hosts", "jaz_listen"}, job=None, where="the hosts file")
     hosts = parse_hosts(c, data.get("hosts", {}), base=path.parent, source=path.resolve())
+    if "jaz_listen" in data:
+        from jaz.hosts.jazconfig import with_listen
+
+        hosts = with_listen(c, hosts, data["jaz_listen"])
     if c.problems:
         raise JobnetInvalid(c.problems)
     return hosts
@@ -122,20 +139,25 @@ def parse_hosts(c: Collector, raw: Any, *, base: Path, source: Path | None = Non
         if host is None:
             continue
         check_unknown(c, host, HOST_KEYS, job=None, where=f"[{where}]", prefix=f"{where}.")
-        kinds = [k for k in ("agent", "ssh") if k in host]
+        kinds = [k for k in KINDS if k in host]
         if len(kinds) != 1:
             found = f"found {' and '.join(kinds)}" if kinds else "found neither"
-            c.add(f"a host needs exactly one of 'agent = \"addr:10055\"' or "
-                  f"'ssh = \"user@addr\"', {found}", field=where)
+            c.add(f"a host needs exactly one of 'agent = \"addr:10055\"', "
+                  f"'ssh = \"user@addr\"' or 'jaz_agent = \"addr:10055\"', {found}",
+                  field=where)
             continue
         address = check_str(c, host[kinds[0]], job=None, field=f"{where}.{kinds[0]}")
         if address is None:
             continue
         kw: dict[str, Any] = {"name": name, kinds[0]: address, "source": source,
                               "description": str(host.get("description", ""))}
-        if kinds[0] == "agent" and split_address(address) is None:
+        if kinds[0] == "jaz_agent":
+            from jaz.hosts.jazconfig import parse_jaz_host
+
+            parse_jaz_host(c, host, kw, where)
+        if kinds[0] in ("agent", "jaz_agent") and split_address(address) is None:
             c.add(f"bad agent address {quote(address)}: write it as \"HOST:PORT\", like "
-                  f"\"web1:10055\" (the agent listens on 10055)", field=f"{where}.agent")
+                  f"\"web1:10055\" (the agent listens on 10055)", field=f"{where}.{kinds[0]}")
             continue
         if "fingerprint" in host:
             fp = check_str(c, host["fingerprint"], job=None, field=f"{where}.fingerprint")

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jaz.engine.durations import format_duration
 from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
@@ -40,6 +40,9 @@ from jaz.errors import ActionError, JazError, Refused, Unreachable
 from jaz.hosts.client import AgentClient, AgentError, FingerprintChanged, NotTrusted
 from jaz.hosts.config import Host
 from jaz.hosts.wire import CHUNK
+
+if TYPE_CHECKING:
+    from jaz.hosts.jazagent import JazAgents
 
 log = logging.getLogger("jaz.hosts")
 HEARTBEAT = 5.0        # seconds between hellos to an idle agent
@@ -463,6 +466,17 @@ class AgentHosts(Executor):
 
                 self._ssh = SshHosts(self.hosts)
             return self._ssh
+        self._jaz: JazAgents | None = None   # JAZ agent hosts (jazagent.py), made on first use
+        self._jaz_heartbeat = False
+
+    def jaz(self) -> JazAgents:
+        """The executor of the JAZ agent hosts, and its listener (bound on first use)."""
+        with self._lock:
+            if self._jaz is None:
+                from jaz.hosts.jazagent import JazAgents
+
+                self._jaz = JazAgents(self.hosts, self.owner, heartbeat=self._jaz_heartbeat)
+            return self._jaz
 
     def link(self, name: str) -> Link:
         with self._lock:
@@ -477,24 +491,31 @@ class AgentHosts(Executor):
                 self.link(name)
         if any(h.ssh is not None for h in self.hosts.values()):
             self.ssh().connect_all()
+        if any(h.jaz_agent for h in self.hosts.values()):
+            self._jaz_heartbeat = True
+            self.jaz().connect_all()
 
     def close(self) -> None:
         with self._lock:
             links = list(self._links.values())
             ssh = self._ssh
+            jaz = self._jaz
         for link in links:
             link.close()
         if ssh is not None:
             ssh.close()
+        if jaz is not None:
+            jaz.close()
 
     def status(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             links = dict(self._links)
             ssh = self._ssh
+            jaz = self._jaz
         out = {name: link.status() for name, link in links.items()}
         if ssh is not None:
             out.update(ssh.status())
-        return out
+        return out if jaz is None else {**out, **jaz.status()}
 
     def adopt(self, run_id: int, job: Job, host: str, stem: str) -> Execution | None:
         """A job sent before this process (a restarted server, `jaz run --resume`): its
@@ -521,6 +542,14 @@ class AgentHosts(Executor):
         return self._adopt_one(attempt)
 
     def _adopt_one(self, attempt: Attempt) -> Execution | None:
+        if attempt.host in self.hosts and self.hosts[attempt.host].jaz_agent:
+            try:
+                return self.jaz().adopt_one(attempt)
+            except JazError as e:   # (its listener cannot listen)
+                from jaz.hosts.jazagent import Failed
+
+                return Failed(f"{e.message}; the job may still run on host "
+                              f"{attempt.host!r}: take it back once that is fixed (resume)")
         if attempt.host not in self.hosts:
             return None
         if self.hosts[attempt.host].ssh is not None:
@@ -566,6 +595,11 @@ class AgentHosts(Executor):
                               hint="add it to the hosts file as [hosts.NAME] (docs/agent.md)")
         if host.ssh is not None:
             return self._start_ssh(attempt, host)
+        if host.jaz_agent is not None:
+            if not isinstance(action, RunAction):
+                raise ActionError(f"{job.kind!r} jobs cannot run on JAZ agent host "
+                                  f"{host.name!r}; only `run` jobs can (docs/migration.md)")
+            return self.jaz().start(attempt)
         extra: dict[str, Any] = {}
         if isinstance(action, WaitFileAction):
             script, shell = wait_file_script(action), "/bin/sh"

@@ -53,7 +53,7 @@ def chosen(executor: Hosts, attempt: Attempt) -> list[str]:
     if unknown:
         raise ActionError(f"unknown host(s) {', '.join(map(repr, unknown))} in hosts "
                           f"(hosts known: {', '.join(sorted(executor.hosts)) or 'none'})")
-    hosts = select(executor.hosts, wanted)
+    hosts = [h for h in select(executor.hosts, wanted) if h.agent or h.jaz_agent or h.ssh]
     if not hosts:
         raise ActionError(f"hosts = {wanted!r} selects no host")
     return [h.name for h in hosts]

@@ -185,8 +185,10 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
         for name, host in sorted(core.hosts.items()):
             link = links.get(name, {})
             entry: dict[str, Any] = {
-                "name": name, "kind": "agent" if host.agent else "ssh",
-                "address": host.agent or host.ssh, "description": host.description,
+                "name": name,
+                "kind": "agent" if host.agent else "jaz-agent" if host.jaz_agent else "ssh",
+                "address": host.agent or host.jaz_agent or host.ssh,
+                "description": host.description,
                 "labels": list(host.labels), "fingerprint": host.fingerprint,
                 # None: not probed (SSH hosts; an agent not said hello to yet)
                 "online": link.get("online"), "last_seen": link.get("last_seen"),
@@ -269,10 +271,26 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
                 "params": dict(net.params), "text": net.text, "jobs": _jobs_view(net)}
 
     @app.get("/api/v1/runs/{run_id}/logs", response_model=list[dict[str, Any]])
-    def logs(run_id: RunId, job: str | None = None,
+    def logs(request: Request, run_id: RunId, job: str | None = None,
              stream: Literal["stdout", "stderr"] | None = None,
              offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
-             who: Principal = viewer) -> JSONResponse:
+             who: Principal = viewer,
+             authorization: Annotated[str | None, Header()] = None,
+             forwarded: Annotated[str | None, Header(alias=FORWARDED)] = None
+             ) -> JSONResponse:
+        elsewhere = core.logs_elsewhere(run_id)
+        if elsewhere:   # driven by another server (PostgreSQL): its logs are there
+            core.service.logs(run_id, job)   # 404 for a job the run does not have
+            if not forwarded:
+                for server in elsewhere:
+                    got = _fetch_logs(f"{server['url']}/api/v1/runs/{run_id}/logs?"
+                                      f"{request.url.query}", authorization or "")
+                    if got is not None:
+                        return _out(got)
+            where = "; ".join(f"{s['name']} ({s['url']})" for s in elsewhere)
+            raise StateError(f"the logs of run {run_id} are on the server that drove it, "
+                             f"which did not give them: {where}",
+                             hint=f"ask it: jaz logs {run_id} --server {elsewhere[0]['url']}")
         out = []
         for chunk in core.service.logs(run_id, job, offset=offset):
             if stream is not None and chunk.stream != stream:
@@ -379,6 +397,26 @@ class BodyLimit:
 
 
 # ------------------------------------------------------------------ views
+
+
+FORWARDED = "X-Jaz-Forwarded"   # a request one server made of another: not passed on
+
+
+def _fetch_logs(url: str, authorization: str) -> Any:
+    """The logs as another server gives them (with the caller's token), or None when it
+    does not (unreachable, or it does not take that token)."""
+    import urllib.error
+    import urllib.request
+
+    if not url.startswith("http://"):   # what servers announce (`Core.announce`)
+        return None
+    req = urllib.request.Request(url, headers={  # noqa: S310 - http only, checked above
+        "Authorization": authorization, FORWARDED: "1"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 - our own servers
+            return json.loads(r.read())
+    except (OSError, ValueError):   # URLError and HTTPError are OSErrors
+        return None
 
 
 def _out(data: Any, status: int = 200) -> JSONResponse:

@@ -32,7 +32,8 @@ from jaz.hosts.config import Host, parse_hosts
 
 DEFAULT_LISTEN = "127.0.0.1:10061"
 TOP_KEYS = {"listen", "database", "jobnets", "calendars", "allow_root", "keep_days",
-            "log_level", "max_memory", "hosts", "hosts_file", "queues", "users", "notify"}
+            "log_level", "max_memory", "hosts", "hosts_file", "queues", "users", "notify",
+            "jaz_listen"}
 ROLES = ("viewer", "operator", "admin")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*", re.IGNORECASE)
@@ -67,6 +68,7 @@ class ServerConfig:
     queues: dict[str, int] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
     notify: NotifyConfig | None = None
+    jaz_listen: str | None = None            # JAZ agents' results (docs/migration.md)
 
     @property
     def listen(self) -> str:
@@ -123,6 +125,12 @@ def parse_config(text: str, *, path: Path | None = None) -> ServerConfig:
         kw["max_memory"] = _size(c, data["max_memory"], "max_memory")
     kw["hosts"] = parse_hosts(c, data.get("hosts", {}), base=base,
                               source=path.resolve() if path is not None else None)
+    if "jaz_listen" in data:
+        from jaz.hosts.jazconfig import with_listen
+
+        kw["hosts"] = with_listen(c, kw["hosts"], data["jaz_listen"])
+        if isinstance(data["jaz_listen"], str):
+            kw["jaz_listen"] = data["jaz_listen"]
     if "hosts_file" in data:
         hosts_file = check_str(c, data["hosts_file"], job=None, field="hosts_file")
         if hosts_file is not None:

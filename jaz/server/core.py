@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,7 @@ from jaz.engine.store.postgres import is_postgres_url
 from jaz.errors import JazError, JobnetInvalid, StateError
 from jaz.paths import default_db, ensure_home, secrets_file
 from jaz.server.actions import ReleaseExecutor, StartExecutor
+from jaz.server.cluster import Cluster
 from jaz.server.config import ServerConfig
 from jaz.server.registry import Registry
 
@@ -138,13 +140,28 @@ class Core:
         self.steer = threading.RLock()
         self.draining = False              # max_memory reached: take no new work
         self.closing = threading.Event()   # the server is shutting down
+        # several servers on one PostgreSQL database: actions for the runs others drive,
+        # the changes they make (for /stream), this server's heartbeat
+        self.cluster: Cluster | None = None
+        if isinstance(self.store, PostgresStore):
+            self.store.register(self.store.server_name, "")
+            self.cluster = Cluster(self.store, apply=self._apply_sent, relay=self._relayed)
+            self.cluster.start()
+
+    def announce(self, url: str) -> None:
+        """Where this server's API listens, for the other servers (PostgreSQL)."""
+        if isinstance(self.store, PostgresStore):
+            self.store.register(f"{socket.gethostname()} {url}", url)
 
     # ------------------------------------------------------------ feed
 
     def _changed(self, kind: str, record: RunRecord | JobRecord) -> None:
         run_id = record.id if isinstance(record, RunRecord) else record.run_id
-        self.feed.publish(Change("run" if isinstance(record, RunRecord) else "job",
-                                 run_id, record))
+        is_run = isinstance(record, RunRecord)
+        self.feed.publish(Change("run" if is_run else "job", run_id, record))
+        if self.cluster is not None:
+            self.cluster.changed("run" if is_run else "job", run_id,
+                                 None if isinstance(record, RunRecord) else record.name)
         if self.notifier is not None:
             self._notify(record)
 
@@ -345,10 +362,70 @@ class Core:
                      run.id, run.jobnet)
             self.drive(run.id, resume=True)
 
+    def logs_elsewhere(self, run_id: int) -> list[dict[str, Any]]:
+        """The other servers that keep the logs of a run this one has none of (they
+        drove it; PostgreSQL): id, name, url. Empty when the logs are here, or nobody
+        else has them."""
+        if not isinstance(self.store, PostgresStore) or \
+                (self.settings.log_dir / str(run_id)).exists():
+            return []
+        top = self.store.get_run(run_id)
+        while top.parent_run is not None:   # a sub-jobnet's logs are where its parent ran
+            top = self.store.get_run(top.parent_run)
+        return [s for s in self.store.log_servers(top.id)
+                if s["id"] != self.store.server_id and s["url"]]
+
+    def _relayed(self, kind: str, run_id: int, job: str | None) -> None:
+        """A change another server made (PostgreSQL), for this server's feed."""
+        record: RunRecord | JobRecord = self.store.get_run(run_id) if job is None \
+            else self.store.get_job(run_id, job)
+        self.feed.publish(Change(kind, run_id, record))
+
+    def _apply_sent(self, row: Mapping[str, Any]) -> None:
+        """An operator action another server sent here, to the run this one drives."""
+        self._act(str(row["action"]), int(row["run_id"]), row["job"], user=str(row["user"]),
+                  downstream=bool(row["downstream"]), reason=str(row["reason"]))
+
+    def _driven_elsewhere(self, run_id: int) -> dict[str, Any] | None:
+        """The other server that drives the run (its top-level run's driver); None when
+        this one does, or none does and the action may apply here. A run that is
+        running with no server driving it (its server died or lost the database, and
+        nobody took it over yet) is refused."""
+        assert isinstance(self.store, PostgresStore)
+        top = self.store.get_run(run_id)
+        while top.parent_run is not None:
+            top = self.store.get_run(top.parent_run)
+        if top.id in self.service.ctx.active or top.id in self.running():
+            return None
+        driver = self.store.driver(top.id)
+        if driver is not None:
+            return None if driver["id"] == self.store.server_id else driver
+        if self.store.run_status(top.id) == RunState.RUNNING and \
+                top.id not in self.service.ctx.active and top.id not in self.running():
+            raise StateError(f"run {top.id} is running but no server drives it now (the one "
+                             f"that drove it stopped or lost the database)",
+                             hint="the server that schedules takes it over within about "
+                                  "15 s; try again then")
+        return None
+
     def act(self, action: str, run_id: int, job: str | None, *, user: str,
             downstream: bool = False, reason: str = "") -> RunRecord:
         """An operator action on a run or one of its jobs (SPEC §2.4); `reason`: the
-        message of a run stopped other than by an operator (the scheduler's replace)."""
+        message of a run stopped other than by an operator (the scheduler's replace).
+        On a database several servers share, an action on a run another server drives
+        is sent to that server, which applies it (`Cluster.send`)."""
+        if self.cluster is not None:
+            driver = self._driven_elsewhere(run_id)
+            if driver is not None:
+                self.cluster.send(driver, run_id, job, action, user=user,
+                                  downstream=downstream, reason=reason)
+                return self.service.run(run_id)
+        return self._act(action, run_id, job, user=user, downstream=downstream,
+                         reason=reason)
+
+    def _act(self, action: str, run_id: int, job: str | None, *, user: str,
+             downstream: bool = False, reason: str = "") -> RunRecord:
+        """`act`, here."""
         run = self.service.run(run_id)
         if job is None:
             if action == "stop":
@@ -470,6 +547,8 @@ class Core:
     # ------------------------------------------------------------ housekeeping
 
     def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
         self.disarm()
         self.spawning.close()
         if self.remote is not None:
@@ -484,7 +563,12 @@ def _hosts(config: ServerConfig, home: Path) -> tuple[dict[str, Host], AgentHost
     from jaz.hosts.config import load_hosts
 
     hosts = {**load_hosts(config.hosts_file), **config.hosts}
-    if not any(h.agent or h.ssh for h in hosts.values()):
+    if config.jaz_listen:   # the config's jaz_listen wins over the hosts file's
+        from dataclasses import replace
+
+        hosts = {n: replace(h, jaz_listen=config.jaz_listen) if h.jaz_agent else h
+                 for n, h in hosts.items()}
+    if not any(h.agent or h.jaz_agent or h.ssh for h in hosts.values()):
         return hosts, None
     from jaz.hosts.executor import AgentHosts, owner_of
 

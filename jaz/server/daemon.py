@@ -328,6 +328,7 @@ class Daemon:
         local = host in ('0.0.0.0', '')  # noqa: S104 - only to say where clients go
         self.url = f"http://{'127.0.0.1' if local else shown}:{port}"
         path = self.home / SERVER_URL_FILE
+        self.core.announce(self.url)   # for the other servers on the database
         path.write_text(self.url + "\n")
         os.chmod(path, 0o600)
         return sock

@@ -17,6 +17,7 @@ from jaz.engine import planner
 from jaz.engine.model import Jobnet, RunState
 from jaz.engine.records import EventRecord, RunRecord
 from jaz.engine.store import PostgresStore
+from jaz.engine.store.postgres import LostLeadership
 from jaz.errors import NotFound, StateError
 from jaz.server.core import Core
 
@@ -63,6 +64,16 @@ class Scheduler:
         self._last_tick_read = False
 
     def tick(self, now: datetime, *, hurry: bool = False) -> datetime:
+        """`_tick`; a tick whose fires were fenced off (another server leads now) ends
+        there, having fired nothing, and the next one asks for the lock again."""
+        try:
+            return self._tick(now, hurry=hurry)
+        except LostLeadership as e:
+            log.warning("%s", e.message)
+            self._leading = False
+            return now + FOLLOW
+
+    def _tick(self, now: datetime, *, hurry: bool = False) -> datetime:
         """One tick at `now`; returns when the next one is due.
 
         With `hurry` (the daemon's loop), a tick that started due runs ends there and
@@ -180,6 +191,14 @@ class Scheduler:
         net = loaded.jobnet
         return net if net is not None and net.hash == run.version else None
 
+    def _fence(self) -> None:
+        """In the batch of a fire: on a database several servers share, it commits only
+        while this server still leads (`PostgresStore.fence`), so a server that lost
+        its session (and with it the leader lock) while deciding fires nothing."""
+        store = self.core.store
+        if isinstance(store, PostgresStore):
+            store.fence()
+
     def _leads(self) -> bool:
         """On a PostgreSQL database that several servers share, one plans and fires: the
         one holding the database's leader lock. The others serve the API and drive the
@@ -235,6 +254,8 @@ class Scheduler:
         started: list[int] = []
         stops: list[planner.Stop] = []
         with self.core.steer, self.core.store.batch():
+            if decisions:
+                self._fence()
             for decision in decisions:
                 if self._apply(decision, now):
                     if isinstance(decision, planner.Start):
@@ -393,7 +414,8 @@ class Scheduler:
             if run.status != RunState.SCHEDULED or run.trigger in planner.SCHEDULED_TRIGGERS \
                     or run.scheduled_at is None or run.scheduled_at > now:
                 continue
-            with self.core.steer:
+            with self.core.steer, self.core.store.batch():
+                self._fence()
                 current = self.core.store.get_run(run.id)   # as it is now, not as read
                 if current.status != RunState.SCHEDULED or current.scheduled_at is None \
                         or current.scheduled_at > now:

@@ -33,6 +33,10 @@ from jaz.errors import ActionError
 
 DRAIN_SECONDS = 1.0  # how long a piped job's output may trail the end of its shell
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC  # open(path, "wb")
+_CHILD_LOG_FLAGS = _LOG_FLAGS & ~os.O_CLOEXEC   # opened in the child, for it to keep
+# Python ignores these and an ignored signal stays ignored across exec: a job gets them
+# back at their defaults, as Popen gives them back (`yes | head -1` ends quietly).
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
@@ -54,8 +58,41 @@ def group_alive(pgid: int) -> bool:
         return False
 
 
+class Child:
+    """What `LocalExecution` asks of `subprocess.Popen`, for a process started with
+    `os.posix_spawn`: its pid, and its exit code once reaped (-N: killed by signal N)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._lock = threading.Lock()
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self._lock.acquire(blocking=False):
+            try:   # a waiter holding the lock reaps it
+                self._reap(os.WNOHANG)
+            finally:
+                self._lock.release()
+        return self.returncode
+
+    def wait(self) -> int:
+        with self._lock:
+            while self.returncode is None:
+                self._reap(0)
+            return self.returncode
+
+    def _reap(self, flags: int) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except ChildProcessError:   # reaped elsewhere: its status is lost
+            self.returncode = 255
+            return
+        if pid == self.pid:
+            self.returncode = os.waitstatus_to_exitcode(status)
+
+
 class LocalExecution(Execution):
-    def __init__(self, attempt: Attempt, proc: subprocess.Popen[bytes],
+    def __init__(self, attempt: Attempt, proc: subprocess.Popen[bytes] | Child,
                  pumps: list[threading.Thread]) -> None:
         self.attempt = attempt
         self.proc = proc
@@ -252,6 +289,8 @@ class LocalExecutor(Executor):
         env.update(added)
         user_kw = _user(job.user)
         piped = bool(attempt.redact)
+        if not piped and not user_kw and (spawned := _spawn(argv, env, attempt)) is not None:
+            return LocalExecution(attempt, spawned, [])
         if piped:
             out = err = subprocess.PIPE
         else:
@@ -301,6 +340,41 @@ class LocalExecutor(Executor):
             return [job.shell, "-c", job.action.script], env
         env[b"JAZ_EXIT_FILE"] = os.fsencode(exit_file(attempt.output_path))
         return recording_argv(job.shell, job.action.script), env
+
+
+def _spawn(argv: list[str], env: dict[bytes, bytes], attempt: Attempt) -> Child | None:
+    """The job started with posix_spawn, which costs less than a Popen: for a POSIX shell
+    (which changes to the job's folder itself, posix_spawn having no cwd) or a job that
+    runs in this process's folder; None to leave it to Popen."""
+    cwd = str(attempt.cwd)
+    if cwd != os.getcwd():
+        if argv[1] != "-c" or os.path.basename(argv[0]) not in _POSIX_SHELLS:
+            return None
+        # on the script's first line, so that its line numbers stay as written
+        argv = [argv[0], "-c", f"cd -P -- '{_squote(cwd)}' || exit 127; {argv[2]}",
+                *argv[3:]]
+    if "/" in argv[0]:
+        spawn = os.posix_spawn
+    elif b"PATH" in env and env[b"PATH"] == os.environb.get(b"PATH"):
+        spawn = os.posix_spawnp   # which looks in this process's PATH: the job's too
+    else:
+        return None
+    try:
+        pid = spawn(argv[0], argv, env, setsid=True, setsigdef=_DEFAULT_SIGNALS,
+                    file_actions=[
+            (os.POSIX_SPAWN_DUP2, _devnull(), 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(attempt.stdout_path), _CHILD_LOG_FLAGS, 0o666),
+            (os.POSIX_SPAWN_OPEN, 2, str(attempt.stderr_path), _CHILD_LOG_FLAGS, 0o666),
+        ])
+    except OSError as e:
+        raise ActionError(f"cannot start {attempt.job.shell}: {e.strerror}",
+                          hint="check 'shell' and 'cwd'") from None
+    return Child(pid)
+
+
+def _squote(text: str) -> str:
+    """`text` for inside single quotes in a POSIX shell."""
+    return text.replace("'", "'\\''")
 
 
 def _devnull() -> int:

@@ -1,0 +1,122 @@
+"""Several real `jaz server` processes on one real PostgreSQL (tests/pg_support.py):
+operator actions sent to the server that does not drive the run, fires fenced when the
+leader's session is cut (pg_terminate_backend) or the leader is killed (kill -9)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pg_support import fresh_database, jaz_server
+from support import wait_for
+
+from jaz.engine.model import RunState
+from jaz.engine.store import PostgresStore
+
+
+@pytest.fixture
+def url() -> str:
+    return fresh_database()
+
+
+def _call(base: str, token: str, method: str, path: str, body: object = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=20) as r:
+        return json.loads(r.read())
+
+
+def test_an_action_sent_to_the_other_server_is_applied_once_by_the_driver(
+        tmp_path: Path, url: str) -> None:
+    """A run driven by A: its job stopped through B stops at once (B alone could only
+    have changed the database, and A's `sleep` would have gone on); the stop is
+    recorded once; B's logs call fetches A's logs."""
+    nets = {"slow": '[jobs.a]\nrun = "echo started; sleep 60"\n'}
+    db = PostgresStore(url)
+    try:
+        with jaz_server(tmp_path / "a", url, nets) as (base_a, token_a, _, _), \
+                jaz_server(tmp_path / "b", url, nets) as (base_b, token_b, _, _):
+            run_id = _call(base_a, token_a, "POST", "/api/v1/runs", {"jobnet": "slow"})["run_id"]
+            wait_for(lambda: db.get_job(run_id, "a").status == "running", "job a to run")
+            _call(base_b, token_b, "POST", f"/api/v1/runs/{run_id}/jobs/a/stop")
+            job = wait_for(lambda: (j := db.get_job(run_id, "a")).status != "running" and j,
+                           "the driver to stop the job", timeout=10)
+            assert job.status == "stopped", job
+            stops = [e for e in db.list_events(run_id=run_id) if e.kind == "stop_job"]
+            assert len(stops) == 1, stops
+            sent = db._read("SELECT status, server FROM jaz_actions")
+            assert [r["status"] for r in sent] == ["done"], sent
+            # the logs are on A's machine: B asks A (another token: B says where)
+            try:
+                logs = _call(base_b, token_b, "GET", f"/api/v1/runs/{run_id}/logs?job=a")
+                assert "started" in json.dumps(logs)
+            except urllib.error.HTTPError as e:
+                assert e.code == 409
+                assert base_a in json.loads(e.read())["title"]
+    finally:
+        db.close()
+
+
+def test_cutting_the_leaders_session_or_killing_it_never_doubles_a_fire(
+        tmp_path: Path, url: str) -> None:
+    nets = {"tick": '[schedule]\nevery = "1s"\noverlap = "allow"\n[jobs.a]\nrun = "true"\n'}
+    db = PostgresStore(url)
+
+    def fired() -> list[datetime]:
+        return [r.scheduled_at for r in db.list_runs(jobnet="tick")
+                if r.scheduled_at is not None and r.status != RunState.SCHEDULED]
+
+    try:
+        with jaz_server(tmp_path / "a", url, nets) as (_, _, _, first), \
+                jaz_server(tmp_path / "b", url, nets), \
+                jaz_server(tmp_path / "c", url, nets):
+            wait_for(lambda: len(fired()) >= 3, "a few fires", timeout=20)
+            leader = db._read("SELECT server FROM jaz_leader")[0]["server"]
+            # cut every session of the leader
+            db._read("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN "
+                     "(SELECT lock_pid FROM jaz_servers WHERE id = ?)", (leader,))
+            cut_at = datetime.now(UTC)
+            wait_for(lambda: db._read("SELECT term FROM jaz_leader")[0]["term"] >= 2,
+                     "another term", timeout=20)
+            wait_for(lambda: sum(t > cut_at for t in fired()) >= 2, "fires after the cut",
+                     timeout=20)
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            killed_at = datetime.now(UTC)
+            wait_for(lambda: sum(t > killed_at for t in fired()) >= 2,
+                     "fires after the kill", timeout=20)
+        times = [r.scheduled_at for r in db.list_runs(jobnet="tick")]
+        assert len(times) == len(set(times)), sorted(t for t in times if times.count(t) > 1)
+    finally:
+        db.close()
+
+
+def test_a_leader_whose_session_was_cut_cannot_commit_a_fire(url: str) -> None:
+    """The lock session of the leader is terminated; another store takes the lock (a new
+    term); a fire of the old leader, still connected otherwise, rolls back."""
+    from jaz.engine.store.postgres import LostLeadership
+
+    old, new = PostgresStore(url), PostgresStore(url)
+    try:
+        assert old.lead() and not new.lead()
+        old._read("SELECT pg_terminate_backend(lock_pid) FROM jaz_servers WHERE id = ?",
+                  (old.server_id,))
+        wait_for(new.lead, "the other store to take the lock", timeout=10)
+        with pytest.raises(LostLeadership, match="no longer schedules"), old.batch():
+            old.fence()
+            old.set_state("fired", "twice")
+        assert new.get_state("fired") is None
+        with new.batch():
+            new.fence()
+            new.set_state("fired", "once")
+        assert old.get_state("fired") == "once" and not old.lead()
+    finally:
+        old.close()
+        new.close()
