@@ -457,6 +457,8 @@ class AgentHosts(Executor):
         self._links: dict[str, Link] = {}
         self._lock = threading.Lock()
         self._ssh: Any = None   # jaz.hosts.sshexec.SshHosts, made with the first SSH job
+        self._jaz: JazAgents | None = None   # JAZ agent hosts (jazagent.py), made on first use
+        self._jaz_heartbeat = False
 
     def ssh(self) -> Any:
         """The SSH hosts' connections (paramiko is imported only now)."""
@@ -466,8 +468,6 @@ class AgentHosts(Executor):
 
                 self._ssh = SshHosts(self.hosts)
             return self._ssh
-        self._jaz: JazAgents | None = None   # JAZ agent hosts (jazagent.py), made on first use
-        self._jaz_heartbeat = False
 
     def jaz(self) -> JazAgents:
         """The executor of the JAZ agent hosts, and its listener (bound on first use)."""
