@@ -32,6 +32,11 @@ test: $(STAMP)
 		|| { test "$$(id -u)" = 0 && apt-get update -qq \
 		     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql pgagent >/dev/null; } \
 		|| echo "PostgreSQL or pgAgent could not be installed: their tests will skip (and fail in CI)"
+	@# the SSH tests start a real OpenSSH sshd on a loopback port (tests/sshd_support.py)
+	@command -v sshd >/dev/null 2>&1 || test -x /usr/sbin/sshd || ! command -v apt-get >/dev/null \
+		|| { test "$$(id -u)" = 0 && apt-get update -qq \
+		     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null; } \
+		|| echo "openssh-server could not be installed: the SSH tests will skip (and fail in CI)"
 	$(BIN)/python -m compileall -q jaz >/dev/null
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
 
@@ -47,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/schedule_bench.py
 	$(BIN)/python bench/server_bench.py
 	$(BIN)/python bench/tui_bench.py
+	$(BIN)/python bench/ssh_bench.py
 	$(BIN)/python bench/jazagent_bench.py
 
 completions: $(STAMP)

@@ -67,13 +67,15 @@ def trust(
     name: Annotated[str, typer.Argument(help="The host, as [hosts.NAME] names it.")],
     fingerprint: Annotated[str | None, typer.Option(
         "--fingerprint", metavar="SHA256:HEX",
-        help="Pin only if the agent shows exactly this (for scripts: no question).")] = None,
+        help="Pin only if the host shows exactly this (for scripts: no question); an SSH "
+             "host's as ssh-keygen -l prints it (SHA256:base64).")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     hosts_file: HostsFileOption = None,
 ) -> None:
     """Connect to the agent of host NAME, show its certificate's fingerprint and, once
     confirmed, pin it in the hosts file. Compare it with `jaz agent fingerprint` on the
-    agent's machine. A restarted server uses it."""
+    agent's machine. A restarted server uses it. For an SSH host: show its host key's
+    fingerprint and, once confirmed, add the key to $JAZ_HOME/known_hosts."""
     from jaz.cli.output import say
     from jaz.errors import NotFound, Refused, UsageError
     from jaz.hosts.client import probe
@@ -89,14 +91,15 @@ def trust(
     if host.jaz_agent is not None:
         raise UsageError(f"host {name!r} is a JAZ agent: its protocol is plaintext, with no "
                          "certificate to trust (docs/migration.md)")
-    if host.agent is None:
-        raise UsageError(f"host {name!r} is an SSH host: it has no certificate to trust")
+    if host.ssh is not None:
+        return _trust_ssh(host, fingerprint, yes)
     wanted = None
     if fingerprint is not None:
         wanted = normal_fingerprint(fingerprint)
         if wanted is None:
             raise UsageError(f"bad --fingerprint {fingerprint!r}: expected SHA256: and 64 hex "
                              "digits, as `jaz agent fingerprint` prints it")
+    assert host.agent is not None
     seen = probe(host.agent, insecure=host.insecure)
     say(f"host {name} ({host.agent}) shows the certificate fingerprint\n  {seen}")
     if host.fingerprint == seen:
@@ -113,6 +116,40 @@ def trust(
         raise typer.Exit(1)
     _pin(path, name, seen)
     say(f"pinned {seen} for {name} in {path}")
+
+
+def _trust_ssh(host: Any, wanted: str | None, yes: bool) -> None:
+    """An SSH host: its host key's fingerprint, asked about, then added to jaz's own
+    known_hosts (docs/ssh.md). Only the key exchange happens: nothing is authenticated."""
+    from jaz.cli.output import say
+    from jaz.errors import Refused, UsageError
+    from jaz.hosts.ssh import fingerprint, known_key, probe_key, record_key, target
+
+    if wanted is not None and not re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}=?", wanted):
+        raise UsageError(f"bad --fingerprint {wanted!r}: expected SHA256: and 43 base64 "
+                         "characters, as `ssh-keygen -lf KEY.pub` prints it")
+    name, key = probe_key(host)
+    seen = fingerprint(key)
+    say(f"host {host.name} ({target(host).where}) shows the {key.get_name()} host key\n"
+        f"  {seen}")
+    state = known_key(name, key)
+    if state == "known":
+        say("it is known already: nothing to do")
+        return
+    if state == "changed":
+        raise Refused(f"host {host.name!r}: a DIFFERENT {key.get_name()} key is on record "
+                      f"for {name}: the host was reinstalled, or someone is in between; "
+                      "nothing was recorded",
+                      hint=f"if the new key is right, remove the old one (ssh-keygen -R "
+                           f"'{name}', and from $JAZ_HOME/known_hosts), then trust it again")
+    if wanted is not None:
+        if wanted.rstrip("=") != seen:
+            raise Refused(f"host {host.name!r} shows {seen}, not the --fingerprint given "
+                          f"({wanted}); nothing was recorded")
+    elif not yes and not typer.confirm("Trust it?", default=False):
+        raise typer.Exit(1)
+    path = record_key(name, key)
+    say(f"recorded the key of {host.name} ({name}) in {path}")
 
 
 def _pin(path: Path, name: str, fingerprint: str) -> None:

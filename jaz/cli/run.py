@@ -181,8 +181,8 @@ def run_now(*, file: Path | None, param: list[str], parallel: int, dry_run: bool
     jobnet: Jobnet | None = None
     if file is not None:
         jobnet = load_file(file)
-        problems = local_problems(jobnet, hosts={n: h.labels if h.agent or h.jaz_agent else None
-                                                 for n, h in known.items()})
+        problems = local_problems(jobnet, hosts={
+            n: h.labels if h.agent or h.jaz_agent or h.ssh else None for n, h in known.items()})
         if problems:
             raise JobnetInvalid(problems)
         if dry_run:

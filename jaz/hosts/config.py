@@ -41,7 +41,8 @@ from jaz.hosts.wire import is_loopback, normal_fingerprint, split_address
 from jaz.paths import jaz_home
 
 HOST_KEYS = {"agent", "ssh", "description", "user", "port", "identity_file", "fingerprint",
-             "token_file", "labels", "insecure", "offline_after", "jaz_agent", "hostname",
+             "token_file", "labels", "insecure", "offline_after", "reboot_command",
+             "password_secret", "passphrase_secret", "jaz_agent", "hostname",
              "check_every", "result_addresses"}
 KINDS = ("agent", "ssh", "jaz_agent")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
@@ -61,6 +62,12 @@ class Host:
     insecure: bool = False
     offline_after: float = OFFLINE_AFTER   # seconds away before its jobs turn `error`
     source: Path | None = None     # the file it is written in (`jaz hosts trust` edits it)
+    user: str | None = None        # SSH hosts: these win over the ssh string and ~/.ssh/config
+    port: int | None = None
+    identity_file: Path | None = None
+    reboot_command: str | None = None   # SSH hosts: what `reboot` runs there
+    password_secret: str | None = None     # SSH hosts: names in jaz's secrets, never values
+    passphrase_secret: str | None = None
     jaz_agent: str | None = None   # "addr:10055": an unmodified JAZ v3 agent (jazagent.py)
     hostname: str | None = None    # the JAZ agent's Hostname= (default: name)
     check_every: float = 30.0      # JAZ agent: how often a job in flight is looked for there
@@ -177,6 +184,8 @@ def parse_hosts(c: Collector, raw: Any, *, base: Path, source: Path | None = Non
                     not is_loopback(split_address(address)[0]):  # type: ignore[index]
                 c.add("insecure = true (no TLS) works only with an agent on a loopback "
                       "address", field=f"{where}.insecure")
+        if kinds[0] == "ssh":
+            _ssh_keys(c, host, kw, where, base)
         if "offline_after" in host:
             seconds = check_duration(c, host["offline_after"], job=None,
                                      field=f"{where}.offline_after")
@@ -184,6 +193,29 @@ def parse_hosts(c: Collector, raw: Any, *, base: Path, source: Path | None = Non
                 kw["offline_after"] = seconds
         out[name] = Host(**kw)
     return out
+
+
+def _ssh_keys(c: Collector, host: dict[str, Any], kw: dict[str, Any], where: str,
+              base: Path) -> None:
+    """`user`, `port` and `identity_file` of an SSH host (docs/ssh.md)."""
+    if "user" in host:
+        kw["user"] = check_str(c, host["user"], job=None, field=f"{where}.user")
+    if "port" in host:
+        port = host["port"]
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            c.add(f"expected a port number (1-65535), got {got(port)}", field=f"{where}.port")
+        else:
+            kw["port"] = port
+    for key in ("password_secret", "passphrase_secret"):
+        if key in host:
+            kw[key] = check_str(c, host[key], job=None, field=f"{where}.{key}")
+    if "reboot_command" in host:
+        kw["reboot_command"] = check_str(c, host["reboot_command"], job=None,
+                                         field=f"{where}.reboot_command")
+    if "identity_file" in host:
+        f = check_str(c, host["identity_file"], job=None, field=f"{where}.identity_file")
+        if f is not None:
+            kw["identity_file"] = (base / Path(f).expanduser()).resolve()
 
 
 def select(hosts: dict[str, Host], wanted: list[str]) -> list[Host]:

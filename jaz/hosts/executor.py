@@ -456,8 +456,18 @@ class AgentHosts(Executor):
         self.owner = owner
         self._links: dict[str, Link] = {}
         self._lock = threading.Lock()
+        self._ssh: Any = None   # jaz.hosts.sshexec.SshHosts, made with the first SSH job
         self._jaz: JazAgents | None = None   # JAZ agent hosts (jazagent.py), made on first use
         self._jaz_heartbeat = False
+
+    def ssh(self) -> Any:
+        """The SSH hosts' connections (paramiko is imported only now)."""
+        with self._lock:
+            if self._ssh is None:
+                from jaz.hosts.sshexec import SshHosts
+
+                self._ssh = SshHosts(self.hosts)
+            return self._ssh
 
     def jaz(self) -> JazAgents:
         """The executor of the JAZ agent hosts, and its listener (bound on first use)."""
@@ -479,6 +489,8 @@ class AgentHosts(Executor):
         for name, host in self.hosts.items():
             if host.agent is not None:
                 self.link(name)
+        if any(h.ssh is not None for h in self.hosts.values()):
+            self.ssh().connect_all()
         if any(h.jaz_agent for h in self.hosts.values()):
             self._jaz_heartbeat = True
             self.jaz().connect_all()
@@ -486,17 +498,23 @@ class AgentHosts(Executor):
     def close(self) -> None:
         with self._lock:
             links = list(self._links.values())
+            ssh = self._ssh
             jaz = self._jaz
         for link in links:
             link.close()
+        if ssh is not None:
+            ssh.close()
         if jaz is not None:
             jaz.close()
 
     def status(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             links = dict(self._links)
+            ssh = self._ssh
             jaz = self._jaz
         out = {name: link.status() for name, link in links.items()}
+        if ssh is not None:
+            out.update(ssh.status())
         return out if jaz is None else {**out, **jaz.status()}
 
     def adopt(self, run_id: int, job: Job, host: str, stem: str) -> Execution | None:
@@ -515,10 +533,11 @@ class AgentHosts(Executor):
                 names = chosen(self, attempt)
             except ActionError:
                 return None
-            parts = {h: self._adopt_one(instance(attempt, h)) for h in names}
+            parts: dict[str, Execution | None] = {
+                h: self._adopt_one(instance(attempt, h)) for h in names}
             return FanOutExecution(attempt, names, self._start_one, fresh=False).begin(
                 {h: e for h, e in parts.items() if e is not None})
-        if host not in self.hosts or not (self.hosts[host].agent or self.hosts[host].jaz_agent):
+        if host not in self.hosts:
             return None
         return self._adopt_one(attempt)
 
@@ -531,8 +550,12 @@ class AgentHosts(Executor):
 
                 return Failed(f"{e.message}; the job may still run on host "
                               f"{attempt.host!r}: take it back once that is fixed (resume)")
-        if attempt.host not in self.hosts or self.hosts[attempt.host].agent is None:
+        if attempt.host not in self.hosts:
             return None
+        if self.hosts[attempt.host].ssh is not None:
+            from jaz.hosts.sshexec import LostExecution
+
+            return LostExecution(attempt.host)
         execution = AgentExecution(self.link(attempt.host), self.job_id(attempt), attempt, {})
         for index, path in enumerate((attempt.stdout_path, attempt.stderr_path)):
             try:   # what was mirrored before (exact unless the job has secrets)
@@ -570,14 +593,13 @@ class AgentHosts(Executor):
             known = ", ".join(sorted(self.hosts)) or "none"
             raise ActionError(f"unknown host {name!r} (hosts known: {known})",
                               hint="add it to the hosts file as [hosts.NAME] (docs/agent.md)")
+        if host.ssh is not None:
+            return self._start_ssh(attempt, host)
         if host.jaz_agent is not None:
             if not isinstance(action, RunAction):
                 raise ActionError(f"{job.kind!r} jobs cannot run on JAZ agent host "
                                   f"{host.name!r}; only `run` jobs can (docs/migration.md)")
             return self.jaz().start(attempt)
-        if host.agent is None:
-            raise ActionError(f"host {host.name!r} is an SSH host; SSH hosts are not "
-                              "supported yet")
         extra: dict[str, Any] = {}
         if isinstance(action, WaitFileAction):
             script, shell = wait_file_script(action), "/bin/sh"
@@ -604,6 +626,28 @@ class AgentHosts(Executor):
 
             return RebootExecution(execution, link, action.wait)
         link.start(execution)
+        return execution
+
+
+    def _start_ssh(self, attempt: Attempt, host: Host) -> Execution:
+        job = attempt.job
+        action = job.action
+        if isinstance(action, WaitFileAction):
+            script, shell = wait_file_script(action), "/bin/sh"
+        elif isinstance(action, RunAction):
+            script, shell = action.script, job.shell
+        elif isinstance(action, RebootAction):
+            from jaz.hosts.sshreboot import SshRebootExecution
+
+            reboot: Execution = SshRebootExecution(self.ssh().conn(host.name), attempt)
+            return reboot
+        else:
+            raise ActionError(f"{job.kind!r} jobs cannot run on SSH host {host.name!r}; "
+                              "`run`, `wait_file`, `reboot` and `transfer` jobs can")
+        if job.user is not None:
+            raise ActionError(f"user = {job.user!r}: an SSH host runs jobs as the user it "
+                              f"logs in as; set User for {host.name!r} instead")
+        execution: Execution = self.ssh().start(attempt, host, script, shell)
         return execution
 
 

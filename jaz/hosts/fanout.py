@@ -1,4 +1,4 @@
-"""`hosts = ["web1", "label:web"]`: one job on several agent hosts (fan-out).
+"""`hosts = ["web1", "label:web"]`: one job on several agent or SSH hosts (fan-out).
 
 One instance per selected host (names and `label:NAME` selectors, resolved against
 the hosts file when the job starts), at most FAN_OUT running at once; the job succeeds
@@ -53,9 +53,9 @@ def chosen(executor: Hosts, attempt: Attempt) -> list[str]:
     if unknown:
         raise ActionError(f"unknown host(s) {', '.join(map(repr, unknown))} in hosts "
                           f"(hosts known: {', '.join(sorted(executor.hosts)) or 'none'})")
-    hosts = [h for h in select(executor.hosts, wanted) if h.agent or h.jaz_agent]
+    hosts = [h for h in select(executor.hosts, wanted) if h.agent or h.jaz_agent or h.ssh]
     if not hosts:
-        raise ActionError(f"hosts = {wanted!r} selects no agent host")
+        raise ActionError(f"hosts = {wanted!r} selects no host")
     return [h.name for h in hosts]
 
 

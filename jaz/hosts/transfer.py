@@ -2,8 +2,9 @@
 streamed through this process in chunks (memory stays flat, any size), written on the
 far side into a part file and renamed into place only when its size and SHA-256 match
 the source's (checked again at the source's end, so a file changed during the copy is
-refused). Either end may be "local" (relative paths: the jobnet's folder) or an agent
-host (relative paths: its work_dir). Files only: a directory is refused, saying so."""
+refused). Either end may be "local" (relative paths: the jobnet's folder), an agent
+host (relative paths: its work_dir) or an SSH host (SFTP; relative paths: the login
+user's home; jaz/hosts/sshfiles.py). Files only: a directory is refused, saying so."""
 
 from __future__ import annotations
 
@@ -78,9 +79,13 @@ def end(hosts: dict[str, Host], owner: str, name: str, attempt: Attempt) -> End:
     if name == "local":
         return LocalEnd(attempt.base_dir)
     host = hosts.get(name)
-    if host is None or host.agent is None:
-        raise ActionError(f"transfer: {name!r} is not an agent host of the hosts file "
+    if host is None:
+        raise ActionError(f"transfer: {name!r} is not a host of the hosts file "
                           f"(hosts known: {', '.join(sorted(hosts)) or 'none'})")
+    if host.ssh is not None:
+        from jaz.hosts.sshfiles import SftpEnd  # (SFTP: paramiko only now)
+
+        return SftpEnd(host)
     return AgentEnd(host, owner)
 
 

@@ -568,7 +568,7 @@ def _hosts(config: ServerConfig, home: Path) -> tuple[dict[str, Host], AgentHost
 
         hosts = {n: replace(h, jaz_listen=config.jaz_listen) if h.jaz_agent else h
                  for n, h in hosts.items()}
-    if not any(h.agent or h.jaz_agent for h in hosts.values()):
+    if not any(h.agent or h.jaz_agent or h.ssh for h in hosts.values()):
         return hosts, None
     from jaz.hosts.executor import AgentHosts, owner_of
 
