@@ -28,13 +28,12 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jaz.engine.durations import format_duration
-from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome
+from jaz.engine.executors.base import Attempt, Ended, Execution, Executor, Outcome, Reported
 from jaz.engine.model import Job, RebootAction, RunAction, TransferAction, WaitFileAction
 from jaz.errors import ActionError, JazError, Refused, Unreachable
 from jaz.hosts.client import AgentClient, AgentError, FingerprintChanged, NotTrusted
@@ -63,9 +62,10 @@ def owner_of(database: str) -> str:
     return f"{host}:{digest}"
 
 
-class AgentExecution(Execution):
+class AgentExecution(Reported):
     def __init__(self, link: Link, job_id: str, attempt: Attempt, spec: dict[str, Any]
                  ) -> None:
+        super().__init__()
         self.link = link
         self.job_id = job_id
         self.attempt = attempt
@@ -73,38 +73,9 @@ class AgentExecution(Execution):
         self.accepted = False
         self.queued_at = time.monotonic()
         self.offsets = [0, 0]
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._outcome: Outcome | None = None
-        self._ended: Callable[[], None] | None = None
-
-    def report(self, ended: Callable[[], None]) -> bool:
-        with self._lock:
-            self._ended = ended
-            done = self._done.is_set()
-        if done:
-            ended()
-        return True
-
-    def wait(self) -> Outcome:
-        self._done.wait()
-        assert self._outcome is not None
-        return self._outcome
 
     def stop(self) -> None:
         self.link.stop(self)
-
-    def settle(self, outcome: Outcome) -> bool:
-        """The job's end, once: False when it was settled already."""
-        with self._lock:
-            if self._done.is_set():
-                return False
-            self._outcome = outcome
-            self._done.set()
-            ended = self._ended
-        if ended is not None:
-            ended()
-        return True
 
 
 class Link:
@@ -546,16 +517,15 @@ class AgentHosts(Executor):
             try:
                 return self.jaz().adopt_one(attempt)
             except JazError as e:   # (its listener cannot listen)
-                from jaz.hosts.jazagent import Failed
-
-                return Failed(f"{e.message}; the job may still run on host "
-                              f"{attempt.host!r}: take it back once that is fixed (resume)")
+                return Ended(Outcome(exit_code=None, error=(
+                    f"{e.message}; the job may still run on host "
+                    f"{attempt.host!r}: take it back once that is fixed (resume)")))
         if attempt.host not in self.hosts:
             return None
         if self.hosts[attempt.host].ssh is not None:
-            from jaz.hosts.sshexec import LostExecution
-
-            return LostExecution(attempt.host)
+            return Ended(Outcome(exit_code=None, error=(
+                f"was running on SSH host {attempt.host!r} when the process driving it "
+                "ended; SSH jobs do not outlive it (their end is unknown): rerun it if needed")))
         execution = AgentExecution(self.link(attempt.host), self.job_id(attempt), attempt, {})
         for index, path in enumerate((attempt.stdout_path, attempt.stderr_path)):
             try:   # what was mirrored before (exact unless the job has secrets)

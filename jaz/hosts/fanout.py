@@ -16,13 +16,12 @@ host's output), so `jaz logs -f` shows the hosts' results as they come.
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from jaz.engine.executors.base import Attempt, Execution, Outcome
+from jaz.engine.executors.base import Attempt, Execution, Outcome, Reported
 from jaz.errors import ActionError
 from jaz.hosts.config import Host, select
 
@@ -59,20 +58,17 @@ def chosen(executor: Hosts, attempt: Attempt) -> list[str]:
     return [h.name for h in hosts]
 
 
-class FanOutExecution(Execution):
+class FanOutExecution(Reported):
     def __init__(self, attempt: Attempt, hosts: list[str],
                  start: Callable[[Attempt], Execution], *, fresh: bool = True) -> None:
+        super().__init__()
         self.attempt = attempt
         self._start = start
-        self._lock = threading.Lock()
         self._waiting: deque[str] = deque(hosts)
         self._order = hosts
         self._running: dict[str, Execution] = {}
         self._results: dict[str, Outcome] = {}
         self._stopping = False
-        self._done = threading.Event()
-        self._outcome: Outcome | None = None
-        self._ended: Callable[[], None] | None = None
         if fresh:   # (an adopted one goes on with the logs it has)
             attempt.stdout_path.write_text(f"on {len(hosts)} hosts: {', '.join(hosts)}\n")
             attempt.stderr_path.write_bytes(b"")
@@ -138,24 +134,8 @@ class FanOutExecution(Execution):
                 self._results[host] = Outcome(exit_code=None, stopped=True,
                                               error="stopped before it was started")
             self._waiting.clear()
-            self._outcome = combine(self.attempt, self._order, self._results)
-            self._done.set()
-            ended = self._ended
-        if ended is not None:
-            ended()
-
-    def report(self, ended: Callable[[], None]) -> bool:
-        with self._lock:
-            self._ended = ended
-            done = self._done.is_set()
-        if done:
-            ended()
-        return True
-
-    def wait(self) -> Outcome:
-        self._done.wait()
-        assert self._outcome is not None
-        return self._outcome
+            outcome = combine(self.attempt, self._order, self._results)
+        self.settle(outcome)
 
     def stop(self) -> None:
         with self._lock:

@@ -36,7 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from jaz.engine.durations import format_duration
-from jaz.engine.executors.base import Attempt, Execution, Executor, Outcome, read_tail, redact
+from jaz.engine.executors.base import (
+    Attempt,
+    Execution,
+    Executor,
+    Outcome,
+    Reported,
+    read_tail,
+    redact,
+)
 from jaz.engine.model import Job, RunAction
 from jaz.errors import ActionError, UsageError
 from jaz.hosts import jazwire as wire
@@ -64,9 +72,10 @@ def serverid_of(owner: str) -> str:
 
 # ------------------------------------------------------------ one job
 
-class JazExecution(Execution):
+class JazExecution(Reported):
     def __init__(self, link: JazLink, jobid: str, attempt: Attempt, script: str,
                  env: dict[str, str]) -> None:
+        super().__init__()
         self.link = link
         self.jobid = jobid
         self.attempt = attempt
@@ -78,59 +87,12 @@ class JazExecution(Execution):
         self.check_at = 0.0      # monotonic time of the next look on the agent
         self.lost_at: float | None = None
         self.refused_since: float | None = None   # looks answered with a refusal since
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._outcome: Outcome | None = None
-        self._ended: Callable[[], None] | None = None
-
-    def report(self, ended: Callable[[], None]) -> bool:
-        with self._lock:
-            self._ended = ended
-            done = self._done.is_set()
-        if done:
-            ended()
-        return True
-
-    def wait(self) -> Outcome:
-        self._done.wait()
-        assert self._outcome is not None
-        return self._outcome
 
     def stop(self) -> None:
         self.link.stop(self)
 
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def settle(self, outcome: Outcome) -> bool:
-        with self._lock:
-            if self._done.is_set():
-                return False
-            self._outcome = outcome
-            self._done.set()
-            ended = self._ended
+    def _settled(self) -> None:
         self.link.owner.forget(self)
-        if ended is not None:
-            ended()
-        return True
-
-
-class Failed(Execution):
-    """An execution that could not even be taken back (its error as its outcome)."""
-
-    def __init__(self, error: str) -> None:
-        self._outcome = Outcome(exit_code=None, error=error)
-
-    def report(self, ended: Callable[[], None]) -> bool:
-        ended()
-        return True
-
-    def wait(self) -> Outcome:
-        return self._outcome
-
-    def stop(self) -> None:
-        pass
 
 
 class _Down(Exception):

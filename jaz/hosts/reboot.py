@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from jaz.engine.durations import format_duration
-from jaz.engine.executors.base import Execution, Outcome
+from jaz.engine.executors.base import Execution, Outcome, Reported
 from jaz.errors import JazError
 
 LOOK_EVERY = 0.5   # seconds between hellos while the host is away
@@ -25,15 +24,12 @@ class Link(Protocol):
     def start(self, execution: Any) -> None: ...
 
 
-class RebootExecution(Execution):
+class RebootExecution(Reported):
     def __init__(self, inner: Execution, link: Link, wait: float) -> None:
+        super().__init__()
         self._inner = inner
         self._link = link
         self._wait = wait
-        self._done = threading.Event()
-        self._outcome: Outcome | None = None
-        self._ended: Callable[[], None] | None = None
-        self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._before: tuple[str, float] | None = None
         inner.report(self._rebooting)
@@ -51,49 +47,28 @@ class RebootExecution(Execution):
         threading.Thread(target=self._come_back, daemon=True, name="reboot-wait").start()
 
     def _come_back(self) -> None:
+        self.settle(self._back())
+
+    def _back(self) -> Outcome:
         sent = self._inner.wait()
         if sent.exit_code != 0 or sent.stopped:
-            return self._settle(sent)
+            return sent
         deadline = time.monotonic() + self._wait
         while not self._stopping.is_set():
             try:
                 now = self._link.hello()
                 if self._before is None or now != self._before:
-                    return self._settle(Outcome(
-                        exit_code=0, stdout_tail=f"{sent.stdout_tail}host is back\n",
-                        outputs=dict(sent.outputs)))
+                    return Outcome(exit_code=0, stdout_tail=f"{sent.stdout_tail}host is back\n",
+                                   outputs=dict(sent.outputs))
             except JazError:
                 pass   # away while it reboots
             if time.monotonic() >= deadline:
-                return self._settle(Outcome(exit_code=None, error=(
+                return Outcome(exit_code=None, error=(
                     f"the host did not come back within {format_duration(self._wait)} "
-                    "after its reboot command")))
+                    "after its reboot command"))
             self._stopping.wait(LOOK_EVERY)
-        self._settle(Outcome(exit_code=None, stopped=True,
-                             error="stopped while waiting for the host to come back"))
-
-    def _settle(self, outcome: Outcome) -> None:
-        with self._lock:
-            if self._done.is_set():
-                return
-            self._outcome = outcome
-            self._done.set()
-            ended = self._ended
-        if ended is not None:
-            ended()
-
-    def report(self, ended: Callable[[], None]) -> bool:
-        with self._lock:
-            self._ended = ended
-            done = self._done.is_set()
-        if done:
-            ended()
-        return True
-
-    def wait(self) -> Outcome:
-        self._done.wait()
-        assert self._outcome is not None
-        return self._outcome
+        return Outcome(exit_code=None, stopped=True,
+                       error="stopped while waiting for the host to come back")
 
     def stop(self) -> None:
         self._stopping.set()

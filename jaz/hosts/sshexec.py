@@ -24,7 +24,6 @@ import select
 import shlex
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from jaz.engine.executors.base import (
     Attempt,
     Execution,
     Outcome,
+    Reported,
     parse_outputs,
     read_tail,
     redact,
@@ -161,17 +161,14 @@ class _Stdout:
         self.sink.close()
 
 
-class SshExecution(Execution):
+class SshExecution(Reported):
     def __init__(self, conn: Connection, attempt: Attempt, script: str, shell: str) -> None:
+        super().__init__()
         self.conn = conn
         self.attempt = attempt
         self.nonce = secrets.token_hex(16)
         self._script = (script, shell)
-        self._lock = threading.Lock()
-        self._done = threading.Event()
         self._stopping = threading.Event()
-        self._outcome: Outcome | None = None
-        self._ended: Callable[[], None] | None = None
         self._pid: int | None = None
         self._killer: threading.Thread | None = None
         for path in (attempt.stdout_path, attempt.stderr_path):
@@ -180,19 +177,6 @@ class SshExecution(Execution):
                          name=f"ssh-{conn.host.name}-{attempt.job.name}").start()
 
     # ------------------------------------------------------------ the interface
-
-    def report(self, ended: Callable[[], None]) -> bool:
-        with self._lock:
-            self._ended = ended
-            done = self._done.is_set()
-        if done:
-            ended()
-        return True
-
-    def wait(self) -> Outcome:
-        self._done.wait()
-        assert self._outcome is not None
-        return self._outcome
 
     def stop(self) -> None:
         with self._lock:
@@ -211,25 +195,15 @@ class SshExecution(Execution):
 
     # ------------------------------------------------------------ the job's thread
 
-    def _settle(self, outcome: Outcome) -> None:
-        with self._lock:
-            if self._done.is_set():
-                return
-            self._outcome = outcome
-            self._done.set()
-            ended = self._ended
-        if ended is not None:
-            ended()
-
     def _run(self) -> None:
         try:
-            self._settle(self._session())
+            self.settle(self._session())
         except JazError as e:
-            self._settle(Outcome(exit_code=None, error=e.message,
+            self.settle(Outcome(exit_code=None, error=e.message,
                                  stopped=self._stopping.is_set()))
         except Exception as e:   # a bug: the job ends in error, the run goes on
             log.exception("host %s: the SSH job failed", self.conn.host.name)
-            self._settle(Outcome(exit_code=None, error=f"SSH executor failed: {e!r}"))
+            self.settle(Outcome(exit_code=None, error=f"SSH executor failed: {e!r}"))
 
     def _session(self) -> Outcome:
         a = self.attempt
@@ -451,23 +425,3 @@ class SshHosts:
             for t in killers:
                 t.join(timeout=10)
             c.close()
-
-
-class LostExecution(Execution):
-    """A job on an SSH host found running after a restart: SSH jobs end with the process
-    that ran them, so its end is unknown (it is ended in error, and can be rerun)."""
-
-    def __init__(self, host: str) -> None:
-        self.host = host
-
-    def report(self, ended: Callable[[], None]) -> bool:
-        ended()
-        return True
-
-    def wait(self) -> Outcome:
-        return Outcome(exit_code=None, error=(
-            f"was running on SSH host {self.host!r} when the process driving it ended; SSH "
-            "jobs do not outlive it (their end is unknown): rerun it if needed"))
-
-    def stop(self) -> None:
-        pass

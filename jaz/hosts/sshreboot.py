@@ -9,10 +9,9 @@ from __future__ import annotations
 import shlex
 import threading
 import time
-from collections.abc import Callable
 
 from jaz.engine.durations import format_duration
-from jaz.engine.executors.base import Attempt, Execution, Outcome
+from jaz.engine.executors.base import Attempt, Outcome, Reported
 from jaz.engine.model import RebootAction
 from jaz.errors import JazError
 from jaz.hosts.ssh import Connection
@@ -21,25 +20,22 @@ DEFAULT_COMMAND = "sudo -n /sbin/shutdown -r now"
 LOOK_EVERY = 0.5
 
 
-class SshRebootExecution(Execution):
+class SshRebootExecution(Reported):
     def __init__(self, conn: Connection, attempt: Attempt) -> None:
+        super().__init__()
         action = attempt.job.action
         assert isinstance(action, RebootAction)
         self.conn = conn
         self.action = action
         self.attempt = attempt
-        self._done = threading.Event()
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._outcome: Outcome | None = None
-        self._ended: Callable[[], None] | None = None
         threading.Thread(target=self._run, daemon=True, name="ssh-reboot").start()
 
     def _run(self) -> None:
         try:
-            self._settle(self._reboot())
+            self.settle(self._reboot())
         except JazError as e:
-            self._settle(Outcome(exit_code=None, error=e.message))
+            self.settle(Outcome(exit_code=None, error=e.message))
 
     def _reboot(self) -> Outcome:
         name = self.conn.host.name
@@ -85,29 +81,6 @@ class SshRebootExecution(Execution):
             self._stopping.wait(LOOK_EVERY)
         return Outcome(exit_code=None, stopped=True,
                        error="stopped while waiting for the host to come back")
-
-    def _settle(self, outcome: Outcome) -> None:
-        with self._lock:
-            if self._done.is_set():
-                return
-            self._outcome = outcome
-            self._done.set()
-            ended = self._ended
-        if ended is not None:
-            ended()
-
-    def report(self, ended: Callable[[], None]) -> bool:
-        with self._lock:
-            self._ended = ended
-            done = self._done.is_set()
-        if done:
-            ended()
-        return True
-
-    def wait(self) -> Outcome:
-        self._done.wait()
-        assert self._outcome is not None
-        return self._outcome
 
     def stop(self) -> None:
         self._stopping.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -70,6 +71,66 @@ class Execution(ABC):
     @abstractmethod
     def stop(self) -> None:
         """Ask the attempt to end now (stop_command, or SIGTERM, grace, SIGKILL)."""
+
+
+class Reported(Execution):
+    """An execution whose end is told from another thread, by `settle`, exactly once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._outcome: Outcome | None = None
+        self._ended: Callable[[], None] | None = None
+
+    def report(self, ended: Callable[[], None]) -> bool:
+        with self._lock:
+            self._ended = ended
+            done = self._done.is_set()
+        if done:
+            ended()
+        return True
+
+    def wait(self) -> Outcome:
+        self._done.wait()
+        assert self._outcome is not None
+        return self._outcome
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def settle(self, outcome: Outcome) -> bool:
+        """The attempt's end, once: False when it was settled already."""
+        with self._lock:
+            if self._done.is_set():
+                return False
+            self._outcome = outcome
+            self._done.set()
+            ended = self._ended
+        self._settled()
+        if ended is not None:
+            ended()
+        return True
+
+    def _settled(self) -> None:
+        """Called once the end is recorded, before `ended` is."""
+
+
+class Ended(Execution):
+    """An attempt that has ended before anyone waits for it (its outcome known)."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+    def report(self, ended: Callable[[], None]) -> bool:
+        ended()
+        return True
+
+    def wait(self) -> Outcome:
+        return self.outcome
+
+    def stop(self) -> None:
+        pass
 
 
 class Executor(ABC):
