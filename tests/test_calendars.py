@@ -89,6 +89,20 @@ def test_subdivisions_differ_epiphany_is_a_holiday_in_bavaria_not_in_berlin(
     assert lib.get("be").holidays == ("DE-BE",)
 
 
+@pytest.mark.parametrize("written,shown", [
+    ("DE-Augsburg", "DE-Augsburg"), ("de-augsburg", "DE-Augsburg"), ("de-by", "DE-BY"),
+    ("DE-Bayern", "DE-Bayern"), ("CH-Stadt Zurich", "CH-Stadt Zurich"),
+])
+def test_subdivisions_are_named_as_the_holidays_package_names_them(
+        tmp_path: Path, written: str, shown: str) -> None:
+    cal = library(tmp_path, c=MON_FRI + f'holidays = "{written}"\n').get("c")
+    assert cal.holidays == (shown,)
+    country, _, subdiv = shown.partition("-")
+    public = holidays.country_holidays(country, subdiv=subdiv, years=2026)
+    assert [d for d in every_day(2026) if not cal.is_operating(d) and d.weekday() < 5] \
+        == sorted(d for d in public if d.weekday() < 5)
+
+
 def test_several_countries_close_on_the_union_of_their_holidays(tmp_path: Path) -> None:
     cal = library(tmp_path, c=MON_FRI + 'holidays = ["JP", "US"]\n').get("c")
     assert not cal.is_operating(date(2026, 7, 3))   # US: Independence Day observed

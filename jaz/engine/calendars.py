@@ -49,7 +49,9 @@ SHIFT_LIMIT = 62          # days a `shift` may move a day before it is dropped
 _RANGE = re.compile(r"\s*(\d{4}-\d{2}-\d{2})\s*\.\.\s*(\d{4}-\d{2}-\d{2})\s*")
 _DATE = re.compile(r"\s*(\d{4}-\d{2}-\d{2})\s*")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
-_HOLIDAY_CODE = re.compile(r"([A-Za-z]{2,3})(?:-([A-Za-z0-9]{1,4}))?")
+# a country, and a subdivision as the holidays package names it: "US-NY", "DE-Augsburg",
+# "CH-Stadt Zurich", "DE-Bayern" (an alias)
+_HOLIDAY_CODE = re.compile(r"([A-Za-z]{2,3})(?:-(\S(?:.*\S)?))?")
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,7 +208,8 @@ def _holidays(code: str, year: int) -> dict[date, str]:
         import holidays  # heavy (~100 ms); only calendars that name a country pay for it
 
         country, _, subdiv = code.partition("-")
-        table = holidays.country_holidays(country, subdiv=subdiv or None, years=year)
+        table = holidays.country_holidays(country.upper(), years=year,
+                                          subdiv=_subdivision(country, subdiv) or None)
         found = _HOLIDAY_CACHE[key] = {d: name for d, name in table.items() if d.year == year}
     return found
 
@@ -233,7 +236,7 @@ def holiday_code_problem(code: str) -> str | None:
                 + (f" (nearest: {', '.join(map(quote, near))})" if near else
                    " such as \"JP\", \"DE\", \"US\", \"GB\", \"FR\""))
     known = sorted(supported[country])
-    if subdiv is not None and subdiv.upper() not in {s.upper() for s in known}:
+    if subdiv is not None and _subdivision(country, subdiv) is None:
         if not known:
             return (f"unknown holidays code {written}: the holidays package has no "
                     f"subdivisions of {country}; use just {quote(country)}")
@@ -245,6 +248,22 @@ def holiday_code_problem(code: str) -> str | None:
                    if near else "")
                 + f"; its {len(known)} subdivisions are {listed}")
     return None
+
+
+def _subdivision(country: str, subdiv: str) -> str | None:
+    """The holidays package's own spelling of a subdivision or alias of `country`,
+    whatever the case it is written in ("by" -> "BY", "augsburg" -> "Augsburg"); None
+    when it has no such subdivision."""
+    if not subdiv:
+        return None
+    import holidays
+
+    try:
+        cls = type(holidays.country_holidays(country.upper()))
+    except NotImplementedError:
+        return None
+    names = [*getattr(cls, "subdivisions", ()), *getattr(cls, "subdivisions_aliases", {})]
+    return next((n for n in names if n.casefold() == subdiv.strip().casefold()), None)
 
 
 def _nearest_countries(text: str) -> list[str]:
@@ -458,7 +477,7 @@ def _holiday_codes(c: Collector, raw: Any) -> tuple[str, ...]:
             c.add(problem, field="holidays" if isinstance(raw, str) else f"holidays[{i}]")
         else:
             country, _, subdiv = item.strip().partition("-")
-            codes.append(country.upper() + (f"-{subdiv.upper()}" if subdiv else ""))
+            codes.append(country.upper() + (f"-{_subdivision(country, subdiv)}" if subdiv else ""))
     return tuple(codes)
 
 
