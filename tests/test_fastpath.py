@@ -197,3 +197,17 @@ def test_a_plain_jaz_run_never_imports_typer(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", probe, "run", "--help"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
     assert result.stdout.splitlines()[-1] == "True 0"
+
+
+def test_the_collector_is_off_while_jaz_run_loads_and_back_on_once_the_run_is_under_way(
+        tmp_path: Path) -> None:
+    net = tmp_path / "net.toml"
+    net.write_text('[jobs.a]\nrun = "true"\n')
+    probe = ("import gc, sys\nsys.argv = ['jaz', 'run', sys.argv[1], '--db', sys.argv[2]]\n"
+             "from jaz.cli.app import main\n"
+             "try:\n    main()\nexcept SystemExit as e:\n"
+             "    print(gc.isenabled(), gc.get_freeze_count() > 0, e.code, file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(net), str(tmp_path / "j.db")],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "JAZ_HOME": str(tmp_path)})
+    assert done.stderr.splitlines()[-1] == "True True 0", done.stderr

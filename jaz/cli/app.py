@@ -9,6 +9,7 @@ way, and runs it without typer. Everything else goes to typer unchanged.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -95,6 +96,10 @@ def main(*, hot_path: bool = True) -> None:
     try:
         args = None
         if hot_path and sys.argv[1:2] == ["run"] and not _completing():
+            # no collections while the engine is imported and the jobnet loaded (they
+            # would walk every object made so far, again and again): `run_now` freezes
+            # what is loaded and turns the collector back on once the run is under way
+            gc.disable()
             from jaz.cli.run import parse_argv
 
             args = parse_argv(sys.argv[1:])

@@ -8,6 +8,7 @@ Nothing here imports typer at module level, and annotations are evaluated eagerl
 inside `register`, after typer is imported.
 """
 
+import gc
 import os
 import signal
 import stat
@@ -204,6 +205,10 @@ def run_now(*, file: Path | None, param: list[str], parallel: int, dry_run: bool
     def on_runner(runner: "Runner") -> None:
         runners.append(runner)
         progress.seed(runner.machine.run, list(runner.machine.jobs.values()))
+        # what is loaded lives as long as the run: out of the collector's passes, which
+        # would otherwise walk it again and again as the jobs' records come and go
+        gc.freeze()
+        gc.enable()
         for who in signals:  # a Ctrl-C that came before the run was under way
             runner.stop(who)
 

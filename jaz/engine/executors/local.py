@@ -12,12 +12,12 @@ import pwd
 import re
 import select
 import signal
-import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from jaz.engine.executors.base import (
     Attempt,
@@ -30,6 +30,11 @@ from jaz.engine.executors.base import (
 )
 from jaz.engine.model import RunAction
 from jaz.errors import ActionError
+
+if TYPE_CHECKING:
+    import subprocess  # imported where a job needs it: `jaz run` starts most without
+
+_FS = sys.getfilesystemencoding()
 
 DRAIN_SECONDS = 1.0  # how long a piped job's output may trail the end of its shell
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC  # open(path, "wb")
@@ -128,6 +133,8 @@ class LocalExecution(Execution):
             with self._lock:
                 stopper = self._stopper
             if stopper is not None:
+                import subprocess
+
                 try:
                     stopper.wait(timeout=self.attempt.grace)
                 except subprocess.TimeoutExpired:
@@ -143,6 +150,8 @@ class LocalExecution(Execution):
             self._stopping.set()
             a = self.attempt
             if a.job.stop_command:
+                import subprocess
+
                 env = {**os.environ, **a.env, "JAZ_PID": str(self.proc.pid)}
                 self._stopper = subprocess.Popen(
                     [a.job.shell, "-c", a.job.stop_command], cwd=a.cwd, env=env,
@@ -291,6 +300,8 @@ class LocalExecutor(Executor):
         piped = bool(attempt.redact)
         if not piped and not user_kw and (spawned := _spawn(argv, env, attempt)) is not None:
             return LocalExecution(attempt, spawned, [])
+        import subprocess
+
         if piped:
             out = err = subprocess.PIPE
         else:
@@ -331,7 +342,8 @@ class LocalExecutor(Executor):
         if not attempt.cwd.is_dir():
             raise ActionError(f"working directory {attempt.cwd} does not exist",
                               hint="fix 'cwd' or create the folder")
-        env = {os.fsencode(key): os.fsencode(value) for key, value in attempt.env.items()}
+        env = {key.encode(_FS, "surrogateescape"): value.encode(_FS, "surrogateescape")
+               for key, value in attempt.env.items()}   # (os.fsencode, without its checks)
         if "\0" in job.action.script or "\0" in job.shell or any(
                 b"\0" in key or b"\0" in value for key, value in env.items()):
             raise ActionError("the job's script, shell or environment holds a NUL character",
