@@ -77,6 +77,10 @@ class _DataclassFields:
         return fields
 
 
+def _where(cls: type) -> str:
+    return f"{cls.__name__}.__init__()"  # as a dataclass's __init__ names itself
+
+
 @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field,))
 class Value:
     """Base of the engine's value objects; see the module docstring."""
@@ -112,25 +116,24 @@ class Value:
 
     def __init__(self, *args: Any, **values: Any) -> None:
         cls = type(self)
-        where = f"{cls.__name__}.__init__()"  # the messages of a dataclass's __init__
         if args:
             if not cls._positional or len(args) > len(cls._fields):
                 most = 1 + len(cls._fields) * cls._positional
-                raise TypeError(f"{where} takes {most} positional argument{'s' * (most > 1)} "
-                                f"but {1 + len(args)} were given")
+                raise TypeError(f"{_where(cls)} takes {most} positional "
+                                f"argument{'s' * (most > 1)} but {1 + len(args)} were given")
             for name, value in zip(cls._fields, args, strict=False):
                 if name in values:
-                    raise TypeError(f"{where} got multiple values for argument {name!r}")
+                    raise TypeError(f"{_where(cls)} got multiple values for argument {name!r}")
                 values[name] = value
         state = {**cls._defaults, **values}
         if len(state) != len(cls._defaults):
             unknown = next(name for name in values if name not in cls._defaults)
-            raise TypeError(f"{where} got an unexpected keyword argument {unknown!r}")
+            raise TypeError(f"{_where(cls)} got an unexpected keyword argument {unknown!r}")
         for name in cls._special:
             value = state[name]
             if value is _MISSING:
                 kind = "positional" if cls._positional else "keyword-only"
-                raise TypeError(f"{where} missing 1 required {kind} argument: {name!r}")
+                raise TypeError(f"{_where(cls)} missing 1 required {kind} argument: {name!r}")
             if type(value) is _Factory:
                 state[name] = value.make()
         self.__dict__.update(state)

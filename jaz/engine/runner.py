@@ -88,11 +88,9 @@ class Loop:
     def drain(self) -> set[Runner]:
         """The runners that had events posted since the last look."""
         runners: set[Runner] = set()
-        while True:
-            try:
-                runners.add(self.posted.get_nowait())
-            except queue.Empty:
-                return runners
+        while not self.posted.empty():   # (one reader: not empty, then get will not wait)
+            runners.add(self.posted.get_nowait())
+        return runners
 
     def wait(self, timeout: float | None) -> list[tuple[Runner, str]]:
         """Wait up to `timeout` seconds for a process to end or a wake-up; the jobs whose
@@ -295,11 +293,9 @@ class Runner:
     def posted(self) -> list[tuple[str, Any]]:
         """The events posted to this runner since it last looked."""
         events: list[tuple[str, Any]] = []
-        while True:
-            try:
-                events.append(self._events.get_nowait())
-            except queue.Empty:
-                return events
+        while not self._events.empty():   # (one reader: as in `drain`)
+            events.append(self._events.get_nowait())
+        return events
 
     def _ended(self, ended: list[tuple[Runner, str]]) -> list[tuple[str, Any]]:
         """Events for this runner's jobs among `ended` (from `Loop.wait`)."""

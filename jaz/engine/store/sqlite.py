@@ -87,8 +87,9 @@ MIGRATIONS: list[str] = [
 
 
 def _encode(key: str, value: Any) -> Any:
-    if value is None:
-        return None
+    kind = type(value)
+    if kind is str or kind is int or value is None:   # most values: as they are
+        return value
     if key in TIME_FIELDS:   # in UTC, so that the text sorts and compares as time does
         return value.astimezone(UTC).isoformat()
     if key in JSON_FIELDS:
