@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -345,6 +346,24 @@ def test_unchanged_files_are_not_read_again(f):
     f.calendar("other-cal", WEEKLY.format(day="sun"))
     assert f.reload() == ["other"]          # etl was bound again, to the very same calendar
     assert f.registry.get("etl") is entry and f.registry.calendar("biz") is cal
+
+
+def test_a_file_changed_twice_within_one_timestamp_tick_is_read_again(f):
+    # two saves of the same size within the file system's clock tick leave the same stat:
+    # a file changed that recently is read at every reload until it has settled
+    path = f.jobnets / "etl.toml"
+    path.write_text(PLAIN.format(v=1))
+    stamp = time.time_ns()
+    os.utime(path, ns=(stamp, stamp))
+    f.reload()
+    first = f.registry.get("etl")
+    with path.open("r+") as fh:
+        fh.write(PLAIN.format(v=2))
+    os.utime(path, ns=(stamp, stamp))
+    assert f.reload() == ["etl"]
+    assert "echo 2" in f.registry.get("etl").jobnet.text and "echo 1" in first.jobnet.text
+    settled = f.registry.get("etl")
+    assert f.reload() == [] and f.registry.get("etl") is settled   # read, but the same
 
 
 def test_readers_never_see_a_half_done_reload(f):

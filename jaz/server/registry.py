@@ -18,10 +18,12 @@ Readers never wait: each reload builds a new immutable snapshot and swaps it in.
 from __future__ import annotations
 
 import difflib
+import itertools
 import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -37,7 +39,13 @@ from jaz.errors import JobnetInvalid, NotFound, Problem
 
 log = logging.getLogger("jaz.server")
 
-Stat = tuple[int, int, int]          # st_mtime_ns, st_size, st_ino
+Stat = tuple[int, int, int, int]     # st_mtime_ns, st_size, st_ino, racy look (or 0)
+# A file changed less than this before it is looked at is "racy", as git calls it: a
+# second change of the same size within the filesystem's timestamp tick (a few ms)
+# would leave the same stat. Each look at such a file gives a stat unequal to any other,
+# so it is read again at every reload until it has settled.
+RACY_NS = 1_000_000_000
+_looks = itertools.count(1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -368,7 +376,12 @@ def _stat(path: Path) -> Stat | None:
         st = path.stat()
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+    return _key(st, time.time_ns()) if stat.S_ISREG(st.st_mode) else None
+
+
+def _key(st: os.stat_result, now: int) -> Stat:
+    mtime = st.st_mtime_ns
+    return (mtime, st.st_size, st.st_ino, next(_looks) if now - mtime < RACY_NS else 0)
 
 
 def _scan(folder: Path) -> dict[Path, Stat]:
@@ -385,6 +398,7 @@ def _scan_names(folder: Path) -> dict[str, Stat]:
     except OSError:
         return {}
     out: dict[str, Stat] = {}
+    now = time.time_ns()
     with entries:
         for entry in entries:
             name = entry.name
@@ -395,7 +409,7 @@ def _scan_names(folder: Path) -> dict[str, Stat]:
             except OSError:
                 continue
             if stat.S_ISREG(st.st_mode):
-                out[name] = (st.st_mtime_ns, st.st_size, st.st_ino)
+                out[name] = _key(st, now)
     return out
 
 
