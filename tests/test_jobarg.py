@@ -202,7 +202,10 @@ FAILURES = {
     "unknown registry number": (["jobarg_get", "-r", "999999"], "no run 999999"),
     "not a number": (["jobarg_get", "-r", "12x"], "argument check error: 12x"),
     "wrong token": (["jobarg_get", "-r", "1", "@token:wrong"], "refused"),
-    "viewer cannot start": (["jobarg_exec", "-j", "ok", "@token:view"], "refused"),
+    "viewer cannot start": (["jobarg_exec", "-j", "ok", "@token:view", "@user:view"],
+                            "refused"),
+    "-U not the token's user": (["jobarg_get", "-r", "1", "@user:view"],
+                                "the token given with -P belongs to user 'ops', not 'view'"),
     "unknown jobnet": (["jobarg_exec", "-j", "nope"], "nope"),
     "env not set": (["jobarg_exec", "-j", "ok", "-E", "JOBARG_UNSET_VAR"],
                     "Env [JOBARG_UNSET_VAR] does not exist."),
@@ -218,8 +221,10 @@ FAILURES = {
 def test_failures_exit_255_with_a_clear_message(server, case: str):
     args, message = FAILURES[case]
     name, rest = args[0], [a for a in args[1:] if not a.startswith("@")]
-    token, port = OPS, None
+    token, port, user = OPS, None, "ops"
     for a in args[1:]:
+        if a.startswith("@user:"):
+            user = a[6:]
         if a.startswith("@token:"):
             token = {"wrong": "nope", "view": VIEW, "-": "-"}[a[7:]]
         if a == "@port:down":
@@ -229,10 +234,32 @@ def test_failures_exit_255_with_a_clear_message(server, case: str):
             _until(server, run_id, lambda r: r["status"] == "succeeded")
             rest.append(str(run_id))
     target = server if port is None else (f"http://127.0.0.1:{port}",) + server[1:]
-    result = _cmd(name, target, *rest, token=token)
+    result = _cmd(name, target, *rest, token=token, user=user)
     assert result.returncode == 255, (result.stdout, result.stderr)
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("user", "token", "owner"), [
+    ("view", OPS, "ops"),        # another [users] entry's name
+    ("Admin", OPS, "ops"),       # JAZ's default user, not in [users]
+    ("ops", VIEW, "view"),       # a user's name with another's token
+])
+def test_a_user_that_is_not_the_tokens_is_refused_before_anything_is_done(
+        server, user: str, token: str, owner: str):
+    with _api(server) as c:
+        before = len(c.runs(jobnet="ok", limit=1000))
+    commands = {"jobarg_exec": ["-j", "ok"], "jobarg_get": ["-r", "1"],
+                "jobarg_release": ["-j", "held/h", "-r", "1"],
+                "jobarg_joblogput": ["-r", "1"]}
+    for name, args in commands.items():
+        result = _cmd(name, server, *args, token=token, user=user)
+        assert result.returncode == 255, (name, result.stdout, result.stderr)
+        assert f"{name}: -U {user}: the token given with -P belongs to user {owner!r}, " \
+               f"not {user!r}; give -U {owner} with it" in result.stderr, result.stderr
+        assert result.stdout == "" and "Traceback" not in result.stderr
+    with _api(server) as c:
+        assert len(c.runs(jobnet="ok", limit=1000)) == before   # jobarg_exec started none
 
 
 def test_tokens_come_from_jaz_token_or_a_file(server, tmp_path: Path):

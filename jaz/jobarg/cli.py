@@ -6,8 +6,8 @@ JAZ's flags and exit codes, mapped onto the jaz server's HTTP API (jaz.client).
 - `-U USER -P PASSWORD`: jaz has no passwords. `-P` is the bearer token of the
   `[users.USER]` entry of the server's config (SPEC §4); `-P -` (or an empty `-P ""`)
   takes the token from `$JAZ_TOKEN`, and `-P @FILE` reads it from FILE, so that it does
-  not show in `ps`. The server knows the user by the token; `-U` is kept for JAZ's
-  command lines and shown in messages.
+  not show in `ps`. The server knows the user by the token; `-U` must name that user
+  (a mismatch fails with 255 before anything is done, as JAZ's login would).
 - A registry number is a jaz run id.
 - Exit codes as JAZ's: 0 on success, 255 on any failure (JAZ's FAIL, -1); `jobarg_get`
   exits with the run's state (STATES below).
@@ -102,11 +102,28 @@ def _token(user: str, value: str) -> str:
 
 
 def _client(args: argparse.Namespace) -> Client:
+    """A client of the server, its token checked to be `-U`'s: JAZ logs in as -U with
+    -P, so a script that names one user and holds another's token is refused (255)
+    before anything is done, rather than acting as whoever the token belongs to."""
     from jaz.client import Client
 
     if not 1 <= args.port <= 65535:
         raise Failed(f"Incorrect port number [{args.port}]. Allowed [1:65535]")
-    return Client(_url(args.server, args.port), _token(args.user, args.password))
+    client = Client(_url(args.server, args.port), _token(args.user, args.password))
+    try:
+        _check_user(client, args.user)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _check_user(client: Client, user: str) -> None:
+    who = client.whoami()
+    if who.get("user") != user:
+        raise Failed(f"-U {user}: the token given with -P belongs to user "
+                     f"{who.get('user')!r}, not {user!r}; give -U {who.get('user')} with it, "
+                     f"or the token of [users.{user}] in the server's config")
 
 
 def _run(prog: str, body: Callable[[], int]) -> int:
