@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -53,12 +54,42 @@ def _cmd(name: str, server, *args: str, token: str = OPS, user: str = "ops",
                           env={**base, **(env or {})})
 
 
+# JAZ's logger with no log file (src/libs/zbxlog/log.c -> zbx_error): `PROG [PID]: `,
+# then `Error: ` for an error; jobarg_exec logs the server's "Registry number :  [N]"
+REGISTRY = re.compile(r"jobarg_exec \[(\d+)\]: Registry number :  \[(\d+)\]\n")
+
+
 def _exec(server, *args: str, **kw) -> int:
     result = _cmd("jobarg_exec", server, *args, **kw)
     assert result.returncode == 0, result.stderr
-    line = result.stdout.strip()
-    assert line.startswith("Registry number :  [") and line.endswith("]"), line
-    return int(line[len("Registry number :  ["):-1])
+    assert result.stdout == ""   # as JAZ: the registry number is a message, on stderr
+    m = REGISTRY.fullmatch(result.stderr)
+    assert m, result.stderr
+    return int(m.group(2))
+
+
+def test_messages_are_written_as_jazs_logger_writes_them(server):
+    result = _cmd("jobarg_exec", server, "-j", "ok")
+    m = REGISTRY.fullmatch(result.stderr)
+    assert m, result.stderr
+    assert int(m.group(1)) > 1   # the process id, as zbx_get_thread_id() gives it
+    failed = _cmd("jobarg_exec", server, "-j", "ok", "-E", "JOBARG_UNSET_VAR")
+    assert failed.returncode == 255 and failed.stdout == ""
+    assert re.fullmatch(r"jobarg_exec \[\d+\]: Error: Env \[JOBARG_UNSET_VAR\] does not "
+                        r"exist\.\n", failed.stderr), failed.stderr
+    bad = _cmd("jobarg_get", server, "-r", "12x")
+    assert bad.returncode == 255
+    assert bad.stdout.startswith("usage: jobarg_get")   # JAZ's usage() is a printf
+    assert re.fullmatch(r"jobarg_get \[\d+\]: Error: .*argument check error: 12x\n",
+                        bad.stderr), bad.stderr
+    # jobarg_get's fields: straight to stderr, no prefix, the labels as JAZ pads them
+    get = _get(server, int(m.group(2)))
+    assert get.stderr.startswith("\n\njobnetid                 : ok\n"
+                                 "jobnetname               : ok\n"
+                                 "Time of a schedule       : "), get.stderr
+    for label in ("The run type of a jobnet : ", "Last job standard output : ",
+                  "Last job standard error  : ", "Last job return value    : "):
+        assert "\n" + label in get.stderr
 
 
 def _get(server, run_id: int, *args: str) -> subprocess.CompletedProcess[str]:
@@ -255,9 +286,10 @@ def test_a_user_that_is_not_the_tokens_is_refused_before_anything_is_done(
     for name, args in commands.items():
         result = _cmd(name, server, *args, token=token, user=user)
         assert result.returncode == 255, (name, result.stdout, result.stderr)
-        assert f"{name}: -U {user}: the token given with -P belongs to user {owner!r}, " \
+        assert f"]: Error: -U {user}: the token given with -P belongs to user {owner!r}, " \
                f"not {user!r}; give -U {owner} with it" in result.stderr, result.stderr
         assert result.stdout == "" and "Traceback" not in result.stderr
+        assert result.stderr.startswith(f"{name} [")
     with _api(server) as c:
         assert len(c.runs(jobnet="ok", limit=1000)) == before   # jobarg_exec started none
 
