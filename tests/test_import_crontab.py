@@ -29,7 +29,7 @@ def test_a_real_crontab_becomes_jobnets_that_validate(tmp_path: Path, home: Path
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert files_in(out) == [
-        "calendars/cron-weekdays-mon.toml", "cron-mailto-notify.sh", "ops-backup-db.toml",
+        "calendars/cron-weekdays-mon.toml", "cron-mail.sh", "ops-backup-db.toml",
         "ops-echo.toml", "ops-find.toml", "ops-mail.toml", "ops-poll.toml",
         "ops-weekend-cleanup.toml"]
     src = str(CRONTABS / "ops.crontab")
@@ -49,7 +49,9 @@ def test_a_real_crontab_becomes_jobnets_that_validate(tmp_path: Path, home: Path
     assert backup.description == "nightly database backup"
     (job,) = backup.jobs.values()
     assert job.action.script == "/usr/local/bin/backup-db.sh --full >> /var/log/backup.log 2>&1"
-    assert job.shell == "/bin/bash"
+    assert job.shell == str(out.resolve() / "cron-mail.sh")   # cron's mail, MAILTO set
+    assert job.env["SHELL"] == "/bin/bash"                     # what that runs it with
+    assert job.env["MAILTO"] == "ops@example.com,dba@example.com"
     assert job.env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
     assert job.env["GREETING"] == "  hello, cron  "      # quotes keep the blanks, as cron does
     (schedule,) = backup.schedules
@@ -60,10 +62,9 @@ def test_a_real_crontab_becomes_jobnets_that_validate(tmp_path: Path, home: Path
     assert mail.jobs["mail"].env["TZ"] == "Asia/Tokyo"
     weekend = tomllib.loads((out / "ops-weekend-cleanup.toml").read_text())
     assert weekend["jobs"]["weekend_cleanup"]["env"]["MAILTO"] == ""
-    hook = (out / "cron-mailto-notify.sh").read_text()
-    assert "ops-backup-db) to='ops@example.com,dba@example.com' ;;" in hook
-    assert "weekend-cleanup" not in hook                  # MAILTO="" mails nobody
-    assert "[notify]" in result.stdout and str(out / "cron-mailto-notify.sh") in result.stdout
+    assert weekend["jobs"]["weekend_cleanup"]["shell"] == "/bin/bash"   # MAILTO="": no mail
+    assert f"MAILTO: jobs mail their output through {out.resolve() / 'cron-mail.sh'}" in \
+        result.stdout
 
 
 def test_percent_feeds_standard_input_and_shell_and_home_apply(tmp_path: Path,
@@ -300,36 +301,70 @@ def test_imported_into_a_servers_folder_they_load_and_run(tmp_path: Path) -> Non
         assert (work / "ran.txt").read_text() == "ran\n"
 
 
-def test_mailto_hook_mails_the_entrys_addresses(tmp_path: Path, home: Path) -> None:
-    import os
-    import subprocess
+def _fake_sendmail(tmp_path: Path) -> Path:
+    """A sendmail that keeps each mail (its arguments, then the message) in mail.N."""
+    fake = tmp_path / "sendmail"
+    fake.write_text(f'#!/bin/sh\nn=$(ls {tmp_path}/mails | wc -l)\n'
+                    f'{{ echo "$@"; cat; }} > {tmp_path}/mails/mail.$n\n')
+    fake.chmod(0o755)
+    (tmp_path / "mails").mkdir()
+    return fake
+
+
+def _mails(tmp_path: Path) -> list[str]:
+    return [p.read_text() for p in sorted((tmp_path / "mails").iterdir())]
+
+
+def test_mailto_mails_a_jobs_output_as_cron_does(tmp_path: Path, home: Path) -> None:
+    import getpass
+    import socket
 
     out = tmp_path / "nets"
-    crontab = "MAILTO=a@example.com,b@example.com\n0 1 * * * /bin/false\n"
-    assert jaz("import", "crontab", "-", "--out", out, home=home, cwd=tmp_path,
-               stdin=crontab).returncode == 0
-    fake = tmp_path / "sendmail"
-    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\ncat > {tmp_path}/mail\n')
-    fake.chmod(0o755)
-    hook = out / "cron-mailto-notify.sh"
-    assert os.access(hook, os.X_OK)
-    event = {"JAZ_EVENT": "job_failed", "JAZ_JOBNET": "crontab-false", "JAZ_JOB": "false",
-             "JAZ_RUN_ID": "7", "JAZ_STATUS": "failed", "JAZ_MESSAGE": "exit code 1",
-             "JAZ_TIME": "2027-01-01T01:00:00+00:00", "SENDMAIL": str(fake),
-             "PATH": os.environ["PATH"]}
-    done = subprocess.run(["/bin/sh", "-c", str(hook)], env=event, capture_output=True,
-                          text=True, timeout=10)
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "args").read_text() == "-i -- a@example.com b@example.com\n"
-    mail = (tmp_path / "mail").read_text()
-    assert mail.startswith("To: a@example.com,b@example.com\n"
-                           "Subject: jaz: crontab-false false failed\n\n")
-    assert "exit code 1" in mail and "run:    7" in mail
-    (tmp_path / "args").unlink()
-    other = subprocess.run(["/bin/sh", "-c", str(hook)],
-                           env={**event, "JAZ_JOBNET": "something-else"}, timeout=10)
-    assert other.returncode == 0
-    assert not (tmp_path / "args").exists()             # not one of the crontab's jobnets
+    crontab = ("0 1 * * * echo to the owner\n"                       # no MAILTO: the owner
+               "MAILTO=a@example.com,b@example.com\n"
+               "0 2 * * * echo out; echo err >&2; exit 3\n"           # output: mailed
+               "0 3 * * * true\n"                                     # no output: no mail
+               'MAILTO=""\n'
+               "0 4 * * * echo nobody hears\n")                       # MAILTO="": no mail
+    imported = jaz("import", "crontab", "-", "--out", out, home=home, cwd=tmp_path,
+                   stdin=crontab)
+    assert imported.returncode == 0, imported.stderr
+    notes = imported.stderr.splitlines()
+    assert notes[0].startswith("<stdin>:1: no MAILTO: cron mails a job's output to the "
+                               "crontab's owner"), notes
+    assert notes[1].startswith("<stdin>:2: MAILTO=a@example.com,b@example.com: the jobs "
+                               "below mail their output as cron does"), notes
+    assert len(notes) == 2, notes
+    assert (out / "cron-mail.sh").stat().st_mode & 0o111
+    env = {"SENDMAIL": str(_fake_sendmail(tmp_path))}
+    runs = {}
+    for name in ("crontab-echo", "crontab-echo-2", "crontab-true", "crontab-echo-3"):
+        runs[name] = jaz("run", out / f"{name}.toml", home=home, cwd=tmp_path,
+                         extra_env=env)
+    assert runs["crontab-echo"].returncode == 0, runs["crontab-echo"].stderr
+    assert runs["crontab-echo-2"].returncode != 0       # the command's exit status, kept
+    assert runs["crontab-true"].returncode == 0 and runs["crontab-echo-3"].returncode == 0
+    owner, host = getpass.getuser(), socket.gethostname()
+    first, second = _mails(tmp_path)                    # one for each job with output
+    assert first == (f"-t -i\nTo: {owner}\nSubject: Cron <{owner}@{host}> echo to the owner\n"
+                     "Auto-Submitted: auto-generated\n"
+                     "Content-Type: text/plain; charset=UTF-8\n\nto the owner\n")
+    assert second.startswith("-t -i\nTo: a@example.com,b@example.com\n"
+                             f"Subject: Cron <{owner}@{host}> echo out; echo err >&2; exit 3\n")
+    assert second.endswith("\n\nout\nerr\n")           # stdout and stderr, as written
+    logs = jaz("logs", "1", "echo", "--local", home=home, cwd=tmp_path)
+    assert "to the owner" in logs.stdout                # the output stays in jaz's log too
+
+
+def test_no_mail_keeps_the_output_in_jazs_logs_only(tmp_path: Path, home: Path) -> None:
+    out = tmp_path / "nets"
+    imported = jaz("import", "crontab", "-", "--no-mail", "--out", out, home=home,
+                   cwd=tmp_path, stdin="MAILTO=a@example.com\n0 2 * * * echo out\n")
+    assert imported.returncode == 0, imported.stderr
+    assert files_in(out) == ["crontab-echo.toml"]
+    assert "<stdin>:2: --no-mail: cron would mail the jobs' output" in imported.stderr
+    assert load_file(out / "crontab-echo.toml").jobs["echo"].shell == "/bin/sh"
+    assert "MAILTO" not in imported.stdout
 
 
 def test_bytes_that_are_not_text_and_odd_settings(tmp_path: Path, home: Path) -> None:

@@ -10,7 +10,10 @@ Cron's own rules are followed, not croniter's where they differ:
   cron's DOM_STAR/DOW_STAR). jaz's cron reads `*/2` as a restriction and would take
   either, so such an entry gets a weekday calendar and `*` in its day-of-week field;
 - `%` ends the command; what follows is the command's standard input, each further `%`
-  a newline; `\\%` is a literal `%`.
+  a newline; `\\%` is a literal `%`;
+- cron mails a job's output, when there is any, to MAILTO (to the crontab's owner with
+  no MAILTO; to nobody with MAILTO=""): such jobs get cron-mail.sh as their `shell`, which
+  runs the command with $SHELL -c as cron does and mails what it wrote.
 A line cron would refuse makes the whole import fail (crontab(1) refuses such a file
 too); what jaz cannot carry (`@reboot`) is left out and reported.
 """
@@ -34,6 +37,7 @@ _MONTH_NAMES = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "
                 "dec"}
 _DAY_NAMES = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 _WEEKDAY_WORDS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+MAIL_WRAPPER = "cron-mail.sh"   # cron's mail: the `shell` of the jobs that mail
 _POSIX_SHELLS = {"sh", "bash", "dash", "ksh", "mksh", "zsh", "ash", "busybox", "yash"}
 _ENV = re.compile(r"""\s*("[^"]*"|'[^']*'|[^\s="']+)\s*=(.*)""")
 _ATOM = r"(?:\d+|[A-Za-z]{3})"
@@ -149,9 +153,10 @@ def _note_env(plan: Plan, where: str, name: str, value: str) -> None:
         plan.note(where, "TZ is carried into the jobs' environment only; as in cronie, the "
                          "schedule's zone comes from CRON_TZ (else the server's zone)")
     if name == "MAILTO" and value:
-        plan.note(where, f"MAILTO={value}: jaz mails through a [notify] hook when a job "
-                         "fails, not on every output as cron does; the hook is "
-                         "cron-mailto-notify.sh in the output folder (see the summary)")
+        plan.note(where, f"MAILTO={value}: the jobs below mail their output as cron does "
+                         "(stdout and stderr together, when there is any) through "
+                         f"{MAIL_WRAPPER} and sendmail; their jaz logs get it as one "
+                         "stream, on stdout")
 
 
 def _shown(text: str) -> str:
@@ -319,6 +324,7 @@ class Options:
     one: bool = False
     system: bool = False
     home: str | None = None   # cron's working directory when HOME is not set
+    mail: bool = True         # mail the jobs' output as cron does (MAILTO)
 
 
 def plan_crontab(text: str, source: str, options: Options) -> Plan:
@@ -342,12 +348,28 @@ def plan_crontab(text: str, source: str, options: Options) -> Plan:
     for name, group in named:
         plan.add(f"{name}.toml", _jobnet(name, group, source, options, plan),
                  f"{source}:{group[0].line}")
-    mailto = {name: group[0].env["MAILTO"] for name, group in named
-              if group[0].env.get("MAILTO")}
-    if mailto:
-        plan.add("cron-mailto-notify.sh", _mail_hook(mailto), source, executable=True)
+    mailing = [e for e in entries if _mails(e, options)]
+    if mailing:
+        plan.add(MAIL_WRAPPER, _MAIL_SCRIPT, source, executable=True)
+    owner = next((e for e in mailing if "MAILTO" not in e.env), None)
+    if owner is not None:
+        plan.note(f"{source}:{owner.line}", "no MAILTO: cron mails a job's output to the "
+                  "crontab's owner, and so do this and the later entries without MAILTO "
+                  f"(to the user the job runs as, through {MAIL_WRAPPER}); set MAILTO=\"\" "
+                  "in the crontab, or import with --no-mail, to keep the output in jaz's "
+                  "logs only")
+    if not options.mail and any(e.env.get("MAILTO") != "" for e in entries):
+        first = next(e for e in entries if e.env.get("MAILTO") != "")
+        plan.note(f"{source}:{first.line}", "--no-mail: cron would mail the jobs' output "
+                  "(MAILTO, or the crontab's owner); the jobs keep it in jaz's logs only")
     plan.notes.sort(key=lambda n: int(n.where.rpartition(":")[2] or 0))
     return plan
+
+
+
+def _mails(e: Entry, options: Options) -> bool:
+    """Whether cron would mail this entry's output: unless MAILTO="" (or --no-mail)."""
+    return options.mail and e.env.get("MAILTO") != ""
 
 
 def _check_entry(plan: Plan, source: str, e: Entry) -> None:
@@ -405,15 +427,21 @@ def _job(job: str, e: Entry, options: Options, *, header: bool, single: bool) ->
     if e.comment and not single:
         lines.append(f"description = {basic(e.comment)}")
     lines.append(f"run = {multiline(script(e))}")
-    if "SHELL" in e.env:
-        lines.append(f"shell = {basic(e.env['SHELL'])}")
-    home = e.env.get("HOME") or _home(e.user, options)
+    env = dict(e.env)
+    if _mails(e, options):
+        # runs `run` with $SHELL -c as cron does, and mails its output (MAILTO)
+        wrapper = (options.out.resolve() / MAIL_WRAPPER).as_posix()
+        lines.append(f"shell = {basic(wrapper)}   # cron's mail, then $SHELL -c")
+        env.setdefault("SHELL", "/bin/sh")   # cron's default, and what the wrapper runs
+    elif "SHELL" in env:
+        lines.append(f"shell = {basic(env['SHELL'])}")
+    home = env.get("HOME") or _home(e.user, options)
     if home:
         lines.append(f"cwd = {basic(home)}   # cron runs jobs in the home folder")
     if e.user:
         lines.append(f"user = {basic(e.user)}")
-    if e.env:
-        items = ", ".join(f"{toml_key(k)} = {basic(v)}" for k, v in e.env.items())
+    if env:
+        items = ", ".join(f"{toml_key(k)} = {basic(v)}" for k, v in env.items())
         lines.append(f"env = {{ {items} }}")
     return lines
 
@@ -452,8 +480,7 @@ def _jobnet(name: str, entries: list[Entry], source: str, options: Options,
 
 
 def _one(entries: list[Entry], source: str) -> None:
-    """--one: every entry in one jobnet, which can have only one schedule (and one
-    MAILTO for its notify hook)."""
+    """--one: every entry in one jobnet, which can have only one schedule."""
     first = entries[0]
 
     def key(e: Entry) -> tuple[object, ...]:
@@ -467,43 +494,50 @@ def _one(entries: list[Entry], source: str) -> None:
                 + (f" in {_zone(first)}" if _zone(first) else "")
                 + "): drop --one to get one jobnet per entry")
         for e in entries if key(e) != key(first)]
-    problems += [Problem(
-        file=source, line=e.line,
-        message=f"--one: this entry's MAILTO ({basic(e.env.get('MAILTO', ''))}) differs from "
-                f"line {first.line}'s ({basic(first.env.get('MAILTO', ''))}); one jobnet has "
-                "one notify address: drop --one") for e in entries
-        if key(e) == key(first) and e.env.get("MAILTO") != first.env.get("MAILTO")]
     if problems:
         raise CrontabError(problems)
 
 
-def _mail_hook(table: dict[str, str]) -> str:
-    cases = "\n".join(f"  {name}) to={_sh(addr)} ;;" for name, addr in sorted(table.items()))
-    return f"""#!/bin/sh
-# Written by `jaz import crontab`: cron's MAILTO as a jaz [notify] command. In the
-# server's config:
-#   [notify]
-#   command = "/path/to/cron-mailto-notify.sh"
-#   events = ["job_failed"]
-# cron mailed every output; jaz tells when a job or run fails, with its message.
-case "$JAZ_JOBNET" in
-{cases}
-  *) exit 0 ;;
-esac
-IFS=,
-set -- $to
-unset IFS
-{{
-  printf 'To: %s\\n' "$to"
-  printf 'Subject: jaz: %s %s %s\\n\\n' "$JAZ_JOBNET" "$JAZ_JOB" "$JAZ_STATUS"
-  printf 'event:  %s\\nrun:    %s\\ntime:   %s\\n\\n%s\\n' "$JAZ_EVENT" "$JAZ_RUN_ID" \\
-    "$JAZ_TIME" "$JAZ_MESSAGE"
-}} | "${{SENDMAIL:-/usr/sbin/sendmail}}" -i -- "$@"
+_MAIL_SCRIPT = r"""#!/bin/sh
+# Written by `jaz import crontab`: cron's mail for the jobs imported from a crontab.
+# Their `shell` is this file, so jaz runs it as `cron-mail.sh -c COMMAND`, the way cron
+# runs `$SHELL -c COMMAND`. It runs the command with $SHELL (the crontab's, else
+# /bin/sh), passes its output on to the job's log as it comes, and, as cron does, mails
+# that output (stdout and stderr together) when there is any: to $MAILTO (addresses
+# separated by commas), or, with no MAILTO at all, to the user the job runs as.
+# MAILTO="" mails nobody. The mail goes through $SENDMAIL (default /usr/sbin/sendmail)
+# with `-t -i`; MAILFROM, if set, is its From. The job's exit status is the command's;
+# a mail that cannot be sent is said on stderr and changes nothing else.
+if [ "$#" -ne 2 ] || [ "$1" != "-c" ]; then
+  echo "usage: $0 -c COMMAND" >&2
+  exit 2
+fi
+dir=$(mktemp -d "${TMPDIR:-/tmp}/jaz-cron.XXXXXX") || exit 1
+{ "${SHELL:-/bin/sh}" -c "$2"; echo "$?" > "$dir/rc"; } 2>&1 | tee "$dir/out"
+rc=$(cat "$dir/rc" 2>/dev/null)
+to=${MAILTO-$(id -un)}
+if [ -n "$to" ] && [ -s "$dir/out" ]; then
+  subject=$(printf '%s
+' "$2" | head -n 1)
+  {
+    printf 'To: %s
+' "$to"
+    if [ -n "${MAILFROM-}" ]; then printf 'From: %s
+' "$MAILFROM"; fi
+    printf 'Subject: Cron <%s@%s> %s
+' "$(id -un)" "$(uname -n)" "$subject"
+    printf 'Auto-Submitted: auto-generated
+'
+    printf 'Content-Type: text/plain; charset=UTF-8
+
+'
+    cat "$dir/out"
+  } | "${SENDMAIL:-/usr/sbin/sendmail}" -t -i ||
+    echo "cron-mail.sh: could not mail the output to $to" >&2
+fi
+rm -rf "$dir"
+exit "${rc:-1}"
 """
-
-
-def _sh(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def read_source(path: str) -> tuple[str, str]:
