@@ -131,12 +131,79 @@ def test_one_jobnet_per_crontab(tmp_path: Path, home: Path) -> None:
     assert sorted(net.jobs) == ["echo", "echo_2"]
     assert all(not j.needs for j in net.jobs.values())    # cron starts them side by side
     assert net.schedules[0].cron.text == "0 3 * * *"
-    differ = "0 3 * * * /bin/echo a\n0 4 * * * /bin/echo b\n"
+    zoned = "0 3 * * * /bin/echo a\nCRON_TZ=Asia/Tokyo\n0 4 * * * /bin/echo b\n"
     refused = jaz("import", "crontab", "-", "--one", "--out", tmp_path / "other", home=home,
-                  cwd=tmp_path, stdin=differ)
+                  cwd=tmp_path, stdin=zoned)
     assert refused.returncode == 2
-    assert refused.stderr.startswith("jaz: error: <stdin>:2: --one puts every entry in one jobnet")
+    assert refused.stderr.startswith(
+        "jaz: error: <stdin>:3: --one joins entries that fire at different times by testing "
+        "the time each run was scheduled for, which jaz gives in the server's zone; this "
+        "entry runs under CRON_TZ=Asia/Tokyo"), refused.stderr
+    assert "drop --one (one jobnet per entry)" in refused.stderr
     assert not (tmp_path / "other").exists()
+
+
+MIXED = ["0 3 * * *", "*/20 9-10 * * mon-fri", "0 0 */2 * 1", "0 12 1,15 * fri",
+         "30 6 * jan,jul *", "0 3 * * *", "15 */6 1-7 * *", "@weekly"]
+
+
+def test_one_jobnet_for_entries_on_different_schedules(tmp_path: Path, home: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """--one over entries that fire at different times: the jobnet fires at the union of
+    their times, and at each fire exactly the entries whose cron line matches run."""
+    from jaz.engine import expr
+    from jaz.importers.crontab import MACROS
+
+    monkeypatch.setenv("TZ", "UTC")   # the zone the schedules and $JAZ_SCHEDULED_TIME share
+    out = tmp_path / "nets"
+    crontab = "".join(f"{line} /bin/echo {n}\n" for n, line in enumerate(MIXED))
+    result = jaz("import", "crontab", "-", "--one", "--no-mail", "--out", out, home=home,
+                 cwd=tmp_path, stdin=crontab, extra_env={"TZ": "UTC"})
+    assert result.returncode == 0, result.stderr
+    assert "<stdin>:1: --one: the entries fire at different times" in result.stderr
+    path = out / "crontab.toml"
+    net = load_file(path)
+    assert len(net.schedules) == len(set(MIXED))          # one for each distinct time
+    after, n = datetime(2027, 1, 1, tzinfo=UTC), 300
+    own = {line: set(_reference(MACROS.get(line, line), after, n)) for line in MIXED}
+    union = sorted(set().union(*own.values()))[:n]
+    got = fires(path, after, n)
+    assert got == union, path.read_text()
+    jobs = [name for name in net.jobs if name != "cron_time"]
+    assert len(jobs) == len(MIXED)
+    for at in got:
+        scope = expr.Scope(variables={}, now=at,
+                           jobs={"cron_time": {"AT": at.isoformat(timespec="seconds")}})
+        for k, (name, line) in enumerate(zip(jobs, MIXED, strict=True)):
+            job = net.jobs[name]
+            assert list(job.needs) == ["cron_time"]
+            runs = expr.parse(job.if_ or "true").evaluate(scope) is True
+            assert runs == (at in own[line]), (k, line, at, job.if_)
+
+
+def test_one_jobnet_over_different_schedules_runs_the_entries_due(tmp_path: Path,
+                                                                    home: Path) -> None:
+    """A real run of such a jobnet: the entry due every minute runs, the one due once a
+    year is passed over (unless this is that minute), the time job publishes the time."""
+    out = tmp_path / "nets"
+    work = tmp_path / "work"
+    work.mkdir()
+    crontab = (f"HOME={work}\n* * * * * echo every > every.txt\n"
+               "0 3 1 1 * echo yearly > yearly.txt\n")
+    assert jaz("import", "crontab", "-", "--one", "--no-mail", "--out", out, home=home,
+               cwd=tmp_path, stdin=crontab).returncode == 0
+    started = datetime.now().astimezone()
+    ran = jaz("run", out / "crontab.toml", "--json", home=home, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    view = json.loads(ran.stdout)
+    jobs = view["jobs"]
+    assert jobs["cron_time"]["status"] == "succeeded"
+    assert jobs["cron_time"]["outputs"]["AT"].startswith(started.strftime("%Y-%m-%dT"))
+    assert jobs["echo"]["status"] == "succeeded"
+    assert (work / "every.txt").read_text() == "every\n"
+    due = started.month == 1 and started.day == 1 and started.hour == 3 and started.minute == 0
+    assert jobs["echo_2"]["status"] == ("succeeded" if due else "bypassed")
+    assert (work / "yearly.txt").exists() == due
 
 
 def test_system_crontab_carries_the_user(tmp_path: Path, home: Path) -> None:

@@ -28,6 +28,8 @@ from pathlib import Path
 
 from jaz.errors import JobnetInvalid, Problem
 from jaz.importers import Plan, basic, multiline, slug, toml_key, unique
+from jaz.importers.cronmail import MAIL_SCRIPT, MAIL_WRAPPER
+from jaz.importers.cronone import TIME_JOB, refusals, time_job, when
 
 MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
           "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
@@ -37,7 +39,6 @@ _MONTH_NAMES = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "
                 "dec"}
 _DAY_NAMES = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 _WEEKDAY_WORDS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-MAIL_WRAPPER = "cron-mail.sh"   # cron's mail: the `shell` of the jobs that mail
 _POSIX_SHELLS = {"sh", "bash", "dash", "ksh", "mksh", "zsh", "ash", "busybox", "yash"}
 _ENV = re.compile(r"""\s*("[^"]*"|'[^']*'|[^\s="']+)\s*=(.*)""")
 _ATOM = r"(?:\d+|[A-Za-z]{3})"
@@ -340,6 +341,14 @@ def plan_crontab(text: str, source: str, options: Options) -> Plan:
     if options.one:
         _one(entries, source)
         named.append((options.prefix, entries))
+        if len({_key(e) for e in entries}) > 1:
+            plan.note(f"{source}:{entries[0].line}", "--one: the entries fire at different "
+                      "times; the jobnet has a schedule for each, and each job an `if` that "
+                      f"runs it only at its own entry's times (from the job {TIME_JOB}). "
+                      "Where that differs from cron: a run started by hand runs only the "
+                      "entries due in that minute; on a daylight-saving day a time that "
+                      "does not exist fires at the end of the gap, where its entry's `if` "
+                      "no longer holds, so that entry does not run that day")
     else:
         taken: set[str] = set()
         for e in entries:
@@ -350,7 +359,7 @@ def plan_crontab(text: str, source: str, options: Options) -> Plan:
                  f"{source}:{group[0].line}")
     mailing = [e for e in entries if _mails(e, options)]
     if mailing:
-        plan.add(MAIL_WRAPPER, _MAIL_SCRIPT, source, executable=True)
+        plan.add(MAIL_WRAPPER, MAIL_SCRIPT, source, executable=True)
     owner = next((e for e in mailing if "MAILTO" not in e.env), None)
     if owner is not None:
         plan.note(f"{source}:{owner.line}", "no MAILTO: cron mails a job's output to the "
@@ -409,8 +418,8 @@ def _calendar(plan: Plan, weekdays: tuple[int, ...]) -> str:
     return f"calendars/{name}.toml"
 
 
-def _schedule(e: Entry, plan: Plan) -> list[str]:
-    lines = ["[schedule]", f"cron = {basic(e.cron)}"]
+def _schedule(e: Entry, plan: Plan, *, table: str = "[schedule]") -> list[str]:
+    lines = [table, f"cron = {basic(e.cron)}"]
     if _zone(e):
         lines.append(f"timezone = {basic(_zone(e) or '')}   # CRON_TZ")
     if e.calendar_weekdays is not None:
@@ -469,75 +478,40 @@ def _jobnet(name: str, entries: list[Entry], source: str, options: Options,
              f"name = {basic(name)}"]
     if len(entries) == 1 and first.comment:
         lines.append(f"description = {basic(first.comment)}")
-    lines += ["", *_schedule(first, plan), ""]
-    taken: set[str] = set()
+    distinct = list({_key(e): e for e in entries}.values())
+    if len(distinct) == 1:
+        lines += ["", *_schedule(first, plan), ""]
+    else:   # --one over different times: each job runs at its own entry's times
+        lines += ["# each [[schedule]] starts the whole jobnet; each job's `if` lets it run",
+                  "# only at its own entry's times (the time the run was scheduled for)"]
+        for e in distinct:
+            lines += ["", *_schedule(e, plan, table="[[schedule]]")]
+        lines += ["", *time_job(), ""]
+    taken: set[str] = {TIME_JOB} if len(distinct) > 1 else set()
     for e in entries:
         job = unique(slug(name_word(e.command), job=True, fallback=f"line{e.line}"),
                      taken, sep="_")
-        lines += _job(job, e, options, header=True, single=len(entries) == 1)
+        body = _job(job, e, options, header=True, single=len(entries) == 1)
+        if len(distinct) > 1:
+            at = body.index(f"[jobs.{job}]") + 1
+            body[at:at] = [f"needs = [{basic(TIME_JOB)}]", f"if = {basic(when(e))}"]
+        lines += body
         lines.append("")
     return "\n".join(lines)
 
 
+def _key(e: Entry) -> tuple[object, ...]:
+    """What makes two entries' schedules the same."""
+    return (e.cron, _zone(e), e.calendar_weekdays)
+
+
 def _one(entries: list[Entry], source: str) -> None:
-    """--one: every entry in one jobnet, which can have only one schedule."""
-    first = entries[0]
-
-    def key(e: Entry) -> tuple[object, ...]:
-        return (e.cron, _zone(e), e.calendar_weekdays)
-
-    problems = [Problem(
-        file=source, line=e.line,
-        message=f"--one puts every entry in one jobnet, which has one schedule, but this "
-                f"entry's ({basic(e.cron)}" + (f" in {_zone(e)}" if _zone(e) else "")
-                + f") differs from line {first.line}'s ({basic(first.cron)}"
-                + (f" in {_zone(first)}" if _zone(first) else "")
-                + "): drop --one to get one jobnet per entry")
-        for e in entries if key(e) != key(first)]
-    if problems:
-        raise CrontabError(problems)
-
-
-_MAIL_SCRIPT = r"""#!/bin/sh
-# Written by `jaz import crontab`: cron's mail for the jobs imported from a crontab.
-# Their `shell` is this file, so jaz runs it as `cron-mail.sh -c COMMAND`, the way cron
-# runs `$SHELL -c COMMAND`. It runs the command with $SHELL (the crontab's, else
-# /bin/sh), passes its output on to the job's log as it comes, and, as cron does, mails
-# that output (stdout and stderr together) when there is any: to $MAILTO (addresses
-# separated by commas), or, with no MAILTO at all, to the user the job runs as.
-# MAILTO="" mails nobody. The mail goes through $SENDMAIL (default /usr/sbin/sendmail)
-# with `-t -i`; MAILFROM, if set, is its From. The job's exit status is the command's;
-# a mail that cannot be sent is said on stderr and changes nothing else.
-if [ "$#" -ne 2 ] || [ "$1" != "-c" ]; then
-  echo "usage: $0 -c COMMAND" >&2
-  exit 2
-fi
-dir=$(mktemp -d "${TMPDIR:-/tmp}/jaz-cron.XXXXXX") || exit 1
-{ "${SHELL:-/bin/sh}" -c "$2"; echo "$?" > "$dir/rc"; } 2>&1 | tee "$dir/out"
-rc=$(cat "$dir/rc" 2>/dev/null)
-to=${MAILTO-$(id -un)}
-if [ -n "$to" ] && [ -s "$dir/out" ]; then
-  subject=$(printf '%s
-' "$2" | head -n 1)
-  {
-    printf 'To: %s
-' "$to"
-    if [ -n "${MAILFROM-}" ]; then printf 'From: %s
-' "$MAILFROM"; fi
-    printf 'Subject: Cron <%s@%s> %s
-' "$(id -un)" "$(uname -n)" "$subject"
-    printf 'Auto-Submitted: auto-generated
-'
-    printf 'Content-Type: text/plain; charset=UTF-8
-
-'
-    cat "$dir/out"
-  } | "${SENDMAIL:-/usr/sbin/sendmail}" -t -i ||
-    echo "cron-mail.sh: could not mail the output to $to" >&2
-fi
-rm -rf "$dir"
-exit "${rc:-1}"
-"""
+    """--one: every entry in one jobnet; entries that fire at different times are told
+    apart by the fire's time (cronone.py), which needs them in the server's zone."""
+    if len({_key(e) for e in entries}) > 1:
+        problems = refusals(entries, source)
+        if problems:
+            raise CrontabError(problems)
 
 
 def read_source(path: str) -> tuple[str, str]:
