@@ -16,12 +16,23 @@ zones), so entries under CRON_TZ are refused here, with the way out said.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from jaz.errors import Problem
 
-if TYPE_CHECKING:
-    from jaz.importers.crontab import Entry
+
+class Entry(Protocol):
+    """What is needed of a crontab entry (crontab.Entry; not imported: it imports this)."""
+
+    @property
+    def line(self) -> int: ...
+    @property
+    def cron(self) -> str: ...
+    @property
+    def env(self) -> Mapping[str, str]: ...
+    @property
+    def calendar_weekdays(self) -> tuple[int, ...] | None: ...
 
 __all__ = ["TIME_JOB", "refusals", "time_job", "when"]
 
@@ -29,7 +40,7 @@ TIME_JOB = "cron_time"
 _WEEKDAY_WORDS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")   # cron's numbering
 
 
-def refusals(entries: list[Entry], source: str) -> list[Problem]:
+def refusals(entries: Sequence[Entry], source: str) -> list[Problem]:
     """The entries --one cannot join when their schedules differ: those under CRON_TZ."""
     return [Problem(
         file=source, line=e.line,
