@@ -34,6 +34,11 @@ def _on(flags: Sequence[bool], i: int) -> bool:
     return 1 <= i <= len(flags) and bool(flags[i - 1])
 
 
+def _scan(flags: Sequence[bool], start: int, stop: int) -> int | None:
+    """The first i in start..stop-1 with flags[i] ticked (pgAgent's FOR ... EXIT loops)."""
+    return next((i for i in range(start, stop) if _on(flags, i)), None)
+
+
 def _days_in(year: int, month: int) -> int:
     return calendar.monthrange(year, month)[1]
 
@@ -53,80 +58,49 @@ def first_fire(*, start: datetime, end: datetime | None, minutes: Sequence[bool]
     foundval = daytweak = minutetweak = False
     for _ in range(_MAX_STEPS):
         year, month = ra.year, ra.month
-        # the month
-        got = False
-        for i in range(month, 13):
-            if _on(months, i):
-                month, got, foundval = i, True, True
-                break
-        if not got:
-            for i in range(1, ra.month):
-                if _on(months, i):
-                    month, year, got, foundval = i, year + 1, True, True
-                    break
-        # the day
+        # the month: the first ticked from this one, else wrap into the next year
+        found = _scan(months, month, 13)
+        if found is None and (found := _scan(months, 1, ra.month)) is not None:
+            year += 1
+        if found is not None:
+            month, foundval = found, True
+        # the day: the lowest in a later month, else the first from today, else wrap
         if year > ra.year or month > ra.month:
-            day = 1
-            for i in range(1, 33):
-                if _on(monthdays, i):
-                    day, foundval = i, True
-                    break
+            found, day = _scan(monthdays, 1, 33), 1
         else:
-            day, got = ra.day, False
-            for i in range(ra.day, 33):
-                if _on(monthdays, i):
-                    day, got, foundval = i, True, True
-                    break
-            if not got:
-                for i in range(1, ra.day):
-                    if _on(monthdays, i):
-                        day, got, foundval = i, True, True
-                        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-                        break
+            day = ra.day
+            found = _scan(monthdays, ra.day, 33)
+            if found is None and (found := _scan(monthdays, 1, ra.day)) is not None:
+                year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        if found is not None:
+            day, foundval = found, True
         if day == 32:
             day = _days_in(year, month)
-        # the hour
+        # the hour: the lowest on a later day, else the first from this one, else wrap
         if year > ra.year or month > ra.month or day > ra.day or daytweak:
-            hour = 0
-            for i in range(1, 25):
-                if _on(hours, i):
-                    hour, foundval = i - 1, True
-                    break
+            found, hour = _scan(hours, 1, 25), 0
         else:
-            hour, got = ra.hour, False
-            for i in range(ra.hour + 1, 25):
-                if _on(hours, i):
-                    hour, got, foundval = i - 1, True, True
-                    break
-            if not got:
-                for i in range(1, ra.hour + 1):
-                    if _on(hours, i):
-                        hour, got, foundval = i - 1, True, True
-                        year, month, day = _next_day(year, month, day)
-                        break
-        # the minute: here pgAgent starts from the start's minute (less one), not 0
+            hour = ra.hour
+            found = _scan(hours, ra.hour + 1, 25)
+            if found is None and (found := _scan(hours, 1, ra.hour + 1)) is not None:
+                year, month, day = _next_day(year, month, day)
+        if found is not None:
+            hour, foundval = found - 1, True
+        # the minute: in a later hour pgAgent starts from the start's minute (less one),
+        # not from 0 -- the reason for this module
         if year > ra.year or month > ra.month or day > ra.day or hour > ra.hour or daytweak:
-            minute = 0
-            for i in range(1 if minutetweak else ra.minute, 61):
-                if _on(minutes, i):
-                    minute, foundval = i - 1, True
-                    break
+            found, minute = _scan(minutes, 1 if minutetweak else ra.minute, 61), 0
         else:
-            minute, got = ra.minute, False
-            for i in range(ra.minute + 1, 61):
-                if _on(minutes, i):
-                    minute, got, foundval = i - 1, True, True
-                    break
-            if not got:
-                for i in range(1, ra.minute + 1):
-                    if _on(minutes, i):
-                        minute, got, foundval = i - 1, True, True
-                        if hour == 23:
-                            hour = 0
-                            year, month, day = _next_day(year, month, day)
-                        else:
-                            hour += 1
-                        break
+            minute = ra.minute
+            found = _scan(minutes, ra.minute + 1, 61)
+            if found is None and (found := _scan(minutes, 1, ra.minute + 1)) is not None:
+                if hour == 23:
+                    hour = 0
+                    year, month, day = _next_day(year, month, day)
+                else:
+                    hour += 1
+        if found is not None:
+            minute, foundval = found - 1, True
         try:
             nextrun = datetime(year, month, day, hour, minute)
         except ValueError:
