@@ -213,6 +213,11 @@ class Client:
 
     # ------------------------------------------------------------ the API
 
+    def whoami(self) -> dict[str, str]:
+        """{"user", "role"} of this client's token."""
+        result: dict[str, str] = self.get("/whoami")
+        return result
+
     def run(self, run_id: int) -> dict[str, Any]:
         result: dict[str, Any] = self.get(f"/runs/{run_id}")
         return result

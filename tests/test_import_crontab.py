@@ -29,7 +29,7 @@ def test_a_real_crontab_becomes_jobnets_that_validate(tmp_path: Path, home: Path
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert files_in(out) == [
-        "calendars/cron-weekdays-mon.toml", "cron-mailto-notify.sh", "ops-backup-db.toml",
+        "calendars/cron-weekdays-mon.toml", "cron-mail.sh", "ops-backup-db.toml",
         "ops-echo.toml", "ops-find.toml", "ops-mail.toml", "ops-poll.toml",
         "ops-weekend-cleanup.toml"]
     src = str(CRONTABS / "ops.crontab")
@@ -49,7 +49,9 @@ def test_a_real_crontab_becomes_jobnets_that_validate(tmp_path: Path, home: Path
     assert backup.description == "nightly database backup"
     (job,) = backup.jobs.values()
     assert job.action.script == "/usr/local/bin/backup-db.sh --full >> /var/log/backup.log 2>&1"
-    assert job.shell == "/bin/bash"
+    assert job.shell == str(out.resolve() / "cron-mail.sh")   # cron's mail, MAILTO set
+    assert job.env["SHELL"] == "/bin/bash"                     # what that runs it with
+    assert job.env["MAILTO"] == "ops@example.com,dba@example.com"
     assert job.env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
     assert job.env["GREETING"] == "  hello, cron  "      # quotes keep the blanks, as cron does
     (schedule,) = backup.schedules
@@ -60,10 +62,9 @@ def test_a_real_crontab_becomes_jobnets_that_validate(tmp_path: Path, home: Path
     assert mail.jobs["mail"].env["TZ"] == "Asia/Tokyo"
     weekend = tomllib.loads((out / "ops-weekend-cleanup.toml").read_text())
     assert weekend["jobs"]["weekend_cleanup"]["env"]["MAILTO"] == ""
-    hook = (out / "cron-mailto-notify.sh").read_text()
-    assert "ops-backup-db) to='ops@example.com,dba@example.com' ;;" in hook
-    assert "weekend-cleanup" not in hook                  # MAILTO="" mails nobody
-    assert "[notify]" in result.stdout and str(out / "cron-mailto-notify.sh") in result.stdout
+    assert weekend["jobs"]["weekend_cleanup"]["shell"] == "/bin/bash"   # MAILTO="": no mail
+    assert f"MAILTO: jobs mail their output through {out.resolve() / 'cron-mail.sh'}" in \
+        result.stdout
 
 
 def test_percent_feeds_standard_input_and_shell_and_home_apply(tmp_path: Path,
@@ -130,12 +131,79 @@ def test_one_jobnet_per_crontab(tmp_path: Path, home: Path) -> None:
     assert sorted(net.jobs) == ["echo", "echo_2"]
     assert all(not j.needs for j in net.jobs.values())    # cron starts them side by side
     assert net.schedules[0].cron.text == "0 3 * * *"
-    differ = "0 3 * * * /bin/echo a\n0 4 * * * /bin/echo b\n"
+    zoned = "0 3 * * * /bin/echo a\nCRON_TZ=Asia/Tokyo\n0 4 * * * /bin/echo b\n"
     refused = jaz("import", "crontab", "-", "--one", "--out", tmp_path / "other", home=home,
-                  cwd=tmp_path, stdin=differ)
+                  cwd=tmp_path, stdin=zoned)
     assert refused.returncode == 2
-    assert refused.stderr.startswith("jaz: error: <stdin>:2: --one puts every entry in one jobnet")
+    assert refused.stderr.startswith(
+        "jaz: error: <stdin>:3: --one joins entries that fire at different times by testing "
+        "the time each run was scheduled for, which jaz gives in the server's zone; this "
+        "entry runs under CRON_TZ=Asia/Tokyo"), refused.stderr
+    assert "drop --one (one jobnet per entry)" in refused.stderr
     assert not (tmp_path / "other").exists()
+
+
+MIXED = ["0 3 * * *", "*/20 9-10 * * mon-fri", "0 0 */2 * 1", "0 12 1,15 * fri",
+         "30 6 * jan,jul *", "0 3 * * *", "15 */6 1-7 * *", "@weekly"]
+
+
+def test_one_jobnet_for_entries_on_different_schedules(tmp_path: Path, home: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """--one over entries that fire at different times: the jobnet fires at the union of
+    their times, and at each fire exactly the entries whose cron line matches run."""
+    from jaz.engine import expr
+    from jaz.importers.crontab import MACROS
+
+    monkeypatch.setenv("TZ", "UTC")   # the zone the schedules and $JAZ_SCHEDULED_TIME share
+    out = tmp_path / "nets"
+    crontab = "".join(f"{line} /bin/echo {n}\n" for n, line in enumerate(MIXED))
+    result = jaz("import", "crontab", "-", "--one", "--no-mail", "--out", out, home=home,
+                 cwd=tmp_path, stdin=crontab, extra_env={"TZ": "UTC"})
+    assert result.returncode == 0, result.stderr
+    assert "<stdin>:1: --one: the entries fire at different times" in result.stderr
+    path = out / "crontab.toml"
+    net = load_file(path)
+    assert len(net.schedules) == len(set(MIXED))          # one for each distinct time
+    after, n = datetime(2027, 1, 1, tzinfo=UTC), 300
+    own = {line: set(_reference(MACROS.get(line, line), after, n)) for line in MIXED}
+    union = sorted(set().union(*own.values()))[:n]
+    got = fires(path, after, n)
+    assert got == union, path.read_text()
+    jobs = [name for name in net.jobs if name != "cron_time"]
+    assert len(jobs) == len(MIXED)
+    for at in got:
+        scope = expr.Scope(variables={}, now=at,
+                           jobs={"cron_time": {"AT": at.isoformat(timespec="seconds")}})
+        for k, (name, line) in enumerate(zip(jobs, MIXED, strict=True)):
+            job = net.jobs[name]
+            assert list(job.needs) == ["cron_time"]
+            runs = expr.parse(job.if_ or "true").evaluate(scope) is True
+            assert runs == (at in own[line]), (k, line, at, job.if_)
+
+
+def test_one_jobnet_over_different_schedules_runs_the_entries_due(tmp_path: Path,
+                                                                    home: Path) -> None:
+    """A real run of such a jobnet: the entry due every minute runs, the one due once a
+    year is passed over (unless this is that minute), the time job publishes the time."""
+    out = tmp_path / "nets"
+    work = tmp_path / "work"
+    work.mkdir()
+    crontab = (f"HOME={work}\n* * * * * echo every > every.txt\n"
+               "0 3 1 1 * echo yearly > yearly.txt\n")
+    assert jaz("import", "crontab", "-", "--one", "--no-mail", "--out", out, home=home,
+               cwd=tmp_path, stdin=crontab).returncode == 0
+    started = datetime.now().astimezone()
+    ran = jaz("run", out / "crontab.toml", "--json", home=home, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    view = json.loads(ran.stdout)
+    jobs = view["jobs"]
+    assert jobs["cron_time"]["status"] == "succeeded"
+    assert jobs["cron_time"]["outputs"]["AT"].startswith(started.strftime("%Y-%m-%dT"))
+    assert jobs["echo"]["status"] == "succeeded"
+    assert (work / "every.txt").read_text() == "every\n"
+    due = started.month == 1 and started.day == 1 and started.hour == 3 and started.minute == 0
+    assert jobs["echo_2"]["status"] == ("succeeded" if due else "bypassed")
+    assert (work / "yearly.txt").exists() == due
 
 
 def test_system_crontab_carries_the_user(tmp_path: Path, home: Path) -> None:
@@ -300,36 +368,70 @@ def test_imported_into_a_servers_folder_they_load_and_run(tmp_path: Path) -> Non
         assert (work / "ran.txt").read_text() == "ran\n"
 
 
-def test_mailto_hook_mails_the_entrys_addresses(tmp_path: Path, home: Path) -> None:
-    import os
-    import subprocess
+def _fake_sendmail(tmp_path: Path) -> Path:
+    """A sendmail that keeps each mail (its arguments, then the message) in mail.N."""
+    fake = tmp_path / "sendmail"
+    fake.write_text(f'#!/bin/sh\nn=$(ls {tmp_path}/mails | wc -l)\n'
+                    f'{{ echo "$@"; cat; }} > {tmp_path}/mails/mail.$n\n')
+    fake.chmod(0o755)
+    (tmp_path / "mails").mkdir()
+    return fake
+
+
+def _mails(tmp_path: Path) -> list[str]:
+    return [p.read_text() for p in sorted((tmp_path / "mails").iterdir())]
+
+
+def test_mailto_mails_a_jobs_output_as_cron_does(tmp_path: Path, home: Path) -> None:
+    import getpass
+    import socket
 
     out = tmp_path / "nets"
-    crontab = "MAILTO=a@example.com,b@example.com\n0 1 * * * /bin/false\n"
-    assert jaz("import", "crontab", "-", "--out", out, home=home, cwd=tmp_path,
-               stdin=crontab).returncode == 0
-    fake = tmp_path / "sendmail"
-    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\ncat > {tmp_path}/mail\n')
-    fake.chmod(0o755)
-    hook = out / "cron-mailto-notify.sh"
-    assert os.access(hook, os.X_OK)
-    event = {"JAZ_EVENT": "job_failed", "JAZ_JOBNET": "crontab-false", "JAZ_JOB": "false",
-             "JAZ_RUN_ID": "7", "JAZ_STATUS": "failed", "JAZ_MESSAGE": "exit code 1",
-             "JAZ_TIME": "2027-01-01T01:00:00+00:00", "SENDMAIL": str(fake),
-             "PATH": os.environ["PATH"]}
-    done = subprocess.run(["/bin/sh", "-c", str(hook)], env=event, capture_output=True,
-                          text=True, timeout=10)
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "args").read_text() == "-i -- a@example.com b@example.com\n"
-    mail = (tmp_path / "mail").read_text()
-    assert mail.startswith("To: a@example.com,b@example.com\n"
-                           "Subject: jaz: crontab-false false failed\n\n")
-    assert "exit code 1" in mail and "run:    7" in mail
-    (tmp_path / "args").unlink()
-    other = subprocess.run(["/bin/sh", "-c", str(hook)],
-                           env={**event, "JAZ_JOBNET": "something-else"}, timeout=10)
-    assert other.returncode == 0
-    assert not (tmp_path / "args").exists()             # not one of the crontab's jobnets
+    crontab = ("0 1 * * * echo to the owner\n"                       # no MAILTO: the owner
+               "MAILTO=a@example.com,b@example.com\n"
+               "0 2 * * * echo out; echo err >&2; exit 3\n"           # output: mailed
+               "0 3 * * * true\n"                                     # no output: no mail
+               'MAILTO=""\n'
+               "0 4 * * * echo nobody hears\n")                       # MAILTO="": no mail
+    imported = jaz("import", "crontab", "-", "--out", out, home=home, cwd=tmp_path,
+                   stdin=crontab)
+    assert imported.returncode == 0, imported.stderr
+    notes = imported.stderr.splitlines()
+    assert notes[0].startswith("<stdin>:1: no MAILTO: cron mails a job's output to the "
+                               "crontab's owner"), notes
+    assert notes[1].startswith("<stdin>:2: MAILTO=a@example.com,b@example.com: the jobs "
+                               "below mail their output as cron does"), notes
+    assert len(notes) == 2, notes
+    assert (out / "cron-mail.sh").stat().st_mode & 0o111
+    env = {"SENDMAIL": str(_fake_sendmail(tmp_path))}
+    runs = {}
+    for name in ("crontab-echo", "crontab-echo-2", "crontab-true", "crontab-echo-3"):
+        runs[name] = jaz("run", out / f"{name}.toml", home=home, cwd=tmp_path,
+                         extra_env=env)
+    assert runs["crontab-echo"].returncode == 0, runs["crontab-echo"].stderr
+    assert runs["crontab-echo-2"].returncode != 0       # the command's exit status, kept
+    assert runs["crontab-true"].returncode == 0 and runs["crontab-echo-3"].returncode == 0
+    owner, host = getpass.getuser(), socket.gethostname()
+    first, second = _mails(tmp_path)                    # one for each job with output
+    assert first == (f"-t -i\nTo: {owner}\nSubject: Cron <{owner}@{host}> echo to the owner\n"
+                     "Auto-Submitted: auto-generated\n"
+                     "Content-Type: text/plain; charset=UTF-8\n\nto the owner\n")
+    assert second.startswith("-t -i\nTo: a@example.com,b@example.com\n"
+                             f"Subject: Cron <{owner}@{host}> echo out; echo err >&2; exit 3\n")
+    assert second.endswith("\n\nout\nerr\n")           # stdout and stderr, as written
+    logs = jaz("logs", "1", "echo", "--local", home=home, cwd=tmp_path)
+    assert "to the owner" in logs.stdout                # the output stays in jaz's log too
+
+
+def test_no_mail_keeps_the_output_in_jazs_logs_only(tmp_path: Path, home: Path) -> None:
+    out = tmp_path / "nets"
+    imported = jaz("import", "crontab", "-", "--no-mail", "--out", out, home=home,
+                   cwd=tmp_path, stdin="MAILTO=a@example.com\n0 2 * * * echo out\n")
+    assert imported.returncode == 0, imported.stderr
+    assert files_in(out) == ["crontab-echo.toml"]
+    assert "<stdin>:2: --no-mail: cron would mail the jobs' output" in imported.stderr
+    assert load_file(out / "crontab-echo.toml").jobs["echo"].shell == "/bin/sh"
+    assert "MAILTO" not in imported.stdout
 
 
 def test_bytes_that_are_not_text_and_odd_settings(tmp_path: Path, home: Path) -> None:

@@ -212,6 +212,21 @@ SCHEDULES: dict[str, dict[str, Any]] = {
                        (None, time(10, 0)))},
     "weekends in march, thursdays": {"minutes": {5}, "hours": {4, 16},
                                      "weekdays": {0, 4, 6}, "months": {3}},
+    # starts inside an hour: pgAgent carries the start's minute into the next ticked hour
+    # or day (09:10 start, hour 11 ticked: 11:30 first, not 11:00)
+    "start 09:10, then the next ticked hour": {"minutes": {0, 30}, "hours": {11},
+                                               "start": datetime(2031, 1, 6, 9, 10)},
+    "start 09:10, a later monthday": {"minutes": {0, 30}, "hours": {6}, "monthdays": {15},
+                                      "start": datetime(2031, 1, 6, 9, 10)},
+    "start 02:10 on a weekday not ticked": {"minutes": {0, 30}, "hours": {2},
+                                            "weekdays": {2},
+                                            "start": datetime(2031, 1, 6, 2, 10)},
+    "start 23:47, minutes past it only": {"minutes": {5, 50}, "hours": {0, 23},
+                                          "start": datetime(2031, 1, 6, 23, 47)},
+    "start 13:37 with seconds, any hour": {"minutes": {15, 45},
+                                           "start": datetime(2031, 1, 6, 13, 37, 42)},
+    "start 10:20, next month": {"minutes": {0, 10, 40}, "hours": {8, 12}, "months": {2},
+                                "start": datetime(2031, 1, 6, 10, 20)},
 }
 
 
@@ -342,3 +357,43 @@ def test_step_shells_and_line_ends(pg: Any, tmp_path: Path) -> None:
     ran = jaz("run", tmp_path / "nets" / "shells.toml", home=tmp_path / "home", cwd=tmp_path)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert log.read_text().strip()
+
+
+def test_any_minute_level_start_fires_when_pgagent_would(pg: Any, tmp_path: Path) -> None:
+    """Random schedules with random starts (any minute of a day in 2031-2032), each
+    checked against pga_next_schedule on the same database: the first 12 fires."""
+    import random
+    from zoneinfo import ZoneInfo
+
+    import psycopg
+
+    url, conn = pg
+    zone = ZoneInfo("Europe/Berlin")
+    rng = random.Random(21)
+    cases: dict[int, tuple[int, datetime]] = {}
+    for n in range(30):
+        def some(count: int, low: int, high: int, chance: float) -> set[int]:
+            return set(rng.sample(range(low, high + 1), count)) if rng.random() < chance \
+                else set()
+        start = datetime(2031, 1, 1, tzinfo=zone) + timedelta(
+            minutes=rng.randrange(0, 600 * 24 * 60))
+        job = add_job(conn, f"random{n}")
+        add_step(conn, job, "s", "b", "true")
+        try:
+            sid = add_schedule(conn, job, "r", start=start,
+                               minutes=some(rng.randint(1, 4), 0, 59, 0.95),
+                               hours=some(rng.randint(1, 5), 0, 23, 0.8),
+                               weekdays=some(rng.randint(1, 4), 0, 6, 0.4),
+                               monthdays=some(rng.randint(1, 6), 1, 31, 0.3),
+                               months=some(rng.randint(1, 6), 1, 12, 0.3))
+        except psycopg.errors.DatetimeFieldOverflow:
+            continue   # pgAgent's own trigger fails on it (a 31st in a 30-day month)
+        cases[n] = (sid, start)
+    assert len(cases) >= 20
+    result = import_(url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    for n, (sid, start) in cases.items():
+        want = pgagent_fires(conn, sid, 12)
+        path = tmp_path / "nets" / f"random{n}.toml"
+        got = fires(path, start - timedelta(seconds=1), 12) if want else []
+        assert got == want, (start, path.read_text())

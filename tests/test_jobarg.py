@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -53,12 +54,42 @@ def _cmd(name: str, server, *args: str, token: str = OPS, user: str = "ops",
                           env={**base, **(env or {})})
 
 
+# JAZ's logger with no log file (src/libs/zbxlog/log.c -> zbx_error): `PROG [PID]: `,
+# then `Error: ` for an error; jobarg_exec logs the server's "Registry number :  [N]"
+REGISTRY = re.compile(r"jobarg_exec \[(\d+)\]: Registry number :  \[(\d+)\]\n")
+
+
 def _exec(server, *args: str, **kw) -> int:
     result = _cmd("jobarg_exec", server, *args, **kw)
     assert result.returncode == 0, result.stderr
-    line = result.stdout.strip()
-    assert line.startswith("Registry number :  [") and line.endswith("]"), line
-    return int(line[len("Registry number :  ["):-1])
+    assert result.stdout == ""   # as JAZ: the registry number is a message, on stderr
+    m = REGISTRY.fullmatch(result.stderr)
+    assert m, result.stderr
+    return int(m.group(2))
+
+
+def test_messages_are_written_as_jazs_logger_writes_them(server):
+    result = _cmd("jobarg_exec", server, "-j", "ok")
+    m = REGISTRY.fullmatch(result.stderr)
+    assert m, result.stderr
+    assert int(m.group(1)) > 1   # the process id, as zbx_get_thread_id() gives it
+    failed = _cmd("jobarg_exec", server, "-j", "ok", "-E", "JOBARG_UNSET_VAR")
+    assert failed.returncode == 255 and failed.stdout == ""
+    assert re.fullmatch(r"jobarg_exec \[\d+\]: Error: Env \[JOBARG_UNSET_VAR\] does not "
+                        r"exist\.\n", failed.stderr), failed.stderr
+    bad = _cmd("jobarg_get", server, "-r", "12x")
+    assert bad.returncode == 255
+    assert bad.stdout.startswith("usage: jobarg_get")   # JAZ's usage() is a printf
+    assert re.fullmatch(r"jobarg_get \[\d+\]: Error: .*argument check error: 12x\n",
+                        bad.stderr), bad.stderr
+    # jobarg_get's fields: straight to stderr, no prefix, the labels as JAZ pads them
+    get = _get(server, int(m.group(2)))
+    assert get.stderr.startswith("\n\njobnetid                 : ok\n"
+                                 "jobnetname               : ok\n"
+                                 "Time of a schedule       : "), get.stderr
+    for label in ("The run type of a jobnet : ", "Last job standard output : ",
+                  "Last job standard error  : ", "Last job return value    : "):
+        assert "\n" + label in get.stderr
 
 
 def _get(server, run_id: int, *args: str) -> subprocess.CompletedProcess[str]:
@@ -202,7 +233,10 @@ FAILURES = {
     "unknown registry number": (["jobarg_get", "-r", "999999"], "no run 999999"),
     "not a number": (["jobarg_get", "-r", "12x"], "argument check error: 12x"),
     "wrong token": (["jobarg_get", "-r", "1", "@token:wrong"], "refused"),
-    "viewer cannot start": (["jobarg_exec", "-j", "ok", "@token:view"], "refused"),
+    "viewer cannot start": (["jobarg_exec", "-j", "ok", "@token:view", "@user:view"],
+                            "refused"),
+    "-U not the token's user": (["jobarg_get", "-r", "1", "@user:view"],
+                                "the token given with -P belongs to user 'ops', not 'view'"),
     "unknown jobnet": (["jobarg_exec", "-j", "nope"], "nope"),
     "env not set": (["jobarg_exec", "-j", "ok", "-E", "JOBARG_UNSET_VAR"],
                     "Env [JOBARG_UNSET_VAR] does not exist."),
@@ -218,8 +252,10 @@ FAILURES = {
 def test_failures_exit_255_with_a_clear_message(server, case: str):
     args, message = FAILURES[case]
     name, rest = args[0], [a for a in args[1:] if not a.startswith("@")]
-    token, port = OPS, None
+    token, port, user = OPS, None, "ops"
     for a in args[1:]:
+        if a.startswith("@user:"):
+            user = a[6:]
         if a.startswith("@token:"):
             token = {"wrong": "nope", "view": VIEW, "-": "-"}[a[7:]]
         if a == "@port:down":
@@ -229,10 +265,33 @@ def test_failures_exit_255_with_a_clear_message(server, case: str):
             _until(server, run_id, lambda r: r["status"] == "succeeded")
             rest.append(str(run_id))
     target = server if port is None else (f"http://127.0.0.1:{port}",) + server[1:]
-    result = _cmd(name, target, *rest, token=token)
+    result = _cmd(name, target, *rest, token=token, user=user)
     assert result.returncode == 255, (result.stdout, result.stderr)
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("user", "token", "owner"), [
+    ("view", OPS, "ops"),        # another [users] entry's name
+    ("Admin", OPS, "ops"),       # JAZ's default user, not in [users]
+    ("ops", VIEW, "view"),       # a user's name with another's token
+])
+def test_a_user_that_is_not_the_tokens_is_refused_before_anything_is_done(
+        server, user: str, token: str, owner: str):
+    with _api(server) as c:
+        before = len(c.runs(jobnet="ok", limit=1000))
+    commands = {"jobarg_exec": ["-j", "ok"], "jobarg_get": ["-r", "1"],
+                "jobarg_release": ["-j", "held/h", "-r", "1"],
+                "jobarg_joblogput": ["-r", "1"]}
+    for name, args in commands.items():
+        result = _cmd(name, server, *args, token=token, user=user)
+        assert result.returncode == 255, (name, result.stdout, result.stderr)
+        assert f"]: Error: -U {user}: the token given with -P belongs to user {owner!r}, " \
+               f"not {user!r}; give -U {owner} with it" in result.stderr, result.stderr
+        assert result.stdout == "" and "Traceback" not in result.stderr
+        assert result.stderr.startswith(f"{name} [")
+    with _api(server) as c:
+        assert len(c.runs(jobnet="ok", limit=1000)) == before   # jobarg_exec started none
 
 
 def test_tokens_come_from_jaz_token_or_a_file(server, tmp_path: Path):

@@ -91,6 +91,14 @@ def test_the_layering_contract_holds() -> None:
     ("tui/format.py", "import jaz.server.config", "the faces"),
     ("server/config.py", "import jaz.tui.format", "the faces"),
     ("agent/daemon.py", "import jaz.server.config", "the faces"),
+    # the importers sit with the faces: below the command, above the engine, beside the rest
+    ("importers/crontab.py", "import jaz.cli.output", "layers:"),
+    ("engine/cron.py", "import jaz.importers", "layers:"),
+    ("importers/pgagent.py", "import jaz.server.config", "the faces"),
+    ("jobarg/cli.py", "import jaz.importers.crontab", "the faces"),
+    # and need no UI library: jobarg_* must start fast
+    ("importers/crontab.py", "import rich", "the importers and JAZ's scripts"),
+    ("jobarg/cli.py", "import typer", "the importers and JAZ's scripts"),
     # the network stays out of the engine
     ("engine/cron.py", "import ssl", "the engine imports"),
     # a cycle inside a package

@@ -41,19 +41,23 @@ def crontab(
         help="A crontab file (`crontab -l > my.crontab`), or - for standard input.",
         metavar="[FILE|-]")] = "-",
     one: Annotated[bool, typer.Option(
-        "--one", help="One jobnet for the whole crontab (its entries must share one "
-                      "schedule), instead of one jobnet per entry.")] = False,
+        "--one", help="One jobnet for the whole crontab, instead of one jobnet per "
+                      "entry.")] = False,
     system: Annotated[bool, typer.Option(
         "--system", help="A system crontab (/etc/crontab, /etc/cron.d/*): a user field "
                          "before each command.")] = False,
     prefix: Annotated[str | None, typer.Option(
         "--prefix", help="Start of the jobnet names (default: the file's name, or "
                          "'crontab' for standard input).")] = None,
+    mail: Annotated[bool, typer.Option(
+        "--mail/--no-mail", help="Mail the jobs' output as cron does (to MAILTO, else "
+                                 "the crontab's owner), or keep it in jaz's logs only.")
+                    ] = True,
     force: ForceOption = False,
     json_: JsonOption = False,
 ) -> None:
     """Each crontab entry becomes a jobnet with the same fire times (cron's rules),
-    its environment, SHELL, CRON_TZ and MAILTO (as a notify hook).
+    its environment, SHELL, CRON_TZ, and cron's mail of its output (MAILTO).
 
     Lines cron would refuse stop the import with nothing written (exit 2); what cannot be
     carried over (@reboot) is reported line by line on stderr."""
@@ -64,7 +68,7 @@ def crontab(
     name = prefix if prefix is not None else \
         ("crontab" if file == "-" else Path(file).name.removesuffix(".crontab"))
     options = Options(out=out, prefix=slug(name, fallback="crontab"), one=one,
-                      system=system, home=str(Path.home()))
+                      system=system, home=str(Path.home()), mail=mail)
     plan = plan_crontab(text, source, options)
     _write(plan, out, force, json_)
 
@@ -112,8 +116,7 @@ def _write(plan: Plan, out: Path, force: bool, json_: bool) -> None:
     summary = f"{jobnets} jobnet{'s' if jobnets != 1 else ''} in {out}"
     if plan.notes:
         summary += f"; {len(plan.notes)} note{'s' if len(plan.notes) != 1 else ''} above"
-    if "cron-mailto-notify.sh" in plan.files:
-        hook = (out / "cron-mailto-notify.sh").resolve()
-        summary += (f"\nMAILTO: add to the server's config:\n  [notify]\n  command = "
-                    f"\"{hook}\"\n  events = [\"job_failed\"]")
+    if "cron-mail.sh" in plan.files:
+        summary += (f"\nMAILTO: jobs mail their output through {(out / 'cron-mail.sh').resolve()}"
+                    " (their shell; keep it there) with $SENDMAIL or /usr/sbin/sendmail")
     sys.stdout.write(summary + "\n")

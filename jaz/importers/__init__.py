@@ -1,8 +1,8 @@
 """Importers: crontabs and pgAgent jobs become jobnet files (`jaz import ...`).
 
 Each importer turns its source into a `Plan`: the files to write (jobnets, the
-calendars their schedules need, a notify hook) and the notes that say, line by line,
-what could not be carried over. A fatal problem (a crontab line cron itself would
+calendars their schedules need, the script cron's mail goes through) and the notes that
+say, line by line, what could not be carried over. A fatal problem (a crontab line cron itself would
 refuse, a database without pgAgent's schema) raises before anything is written;
 `write_plan` validates every jobnet with the engine's own loader in a scratch folder
 first and moves the files into place only when all of them load.

@@ -10,7 +10,10 @@ Cron's own rules are followed, not croniter's where they differ:
   cron's DOM_STAR/DOW_STAR). jaz's cron reads `*/2` as a restriction and would take
   either, so such an entry gets a weekday calendar and `*` in its day-of-week field;
 - `%` ends the command; what follows is the command's standard input, each further `%`
-  a newline; `\\%` is a literal `%`.
+  a newline; `\\%` is a literal `%`;
+- cron mails a job's output, when there is any, to MAILTO (to the crontab's owner with
+  no MAILTO; to nobody with MAILTO=""): such jobs get cron-mail.sh as their `shell`, which
+  runs the command with $SHELL -c as cron does and mails what it wrote.
 A line cron would refuse makes the whole import fail (crontab(1) refuses such a file
 too); what jaz cannot carry (`@reboot`) is left out and reported.
 """
@@ -25,6 +28,8 @@ from pathlib import Path
 
 from jaz.errors import JobnetInvalid, Problem
 from jaz.importers import Plan, basic, multiline, slug, toml_key, unique
+from jaz.importers.cronmail import MAIL_SCRIPT, MAIL_WRAPPER
+from jaz.importers.cronone import TIME_JOB, refusals, time_job, when
 
 MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
           "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
@@ -149,9 +154,10 @@ def _note_env(plan: Plan, where: str, name: str, value: str) -> None:
         plan.note(where, "TZ is carried into the jobs' environment only; as in cronie, the "
                          "schedule's zone comes from CRON_TZ (else the server's zone)")
     if name == "MAILTO" and value:
-        plan.note(where, f"MAILTO={value}: jaz mails through a [notify] hook when a job "
-                         "fails, not on every output as cron does; the hook is "
-                         "cron-mailto-notify.sh in the output folder (see the summary)")
+        plan.note(where, f"MAILTO={value}: the jobs below mail their output as cron does "
+                         "(stdout and stderr together, when there is any) through "
+                         f"{MAIL_WRAPPER} and sendmail; their jaz logs get it as one "
+                         "stream, on stdout")
 
 
 def _shown(text: str) -> str:
@@ -319,6 +325,7 @@ class Options:
     one: bool = False
     system: bool = False
     home: str | None = None   # cron's working directory when HOME is not set
+    mail: bool = True         # mail the jobs' output as cron does (MAILTO)
 
 
 def plan_crontab(text: str, source: str, options: Options) -> Plan:
@@ -334,6 +341,14 @@ def plan_crontab(text: str, source: str, options: Options) -> Plan:
     if options.one:
         _one(entries, source)
         named.append((options.prefix, entries))
+        if len({_key(e) for e in entries}) > 1:
+            plan.note(f"{source}:{entries[0].line}", "--one: the entries fire at different "
+                      "times; the jobnet has a schedule for each, and each job an `if` that "
+                      f"runs it only at its own entry's times (from the job {TIME_JOB}). "
+                      "Where that differs from cron: a run started by hand runs only the "
+                      "entries due in that minute; on a daylight-saving day a time that "
+                      "does not exist fires at the end of the gap, where its entry's `if` "
+                      "no longer holds, so that entry does not run that day")
     else:
         taken: set[str] = set()
         for e in entries:
@@ -342,12 +357,28 @@ def plan_crontab(text: str, source: str, options: Options) -> Plan:
     for name, group in named:
         plan.add(f"{name}.toml", _jobnet(name, group, source, options, plan),
                  f"{source}:{group[0].line}")
-    mailto = {name: group[0].env["MAILTO"] for name, group in named
-              if group[0].env.get("MAILTO")}
-    if mailto:
-        plan.add("cron-mailto-notify.sh", _mail_hook(mailto), source, executable=True)
+    mailing = [e for e in entries if _mails(e, options)]
+    if mailing:
+        plan.add(MAIL_WRAPPER, MAIL_SCRIPT, source, executable=True)
+    owner = next((e for e in mailing if "MAILTO" not in e.env), None)
+    if owner is not None:
+        plan.note(f"{source}:{owner.line}", "no MAILTO: cron mails a job's output to the "
+                  "crontab's owner, and so do this and the later entries without MAILTO "
+                  f"(to the user the job runs as, through {MAIL_WRAPPER}); set MAILTO=\"\" "
+                  "in the crontab, or import with --no-mail, to keep the output in jaz's "
+                  "logs only")
+    if not options.mail and any(e.env.get("MAILTO") != "" for e in entries):
+        first = next(e for e in entries if e.env.get("MAILTO") != "")
+        plan.note(f"{source}:{first.line}", "--no-mail: cron would mail the jobs' output "
+                  "(MAILTO, or the crontab's owner); the jobs keep it in jaz's logs only")
     plan.notes.sort(key=lambda n: int(n.where.rpartition(":")[2] or 0))
     return plan
+
+
+
+def _mails(e: Entry, options: Options) -> bool:
+    """Whether cron would mail this entry's output: unless MAILTO="" (or --no-mail)."""
+    return options.mail and e.env.get("MAILTO") != ""
 
 
 def _check_entry(plan: Plan, source: str, e: Entry) -> None:
@@ -387,8 +418,8 @@ def _calendar(plan: Plan, weekdays: tuple[int, ...]) -> str:
     return f"calendars/{name}.toml"
 
 
-def _schedule(e: Entry, plan: Plan) -> list[str]:
-    lines = ["[schedule]", f"cron = {basic(e.cron)}"]
+def _schedule(e: Entry, plan: Plan, *, table: str = "[schedule]") -> list[str]:
+    lines = [table, f"cron = {basic(e.cron)}"]
     if _zone(e):
         lines.append(f"timezone = {basic(_zone(e) or '')}   # CRON_TZ")
     if e.calendar_weekdays is not None:
@@ -405,15 +436,21 @@ def _job(job: str, e: Entry, options: Options, *, header: bool, single: bool) ->
     if e.comment and not single:
         lines.append(f"description = {basic(e.comment)}")
     lines.append(f"run = {multiline(script(e))}")
-    if "SHELL" in e.env:
-        lines.append(f"shell = {basic(e.env['SHELL'])}")
-    home = e.env.get("HOME") or _home(e.user, options)
+    env = dict(e.env)
+    if _mails(e, options):
+        # runs `run` with $SHELL -c as cron does, and mails its output (MAILTO)
+        wrapper = (options.out.resolve() / MAIL_WRAPPER).as_posix()
+        lines.append(f"shell = {basic(wrapper)}   # cron's mail, then $SHELL -c")
+        env.setdefault("SHELL", "/bin/sh")   # cron's default, and what the wrapper runs
+    elif "SHELL" in env:
+        lines.append(f"shell = {basic(env['SHELL'])}")
+    home = env.get("HOME") or _home(e.user, options)
     if home:
         lines.append(f"cwd = {basic(home)}   # cron runs jobs in the home folder")
     if e.user:
         lines.append(f"user = {basic(e.user)}")
-    if e.env:
-        items = ", ".join(f"{toml_key(k)} = {basic(v)}" for k, v in e.env.items())
+    if env:
+        items = ", ".join(f"{toml_key(k)} = {basic(v)}" for k, v in env.items())
         lines.append(f"env = {{ {items} }}")
     return lines
 
@@ -441,69 +478,40 @@ def _jobnet(name: str, entries: list[Entry], source: str, options: Options,
              f"name = {basic(name)}"]
     if len(entries) == 1 and first.comment:
         lines.append(f"description = {basic(first.comment)}")
-    lines += ["", *_schedule(first, plan), ""]
-    taken: set[str] = set()
+    distinct = list({_key(e): e for e in entries}.values())
+    if len(distinct) == 1:
+        lines += ["", *_schedule(first, plan), ""]
+    else:   # --one over different times: each job runs at its own entry's times
+        lines += ["# each [[schedule]] starts the whole jobnet; each job's `if` lets it run",
+                  "# only at its own entry's times (the time the run was scheduled for)"]
+        for e in distinct:
+            lines += ["", *_schedule(e, plan, table="[[schedule]]")]
+        lines += ["", *time_job(), ""]
+    taken: set[str] = {TIME_JOB} if len(distinct) > 1 else set()
     for e in entries:
         job = unique(slug(name_word(e.command), job=True, fallback=f"line{e.line}"),
                      taken, sep="_")
-        lines += _job(job, e, options, header=True, single=len(entries) == 1)
+        body = _job(job, e, options, header=True, single=len(entries) == 1)
+        if len(distinct) > 1:
+            at = body.index(f"[jobs.{job}]") + 1
+            body[at:at] = [f"needs = [{basic(TIME_JOB)}]", f"if = {basic(when(e))}"]
+        lines += body
         lines.append("")
     return "\n".join(lines)
 
 
+def _key(e: Entry) -> tuple[object, ...]:
+    """What makes two entries' schedules the same."""
+    return (e.cron, _zone(e), e.calendar_weekdays)
+
+
 def _one(entries: list[Entry], source: str) -> None:
-    """--one: every entry in one jobnet, which can have only one schedule (and one
-    MAILTO for its notify hook)."""
-    first = entries[0]
-
-    def key(e: Entry) -> tuple[object, ...]:
-        return (e.cron, _zone(e), e.calendar_weekdays)
-
-    problems = [Problem(
-        file=source, line=e.line,
-        message=f"--one puts every entry in one jobnet, which has one schedule, but this "
-                f"entry's ({basic(e.cron)}" + (f" in {_zone(e)}" if _zone(e) else "")
-                + f") differs from line {first.line}'s ({basic(first.cron)}"
-                + (f" in {_zone(first)}" if _zone(first) else "")
-                + "): drop --one to get one jobnet per entry")
-        for e in entries if key(e) != key(first)]
-    problems += [Problem(
-        file=source, line=e.line,
-        message=f"--one: this entry's MAILTO ({basic(e.env.get('MAILTO', ''))}) differs from "
-                f"line {first.line}'s ({basic(first.env.get('MAILTO', ''))}); one jobnet has "
-                "one notify address: drop --one") for e in entries
-        if key(e) == key(first) and e.env.get("MAILTO") != first.env.get("MAILTO")]
-    if problems:
-        raise CrontabError(problems)
-
-
-def _mail_hook(table: dict[str, str]) -> str:
-    cases = "\n".join(f"  {name}) to={_sh(addr)} ;;" for name, addr in sorted(table.items()))
-    return f"""#!/bin/sh
-# Written by `jaz import crontab`: cron's MAILTO as a jaz [notify] command. In the
-# server's config:
-#   [notify]
-#   command = "/path/to/cron-mailto-notify.sh"
-#   events = ["job_failed"]
-# cron mailed every output; jaz tells when a job or run fails, with its message.
-case "$JAZ_JOBNET" in
-{cases}
-  *) exit 0 ;;
-esac
-IFS=,
-set -- $to
-unset IFS
-{{
-  printf 'To: %s\\n' "$to"
-  printf 'Subject: jaz: %s %s %s\\n\\n' "$JAZ_JOBNET" "$JAZ_JOB" "$JAZ_STATUS"
-  printf 'event:  %s\\nrun:    %s\\ntime:   %s\\n\\n%s\\n' "$JAZ_EVENT" "$JAZ_RUN_ID" \\
-    "$JAZ_TIME" "$JAZ_MESSAGE"
-}} | "${{SENDMAIL:-/usr/sbin/sendmail}}" -i -- "$@"
-"""
-
-
-def _sh(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"
+    """--one: every entry in one jobnet; entries that fire at different times are told
+    apart by the fire's time (cronone.py), which needs them in the server's zone."""
+    if len({_key(e) for e in entries}) > 1:
+        problems = refusals(entries, source)
+        if problems:
+            raise CrontabError(problems)
 
 
 def read_source(path: str) -> tuple[str, str]:

@@ -11,6 +11,8 @@ jaz says the same with cron expressions (one per group of hours that share their
 minutes) and, where needed, calendars: one with the weekdays and the closed dates
 (before the start, after the end, the date exceptions), and date-list calendars for the
 days whose times differ (the start day, the end day, a day with a date+time exception).
+The start is pgAgent's first fire, found as pga_next_schedule finds it (pgnext.py): its
+search does not always take the first ticked minute after `jscstart`.
 """
 
 from __future__ import annotations
@@ -102,6 +104,23 @@ def translate(s: PgSchedule, zone: tzinfo, now: datetime, calendar_prefix: str
     if end is not None and end < now:
         out.notes.append(f"ended on {end.isoformat(' ', 'minutes')}: nothing left to schedule")
         return out
+    if start > now:   # pgAgent's first fire, found as pga_next_schedule finds it
+        from jaz.importers.pgnext import PgAgentFails, first_fire
+
+        try:
+            first = first_fire(
+                start=start.replace(tzinfo=None),
+                end=end.replace(tzinfo=None) if end is not None else None,
+                minutes=s.minutes, hours=s.hours, weekdays=s.weekdays,
+                monthdays=s.monthdays, months=s.months, exceptions=s.exceptions)
+        except PgAgentFails as e:
+            out.notes.append(f"{e}: not carried over")
+            return out
+        if first is None:
+            out.notes.append("never fires: its first time would be after its end")
+            return out
+        # after its first fire pgAgent finds the plain next ticked minute each time
+        start = first.replace(tzinfo=zone)
 
     if not any((*s.minutes, *s.hours, *s.weekdays, *s.monthdays, *s.months)):
         out.notes.append("nothing is ticked: jaz fires every minute, where pgAgent's "

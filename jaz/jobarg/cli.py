@@ -6,11 +6,16 @@ JAZ's flags and exit codes, mapped onto the jaz server's HTTP API (jaz.client).
 - `-U USER -P PASSWORD`: jaz has no passwords. `-P` is the bearer token of the
   `[users.USER]` entry of the server's config (SPEC §4); `-P -` (or an empty `-P ""`)
   takes the token from `$JAZ_TOKEN`, and `-P @FILE` reads it from FILE, so that it does
-  not show in `ps`. The server knows the user by the token; `-U` is kept for JAZ's
-  command lines and shown in messages.
+  not show in `ps`. The server knows the user by the token; `-U` must name that user
+  (a mismatch fails with 255 before anything is done, as JAZ's login would).
 - A registry number is a jaz run id.
 - Exit codes as JAZ's: 0 on success, 255 on any failure (JAZ's FAIL, -1); `jobarg_get`
   exits with the run's state (STATES below).
+- Output as JAZ's (its sources: src/jobarg_exec, src/jobarg_get, src/jobarg_joblogput,
+  src/jobarg_server/jatrapper/jatrapjoblogput.c and src/libs/zbxlog/log.c): messages,
+  the registry number included, go to stderr as `PROG [PID]: ...` (`PROG [PID]: Error:
+  ...` for a failure); jobarg_get's fields go to stderr, its `-e` lines and
+  jobarg_joblogput's CSV to stdout.
 
 Only the standard library is imported until the server is asked (httpx, lazily).
 """
@@ -48,10 +53,19 @@ class Failed(Exception):
     """A failure: its message goes to stderr and the command exits 255."""
 
 
+def say(prog: str, message: str, *, error: bool = False) -> None:
+    """A message as JAZ's commands write them: Zabbix's logger with no log file, which
+    writes `PROG [PID]: ` and, for an error, `Error: ` before the message, on stderr
+    (zabbix_log -> zbx_error in JAZ's src/libs/zbxlog/log.c). Success lines too: JAZ's
+    jobarg_exec logs its `Registry number :  [N]` at the INFORMATION level there."""
+    sys.stderr.write(f"{prog} [{os.getpid()}]: {'Error: ' if error else ''}{message}\n")
+    sys.stderr.flush()
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:   # JAZ: usage and FAIL, never argparse's 2
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: {message}", file=sys.stderr)
+        self.print_usage(sys.stdout)   # JAZ's usage() is a printf
+        say(self.prog, message, error=True)
         raise SystemExit(FAIL)
 
 
@@ -102,11 +116,28 @@ def _token(user: str, value: str) -> str:
 
 
 def _client(args: argparse.Namespace) -> Client:
+    """A client of the server, its token checked to be `-U`'s: JAZ logs in as -U with
+    -P, so a script that names one user and holds another's token is refused (255)
+    before anything is done, rather than acting as whoever the token belongs to."""
     from jaz.client import Client
 
     if not 1 <= args.port <= 65535:
         raise Failed(f"Incorrect port number [{args.port}]. Allowed [1:65535]")
-    return Client(_url(args.server, args.port), _token(args.user, args.password))
+    client = Client(_url(args.server, args.port), _token(args.user, args.password))
+    try:
+        _check_user(client, args.user)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _check_user(client: Client, user: str) -> None:
+    who = client.whoami()
+    if who.get("user") != user:
+        raise Failed(f"-U {user}: the token given with -P belongs to user "
+                     f"{who.get('user')!r}, not {user!r}; give -U {who.get('user')} with it, "
+                     f"or the token of [users.{user}] in the server's config")
 
 
 def _run(prog: str, body: Callable[[], int]) -> int:
@@ -116,12 +147,12 @@ def _run(prog: str, body: Callable[[], int]) -> int:
     try:
         return body()
     except Failed as e:
-        print(f"{prog}: {e}", file=sys.stderr)
+        say(prog, str(e), error=True)
     except JazError as e:
         hint = f" ({e.hint})" if getattr(e, "hint", None) else ""
-        print(f"{prog}: {e.message}{hint}", file=sys.stderr)
+        say(prog, f"{e.message}{hint}", error=True)
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        say(prog, "interrupted", error=True)
     return FAIL
 
 
@@ -179,7 +210,8 @@ def exec_main(argv: Sequence[str] | None = None) -> int:
                 _deter(client, args.jobnet, args.at)
             view = client.start(args.jobnet, params=params,
                                 at=args.at.isoformat() if args.at else None)
-        print(f"Registry number :  [{view['run_id']}]")
+        # JAZ's server answers this text and jobarg_exec logs it, on stderr
+        say("jobarg_exec", f"Registry number :  [{view['run_id']}]")
         return 0
 
     return _run("jobarg_exec", body)

@@ -139,6 +139,11 @@ def create_app(core: Core, tokens: Tokens) -> FastAPI:
     def metrics() -> str:
         return _metrics(core)
 
+    @app.get("/api/v1/whoami")
+    async def whoami(who: Principal = viewer) -> dict[str, str]:
+        """The user and role the token belongs to (jobarg_* check `-U` against it)."""
+        return {"user": who.user, "role": who.role}
+
     # ------------------------------------------------------------ jobnets
 
     @app.get("/api/v1/jobnets")
