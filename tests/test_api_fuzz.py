@@ -40,6 +40,7 @@ def schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     core.close()
 
 
+@pytest.mark.timeout(300)   # ~8 s on a quiet machine, every operation of the API in turn
 def test_the_api_never_answers_5xx(schema: Any) -> None:
     operations = [result.ok() for result in schema.get_all_operations()]
     operations = [op for op in operations if op.path not in SKIP]
