@@ -218,7 +218,13 @@ class Agent:
     def _file_op(self, req: dict[str, Any]) -> dict[str, Any]:
         work, op = self.config.work_dir, req["op"]
         if op == "files":
-            return files.listing(work, req["path"])
+            return files.listing(work, req["path"], req["recursive"])
+        if op == "fmkdir":
+            return files.make_dirs(work, req["path"])
+        if op == "frename":
+            return files.rename(work, req["path"], req["to"])
+        if op == "fdiscard":
+            return files.discard(work, req["path"])
         if op == "fstat":
             return files.stat(work, req["path"])
         if op == "fread":
