@@ -237,7 +237,10 @@ class Agent:
         return files.checksum(work, req["path"])
 
     def purge_loop(self) -> None:
-        while not self.closing.wait(PURGE_EVERY):
+        # every 10 minutes, or every quarter of keep_days when that is shorter (a
+        # keep_days of minutes, for tests and soaks, is kept to within a quarter)
+        every = max(1.0, min(PURGE_EVERY, self.config.keep_days * 86400 / 4))
+        while not self.closing.wait(every):
             try:
                 n = self.jobs.purge(time.time())
                 if n:
