@@ -6,8 +6,9 @@
 - through `jaz server`: SERVER_RUNS one-job runs (`host = "a1"`, `true`) started with
   POST /api/v1/runs from 4 client threads, wall time from the first POST until none is
   running; per-job latency as the server recorded it (the job's start to its recorded
-  end) and per-run latency (created to ended); beside its floor in the same run, the
-  same jobs sent by a bare agent client (the round trips above).
+  end) and per-run latency (created to ended), and 50 runs one at a time (nothing
+  queued: the latency of one job through the server); beside its floor in the same
+  run, the same jobs sent by a bare agent client (the round trips above).
 - idle: the agent's resident size and CPU while idle.
 - soak (`--minutes M`, default 1; 0 skips it): 1,000 `true` jobs a minute through an
   agent whose keep_days is a few minutes (a quarter of the run, at most 5), its RSS,
@@ -76,6 +77,11 @@ def through_server(tmp: Path, agent: AgentProcess) -> dict[str, Any]:
         warm = server.call("POST", "/api/v1/runs", {"jobnet": "remote"})["run_id"]
         wait_until(lambda: server.call("GET", f"/api/v1/runs/{warm}")["status"] == "succeeded",
                    "the first run")
+        for _ in range(50):   # one at a time: the latency of one job, nothing queued
+            one = server.call("POST", "/api/v1/runs", {"jobnet": "remote"})["run_id"]
+            while server.call("GET", f"/api/v1/runs/{one}")["status"] != "succeeded":
+                time.sleep(0.002)
+        alone = one
         threads = 4
 
         def client(k: int) -> None:
@@ -95,19 +101,23 @@ def through_server(tmp: Path, agent: AgentProcess) -> dict[str, Any]:
         server.stop()
     with sqlite3.connect(server.home / "jaz.db") as db:
         jobs = db.execute("SELECT started_at, ended_at FROM jobs WHERE run_id > ?",
-                          (warm,)).fetchall()
+                          (alone,)).fetchall()
         runs = db.execute("SELECT created_at, ended_at, status FROM runs WHERE id > ?",
-                          (warm,)).fetchall()
+                          (alone,)).fetchall()
+        singles = db.execute("SELECT created_at, ended_at FROM runs WHERE id > ? AND "
+                             "id <= ?", (warm, alone)).fetchall()
 
     def span(a: str, b: str) -> float:
         return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
 
     job_times = [span(a, b) for a, b in jobs if a and b]
     run_times = [span(a, b) for a, b, _ in runs if a and b]
+    single = [span(a, b) for a, b in singles if a and b]
     return {"rate": SERVER_RUNS / wall, "wall": wall,
             "succeeded": sum(1 for *_, s in runs if s == "succeeded"),
             "job_p50": statistics.median(job_times), "job_p99": pct(job_times, 0.99),
-            "run_p50": statistics.median(run_times), "run_p99": pct(run_times, 0.99)}
+            "run_p50": statistics.median(run_times), "run_p99": pct(run_times, 0.99),
+            "alone_p50": statistics.median(single), "alone_p99": pct(single, 0.99)}
 
 
 def idle(agent: AgentProcess) -> tuple[float, float]:
@@ -239,8 +249,11 @@ def main() -> None:
           f"(target >= 300: {verdict(served['rate'] >= 300)}; {served['succeeded']} "
           f"succeeded), job p50 {ms(served['job_p50'])}, p99 {ms(served['job_p99'])}; "
           f"run created to ended p50 {ms(served['run_p50'])}, p99 {ms(served['run_p99'])}")
+    print(f"  one at a time through jaz server: run created to ended p50 "
+          f"{ms(served['alone_p50'])}, p99 {ms(served['alone_p99'])}")
     print(f"  floor (the same jobs by a bare agent client, above): {trips['rate']:.0f} "
-          f"jobs/s, p50 {ms(trips['p50'])}")
+          f"jobs/s, p50 {ms(trips['p50'])}; one at a time p50 "
+          f"{ms(statistics.median(alone))}")
     print(f"idle agent: {resident / 2**20:.1f} MiB resident (target < 40: "
           f"{verdict(resident < 40 * 2**20)}), {cpu:.2f} % CPU (target < 0.2: "
           f"{verdict(cpu < 0.2)})")
