@@ -60,8 +60,9 @@ def trust(
 ) -> None:
     """Connect to the agent of host NAME, show its certificate's fingerprint and, once
     confirmed, pin it in the hosts file. Compare it with `jaz agent fingerprint` on the
-    agent's machine. A restarted server uses it. For an SSH host: show its host key's
-    fingerprint and, once confirmed, add the key to $JAZ_HOME/known_hosts."""
+    agent's machine. A running server takes it within a minute (at once on SIGHUP).
+    For an SSH host: show its host key's fingerprint and, once confirmed, add the key
+    to $JAZ_HOME/known_hosts."""
     from jaz.cli.output import say
     from jaz.errors import NotFound, Refused, UsageError
     from jaz.hosts.client import probe
