@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/server_bench.py
 	$(BIN)/python bench/tui_bench.py
 	$(BIN)/python bench/ssh_bench.py
+	$(BIN)/python bench/agent_bench.py
 	$(BIN)/python bench/jazagent_bench.py
 
 completions: $(STAMP)

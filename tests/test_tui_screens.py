@@ -227,6 +227,53 @@ def test_hosts_lists_configured_hosts_and_running_jobs(server: Server) -> None:
     asyncio.run(scenario())
 
 
+def test_hosts_show_kind_state_version_and_last_error_of_every_kind(tmp_path: Any) -> None:
+    """A real agent (online, its version), a trusted agent that is down and a JAZ agent
+    that is down (offline, the error why), an SSH host not trusted yet (the note)."""
+    from agent_support import Agent
+    from support import free_port
+
+    from jaz import __version__
+
+    up = Agent(tmp_path / "up").start()
+    down = Agent(tmp_path / "down")      # initialised, never started: its port is closed
+    hosts = (f'jaz_listen = "127.0.0.1:{free_port()}"\n'
+             + up.hosts_entry("app1") + down.hosts_entry("app2")
+             + f'[hosts.legacy]\njaz_agent = "127.0.0.1:{free_port()}"\ncheck_every = "1s"\n'
+             '[hosts.web]\nssh = "ops@127.0.0.1"\n')
+    try:
+        with tui_server(tmp_path, {"sleepy": JOBNETS["sleepy"]}, hosts) as server:
+            async def scenario() -> None:
+                async with tui(server, (200, 30), mode="hosts") as (app, pilot):
+                    table = app.screen.query_one("#hosts", DataTable)
+                    await until(pilot, lambda: keys(table) == ["local", "app1", "app2",
+                                                                "legacy", "web"], "hosts")
+
+                    def shown() -> bool:
+                        app.screen.load()     # as `r` does: fetch again now
+                        return (cell(table, "app1", "online") == "● online"
+                                and cell(table, "app2", "online") == "○ offline"
+                                and cell(table, "legacy", "online") == "○ offline"
+                                and cell(table, "web", "error") != "")
+                    await until(pilot, shown, "every host probed", within=30)
+                    assert cell(table, "app1", "kind") == "agent"
+                    assert cell(table, "app1", "version") == __version__
+                    assert cell(table, "app1", "seen") != "-"
+                    assert cell(table, "app1", "error") == ""
+                    assert cell(table, "app2", "version") == "-"
+                    assert "app2" in cell(table, "app2", "error") or \
+                        "refused" in cell(table, "app2", "error").lower()
+                    assert cell(table, "legacy", "kind") == "jaz-agent (plaintext)"
+                    assert cell(table, "legacy", "error") != ""
+                    assert cell(table, "web", "kind") == "ssh"
+                    assert "jaz hosts trust web" in cell(table, "web", "error")
+                    assert cell(table, "web", "online") == "? unknown"
+
+            asyncio.run(scenario())
+    finally:
+        up.stop()
+
+
 # ------------------------------------------------------------------ calendars
 
 

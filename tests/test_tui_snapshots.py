@@ -291,7 +291,18 @@ def test_jobnets_of_an_empty_server(empty: Served, size: str, snap_compare: Any,
 @pytest.mark.parametrize("size", SIZES)
 def test_hosts(full: Served, size: str, snap_compare: Any,
                clients: list[Client]) -> None:
-    app, before = shot(full, "hosts", lambda a: rows(a, 3), clients=clients)
+    def probed(app: JazApp) -> bool:   # the SSH host's heartbeat has looked at it
+        from jaz.tui.screens.hosts import HostsScreen
+
+        screen = app.screen
+        if not (isinstance(screen, HostsScreen) and "web" in screen.hosts):
+            return False
+        if not (screen.hosts["web"].get("error") and screen.hosts["db1"].get("error")):
+            screen.load()
+            return False
+        return rows(app, 3)
+
+    app, before = shot(full, "hosts", probed, clients=clients)
     assert snap_compare(app, terminal_size=SIZES[size], run_before=before)
 
 

@@ -218,7 +218,13 @@ class Agent:
     def _file_op(self, req: dict[str, Any]) -> dict[str, Any]:
         work, op = self.config.work_dir, req["op"]
         if op == "files":
-            return files.listing(work, req["path"])
+            return files.listing(work, req["path"], req["recursive"])
+        if op == "fmkdir":
+            return files.make_dirs(work, req["path"])
+        if op == "frename":
+            return files.rename(work, req["path"], req["to"])
+        if op == "fdiscard":
+            return files.discard(work, req["path"])
         if op == "fstat":
             return files.stat(work, req["path"])
         if op == "fread":
@@ -231,7 +237,10 @@ class Agent:
         return files.checksum(work, req["path"])
 
     def purge_loop(self) -> None:
-        while not self.closing.wait(PURGE_EVERY):
+        # every 10 minutes, or every quarter of keep_days when that is shorter (a
+        # keep_days of minutes, for tests and soaks, is kept to within a quarter)
+        every = max(1.0, min(PURGE_EVERY, self.config.keep_days * 86400 / 4))
+        while not self.closing.wait(every):
             try:
                 n = self.jobs.purge(time.time())
                 if n:

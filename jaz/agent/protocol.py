@@ -15,12 +15,15 @@ agent serves several servers and each sees only its own jobs):
 | ack | ids | acked: how many |
 | stop | id | job |
 | read | id, stream, offset, limit | data (base64), next, size, ended |
-| files | path (a glob) | files: [{path, size}], dirs (for `transfer`) |
+| files | path (a glob), recursive | files: [{path, size}], dirs; with `recursive`, trees |
 | fstat | path | exists, dir |
 | fread | path, offset, limit | data (base64), size, next |
 | fwrite | path, part, offset, data | next (into a part file beside path) |
 | fcommit | path, part, size, sha256, overwrite | the part renamed to path if both match |
 | fsum | path | sha256, size |
+| fmkdir | path | the folder made (with its parents) |
+| frename | path, to | a staged folder (`.NAME.jaz-part-ID`) renamed to `to`, which must not exist |
+| fdiscard | path | a staged folder removed |
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ import re
 from typing import Any
 
 OPS = {"hello", "submit", "submit_many", "get", "list", "wait", "ack", "stop", "read",
-       "files", "fstat", "fread", "fwrite", "fcommit", "fsum"}
-FILE_OPS = {"files", "fstat", "fread", "fwrite", "fcommit", "fsum"}
+       "files", "fstat", "fread", "fwrite", "fcommit", "fsum", "fmkdir", "frename",
+       "fdiscard"}
+FILE_OPS = {"files", "fstat", "fread", "fwrite", "fcommit", "fsum", "fmkdir", "frename",
+            "fdiscard"}
 _PART = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HEX = re.compile(r"[0-9a-f]{64}")
 MAX_BATCH = 1000
@@ -88,6 +93,13 @@ def check(message: dict[str, Any]) -> dict[str, Any]:
             out["part"] = part
         if op == "fwrite":
             out["data"] = _want(message, "data", str, "base64 data (a string)")
+        if op == "files":
+            out["recursive"] = bool(message.get("recursive") is True)
+        if op == "frename":
+            to = _want(message, "to", str, "a path (a string)")
+            if not to or "\0" in to:
+                raise BadRequest("'to' must be a non-empty path without NUL")
+            out["to"] = to
         if op == "fcommit":
             size = _want(message, "size", int, "a size in bytes")
             digest = _want(message, "sha256", str, "a SHA-256 (64 hex digits)")

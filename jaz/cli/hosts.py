@@ -34,33 +34,19 @@ def hosts(ctx: typer.Context, json_: JsonOption = False, server: ServerOption = 
 
     from jaz.cli.output import print_json, print_table, when
     from jaz.cli.remote import connect
+    from jaz.hosts import view
 
     with connect(server, token) as client:
         listed = client.hosts()
     if json_:
         print_json(listed)
         return
-    rows = []
-    for h in listed:
-        state = {True: "online", False: "OFFLINE", None: "?"}[h.get("online")]
-        seen = h.get("last_seen")
-        seen_text = when(datetime.fromisoformat(seen)) if seen else "-"
-        kind = str(h.get("kind", ""))
-        if kind == "jaz-agent":   # JAZ's protocol: no TLS, no token (docs/migration.md)
-            kind = "jaz-agent (plaintext)"
-        rows.append([str(h["name"]), kind, str(h.get("address") or "-"),
-                     state, seen_text, str(h.get("version") or "-"),
-                     str(len(h.get("running") or [])), _note(h)])
+    rows = [[str(h["name"]), view.kind_label(h), str(h.get("address") or "-"),
+             view.state(h), when(datetime.fromisoformat(h["last_seen"])) if h.get("last_seen")
+             else "-", str(h.get("version") or "-"), str(len(h.get("running") or [])),
+             view.note(h) or str(h.get("description") or "")] for h in listed]
     print_table(["host", "kind", "address", "state", "last seen", "version", "running",
                  "note"], rows, wrap=["note"])
-
-
-def _note(h: dict[str, Any]) -> str:
-    if h.get("error"):
-        return str(h["error"])
-    if h.get("kind") == "agent" and not h.get("fingerprint"):
-        return f"not trusted yet: jaz hosts trust {h['name']}"
-    return str(h.get("description") or "")
 
 
 def trust(
@@ -74,8 +60,9 @@ def trust(
 ) -> None:
     """Connect to the agent of host NAME, show its certificate's fingerprint and, once
     confirmed, pin it in the hosts file. Compare it with `jaz agent fingerprint` on the
-    agent's machine. A restarted server uses it. For an SSH host: show its host key's
-    fingerprint and, once confirmed, add the key to $JAZ_HOME/known_hosts."""
+    agent's machine. A running server takes it within a minute (at once on SIGHUP).
+    For an SSH host: show its host key's fingerprint and, once confirmed, add the key
+    to $JAZ_HOME/known_hosts."""
     from jaz.cli.output import say
     from jaz.errors import NotFound, Refused, UsageError
     from jaz.hosts.client import probe

@@ -126,6 +126,11 @@ class Link:
         self.ctl.close()
         self.poll.close()
 
+    def idle(self) -> bool:
+        """Nothing in flight, no stop or acknowledgement left to send."""
+        with self._lock:
+            return not (self._jobs or self._stops or self._acks)
+
     def status(self) -> dict[str, Any]:
         with self._lock:
             jobs = len(self._jobs)
@@ -430,6 +435,9 @@ class AgentHosts(Executor):
         self._ssh: Any = None   # jaz.hosts.sshexec.SshHosts, made with the first SSH job
         self._jaz: JazAgents | None = None   # JAZ agent hosts (jazagent.py), made on first use
         self._jaz_heartbeat = False
+        self._retired: list[Link] = []   # of hosts changed or removed by a reload
+        self._retirer: threading.Thread | None = None
+        self._closing = threading.Event()
 
     def ssh(self) -> Any:
         """The SSH hosts' connections (paramiko is imported only now)."""
@@ -466,9 +474,53 @@ class AgentHosts(Executor):
             self._jaz_heartbeat = True
             self.jaz().connect_all()
 
-    def close(self) -> None:
+    def reload(self, hosts: dict[str, Host]) -> tuple[list[str], list[str], list[str]]:
+        """Use `hosts` from now on (a reloaded hosts file): the names added, changed and
+        removed. A job in flight keeps its link, with the host as it was defined when
+        the job started, until it has ended and been acknowledged; new jobs use the new
+        definition. The SSH and JAZ agent executors get the new hosts too: those added
+        are connected now (what they keep of changed ones: docs/agent.md)."""
         with self._lock:
-            links = list(self._links.values())
+            old = dict(self.hosts)
+            added = sorted(set(hosts) - set(old))
+            removed = sorted(set(old) - set(hosts))
+            changed = sorted(n for n in set(hosts) & set(old) if hosts[n] != old[n])
+            for name in removed + changed:
+                link = self._links.pop(name, None)
+                if link is not None:
+                    self._retired.append(link)
+            self.hosts = dict(hosts)   # a new dict: readers never see one half changed
+            if self._ssh is not None:
+                self._ssh.hosts = self.hosts
+            if self._jaz is not None:
+                self._jaz.hosts = {n: h for n, h in hosts.items() if h.jaz_agent}
+            retiring = bool(self._retired) and self._retirer is None
+            if retiring:
+                self._retirer = threading.Thread(target=self._retire, daemon=True,
+                                                 name="hosts-retire")
+        if retiring:
+            assert self._retirer is not None
+            self._retirer.start()
+        self.connect_all()
+        return added, changed, removed
+
+    def _retire(self) -> None:
+        """Close the links of hosts changed or removed once nothing is in flight on them."""
+        while True:
+            with self._lock:
+                done = [link for link in self._retired if link.idle()]
+                self._retired = [link for link in self._retired if link not in done]
+                if not self._retired:
+                    self._retirer = None
+            for link in done:
+                link.close()
+            if not self._retired or self._closing.wait(1.0):
+                return
+
+    def close(self) -> None:
+        self._closing.set()
+        with self._lock:
+            links = list(self._links.values()) + self._retired
             ssh = self._ssh
             jaz = self._jaz
         for link in links:

@@ -10,8 +10,12 @@ import base64
 import glob
 import hashlib
 import os
-from pathlib import Path
+import re
+import shutil
+from pathlib import Path, PurePosixPath
 from typing import Any
+
+_STAGED = re.compile(r"\..+\.jaz-part-[A-Za-z0-9_-]{1,64}")
 
 
 class FileError(Exception):
@@ -23,8 +27,9 @@ def where(work_dir: Path, path: str) -> Path:
     return p if p.is_absolute() else work_dir / p
 
 
-def listing(work_dir: Path, pattern: str) -> dict[str, Any]:
-    """The regular files matching `pattern` (a path or a glob), with their sizes."""
+def listing(work_dir: Path, pattern: str, recursive: bool = False) -> dict[str, Any]:
+    """The regular files matching `pattern` (a path or a glob), with their sizes; with
+    `recursive`, also what each matching directory holds (`trees`)."""
     target = where(work_dir, pattern)
     names = sorted(glob.glob(str(target))) if any(c in target.name for c in "*?[") \
         else [str(target)]
@@ -35,7 +40,77 @@ def listing(work_dir: Path, pattern: str) -> dict[str, Any]:
             dirs.append(name)
         elif p.is_file():
             files.append({"path": name, "size": p.stat().st_size})
-    return {"files": files, "dirs": dirs}
+    out: dict[str, Any] = {"files": files, "dirs": dirs}
+    if recursive:
+        out["trees"] = [tree(Path(d)) for d in dirs]
+    return out
+
+
+def tree(top: Path) -> dict[str, Any]:
+    """Everything under the directory `top`: its regular files (a symlink to a file is
+    the file) with their paths relative to `top` and sizes, and its folders (for the
+    empty ones). Symlinks to folders are not followed (no loops)."""
+    files, dirs = [], []
+    for folder, subdirs, names in os.walk(top):
+        subdirs.sort()
+        base = Path(folder)
+        for d in subdirs:
+            if not (base / d).is_symlink():
+                dirs.append(_rel(base / d, top))
+        for n in sorted(names):
+            p = base / n
+            if p.is_file():
+                files.append({"path": str(p), "rel": _rel(p, top), "size": p.stat().st_size})
+    return {"path": str(top), "files": files, "dirs": dirs}
+
+
+def _rel(p: Path, top: Path) -> str:
+    rel = p.relative_to(top).as_posix()
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FileError(f"{os.fsdecode(bytes(p))!r}: the name is not UTF-8; rename it to "
+                        "copy it") from None
+    return rel
+
+
+def make_dirs(work_dir: Path, path: str) -> dict[str, Any]:
+    p = where(work_dir, path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FileError(f"cannot make the folder {p}: {e.strerror}") from None
+    return {"path": str(p)}
+
+
+def staging(target: str, part: str) -> str:
+    """The hidden folder beside `target` a directory is copied into before it is renamed
+    into place."""
+    t = PurePosixPath(target)
+    return str(t.with_name(f".{t.name}.jaz-part-{part}"))
+
+
+def rename(work_dir: Path, path: str, to: str) -> dict[str, Any]:
+    """Put the staged folder `path` in place as `to`, which must not exist."""
+    src, dst = where(work_dir, path), where(work_dir, to)
+    if not _STAGED.fullmatch(src.name):
+        raise FileError(f"{src} is not a folder staged by a transfer")
+    if dst.exists() or dst.is_symlink():
+        raise FileError(f"{dst} exists; set overwrite = true to copy into it")
+    try:
+        os.rename(src, dst)
+    except OSError as e:
+        raise FileError(f"cannot rename {src} to {dst}: {e.strerror}") from None
+    return {"path": str(dst)}
+
+
+def discard(work_dir: Path, path: str) -> dict[str, Any]:
+    """Remove a staged folder that was not put in place (a transfer that failed)."""
+    p = where(work_dir, path)
+    if not _STAGED.fullmatch(p.name):
+        raise FileError(f"{p} is not a folder staged by a transfer")
+    shutil.rmtree(p, ignore_errors=True)
+    return {"path": str(p)}
 
 
 def stat(work_dir: Path, path: str) -> dict[str, Any]:

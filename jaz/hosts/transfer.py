@@ -39,19 +39,20 @@ class LocalEnd:
         self.base = base
 
     def call(self, op: str, **f: Any) -> dict[str, Any]:
+        b = self.base
+        ops: dict[str, Any] = {
+            "files": lambda: files.listing(b, f["path"], bool(f.get("recursive"))),
+            "fstat": lambda: files.stat(b, f["path"]),
+            "fread": lambda: files.read(b, f["path"], f["offset"], f["limit"]),
+            "fwrite": lambda: files.write(b, f["path"], f["part"], f["offset"], f["data"]),
+            "fcommit": lambda: files.commit(b, f["path"], f["part"], f["size"], f["sha256"],
+                                            f["overwrite"]),
+            "fsum": lambda: files.checksum(b, f["path"]),
+            "fmkdir": lambda: files.make_dirs(b, f["path"]),
+            "frename": lambda: files.rename(b, f["path"], f["to"]),
+            "fdiscard": lambda: files.discard(b, f["path"])}
         try:
-            if op == "files":
-                return files.listing(self.base, f["path"])
-            if op == "fstat":
-                return files.stat(self.base, f["path"])
-            if op == "fread":
-                return files.read(self.base, f["path"], f["offset"], f["limit"])
-            if op == "fwrite":
-                return files.write(self.base, f["path"], f["part"], f["offset"], f["data"])
-            if op == "fcommit":
-                return files.commit(self.base, f["path"], f["part"], f["size"], f["sha256"],
-                                    f["overwrite"])
-            return files.checksum(self.base, f["path"])
+            return ops[op]()  # type: ignore[no-any-return]
         except files.FileError as e:
             raise ActionError(str(e)) from None
 
@@ -113,34 +114,34 @@ def copy(hosts: dict[str, Host], owner: str, attempt: Attempt, *,
     src = end(hosts, owner, src_host, attempt)
     dst = end(hosts, owner, dst_host, attempt)
     try:
-        found = src.call("files", path=src_path)
-        if found.get("dirs"):
-            raise ActionError(f"transfer: {found['dirs'][0]} is a directory; copying "
-                              "directories between hosts is not supported yet")
+        deep = isinstance(src, LocalEnd | AgentEnd)   # (an SSH end lists no folders)
+        found = src.call("files", path=src_path, **({"recursive": True} if deep else {}))
         sources = found.get("files") or []
-        if not sources:
+        trees = found.get("trees") or []
+        if found.get("dirs") and (found.get("trees") is None or
+                                  not isinstance(dst, LocalEnd | AgentEnd)):
+            raise ActionError(f"transfer: {found['dirs'][0]} is a directory; directories "
+                              "are copied between this machine and agent hosts only (not "
+                              "SSH hosts, nor agents older than this jaz): copy its files "
+                              "with a glob")
+        if not sources and not trees:
             raise ActionError(f"transfer source {action.source} does not exist")
-        into_dir = dst_path.endswith("/") or len(sources) > 1 or \
+        into_dir = dst_path.endswith("/") or len(sources) + len(trees) > 1 or \
             bool(dst.call("fstat", path=dst_path).get("dir"))
         copied = []
+        where = (src_host, dst_host)
         for source in sources:
-            if stop.is_set():
-                raise ActionError("stopped during transfer")
             name = PurePosixPath(str(source["path"])).name
             target = str(PurePosixPath(dst_path) / name) if into_dir else dst_path
             if dst.call("fstat", path=target).get("exists") and not action.overwrite:
                 raise ActionError(f"{dst_host}:{target} exists; set overwrite = true to "
                                   "replace it")
-            part = secrets.token_hex(8)
-            size, digest = _stream(src, dst, str(source["path"]), target, part, stop)
-            check = src.call("fsum", path=str(source["path"]))
-            if check.get("sha256") != digest or check.get("size") != size:
-                raise ActionError(f"{src_host}:{source['path']} changed while it was "
-                                  "copied; nothing was written")
-            dst.call("fcommit", path=target, part=part, size=size, sha256=digest,
-                     overwrite=action.overwrite)
-            copied.append(f"{src_host}:{source['path']} -> {dst_host}:{target} "
-                          f"({size} bytes, sha256 {digest})")
+            copied.append(_file(src, dst, where, str(source["path"]), target, target,
+                                action.overwrite, stop))
+        for t in trees:
+            name = PurePosixPath(str(t["path"])).name
+            target = str(PurePosixPath(dst_path) / name) if into_dir else dst_path
+            copied += _folder(src, dst, where, t, target, action.overwrite, stop)
     finally:
         src.close()
         dst.close()
@@ -150,6 +151,60 @@ def copy(hosts: dict[str, Host], owner: str, attempt: Attempt, *,
     except OSError:
         pass
     return Outcome(exit_code=0, stdout_tail=text, outputs={"FILES": str(len(copied))})
+
+
+def _file(src: End, dst: End, where: tuple[str, str], path: str, target: str, shown: str,
+          overwrite: bool, stop: threading.Event) -> str:
+    """Copy the file `path` to `target` (`shown` in the log), checked at both ends; the
+    log line."""
+    if stop.is_set():
+        raise ActionError("stopped during transfer")
+    part = secrets.token_hex(8)
+    size, digest = _stream(src, dst, path, target, part, stop)
+    check = src.call("fsum", path=path)
+    if check.get("sha256") != digest or check.get("size") != size:
+        raise ActionError(f"{where[0]}:{path} changed while it was copied; nothing was "
+                          "written")
+    dst.call("fcommit", path=target, part=part, size=size, sha256=digest, overwrite=overwrite)
+    return f"{where[0]}:{path} -> {where[1]}:{shown} ({size} bytes, sha256 {digest})"
+
+
+def _folder(src: End, dst: End, where: tuple[str, str], t: dict[str, Any], target: str,
+            overwrite: bool, stop: threading.Event) -> list[str]:
+    """Copy the directory `t` (a tree of the source's listing) to `target`. A new target
+    is built in a hidden folder beside it and renamed into place at the end, so it is
+    there whole or not at all; an existing one (overwrite = true) gets each file
+    replaced in place, each whole."""
+    there = dst.call("fstat", path=target)
+    staged = None
+    if there.get("exists"):
+        if not overwrite:
+            raise ActionError(f"{where[1]}:{target} exists; set overwrite = true to copy "
+                              "into it")
+        if not there.get("dir"):
+            raise ActionError(f"{where[1]}:{target} is a file, not a folder: the folder "
+                              f"{where[0]}:{t['path']} cannot replace it")
+    else:
+        staged = files.staging(target, secrets.token_hex(8))
+    root = PurePosixPath(staged or target)
+    copied = []
+    try:
+        dst.call("fmkdir", path=str(root))
+        for rel in t.get("dirs") or []:
+            dst.call("fmkdir", path=str(root / rel))
+        for f in t.get("files") or []:
+            copied.append(_file(src, dst, where, str(f["path"]), str(root / f["rel"]),
+                                str(PurePosixPath(target) / f["rel"]), True, stop))
+        if staged is not None:
+            dst.call("frename", path=staged, to=target)
+    except BaseException:
+        if staged is not None:
+            try:
+                dst.call("fdiscard", path=staged)
+            except ActionError:
+                pass   # (the agent went away: the hidden folder stays)
+        raise
+    return copied
 
 
 def _stream(src: End, dst: End, path: str, target: str, part: str,

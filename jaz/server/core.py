@@ -127,6 +127,8 @@ class Core:
         executors["start"] = StartExecutor(self)
         executors["release"] = ReleaseExecutor(self)
         self.hosts, self.remote = _hosts(config, home)
+        self._hosts_seen = _signature(config.hosts_file)   # the hosts file as read
+        self._hosts_lock = threading.Lock()
         self.service = Service(self.store, self.settings, clock=self.clock,
                                executors=executors, listener=self._changed,
                                remote=self.remote)
@@ -544,6 +546,43 @@ class Core:
                                              jobnet=run.jobnet, user=user, detail=detail))
         self._changed("run", record)
 
+    # ------------------------------------------------------------ the hosts file
+
+    def reload_hosts(self, *, always: bool = True) -> bool:
+        """Read the hosts file again (on SIGHUP; without `always`, only when it changed
+        since it was last read): hosts added, changed or removed are used from now on,
+        and jobs in flight keep the host they started with. A bad file is refused with a
+        log message, and the hosts stay as they were. Whether the hosts were replaced."""
+        from jaz.hosts.config import default_hosts_file
+
+        path = self.config.hosts_file or default_hosts_file()
+        with self._hosts_lock:
+            seen = _signature(self.config.hosts_file)
+            if not always and seen == self._hosts_seen:
+                return False
+            self._hosts_seen = seen
+            try:
+                hosts = _read_hosts(self.config)
+            except JazError as e:
+                log.error("hosts file %s NOT reloaded, the hosts stay as they were; fix it "
+                          "and send SIGHUP again (or save it again):\n%s", path, e)
+                return False
+            if self.remote is None:
+                hosts, self.remote = _remote(self.config, ensure_home(), hosts)
+                self.service.ctx.remote = self.remote
+                added, removed = sorted(hosts), sorted(set(self.hosts) - set(hosts))
+                changed: list[str] = []
+            else:
+                added, changed, removed = self.remote.reload(hosts)
+            self.hosts = dict(hosts)
+        if added or changed or removed:
+            log.info("hosts file %s reloaded: %s", path, "; ".join(
+                f"{what} {', '.join(names)}" for what, names in
+                (("added", added), ("changed", changed), ("removed", removed)) if names))
+        else:
+            log.info("hosts file %s reloaded: no change", path)
+        return True
+
     # ------------------------------------------------------------ housekeeping
 
     def close(self) -> None:
@@ -556,10 +595,9 @@ class Core:
         self.store.close()
 
 
-def _hosts(config: ServerConfig, home: Path) -> tuple[dict[str, Host], AgentHosts | None]:
-    """The hosts of the hosts file and of the config's own [hosts.NAME] tables (which win),
-    and the executor of the agent hosts among them, already saying hello to each (their
-    online state for `jaz hosts`); None without agent hosts."""
+def _read_hosts(config: ServerConfig) -> dict[str, Host]:
+    """The hosts of the hosts file and of the config's own [hosts.NAME] tables (which
+    win); JobnetInvalid for a bad hosts file."""
     from jaz.hosts.config import load_hosts
 
     hosts = {**load_hosts(config.hosts_file), **config.hosts}
@@ -568,6 +606,17 @@ def _hosts(config: ServerConfig, home: Path) -> tuple[dict[str, Host], AgentHost
 
         hosts = {n: replace(h, jaz_listen=config.jaz_listen) if h.jaz_agent else h
                  for n, h in hosts.items()}
+    return hosts
+
+
+def _hosts(config: ServerConfig, home: Path) -> tuple[dict[str, Host], AgentHosts | None]:
+    """The hosts, and the executor of the agent hosts among them, already saying hello
+    to each (their online state for `jaz hosts`); None without agent hosts."""
+    return _remote(config, home, _read_hosts(config))
+
+
+def _remote(config: ServerConfig, home: Path, hosts: dict[str, Host]
+            ) -> tuple[dict[str, Host], AgentHosts | None]:
     if not any(h.agent or h.jaz_agent or h.ssh for h in hosts.values()):
         return hosts, None
     from jaz.hosts.executor import AgentHosts, owner_of
@@ -576,3 +625,14 @@ def _hosts(config: ServerConfig, home: Path) -> tuple[dict[str, Host], AgentHost
     remote = AgentHosts(hosts, owner_of(database))
     remote.connect_all()
     return hosts, remote
+
+
+def _signature(hosts_file: Path | None) -> tuple[int, int, int, int] | None:
+    """What tells a changed hosts file: (mtime, size, inode, device); None when missing."""
+    from jaz.hosts.config import default_hosts_file
+
+    try:
+        st = (hosts_file or default_hosts_file()).stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)

@@ -193,7 +193,12 @@ class Daemon:
             log.info("purged %d runs that ended before %s (keep_days = %d)", len(removed),
                      before.isoformat(timespec="seconds"), self.config.keep_days)
 
-    def reload(self) -> None:
+    def reload(self, signalled: bool = False) -> None:
+        """The folders, and the hosts file (on SIGHUP, or when it changed)."""
+        try:
+            self.core.reload_hosts(always=signalled)
+        except Exception:
+            log.exception("reloading the hosts file failed")
         try:
             changed = self.core.registry.reload()
         except Exception:
@@ -255,7 +260,8 @@ class Daemon:
         settle()
         originals = {sig: signal.getsignal(sig)
                      for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
-        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload).start())
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(
+            target=self.reload, args=(True,)).start())
         # uvicorn takes SIGTERM/SIGINT while it serves and, once shut down, raises the
         # signal again for the handler in place before it: ours, so that we clean up
         signal.signal(signal.SIGTERM, lambda *_: self.stop())

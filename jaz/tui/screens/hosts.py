@@ -1,5 +1,6 @@
-"""The Hosts screen (SPEC §6): the local host and the configured agents and SSH hosts,
-whether they are online, when they were last seen and how many jobs run on them; under
+"""The Hosts screen (SPEC §6): the local host and the configured agents, SSH hosts and JAZ
+agents, their kind, whether they are online, when they were last seen, the agent's (or
+SSH server's) version, how many jobs run on them and the last error while away; under
 the table, the running jobs of the selected host (`enter` goes there, `enter` on a job
 opens its run).
 
@@ -20,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header
 
+from jaz.hosts import view
 from jaz.tui import format
 from jaz.tui.messages import JobChanged, StreamState
 from jaz.tui.screens.base import JazScreen
@@ -29,8 +31,9 @@ from jaz.tui.widgets.name_filter import NameFilter, matches
 from jaz.tui.widgets.rows import add_columns, cursor_key, sync_rows
 
 REFRESH = 5.0          # seconds between fetches of the host list
-COLUMNS = [("name", "Host"), ("kind", "Kind"), ("address", "Address"), ("online", "Online"),
-           ("seen", "Last seen"), ("running", "Running"), ("description", "Description")]
+COLUMNS = [("name", "Host"), ("kind", "Kind"), ("address", "Address"), ("online", "State"),
+           ("seen", "Last seen"), ("version", "Version"), ("running", "Running"),
+           ("error", "Last error"), ("description", "Description")]
 JOB_COLUMNS = [("run", "Run"), ("jobnet", "Jobnet"), ("job", "Job"), ("since", "Since")]
 
 
@@ -41,9 +44,12 @@ def online(value: bool | None) -> Text:
 
 
 def cells(host: dict[str, Any]) -> list[Any]:
-    return [str(host["name"]), str(host.get("kind") or "-"), str(host.get("address") or "-"),
+    error = view.note(host)
+    return [str(host["name"]), view.kind_label(host), str(host.get("address") or "-"),
             online(host.get("online")), format.moment(host.get("last_seen")),
-            len(host.get("running") or []), str(host.get("description") or "")]
+            str(host.get("version") or "-"), len(host.get("running") or []),
+            Text(error, style="red" if host.get("error") else "dim"),
+            str(host.get("description") or "")]
 
 
 def job_cells(job: dict[str, Any]) -> list[Any]:
@@ -59,8 +65,9 @@ class HostsLoaded(Message):
 class HostsScreen(JazScreen):
     """Hosts: online state, last seen, running jobs."""
 
-    HELP = ("The local host and the agent and SSH hosts of the server's config: online "
-            "(● online, ○ offline, ? not probed yet), last seen, jobs running. The lower "
+    HELP = ("The local host and the agent, SSH and JAZ agent hosts of the server's config: "
+            "kind, state (● online, ○ offline, ? not probed yet), last seen, version, jobs "
+            "running, and the last error while a host is away. The lower "
             "table lists the running jobs of the selected host; enter there opens the run.")
     PALETTE = "Hosts"
 
