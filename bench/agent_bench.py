@@ -9,6 +9,11 @@
   end) and per-run latency (created to ended), and 50 runs one at a time (nothing
   queued: the latency of one job through the server); beside its floor in the same
   run, the same jobs sent by a bare agent client (the round trips above).
+- fan-out: one job with `hosts = ["label:web"]` over FAN_HOSTS host entries (distinct
+  hosts to jaz, served by this one agent; their links connected by a first fan-out),
+  each instance stamping its start (bash's `$EPOCHREALTIME`): the time from the job's
+  start to the last instance's start; beside the floor of the same FAN_HOSTS bash
+  processes spawned by a bare loop here.
 - idle: the agent's resident size and CPU while idle.
 - soak (`--minutes M`, default 1; 0 skips it): 1,000 `true` jobs a minute through an
   agent whose keep_days is a few minutes (a quarter of the run, at most 5), its RSS,
@@ -22,6 +27,7 @@ import argparse
 import os
 import sqlite3
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -45,6 +51,7 @@ from agent_harness import (
 N = int(os.environ.get("BENCH_JOBS", "400"))
 SERVER_RUNS = int(os.environ.get("SERVER_RUNS", "1000"))
 RATE = 1000 / 60.0   # soak: jobs a second
+FAN_HOSTS = 50
 
 
 def verdict(ok: bool) -> str:
@@ -118,6 +125,50 @@ def through_server(tmp: Path, agent: AgentProcess) -> dict[str, Any]:
             "job_p50": statistics.median(job_times), "job_p99": pct(job_times, 0.99),
             "run_p50": statistics.median(run_times), "run_p99": pct(run_times, 0.99),
             "alone_p50": statistics.median(single), "alone_p99": pct(single, 0.99)}
+
+
+def fan_out(tmp: Path, agent: AgentProcess) -> tuple[float, float]:
+    """Seconds from a FAN_HOSTS-host job's start to its last instance's start (the best
+    of 3), and the floor's: the same shells spawned one after another by a bare loop."""
+    from jaz.engine.executors.base import Attempt
+    from jaz.engine.model import Job, RunAction
+    from jaz.hosts.config import Host
+    from jaz.hosts.executor import AgentHosts
+
+    names = [f"web{i:02d}" for i in range(FAN_HOSTS)]
+    hosts = AgentHosts({n: Host(name=n, agent=agent.address, fingerprint=agent.fingerprint,
+                                token_file=agent.token_file, labels=("web",))
+                        for n in names}, "bench:fan-out")
+    folder = tmp / "fan-out"
+    folder.mkdir()
+    trace = folder / "trace"
+    job = Job(name="wide", action=RunAction(script=f"echo $EPOCHREALTIME >> {trace}"),
+              hosts=("label:web",), shell="/bin/bash")
+    spreads = []
+    for i in range(4):   # the first connects the hosts' links
+        trace.write_text("")
+        stem = folder / f"wide.{i}"
+        attempt = Attempt(run_id=1, jobnet="bench", job=job, attempt=i + 1, host="local",
+                          env={}, cwd=folder, base_dir=folder,
+                          stdout_path=Path(f"{stem}.out"), stderr_path=Path(f"{stem}.err"),
+                          output_path=Path(f"{stem}.vars"))
+        t0 = time.time()
+        outcome = hosts.start(attempt).wait()
+        assert outcome.exit_code == 0, outcome
+        stamps = [float(x) for x in trace.read_text().split()]
+        assert len(stamps) == FAN_HOSTS, stamps
+        if i:
+            spreads.append(max(stamps) - t0)
+    floor = []
+    for _ in range(3):
+        trace.write_text("")
+        t0 = time.time()
+        procs = [subprocess.Popen(["/bin/bash", "-c", f"echo $EPOCHREALTIME >> {trace}"],
+                                  start_new_session=True) for _ in range(FAN_HOSTS)]
+        for p in procs:
+            p.wait()
+        floor.append(max(float(x) for x in trace.read_text().split()) - t0)
+    return min(spreads), min(floor)
 
 
 def idle(agent: AgentProcess) -> tuple[float, float]:
@@ -233,6 +284,7 @@ def main() -> None:
         trips = round_trips(tmp, agent)
         floor = spawn_floor(N)
         served = through_server(tmp, agent)
+        spread, spread_floor = fan_out(tmp, agent)
         resident, cpu = idle(agent)
     finally:
         agent.stop()
@@ -254,6 +306,9 @@ def main() -> None:
     print(f"  floor (the same jobs by a bare agent client, above): {trips['rate']:.0f} "
           f"jobs/s, p50 {ms(trips['p50'])}; one at a time p50 "
           f"{ms(statistics.median(alone))}")
+    print(f"fan-out of one job to {FAN_HOSTS} agent hosts: all started within "
+          f"{ms(spread)} of the job's start (target < 100 ms: {verdict(spread < 0.1)}); "
+          f"floor ({FAN_HOSTS} bash spawned by a bare loop): {ms(spread_floor)}")
     print(f"idle agent: {resident / 2**20:.1f} MiB resident (target < 40: "
           f"{verdict(resident < 40 * 2**20)}), {cpu:.2f} % CPU (target < 0.2: "
           f"{verdict(cpu < 0.2)})")

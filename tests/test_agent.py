@@ -267,6 +267,37 @@ def test_finished_acknowledged_jobs_are_purged_after_keep_days(tmp_path: Path):
     store.close()
 
 
+def test_a_wait_on_some_jobs_answers_when_the_owner_submits_another(tmp_path: Path):
+    # else the new job's end waits for the poll's timeout (1 s): a server's poller waits
+    # on the jobs it had when it asked, and asks again when the answer comes
+    import threading
+
+    from jaz.agent.config import parse_config
+    from jaz.agent.jobs import Jobs
+    from jaz.agent.store import AgentStore
+
+    config = parse_config(f'servers = ["127.0.0.1"]\ntoken_sha256 = "{"a" * 64}"\n'
+                          f'database = "{tmp_path / "a.db"}"\nwork_dir = "{tmp_path / "w"}"\n')
+    store = AgentStore(config.database)
+    jobs = Jobs(config, store)
+    closing = threading.Event()
+    threading.Thread(target=jobs.run_starter, args=(closing,), daemon=True).start()
+    try:
+        jobs.submit("o", "long", spec("sleep 60"))
+        answered = threading.Event()
+        threading.Thread(target=lambda: (jobs.wait("o", 120.0, ["long"]), answered.set()),
+                         daemon=True).start()
+        jobs.submit("other-owner", "x", spec("true"))   # not this owner's: no answer
+        assert not answered.wait(0.5)
+        jobs.submit("o", "quick", spec("true"))
+        assert answered.wait(60), "the wait went on past the owner's new job"
+        wait_for(lambda: jobs.wait("o", 1.0, ["quick"]), "the new job's end")
+    finally:
+        jobs.stop("long")
+        closing.set()
+        store.close()
+
+
 # ------------------------------------------------------------------ raw frames
 
 def _tls(a: Agent) -> ssl.SSLSocket:

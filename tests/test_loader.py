@@ -158,6 +158,10 @@ CASES = [
     ('[jobs.a]\nrun = "x"\nhost = 5\n', "a", "host", "expected a string"),
     ('[jobs.a]\nrun = "x"\nhosts = []\n', "a", "hosts", "non-empty list of host names"),
     ('[jobs.a]\nrun = "x"\nhosts = ["h", ""]\n', "a", "hosts", "non-empty list of host names"),
+    ('[jobs.a]\nrun = "x"\nhosts = ["h"]\nfan_out = 0\n', "a", "fan_out", "whole number >= 1"),
+    ('[jobs.a]\nrun = "x"\nhosts = ["h"]\nfan_out = "8"\n', "a", "fan_out",
+     'whole number >= 1 (how many of its hosts run the job at once), got "8"'),
+    ('[jobs.a]\nrun = "x"\nfan_out = 8\n', "a", "fan_out", "fan_out goes with hosts = [...]"),
     # expressions
     ('[jobs.a]\nrun = "x"\nif = true\n', "a", "if", "expected a string, got true (a boolean)"),
     ('[jobs.a]\nrun = "x"\nif = ""\n', "a", "if", "must not be empty"),

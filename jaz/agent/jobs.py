@@ -49,7 +49,8 @@ class Jobs:
         self._executor = LocalExecutor(record_exit=True)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._seq = 0                                   # bumped at every job's end
+        self._seq = 0                                   # bumped at every job's end or submit
+        self._submits: dict[str, int] = {}              # by owner: how many submits took jobs
         self._executions: dict[str, Execution] = {}
         self._owners: dict[str, str] = {}               # of the running jobs
         self._queue: deque[str] = deque()               # accepted, waiting for a slot
@@ -88,8 +89,11 @@ class Jobs:
             out.append((row, new))
         fresh = [job_id for (job_id, _), new in zip(jobs, news, strict=True) if new]
         if fresh:
-            with self._lock:
+            with self._changed:
                 self._queue.extend(fresh)
+                self._submits[owner] = self._submits.get(owner, 0) + 1
+                self._seq += 1
+                self._changed.notify_all()   # a `wait` on other ids: ask again with these
             self._kick.set()
         return out
 
@@ -125,14 +129,19 @@ class Jobs:
 
     def wait(self, owner: str, timeout: float, ids: list[str] | None = None) -> list[JobRow]:
         """The owner's ended jobs not yet acknowledged (among `ids`, if given), waiting up
-        to `timeout` seconds for one when there are none."""
+        to `timeout` seconds for one when there are none. Waiting on `ids`, it answers
+        none at once when the owner submits other jobs meanwhile, so that it asks again
+        with them among its ids (else their ends would wait for the timeout)."""
         deadline = time.monotonic() + timeout
+        with self._lock:
+            submits = self._submits.get(owner, 0)
         while True:
             with self._lock:
                 seq = self._seq
+                more = ids is not None and self._submits.get(owner, 0) != submits
             rows = self.store.ended_unacked(owner, ids)
             left = deadline - time.monotonic()
-            if rows or left <= 0:
+            if rows or left <= 0 or more:
                 return rows
             with self._changed:
                 self._changed.wait_for(lambda seq=seq: self._seq != seq, left)  # type: ignore[misc]

@@ -269,6 +269,16 @@ def _job(c: _Collector, name: str, raw: dict[str, Any]) -> Job | None:
     if "on_timeout" in raw:
         value = _enum(c, raw["on_timeout"], ("stop", "warn"), job=name, field="on_timeout")
         kw["on_timeout"] = OnTimeout(value) if value else None
+    if "fan_out" in raw:
+        n = raw["fan_out"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            c.add(f"expected a whole number >= 1 (how many of its hosts run the job at once), "
+                  f"got {_quote(n)}", job=name, field="fan_out")
+        elif "hosts" not in raw:
+            c.add("fan_out goes with hosts = [...] (how many of them run the job at once); "
+                  "remove it or add hosts", job=name, field="fan_out")
+        else:
+            kw["fan_out"] = n
     if "retries" in raw:
         r = raw["retries"]
         if isinstance(r, bool) or not isinstance(r, int) or r < 0:

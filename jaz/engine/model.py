@@ -172,11 +172,13 @@ Action = (RunAction | SqlAction | JobnetAction | StartAction | SleepAction | Wai
 ACTION_KEYS = ("run", "sql", "jobnet", "start", "sleep", "wait_until", "wait_file", "transfer",
                "set", "release", "zabbix", "reboot")
 # the keys every job may have, whatever its kind (a plugin kind may take none of these)
-COMMON_KEYS = {"needs", "if", "host", "hosts", "user", "cwd", "env", "shell", "timeout",
+COMMON_KEYS = {"needs", "if", "host", "hosts", "fan_out", "user", "cwd", "env", "shell", "timeout",
                "on_timeout", "retries", "retry_delay", "repeat", "stop_codes", "hold", "enabled",
                "queue", "stop_command", "description", "database"}
 
 # ---------------------------------------------------------------- jobs
+
+FAN_OUT = 64   # a fan-out's instances running at once, unless the job says `fan_out`
 
 
 class Secret(Value):
@@ -198,6 +200,7 @@ class Job(Value):
     if_: str | None = None
     host: str = "local"
     hosts: tuple[str, ...] = ()
+    fan_out: int = FAN_OUT   # of `hosts`, how many instances run at once
     user: str | None = None
     cwd: str | None = None
     env: Mapping[str, str | Secret] = field(default_factory=dict)

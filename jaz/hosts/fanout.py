@@ -1,8 +1,8 @@
 """`hosts = ["web1", "label:web"]`: one job on several agent or SSH hosts (fan-out).
 
 One instance per selected host (names and `label:NAME` selectors, resolved against
-the hosts file when the job starts), at most FAN_OUT running at once; the job succeeds
-when every instance succeeds. Each instance is an ordinary remote job (its own id,
+the hosts file when the job starts), at most the job's `fan_out` running at once; the job
+succeeds when every instance succeeds. Each instance is an ordinary remote job (its own id,
 logs `NAME.N@HOST.out/.err`, durable on its agent, adopted after a restart); the job's
 own record carries the per-host results in its outputs:
 
@@ -24,8 +24,6 @@ from typing import Protocol
 from jaz.engine.executors.base import Attempt, Execution, Outcome, Reported
 from jaz.errors import ActionError
 from jaz.hosts.config import Host, select
-
-FAN_OUT = 16   # instances of one job running at once
 
 
 class Hosts(Protocol):
@@ -88,7 +86,8 @@ class FanOutExecution(Reported):
     def _more(self) -> None:
         while True:
             with self._lock:
-                if self._stopping or not self._waiting or len(self._running) >= FAN_OUT:
+                bound = self.attempt.job.fan_out
+                if self._stopping or not self._waiting or len(self._running) >= bound:
                     return
                 host = self._waiting.popleft()
             try:
