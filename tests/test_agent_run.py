@@ -101,13 +101,14 @@ echo finished
     wait_for(ran.exists, "the job to start on the agent")
     agent.kill(signal.SIGKILL)
     agent.start()                       # a new agent process finds the job again
+    wait_for(lambda: "still running (pid" in agent.log.read_text(),
+             "the new agent to find the job running")
     go.touch()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     view = json.loads(out)
     assert view["jobs"]["long"]["outputs"] == {"done": "yes"}
     assert ran.read_text() == "started\n"          # it ran once, and was never started again
-    assert "still running (pid" in agent.log.read_text()
     [row] = agent.jobs()
     assert row[1:3] == ("ended", 1), (err, agent.log.read_text())
 

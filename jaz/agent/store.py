@@ -60,18 +60,24 @@ class AgentStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")   # a yes survives a power cut too
             self._db.executescript(SCHEMA)
+        # reads on a connection of their own (WAL: they see every commit made before
+        # them), so that they never wait behind a commit's sync to disk
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._read_lock = threading.Lock()
         try:
             path.chmod(0o600)   # the jobs' environments are in it
         except OSError:
             pass
 
     def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._db.close()
 
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[JobRow]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT id, owner, spec, state, pid, created, started, "
+        with self._read_lock:
+            rows = self._reader.execute(f"SELECT id, owner, spec, state, pid, created, started, "
                                     f"ended, result, acked, stop FROM jobs {sql}",
                                     tuple(args)).fetchall()
         return [JobRow(id=r[0], owner=r[1], spec=json.loads(r[2]), state=r[3], pid=r[4],
@@ -105,8 +111,18 @@ class AgentStore:
         if "result" in values and values["result"] is not None:
             values["result"] = json.dumps(values["result"])
         cols = ", ".join(f"{k} = ?" for k in values)
+        self._unsynced(f"UPDATE jobs SET {cols} WHERE id = ?", [(*values.values(), job_id)])
+
+    def _unsynced(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        """A write that need not reach the disk before it returns (a pid, a start, an
+        acknowledgement: lost in a power cut, the result is only delivered again); the
+        next synced commit takes it to disk with it."""
         with self._lock:
-            self._db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*values.values(), job_id))
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                return self._db.executemany(sql, rows).rowcount
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def end_many(self, ends: list[tuple[str, dict[str, Any], float]]) -> None:
         """Record the ends of several jobs in one commit (each only once)."""
@@ -123,11 +139,9 @@ class AgentStore:
             self._db.execute("COMMIT")
 
     def ack(self, owner: str, ids: list[str]) -> int:
-        with self._lock:
-            cur = self._db.executemany(
-                "UPDATE jobs SET acked = 1 WHERE id = ? AND owner = ? AND state = 'ended'",
-                [(i, owner) for i in ids])
-            return cur.rowcount
+        return self._unsynced(
+            "UPDATE jobs SET acked = 1 WHERE id = ? AND owner = ? AND state = 'ended'",
+            [(i, owner) for i in ids])
 
     def unfinished(self) -> list[JobRow]:
         return self._rows("WHERE state != 'ended' ORDER BY created")
