@@ -98,6 +98,65 @@ def test_cutting_the_leaders_session_or_killing_it_never_doubles_a_fire(
         db.close()
 
 
+def _waiting(db: PostgresStore) -> list[dict[str, Any]]:
+    """The jaz sessions waiting for a lock: pid, whether in a transaction that wrote
+    (or locked a row), and the relation waited for if any."""
+    return db._read("SELECT a.pid, a.backend_xid IS NOT NULL AS wrote, "
+                    "(SELECT l.relation::regclass::text FROM pg_locks l WHERE l.pid = a.pid "
+                    "AND NOT l.granted LIMIT 1) AS rel FROM pg_stat_activity a "
+                    "WHERE a.application_name = 'jaz' AND a.wait_event_type = 'Lock'")
+
+
+def test_a_fire_in_flight_when_the_leaders_session_is_cut_is_not_doubled(
+        tmp_path: Path, url: str) -> None:
+    """The race the fence is for, made to happen: the leader's fire (a run created ahead
+    and the schedule's cursor moved, in one transaction) is held up by the test's lock
+    on the `state` table after it wrote the run; the leader's lock session is cut; the
+    other servers try to take over while it is stuck. Without the fence, one of them
+    leads at once, reads the old cursor, creates the same fire and waits on the same
+    lock: once the lock goes, both commit and the fire is doubled. With it, the
+    stuck fire holds the term row, nobody leads until it commits, and the one that
+    takes over reads its cursor."""
+    import psycopg
+
+    nets = {"tick": '[schedule]\nevery = "1s"\noverlap = "allow"\n[jobs.a]\nrun = "true"\n'}
+    db = PostgresStore(url)
+    blocker = psycopg.connect(url)   # a transaction the test holds open
+    try:
+        with jaz_server(tmp_path / "a", url, nets), jaz_server(tmp_path / "b", url, nets), \
+                jaz_server(tmp_path / "c", url, nets):
+            wait_for(lambda: db._read("SELECT term FROM jaz_leader"), "a leader", timeout=20)
+            leader = db._read("SELECT server FROM jaz_leader")[0]["server"]
+            for _ in range(20):   # until the leader is stuck inside a fire, not elsewhere
+                blocker.execute("LOCK TABLE state IN EXCLUSIVE MODE")
+                stuck = wait_for(lambda: [w for w in _waiting(db) if w["rel"] == "state"],
+                                 "the leader to wait for the state table", timeout=10)
+                if stuck[0]["wrote"]:
+                    break
+                blocker.rollback()   # its tick's own write: let it go, and try again
+            else:
+                raise AssertionError("the leader was never caught inside a fire")
+            db._read("SELECT pg_terminate_backend(lock_pid) FROM jaz_servers WHERE id = ?",
+                     (leader,))
+            # another server tries to take over: blocked on the term row (fenced), or
+            # leading and stuck on the state table with a fire of its own (not fenced)
+            wait_for(lambda: len(_waiting(db)) >= 2, "another server to try to take over",
+                     timeout=20)
+            blocker.rollback()
+            wait_for(lambda: db._read("SELECT term FROM jaz_leader")[0]["term"] >= 2,
+                     "another term", timeout=20)
+            after = datetime.now(UTC)
+            wait_for(lambda: sum(r.scheduled_at is not None and r.scheduled_at > after
+                                 and r.status != RunState.SCHEDULED
+                                 for r in db.list_runs(jobnet="tick")) >= 2,
+                     "fires after the take-over", timeout=20)
+        times = [r.scheduled_at for r in db.list_runs(jobnet="tick")]
+        assert len(times) == len(set(times)), sorted(t for t in times if times.count(t) > 1)
+    finally:
+        blocker.close()
+        db.close()
+
+
 def test_a_leader_whose_session_was_cut_cannot_commit_a_fire(url: str) -> None:
     """The lock session of the leader is terminated; another store takes the lock (a new
     term); a fire of the old leader, still connected otherwise, rolls back."""
