@@ -8,7 +8,7 @@ import json
 import signal
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,56 @@ def test_cutting_the_leaders_session_or_killing_it_never_doubles_a_fire(
                      "fires after the kill", timeout=20)
         times = [r.scheduled_at for r in db.list_runs(jobnet="tick")]
         assert len(times) == len(set(times)), sorted(t for t in times if times.count(t) > 1)
+    finally:
+        db.close()
+
+
+def test_the_fires_due_while_nobody_leads_are_fired_once_by_the_next_leader(
+        tmp_path: Path, url: str) -> None:
+    """The leader is killed (kill -9) while the only other server is stopped (SIGSTOP):
+    fires come due with nobody to fire them. Continued, the other server takes over and
+    fires them, late: every fire, before, in and after the gap, exists exactly once
+    (one second apart, none missing) and ran."""
+    nets = {"tick": '[schedule]\nevery = "1s"\noverlap = "allow"\n[jobs.a]\nrun = "true"\n'}
+    db = PostgresStore(url)
+
+    def due_unfired() -> list[Any]:
+        now = datetime.now(UTC)
+        return [r for r in db.list_runs(jobnet="tick") if r.status == RunState.SCHEDULED
+                and r.scheduled_at is not None and r.scheduled_at < now - timedelta(seconds=0.3)]
+
+    try:
+        with jaz_server(tmp_path / "a", url, nets) as (_, _, _, first):
+            wait_for(lambda: db._read("SELECT term FROM jaz_leader"), "A to lead", timeout=20)
+            with jaz_server(tmp_path / "b", url, nets) as (_, _, _, second):
+                try:
+                    wait_for(lambda: db._read("SELECT 1 FROM jaz_servers WHERE url <> '' "
+                                              "AND lock_pid IS NOT NULL HAVING count(*) = 2"),
+                             "B to be up", timeout=20)
+                    second.send_signal(signal.SIGSTOP)
+                    first.send_signal(signal.SIGKILL)
+                    first.wait()
+                    gap = wait_for(lambda: len(r := due_unfired()) >= 3 and r,
+                                   "fires to come due with nobody leading", timeout=20)
+                finally:
+                    second.send_signal(signal.SIGCONT)
+                wait_for(lambda: db._read("SELECT term FROM jaz_leader")[0]["term"] >= 2,
+                         "B to lead", timeout=20)
+                wait_for(lambda: not due_unfired(), "B to fire what came due", timeout=20)
+                resumed = datetime.now(UTC)
+                wait_for(lambda: sum(r.scheduled_at is not None and r.scheduled_at > resumed
+                                     and r.status != RunState.SCHEDULED
+                                     for r in db.list_runs(jobnet="tick")) >= 2,
+                         "fires after the take-over", timeout=20)
+        runs = [r for r in db.list_runs(jobnet="tick") if r.status != RunState.SCHEDULED]
+        times = sorted(r.scheduled_at for r in runs if r.scheduled_at is not None)
+        assert len(times) == len(set(times)), [t for t in times if times.count(t) > 1]
+        steps = {b - a for a, b in zip(times, times[1:], strict=False)}
+        assert steps == {timedelta(seconds=1)}, times          # none lost
+        assert all(r.started_at is not None and r.status != RunState.MISSED for r in runs)
+        late = {r.id for r in runs if r.started_at is not None and r.scheduled_at is not None
+                and r.started_at - r.scheduled_at > timedelta(seconds=0.3)}
+        assert {r.id for r in gap} <= late   # the gap's fires, fired by B after it
     finally:
         db.close()
 
