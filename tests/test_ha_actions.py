@@ -7,6 +7,7 @@ are routed to the driver through `jaz_actions`."""
 from __future__ import annotations
 
 import hashlib
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from pg_support import Stream, call, fresh_database, jaz_server
 from support import wait_for
 
+from jaz.engine.model import RunState
 from jaz.engine.store import PostgresStore
 
 TOKEN = "an-operator-token-both-servers-know"   # noqa: S105 - a test's own token
@@ -146,3 +148,46 @@ def test_hold_skip_rerun_and_release_sent_to_b_are_applied_by_a(
         # the rerun ran on A's machine: its logs are in A's JAZ_HOME
         logs = tmp_path / "a" / "home" / "logs" / str(run_id)
         assert logs.is_dir() and not (tmp_path / "b" / "home" / "logs" / str(run_id)).exists()
+
+
+def test_a_replace_stops_the_run_another_server_drives_through_its_actions(
+        tmp_path: Path, url: str, db: PostgresStore) -> None:
+    """overlap = "replace" when the run to stop is driven by a server that does not lead:
+    A fires and drives run 1; A is stopped (SIGSTOP) and its lock session cut, so B
+    leads, and B's next fire replaces run 1 while A cannot answer. The stop is an
+    action for A written with B's fire: continued, A takes it and stops run 1 (its
+    `sleep`). Asked of a driver with no session, the stop would have been refused."""
+    nets = {"swap": '[schedule]\nevery = "1s"\noverlap = "replace"\n'
+                    '[jobs.a]\nrun = "sleep 60"\n'}
+    with jaz_server(tmp_path / "a", url, nets) as (_, _, _, first):
+        wait_for(lambda: db._read("SELECT term FROM jaz_leader"), "A to lead", timeout=20)
+        leader_a = db._read("SELECT server FROM jaz_leader")[0]["server"]
+        with jaz_server(tmp_path / "b", url, nets):
+            wait_for(lambda: db._read("SELECT 1 FROM jaz_servers WHERE lock_pid IS NOT NULL "
+                                      "HAVING count(*) = 2"), "B to be up", timeout=20)
+            first.send_signal(signal.SIGSTOP)
+            try:
+                # run 1: the latest that A drives (it may replace its own meanwhile)
+                db._read("SELECT pg_terminate_backend(lock_pid) FROM jaz_servers "
+                         "WHERE id = ?", (leader_a,))
+                wait_for(lambda: db._read("SELECT term FROM jaz_leader")[0]["term"] >= 2,
+                         "B to lead", timeout=20)
+                sent = wait_for(lambda: db._read(
+                    "SELECT * FROM jaz_actions WHERE server = ? AND \"user\" = 'scheduler'",
+                    (leader_a,)), "B's fire to send A the stop", timeout=20)
+                assert [r["status"] for r in sent] == ["pending"]   # A cannot answer
+                victim = int(sent[0]["run_id"])
+                assert db.get_run(victim).status == RunState.RUNNING
+            finally:
+                first.send_signal(signal.SIGCONT)
+            wait_for(lambda: db.get_run(victim).status.finished, "A to stop run 1",
+                     timeout=20)
+            run = db.get_run(victim)
+            assert run.status == RunState.STOPPED and "replaced by run" in run.message, run
+            assert db.get_job(victim, "a").status == "stopped"
+            row = db.action(int(sent[0]["id"]))
+            assert (row["status"], row["server"]) == ("done", leader_a), row
+            assert row["sender"] != leader_a
+            # B's later fires replace the runs B drives itself, through the same path
+            wait_for(lambda: db._read("SELECT 1 FROM jaz_actions WHERE sender = server "
+                                      "AND status = 'done'"), "B to stop its own run")

@@ -375,6 +375,12 @@ class PostgresStore(SqlStore):
                     "INSERT INTO jaz_run_servers (run_id, server) SELECT id, %s FROM runs "
                     "WHERE id = %s ON CONFLICT DO NOTHING",
                     (self.server_id, run_id, self.server_id, run_id))
+                # the actions its driver before did not take are this one's now
+                session.execute(
+                    "WITH a AS (UPDATE jaz_actions SET server = %s WHERE run_id = %s "
+                    "AND status = 'pending' AND server <> %s RETURNING id) "
+                    "SELECT pg_notify(%s, %s) FROM a LIMIT 1",
+                    (self.server_id, run_id, self.server_id, ACTIONS, self.server_id))
             except Exception:
                 self._lost_locks()
                 return False
@@ -404,6 +410,12 @@ class PostgresStore(SqlStore):
             "AND l.classid::bigint = ? AND l.objid::bigint = ? AND l.objsubid = 2",
             (_LOCKS + _RUNS, run_id % 2**31))
         return rows[0] if rows else None
+
+    def last_driver(self, run_id: int) -> str | None:
+        """The id of the server that drives the run or drove it last and has not let it
+        go (it died, or its session is being opened again); None when none holds it."""
+        rows = self._read("SELECT server FROM jaz_drivers WHERE run_id = ?", (run_id,))
+        return str(rows[0]["server"]) if rows else None
 
     def log_servers(self, run_id: int) -> list[dict[str, Any]]:
         """The servers that drove the run, and so keep its job logs: id, name, url."""
