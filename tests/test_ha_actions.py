@@ -191,3 +191,32 @@ def test_a_replace_stops_the_run_another_server_drives_through_its_actions(
             # B's later fires replace the runs B drives itself, through the same path
             wait_for(lambda: db._read("SELECT 1 FROM jaz_actions WHERE sender = server "
                                       "AND status = 'done'"), "B to stop its own run")
+
+
+def test_jaz_purge_forgets_old_actions_and_servers_gone_long_ago(
+        tmp_path: Path, url: str, db: PostgresStore) -> None:
+    """`jaz purge --keep-days 30` through a server on the shared database (what
+    `keep_days` does every hour): the actions sent before then go, however they went,
+    and so do the servers not seen since then that drove none of the runs left; the
+    recent ones stay."""
+    nets = {"hello": '[jobs.a]\nrun = "true"\n'}
+    with jaz_server(tmp_path / "a", url, nets) as (base, token, env, _):
+        run_id = call(base, token, "POST", "/api/v1/runs", {"jobnet": "hello"})["run_id"]
+        wait_for(lambda: db.get_run(run_id).status.finished, "the run to end")
+        old = [db.send_action("gone", run_id, None, "stop", user="ops") for _ in range(3)]
+        new = db.send_action("gone", run_id, "a", "hold", user="ops")
+        db._read("UPDATE jaz_actions SET created_at = now() - interval '40 days', "
+                 "status = 'done' WHERE id = ANY(?) RETURNING id", (old[:2],))
+        db._read("UPDATE jaz_actions SET created_at = now() - interval '40 days' "
+                 "WHERE id = ? RETURNING id", (old[2],))   # one its server never took
+        db._read("INSERT INTO jaz_servers (id, name, started_at, seen_at) VALUES "
+                 "('gone', 'old', now() - interval '50 days', now() - interval '40 days'), "
+                 "('recent', 'new', now(), now() - interval '1 day') RETURNING id")
+        servers = {r["id"] for r in db._read("SELECT id FROM jaz_servers")}
+        done = subprocess.run([sys.executable, "-m", "jaz", "purge", "--keep-days", "30"],
+                              env={**env, "JAZ_SERVER": base, "JAZ_TOKEN": token},
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert [r["id"] for r in db._read("SELECT id FROM jaz_actions")] == [new]
+        assert {r["id"] for r in db._read("SELECT id FROM jaz_servers")} == servers - {"gone"}
+        assert db.get_run(run_id).status == RunState.SUCCEEDED   # it ended just now

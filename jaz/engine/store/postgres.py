@@ -507,6 +507,20 @@ class PostgresStore(SqlStore):
                                "WHERE id = ? AND status = 'pending' RETURNING id",
                                (action_id,)))
 
+    def delete_events(self, before: datetime) -> int:
+        """Forget audit events older than `before` (`keep_days`, `jaz purge`), and with
+        them what several servers wrote down about each other: the actions sent before
+        then (however they went: the runs they were for are gone too, or long past),
+        and the servers not seen since then that drove none of the runs left."""
+        with self.batch():
+            count = super().delete_events(before)
+            at = before.astimezone(UTC)
+            self._write("DELETE FROM jaz_actions WHERE created_at < ?", (at,))
+            self._write("DELETE FROM jaz_servers s WHERE seen_at < ? AND NOT EXISTS "
+                        "(SELECT 1 FROM jaz_run_servers r WHERE r.server = s.id) AND NOT "
+                        "EXISTS (SELECT 1 FROM jaz_drivers d WHERE d.server = s.id)", (at,))
+        return count
+
     def listener(self) -> Listener:
         """A connection of its own for LISTEN/NOTIFY and this server's heartbeat."""
         return Listener(self)
