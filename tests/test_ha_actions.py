@@ -150,6 +150,27 @@ def test_hold_skip_rerun_and_release_sent_to_b_are_applied_by_a(
         assert logs.is_dir() and not (tmp_path / "b" / "home" / "logs" / str(run_id)).exists()
 
 
+def _stop_outside_a_transaction(proc: subprocess.Popen[bytes], db: PostgresStore) -> None:
+    """SIGSTOP a server that leads, at a moment when it is not inside a transaction: one
+    of its fires would hold the term row, and nobody could lead until it goes on (only
+    its lock session is cut)."""
+    def settled() -> list[dict[str, Any]] | None:
+        rows = db._read("SELECT state FROM pg_stat_activity WHERE application_name = 'jaz' "
+                        "AND pid <> pg_backend_pid() AND state IS NOT NULL")
+        return None if any(r["state"] == "active" for r in rows) else rows
+
+    for _ in range(50):
+        proc.send_signal(signal.SIGSTOP)
+        rows = wait_for(settled, "the stopped server's statements to end")
+        if not any(r["state"].startswith("idle in transaction") for r in rows):
+            return
+        proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: not any(r["state"].startswith("idle in transaction")
+                                 for r in settled() or [{"state": "active"}]),
+                 "the server to finish its transaction")
+    raise AssertionError("the server was always caught inside a transaction")
+
+
 def test_a_replace_stops_the_run_another_server_drives_through_its_actions(
         tmp_path: Path, url: str, db: PostgresStore) -> None:
     """overlap = "replace" when the run to stop is driven by a server that does not lead:
@@ -165,15 +186,17 @@ def test_a_replace_stops_the_run_another_server_drives_through_its_actions(
         with jaz_server(tmp_path / "b", url, nets):
             wait_for(lambda: db._read("SELECT 1 FROM jaz_servers WHERE lock_pid IS NOT NULL "
                                       "HAVING count(*) = 2"), "B to be up", timeout=20)
-            first.send_signal(signal.SIGSTOP)
+            _stop_outside_a_transaction(first, db)
             try:
-                # run 1: the latest that A drives (it may replace its own meanwhile)
+                # run 1: the latest that A drives (A replaced its own before, through
+                # actions it sent itself)
                 db._read("SELECT pg_terminate_backend(lock_pid) FROM jaz_servers "
                          "WHERE id = ?", (leader_a,))
                 wait_for(lambda: db._read("SELECT term FROM jaz_leader")[0]["term"] >= 2,
                          "B to lead", timeout=20)
                 sent = wait_for(lambda: db._read(
-                    "SELECT * FROM jaz_actions WHERE server = ? AND \"user\" = 'scheduler'",
+                    "SELECT * FROM jaz_actions WHERE server = ? AND sender <> server "
+                    "AND \"user\" = 'scheduler'",
                     (leader_a,)), "B's fire to send A the stop", timeout=20)
                 assert [r["status"] for r in sent] == ["pending"]   # A cannot answer
                 victim = int(sent[0]["run_id"])

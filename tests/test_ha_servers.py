@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -229,3 +231,48 @@ def test_a_leader_whose_session_was_cut_cannot_commit_a_fire(url: str) -> None:
     finally:
         old.close()
         new.close()
+
+
+def test_a_server_started_again_is_the_same_one_and_takes_its_runs_back_at_once(
+        tmp_path: Path, url: str) -> None:
+    """A drives a run; A is killed (kill -9) and started again on the same JAZ_HOME:
+    it is the same server (its id is kept in $JAZ_HOME/server.id), and so it takes the
+    run back at once, where a new server would have had to wait for the old one's
+    heartbeat to go stale (10 s) and leave the run to whoever leads. The job still
+    running is waited for, and the run ends. A second server on that JAZ_HOME is
+    refused."""
+    flag = tmp_path / "go"
+    nets = {"slow": f'[jobs.a]\nrun = "while [ ! -e {flag} ]; do sleep 0.05; done"\n'
+                    '[jobs.b]\nrun = "true"\nneeds = ["a"]\n'}
+    db = PostgresStore(url)
+    try:
+        with jaz_server(tmp_path / "b", url, nets):
+            wait_for(lambda: db._read("SELECT term FROM jaz_leader"), "B to lead", timeout=20)
+            with jaz_server(tmp_path / "a", url, nets) as (base, token, _, first):
+                run_id = _call(base, token, "POST", "/api/v1/runs", {"jobnet": "slow"})["run_id"]
+                wait_for(lambda: db.get_job(run_id, "a").status == "running", "a to run")
+                before = db.driver(run_id)
+                assert before is not None and before["url"] == base
+                first.send_signal(signal.SIGKILL)
+                first.wait()
+                wait_for(lambda: db.driver(run_id) is None, "the lock to go with A")
+            with jaz_server(tmp_path / "a", url, nets) as (base, _, env, _):
+                after = wait_for(lambda: db.driver(run_id), "A to take its run back",
+                                 timeout=20)
+                assert after["id"] == before["id"] and after["url"] == base
+                assert (tmp_path / "a" / "home" / "server.id").read_text().strip() == after["id"]
+                assert db.get_run(run_id).status == RunState.RUNNING
+                again = subprocess.run([sys.executable, "-m", "jaz", "server", "-c",
+                                        str(tmp_path / "a" / "jaz.toml")], env=env,
+                                       capture_output=True, text=True, timeout=30)
+                assert again.returncode == 5, again.stderr
+                assert "another jaz server runs with this JAZ_HOME" in again.stderr
+                flag.touch()
+                run = wait_for(lambda: (r := db.get_run(run_id)).status.finished and r,
+                               "the run to end")
+                assert run.status == RunState.SUCCEEDED, run
+                assert db.get_job(run_id, "a").executions == 1   # waited for, not rerun
+            servers = db._read("SELECT id FROM jaz_servers")
+            assert len(servers) == 2, servers
+    finally:
+        db.close()

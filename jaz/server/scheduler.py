@@ -213,9 +213,11 @@ class Scheduler:
             self._forget()
             log.info("this server schedules now (it holds the database's leader lock)")
         self._leading = leads
-        if leads and time.monotonic() >= self._next_adoption:
+        if time.monotonic() >= self._next_adoption:
             self._next_adoption = time.monotonic() + ADOPT_EVERY
-            self.core.recover()   # the runs of a server that died
+            # the leader: the runs of a server that died; the others: their own runs,
+            # driven before a restart, if their lock was not free yet at the start
+            self.core.recover(own=not leads)
         return leads
 
     def _start_due(self, now: datetime, last_tick: datetime | None

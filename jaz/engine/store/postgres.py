@@ -167,7 +167,7 @@ class PostgresStore(SqlStore):
     _encode = staticmethod(_encode)
     _db: psycopg.Connection[Any]
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, server_id: str | None = None) -> None:
         if has_password(url):
             raise StoreError("the database URL carries a password",
                              hint="put the password in ~/.pgpass or PGPASSWORD, not in the URL")
@@ -179,7 +179,9 @@ class PostgresStore(SqlStore):
         self._leading = False
         self._claimed: set[int] = set()   # runs driven here (`claim`)
         self._term: int | None = None      # the leader's term while this one leads
-        self.server_id = secrets.token_hex(6)   # this process, among the servers
+        # this server among the others: kept in its $JAZ_HOME by `jaz server`, so that
+        # started again it is the same one, and takes its own runs back at once
+        self.server_id = server_id or secrets.token_hex(6)
         self.server_name = f"{socket.gethostname()} (pid {os.getpid()})"
         self.server_url = ""
         self._db = self._connect()
@@ -416,6 +418,13 @@ class PostgresStore(SqlStore):
         go (it died, or its session is being opened again); None when none holds it."""
         rows = self._read("SELECT server FROM jaz_drivers WHERE run_id = ?", (run_id,))
         return str(rows[0]["server"]) if rows else None
+
+    def own_runs(self) -> list[int]:
+        """The runs written down as driven by this server (by its id): after a restart,
+        those it drove before, which nobody else takes while it beats."""
+        return [int(r["run_id"]) for r in self._read(
+            "SELECT run_id FROM jaz_drivers WHERE server = ? ORDER BY run_id",
+            (self.server_id,))]
 
     def log_servers(self, run_id: int) -> list[dict[str, Any]]:
         """The servers that drove the run, and so keep its job logs: id, name, url."""
