@@ -1,6 +1,8 @@
 """Several real `jaz server` processes on one real PostgreSQL (tests/pg_support.py):
-operator actions sent to the server that does not drive the run, fires fenced when the
-leader's session is cut (pg_terminate_backend) or the leader is killed (kill -9)."""
+an operator action sent to the server that does not drive the run; fires fenced when
+the leader's session is cut (pg_terminate_backend), with a fire caught in flight, or the
+leader is killed (kill -9); the fires due while nobody leads fired once by the next
+leader; a server started again on its JAZ_HOME taking its runs back."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pg_support import fresh_database, jaz_server
+from pg_support import call, fresh_database, jaz_server
 from support import wait_for
 
 from jaz.engine.model import RunState
@@ -25,14 +27,6 @@ from jaz.engine.store import PostgresStore
 @pytest.fixture
 def url() -> str:
     return fresh_database()
-
-
-def _call(base: str, token: str, method: str, path: str, body: object = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=20) as r:
-        return json.loads(r.read())
 
 
 def test_an_action_sent_to_the_other_server_is_applied_once_by_the_driver(
@@ -45,9 +39,9 @@ def test_an_action_sent_to_the_other_server_is_applied_once_by_the_driver(
     try:
         with jaz_server(tmp_path / "a", url, nets) as (base_a, token_a, _, _), \
                 jaz_server(tmp_path / "b", url, nets) as (base_b, token_b, _, _):
-            run_id = _call(base_a, token_a, "POST", "/api/v1/runs", {"jobnet": "slow"})["run_id"]
+            run_id = call(base_a, token_a, "POST", "/api/v1/runs", {"jobnet": "slow"})["run_id"]
             wait_for(lambda: db.get_job(run_id, "a").status == "running", "job a to run")
-            _call(base_b, token_b, "POST", f"/api/v1/runs/{run_id}/jobs/a/stop")
+            call(base_b, token_b, "POST", f"/api/v1/runs/{run_id}/jobs/a/stop")
             job = wait_for(lambda: (j := db.get_job(run_id, "a")).status != "running" and j,
                            "the driver to stop the job", timeout=10)
             assert job.status == "stopped", job
@@ -57,7 +51,7 @@ def test_an_action_sent_to_the_other_server_is_applied_once_by_the_driver(
             assert [r["status"] for r in sent] == ["done"], sent
             # the logs are on A's machine: B asks A (another token: B says where)
             try:
-                logs = _call(base_b, token_b, "GET", f"/api/v1/runs/{run_id}/logs?job=a")
+                logs = call(base_b, token_b, "GET", f"/api/v1/runs/{run_id}/logs?job=a")
                 assert "started" in json.dumps(logs)
             except urllib.error.HTTPError as e:
                 assert e.code == 409
@@ -249,7 +243,7 @@ def test_a_server_started_again_is_the_same_one_and_takes_its_runs_back_at_once(
         with jaz_server(tmp_path / "b", url, nets):
             wait_for(lambda: db._read("SELECT term FROM jaz_leader"), "B to lead", timeout=20)
             with jaz_server(tmp_path / "a", url, nets) as (base, token, _, first):
-                run_id = _call(base, token, "POST", "/api/v1/runs", {"jobnet": "slow"})["run_id"]
+                run_id = call(base, token, "POST", "/api/v1/runs", {"jobnet": "slow"})["run_id"]
                 wait_for(lambda: db.get_job(run_id, "a").status == "running", "a to run")
                 before = db.driver(run_id)
                 assert before is not None and before["url"] == base
