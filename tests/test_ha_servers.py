@@ -227,14 +227,22 @@ def test_a_leader_whose_session_was_cut_cannot_commit_a_fire(url: str) -> None:
         new.close()
 
 
+@pytest.mark.parametrize("lingering", [False, True], ids=["lock-free", "lock-lingering"])
 def test_a_server_started_again_is_the_same_one_and_takes_its_runs_back_at_once(
-        tmp_path: Path, url: str) -> None:
+        tmp_path: Path, url: str, lingering: bool) -> None:
     """A drives a run; A is killed (kill -9) and started again on the same JAZ_HOME:
     it is the same server (its id is kept in $JAZ_HOME/server.id), and so it takes the
     run back at once, where a new server would have had to wait for the old one's
     heartbeat to go stale (10 s) and leave the run to whoever leads. The job still
     running is waited for, and the run ends. A second server on that JAZ_HOME is
-    refused."""
+    refused. `lingering`: the run's lock is still held when A starts (the dead
+    session not gone yet: the test holds it), so A's start cannot take the run; A,
+    which does not lead, takes it once the lock goes (nobody else would: A beats)."""
+    import psycopg
+
+    from jaz.engine.store.postgres import _LOCKS, _RUNS
+
+    holder: psycopg.Connection[Any] | None = None   # a session the test holds locks on
     flag = tmp_path / "go"
     nets = {"slow": f'[jobs.a]\nrun = "while [ ! -e {flag} ]; do sleep 0.05; done"\n'
                     '[jobs.b]\nrun = "true"\nneeds = ["a"]\n'}
@@ -250,7 +258,17 @@ def test_a_server_started_again_is_the_same_one_and_takes_its_runs_back_at_once(
                 first.send_signal(signal.SIGKILL)
                 first.wait()
                 wait_for(lambda: db.driver(run_id) is None, "the lock to go with A")
+            holder = psycopg.connect(url, autocommit=True)
+            if lingering:
+                holder.execute("SELECT pg_advisory_lock(%s, %s)",
+                               (_LOCKS + _RUNS, run_id % 2**31))
+            log = tmp_path / "a" / "server.log"
             with jaz_server(tmp_path / "a", url, nets) as (base, _, env, _):
+                if lingering:   # logged after its start's look for runs to resume
+                    wait_for(lambda: log.read_text().count("jaz server listening") == 2,
+                             "A to have started again")
+                    assert db.driver(run_id) is None
+                    holder.close()
                 after = wait_for(lambda: db.driver(run_id), "A to take its run back",
                                  timeout=20)
                 assert after["id"] == before["id"] and after["url"] == base
@@ -269,4 +287,6 @@ def test_a_server_started_again_is_the_same_one_and_takes_its_runs_back_at_once(
             servers = db._read("SELECT id FROM jaz_servers")
             assert len(servers) == 2, servers
     finally:
+        if holder is not None:
+            holder.close()
         db.close()
