@@ -209,9 +209,11 @@ def test_a_replace_stops_the_run_another_server_drives_through_its_actions(
                 run = db.get_run(victim)
                 assert run.status == RunState.STOPPED and "replaced by run" in run.message, run
                 assert db.get_job(victim, "a").status == "stopped"
-            for r in sent:
-                row = db.action(int(r["id"]))
-                assert (row["status"], row["server"]) == ("done", leader_a), row
+            rows = [db.action(int(r["id"])) for r in sent]
+            assert {r["server"] for r in rows} == {leader_a}, rows
+            # done; or refused, for a run A's own stop (sent before it was stopped) ended
+            assert "done" in {r["status"] for r in rows} and \
+                {r["status"] for r in rows} <= {"done", "refused"}, rows
             # B's later fires replace the runs B drives itself, through the same path
             wait_for(lambda: db._read("SELECT 1 FROM jaz_actions WHERE sender = server "
                                       "AND server <> ? AND status = 'done'", (leader_a,)),
