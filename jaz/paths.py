@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 SERVER_URL_FILE = "server.url"    # where a running `jaz server` says it listens
+SERVER_ID_FILE = "server.id"      # a server's id among those sharing a PostgreSQL database
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name: the local admin's token (0600)
 
 

@@ -151,11 +151,13 @@ def fresh_database() -> str:
 
 
 @contextlib.contextmanager
-def jaz_server(root: Path, database: str, jobnets: dict[str, str] | None = None
+def jaz_server(root: Path, database: str, jobnets: dict[str, str] | None = None,
+               extra: str = ""
                ) -> Iterator[tuple[str, str, dict[str, str], subprocess.Popen[bytes]]]:
     """A real `jaz server` on `database` (a URL) with its own JAZ_HOME under `root`, and
-    `root/jobnets` (written from `jobnets` if given): yields (API URL, admin token,
-    environment, process); SIGTERM at the end."""
+    `root/jobnets` (written from `jobnets` if given; `extra` is added to its config):
+    yields (API URL, admin token, environment, process); SIGTERM at the end. Started
+    again on the same `root`, it is the same server (its JAZ_HOME)."""
     home, nets = root / "home", root / "jobnets"
     nets.mkdir(parents=True, exist_ok=True)
     for name, text in (jobnets or {}).items():
@@ -163,10 +165,11 @@ def jaz_server(root: Path, database: str, jobnets: dict[str, str] | None = None
     config = root / "jaz.toml"
     config.write_text(f'listen = "127.0.0.1:0"\njobnets = "jobnets"\n'
                       f'database = "{database}"\n'
-                      + ("allow_root = true\n" if os.geteuid() == 0 else ""))
+                      + ("allow_root = true\n" if os.geteuid() == 0 else "") + extra)
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAZ_")}
     env["JAZ_HOME"] = str(home)
     log_path = root / "server.log"
+    (home / "server.url").unlink(missing_ok=True)   # a server killed before left its own
     with log_path.open("a") as log:
         proc = subprocess.Popen([sys.executable, "-m", "jaz", "server", "-c", str(config)],
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -189,3 +192,57 @@ def jaz_server(root: Path, database: str, jobnets: dict[str, str] | None = None
                 proc.kill()
                 proc.wait(timeout=5)
 
+
+
+def call(base: str, token: str, method: str, path: str, body: object = None) -> Any:
+    """One API call to a server as `token`: the decoded JSON answer."""
+    import json
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=20) as r:
+        return json.loads(r.read())
+
+
+class Stream:
+    """A server's /stream, read event by event (each read bounded by the timeout)."""
+
+    def __init__(self, base: str, token: str, timeout: float = 20) -> None:
+        import urllib.request
+
+        req = urllib.request.Request(base + "/api/v1/stream",
+                                     headers={"Authorization": f"Bearer {token}"})
+        self._r = urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - 127.0.0.1
+        assert self._r.readline() == b": connected\n"
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def until(self, check: Any, what: str, timeout: float = 30
+              ) -> tuple[str, dict[str, Any]]:
+        """Read events until one (kind, data) passes `check`; it. A stream that says
+        nothing for the read timeout, or nothing that passes within `timeout`, fails."""
+        import json
+        import time
+
+        kind = ""
+        deadline = time.monotonic() + timeout
+        while True:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting on the stream for {what}: "
+                                     f"{self.seen[-5:]}")
+            try:
+                line = self._r.readline().decode().rstrip("\n")
+            except TimeoutError:
+                raise AssertionError(f"the stream said nothing more waiting for {what}: "
+                                     f"{self.seen[-5:]}") from None
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                event = (kind, json.loads(line[6:]))
+                self.seen.append(event)
+                if check(*event):
+                    return event
+
+    def close(self) -> None:
+        self._r.close()

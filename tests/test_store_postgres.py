@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import signal
 import threading
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 import test_store
-from pg_support import fresh_database, jaz_server
+from pg_support import call, fresh_database, jaz_server
 from support import free_port, wait_for
 
 from jaz.engine.model import JobState, RunState
@@ -219,26 +217,18 @@ def test_the_server_config_takes_postgres_urls_without_a_password(url: str, ok: 
 
 # ---------------------------------------------------------------- `jaz server` on it
 
-def _call(base: str, token: str, method: str, path: str, body: object = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
 def test_a_server_on_postgres_runs_and_remembers_across_a_restart(tmp_path: Path,
                                                                   url: str) -> None:
     nets = {"hello": '[jobs.a]\nrun = "echo hi from $JAZ_JOB"\n'}
     with jaz_server(tmp_path, url, nets) as (base, token, _, _):
-        run_id = _call(base, token, "POST", "/api/v1/runs", {"jobnet": "hello"})["run_id"]
-        run = wait_for(lambda: (r := _call(base, token, "GET", f"/api/v1/runs/{run_id}"))
+        run_id = call(base, token, "POST", "/api/v1/runs", {"jobnet": "hello"})["run_id"]
+        run = wait_for(lambda: (r := call(base, token, "GET", f"/api/v1/runs/{run_id}"))
                        ["status"] != "running" and r, "the run to end")
         assert run["status"] == "succeeded", run
     with jaz_server(tmp_path, url) as (base, token, _, _):
-        runs = _call(base, token, "GET", "/api/v1/runs")
+        runs = call(base, token, "GET", "/api/v1/runs")
         assert [(r["run_id"], r["status"]) for r in runs] == [(run_id, "succeeded")]
-        logs = _call(base, token, "GET", f"/api/v1/runs/{run_id}/logs?job=a")
+        logs = call(base, token, "GET", f"/api/v1/runs/{run_id}/logs?job=a")
         assert "hi from a" in json.dumps(logs)   # kept in $JAZ_HOME/logs on this machine
 
 
@@ -299,7 +289,7 @@ def test_a_run_is_driven_by_one_server_and_taken_over_when_it_dies(tmp_path: Pat
     try:
         with jaz_server(tmp_path / "a", url, nets) as (base, token, _, first):
             def start(n: int) -> int:
-                return int(_call(base, token, "POST", "/api/v1/runs",
+                return int(call(base, token, "POST", "/api/v1/runs",
                                  {"jobnet": "slow", "params": {"RUN": str(n)}})["run_id"])
 
             one = start(1)

@@ -200,9 +200,10 @@ class Cluster:
                           row["run_id"])
             error, message = "JazError", f"the {row['action']} failed on the server that " \
                                          f"drives run {row['run_id']}: {e}"
-        log.info("%s of run %s%s by %s, sent through another server: %s", row["action"],
+        log.info("%s of run %s%s by %s, sent through %s: %s", row["action"],
                  row["run_id"], f" job {row['job']}" if row["job"] else "", row["user"],
-                 message or "done")
+                 "the database" if row["sender"] == self.store.server_id
+                 else "another server", message or "done")
         for attempt in range(5):   # its sender waits for this
             try:
                 self.store.finish_action(int(row["id"]), error=error, message=message,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from jaz.engine.clock import Clock, SystemClock, local_zone
 from jaz.engine.executors.local import LocalExecutor
@@ -31,8 +31,8 @@ from jaz.engine.secrets import Secrets
 from jaz.engine.service import Service, default_executors
 from jaz.engine.store import PostgresStore, SqliteStore
 from jaz.engine.store.postgres import is_postgres_url
-from jaz.errors import JazError, JobnetInvalid, StateError
-from jaz.paths import default_db, ensure_home, secrets_file
+from jaz.errors import JazError, JobnetInvalid, Refused, StateError
+from jaz.paths import SERVER_ID_FILE, default_db, ensure_home, secrets_file
 from jaz.server.actions import ReleaseExecutor, StartExecutor
 from jaz.server.cluster import Cluster
 from jaz.server.config import ServerConfig
@@ -101,8 +101,15 @@ class Core:
         self.zone = local_zone()
         self.clock = clock or SystemClock()
         self.store: SqliteStore | PostgresStore
+        self._identity: IO[str] | None = None
         if is_postgres_url(config.database):   # logs stay on this machine, in $JAZ_HOME
-            self.store, log_dir = PostgresStore(config.database), home / "logs"
+            self._identity, server_id = _identity(home)
+            try:
+                self.store = PostgresStore(config.database, server_id=server_id)
+            except BaseException:
+                self._identity.close()
+                raise
+            log_dir = home / "logs"
         else:
             db = Path(config.database) if config.database else default_db()
             self.store = SqliteStore(db, background_checkpoints=True)
@@ -352,12 +359,21 @@ class Core:
     def running(self) -> list[int]:
         return self.driver.running()
 
-    def recover(self) -> None:
+    def recover(self, *, own: bool = False) -> None:
         """After a restart (or kill -9): runs that were running go on where they were.
         On a database several servers share, only the runs no other server drives (the
         claim in `_drive` decides), so the leader calls this again now and then to take
-        over the runs of a server that died (`adopt`)."""
+        over the runs of a server that died (`adopt`), and the others (`own`) to take
+        back the runs they drove before a restart whose lock was not free yet."""
+        if own:
+            if not isinstance(self.store, PostgresStore):
+                return
+            mine = set(self.store.own_runs())
+            if not mine - set(self.running()):
+                return
         for run in self.store.list_runs(status=[RunState.RUNNING], top_level=True):
+            if own and run.id not in mine:
+                continue
             if run.id in self.running() or not self.store.claim(run.id):
                 continue
             log.info("run %s (%s) was running with no server driving it: resuming it",
@@ -593,6 +609,38 @@ class Core:
         if self.remote is not None:
             self.remote.close()
         self.store.close()
+        if self._identity is not None:
+            self._identity.close()
+
+
+def _identity(home: Path) -> tuple[IO[str], str]:
+    """This server's id among those sharing a PostgreSQL database, kept in
+    $JAZ_HOME/server.id (made on first start): a server started again is the same
+    one, and takes back at once the runs it drove (their job logs and exit files are
+    in this $JAZ_HOME). The file stays locked while the server runs: two servers on
+    one $JAZ_HOME would be one server twice."""
+    import fcntl
+    import os
+    import re
+    import secrets
+
+    path = home / SERVER_ID_FILE
+    file = open(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+")  # noqa: SIM115
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        file.close()
+        raise Refused(f"another jaz server runs with this JAZ_HOME ({home}): {path} is "
+                      f"locked", hint="give each server on the database its own JAZ_HOME"
+                      ) from None
+    server_id = file.read().strip()
+    if not re.fullmatch(r"[0-9a-z]{4,32}", server_id):
+        server_id = secrets.token_hex(6)
+        file.seek(0)
+        file.truncate()
+        file.write(server_id + "\n")
+        file.flush()
+    return file, server_id
 
 
 def _read_hosts(config: ServerConfig) -> dict[str, Host]:

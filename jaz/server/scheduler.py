@@ -213,9 +213,11 @@ class Scheduler:
             self._forget()
             log.info("this server schedules now (it holds the database's leader lock)")
         self._leading = leads
-        if leads and time.monotonic() >= self._next_adoption:
+        if time.monotonic() >= self._next_adoption:
             self._next_adoption = time.monotonic() + ADOPT_EVERY
-            self.core.recover()   # the runs of a server that died
+            # the leader: the runs of a server that died; the others: their own runs,
+            # driven before a restart, if their lock was not free yet at the start
+            self.core.recover(own=not leads)
         return leads
 
     def _start_due(self, now: datetime, last_tick: datetime | None
@@ -250,10 +252,13 @@ class Scheduler:
     def _apply_all(self, decisions: Sequence[planner.Decision], now: datetime) -> None:
         """Apply decisions in one commit, then stop the runs they replace and drive the
         runs they started. A stop is asked for after the commit: one of a run being
-        driven waits for the driver's turn, which waits for the store."""
+        driven waits for the driver's turn, which waits for the store. On a database
+        several servers share, the stop is an action for the run's driver instead,
+        written in the fire's fenced commit (`_send_stop`)."""
         started: list[int] = []
         stops: list[planner.Stop] = []
-        with self.core.steer, self.core.store.batch():
+        store = self.core.store
+        with self.core.steer, store.batch():
             if decisions:
                 self._fence()
             for decision in decisions:
@@ -261,7 +266,10 @@ class Scheduler:
                     if isinstance(decision, planner.Start):
                         started.append(decision.run_id)
                     elif isinstance(decision, planner.Stop):
-                        stops.append(decision)
+                        if isinstance(store, PostgresStore):
+                            self._send_stop(store, decision)
+                        else:
+                            stops.append(decision)
         for stop in stops:   # the runs started are driven whatever becomes of these
             try:
                 self.core.act("stop", stop.run_id, None, user="scheduler", reason=stop.reason)
@@ -272,6 +280,16 @@ class Scheduler:
         # the version in force when it is the run's
         self.core.drive_all([(run_id, self._versions_in_force.pop(run_id, None))
                              for run_id in started])
+
+    def _send_stop(self, store: PostgresStore, stop: planner.Stop) -> None:
+        """The stop of a run that a fire replaces, on a database several servers share:
+        an action for the server that drives the run (or drove it last: its session may
+        be being opened again, and whoever takes the run over takes its actions; this
+        one when nobody did), in the fire's own transaction, so that it is sent only if
+        the fire commits, while this server leads, and never lost if it does. Nobody
+        waits for the answer: the driver records how it went in `jaz_actions`."""
+        store.send_action(store.last_driver(stop.run_id) or store.server_id, stop.run_id,
+                          None, "stop", user="scheduler", reason=stop.reason)
 
     def _read(self, now: datetime) -> tuple[list[RunRecord], dict[str, int],
                                              datetime | None]:

@@ -167,7 +167,7 @@ class PostgresStore(SqlStore):
     _encode = staticmethod(_encode)
     _db: psycopg.Connection[Any]
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, server_id: str | None = None) -> None:
         if has_password(url):
             raise StoreError("the database URL carries a password",
                              hint="put the password in ~/.pgpass or PGPASSWORD, not in the URL")
@@ -179,7 +179,9 @@ class PostgresStore(SqlStore):
         self._leading = False
         self._claimed: set[int] = set()   # runs driven here (`claim`)
         self._term: int | None = None      # the leader's term while this one leads
-        self.server_id = secrets.token_hex(6)   # this process, among the servers
+        # this server among the others: kept in its $JAZ_HOME by `jaz server`, so that
+        # started again it is the same one, and takes its own runs back at once
+        self.server_id = server_id or secrets.token_hex(6)
         self.server_name = f"{socket.gethostname()} (pid {os.getpid()})"
         self.server_url = ""
         self._db = self._connect()
@@ -375,6 +377,12 @@ class PostgresStore(SqlStore):
                     "INSERT INTO jaz_run_servers (run_id, server) SELECT id, %s FROM runs "
                     "WHERE id = %s ON CONFLICT DO NOTHING",
                     (self.server_id, run_id, self.server_id, run_id))
+                # the actions its driver before did not take are this one's now
+                session.execute(
+                    "WITH a AS (UPDATE jaz_actions SET server = %s WHERE run_id = %s "
+                    "AND status = 'pending' AND server <> %s RETURNING id) "
+                    "SELECT pg_notify(%s, %s) FROM a LIMIT 1",
+                    (self.server_id, run_id, self.server_id, ACTIONS, self.server_id))
             except Exception:
                 self._lost_locks()
                 return False
@@ -404,6 +412,19 @@ class PostgresStore(SqlStore):
             "AND l.classid::bigint = ? AND l.objid::bigint = ? AND l.objsubid = 2",
             (_LOCKS + _RUNS, run_id % 2**31))
         return rows[0] if rows else None
+
+    def last_driver(self, run_id: int) -> str | None:
+        """The id of the server that drives the run or drove it last and has not let it
+        go (it died, or its session is being opened again); None when none holds it."""
+        rows = self._read("SELECT server FROM jaz_drivers WHERE run_id = ?", (run_id,))
+        return str(rows[0]["server"]) if rows else None
+
+    def own_runs(self) -> list[int]:
+        """The runs written down as driven by this server (by its id): after a restart,
+        those it drove before, which nobody else takes while it beats."""
+        return [int(r["run_id"]) for r in self._read(
+            "SELECT run_id FROM jaz_drivers WHERE server = ? ORDER BY run_id",
+            (self.server_id,))]
 
     def log_servers(self, run_id: int) -> list[dict[str, Any]]:
         """The servers that drove the run, and so keep its job logs: id, name, url."""
@@ -494,6 +515,20 @@ class PostgresStore(SqlStore):
         return bool(self._read("UPDATE jaz_actions SET status = 'withdrawn', done_at = now() "
                                "WHERE id = ? AND status = 'pending' RETURNING id",
                                (action_id,)))
+
+    def delete_events(self, before: datetime) -> int:
+        """Forget audit events older than `before` (`keep_days`, `jaz purge`), and with
+        them what several servers wrote down about each other: the actions sent before
+        then (however they went: the runs they were for are gone too, or long past),
+        and the servers not seen since then that drove none of the runs left."""
+        with self.batch():
+            count = super().delete_events(before)
+            at = before.astimezone(UTC)
+            self._write("DELETE FROM jaz_actions WHERE created_at < ?", (at,))
+            self._write("DELETE FROM jaz_servers s WHERE seen_at < ? AND NOT EXISTS "
+                        "(SELECT 1 FROM jaz_run_servers r WHERE r.server = s.id) AND NOT "
+                        "EXISTS (SELECT 1 FROM jaz_drivers d WHERE d.server = s.id)", (at,))
+        return count
 
     def listener(self) -> Listener:
         """A connection of its own for LISTEN/NOTIFY and this server's heartbeat."""
