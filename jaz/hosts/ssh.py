@@ -41,9 +41,10 @@ SPENT_BATCH = 32         # read jobs whose files are removed with one command
 JOB_FILES = ("out", "err", "rc0", "rc", "pid", "vars")   # a job's files (jaz.hosts.sshjob)
 JOB_FILES_DAYS = 7       # job files older than this are removed at each connection
 DETACH = True            # jobs written to files too, when the host can (bench: False)
-# run once per connection: the job folder (with `tee -p`), else a private temp folder
+# run once per connection: the job folder (0700: jobs' output and outputs are kept there
+# until read), else a private temp folder
 PREPARE = ('umask 077; if cd 2>/dev/null && mkdir -p .jaz/jobs 2>/dev/null && '
-           'echo | tee -p /dev/null >/dev/null 2>&1; then '
+           'chmod 700 .jaz/jobs 2>/dev/null; then '
            f'find .jaz/jobs -type f -mtime +{JOB_FILES_DAYS} -exec rm -f {{}} + 2>/dev/null; '
            'echo "jobs $(pwd)/.jaz/jobs"; '
            'else echo "tmp $(mktemp -d "${TMPDIR:-/tmp}/jaz.XXXXXXXXXX")"; fi')
@@ -578,10 +579,11 @@ class Connection:
 
     def _workdir(self, transport: Any) -> str:
         """The folder on the host for the jobs' files, and whether the login shell is a
-        POSIX one (then a job's wrapper needs no /bin/sh of its own). With `tee -p` there,
-        jaz's job folder `~/.jaz/jobs` (0700; files older than JOB_FILES_DAYS, left by a
-        jaz that never came back, removed): jobs outlive their connection. Else a private
-        folder (`mktemp -d`) for $JAZ_OUTPUT only: jobs end with their connection."""
+        POSIX one (then a job's wrapper needs no /bin/sh of its own). jaz's job folder
+        `~/.jaz/jobs` (0700; files older than JOB_FILES_DAYS, left by a jaz that never
+        came back, removed): jobs outlive their connection. Where the login user's home
+        cannot hold it, a private folder (`mktemp -d`) for $JAZ_OUTPUT only: jobs end
+        with their connection, as before."""
         code, out, err = _exec(transport, 'echo "$0"; exec /bin/sh -c ' + shlex.quote(PREPARE),
                                timeout=CONNECT_TIMEOUT, host=self.host.name)
         lines = out.decode(errors="replace").splitlines()

@@ -3,13 +3,13 @@ the channel's stdin carries, and the parsing of what comes back.
 
 The wrapper runs in the session sshd made for the channel (a session and process group
 of its own, which outlives the connection: sshd signals no process of a session without
-a terminal when the connection drops). With a *job folder* on the host (jaz's
-`~/.jaz/jobs`, when the host has `tee -p`), the job's stdout and stderr go through
-`tee -p` into files there as well as onto the channel, and the job's status into
-`ID.rc0` (when the job's shell ends) and `ID.rc` (when its output is complete): a job
-whose connection drops, or whose jaz process ends, runs on, and is followed from those
-files once the host answers again (jaz.hosts.sshexec). Without one, the job's output has
-only the channel (the job dies when it next writes after a drop).
+a terminal when the connection drops; tests/test_ssh_follow.py kills that sshd process).
+With a *job folder* on the host (jaz's `~/.jaz/jobs`), the job's stdout and stderr go
+into files there (read with SFTP while it runs, jaz.hosts.sshexec) and its status into
+`ID.rc` when its shell ends; the channel only tells that end at once. So a job whose
+connection drops, or whose jaz process ends, runs on, and is followed from its files
+once the host answers again. Without one (a home that cannot hold it), the job's output
+goes onto the channel, and the job dies when it next writes after a drop.
 """
 
 from __future__ import annotations

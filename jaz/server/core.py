@@ -558,8 +558,8 @@ class Core:
 
 def _hosts(config: ServerConfig, home: Path) -> tuple[dict[str, Host], AgentHosts | None]:
     """The hosts of the hosts file and of the config's own [hosts.NAME] tables (which win),
-    and the executor of the agent hosts among them, already saying hello to each (their
-    online state for `jaz hosts`); None without agent hosts."""
+    and the executor of the remote hosts among them (agent, JAZ agent and SSH hosts),
+    already saying hello to each (their online state for `jaz hosts`); None without any."""
     from jaz.hosts.config import load_hosts
 
     hosts = {**load_hosts(config.hosts_file), **config.hosts}
