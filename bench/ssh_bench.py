@@ -4,7 +4,7 @@ the tests' user, whose shell is /bin/sh: tests/sshd_support.py):
 
 - jaz's SSH executor (the one `jaz run` and `jaz server` use): one pooled connection,
   8 channels in flight (jobs/s), and one job at a time (p50/p99 latency); and the same
-  as on a host without a job folder (output on the channel only, the job not kept);
+  with `job_folder = false` (output on the channel only, the job not kept there);
 - the floor: raw paramiko `exec_command("true")` on one connection, the same two ways;
 - OpenSSH's `ssh` with ControlMaster (one master, a client process per command) and
   with a new connection per command.
@@ -86,16 +86,14 @@ def main() -> None:
 
 
 def _jaz(tmp: Path, detach: bool = True) -> tuple[str, float, list[float]]:
-    """jaz's executor; with `detach` off, as on a host without a job folder (each job's
+    """jaz's executor; with `detach` off, as a host with `job_folder = false` (each job's
     output on its channel only: what jaz did before jobs outlived their connection)."""
-    import jaz.hosts.ssh
     from jaz.engine.executors.base import Attempt
     from jaz.engine.model import Job, RunAction
     from jaz.hosts.config import Host
     from jaz.hosts.executor import AgentHosts
 
-    jaz.hosts.ssh.DETACH = detach
-    hosts = AgentHosts({"box": Host(name="box", ssh="box")}, "bench:owner")
+    hosts = AgentHosts({"box": Host(name="box", ssh="box", job_folder=detach)}, "bench:owner")
     logs = tmp / ("logs" if detach else "logs-attached")
     logs.mkdir()
     job = Job(name="t", action=RunAction(script="true"))
@@ -116,9 +114,8 @@ def _jaz(tmp: Path, detach: bool = True) -> tuple[str, float, list[float]]:
         rate, alone = _measure(one, N, SEQ)
     finally:
         hosts.close()
-    jaz.hosts.ssh.DETACH = True
     return ("jaz SSH executor (1 pooled connection)" if detach else
-            "jaz, no job folder (output on the channel)"), rate, alone
+            "jaz, job_folder = false (output on channel)"), rate, alone
 
 
 def _raw() -> tuple[str, float, list[float]]:

@@ -43,7 +43,7 @@ from jaz.paths import jaz_home
 HOST_KEYS = {"agent", "ssh", "description", "user", "port", "identity_file", "fingerprint",
              "token_file", "labels", "insecure", "offline_after", "reboot_command",
              "password_secret", "passphrase_secret", "jaz_agent", "hostname",
-             "check_every", "result_addresses", "connections"}
+             "check_every", "result_addresses", "connections", "job_folder"}
 KINDS = ("agent", "ssh", "jaz_agent")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
@@ -70,6 +70,7 @@ class Host:
     password_secret: str | None = None     # SSH hosts: names in jaz's secrets, never values
     passphrase_secret: str | None = None
     connections: int = SSH_CONNECTIONS   # SSH hosts: pooled connections at most
+    job_folder: bool = True        # SSH hosts: jobs kept in ~/.jaz/jobs (outlive the connection)
     jaz_agent: str | None = None   # "addr:10055": an unmodified JAZ v3 agent (jazagent.py)
     hostname: str | None = None    # the JAZ agent's Hostname= (default: name)
     check_every: float = 30.0      # JAZ agent: how often a job in flight is looked for there
@@ -215,6 +216,9 @@ def _ssh_keys(c: Collector, host: dict[str, Any], kw: dict[str, Any], where: str
                   field=f"{where}.connections")
         else:
             kw["connections"] = n
+    if "job_folder" in host:
+        kw["job_folder"] = check_bool(c, host["job_folder"], job=None,
+                                      field=f"{where}.job_folder")
     for key in ("password_secret", "passphrase_secret"):
         if key in host:
             kw[key] = check_str(c, host[key], job=None, field=f"{where}.{key}")

@@ -38,13 +38,12 @@ CONTROL_SESSIONS = 2     # and channels kept for stops and file checks
 POSIX_SHELLS = frozenset({"sh", "dash", "bash", "ash", "ksh", "mksh", "ksh93"})
 CONNECTING = threading.BoundedSemaphore(16)   # connections being made at once (fan-out)
 SPENT_BATCH = 32         # read jobs whose files are removed with one command
-JOB_FILES = ("out", "err", "rc0", "rc", "pid", "vars")   # a job's files (jaz.hosts.sshjob)
+JOB_FILES = ("out", "err", "st", "vars")   # a job's files (jaz.hosts.sshjob)
 JOB_FILES_DAYS = 7       # job files older than this are removed at each connection
-DETACH = True            # jobs written to files too, when the host can (bench: False)
 # run once per connection: the job folder (0700: jobs' output and outputs are kept there
 # until read), else a private temp folder
-PREPARE = ('umask 077; if cd 2>/dev/null && mkdir -p .jaz/jobs 2>/dev/null && '
-           'chmod 700 .jaz/jobs 2>/dev/null; then '
+PREPARE = ('umask 077; if [ "$1" = 1 ] && cd 2>/dev/null && mkdir -p .jaz/jobs 2>/dev/null '
+           '&& chmod 700 .jaz/jobs 2>/dev/null; then '
            f'find .jaz/jobs -type f -mtime +{JOB_FILES_DAYS} -exec rm -f {{}} + 2>/dev/null; '
            'echo "jobs $(pwd)/.jaz/jobs"; '
            'else echo "tmp $(mktemp -d "${TMPDIR:-/tmp}/jaz.XXXXXXXXXX")"; fi')
@@ -581,10 +580,11 @@ class Connection:
         """The folder on the host for the jobs' files, and whether the login shell is a
         POSIX one (then a job's wrapper needs no /bin/sh of its own). jaz's job folder
         `~/.jaz/jobs` (0700; files older than JOB_FILES_DAYS, left by a jaz that never
-        came back, removed): jobs outlive their connection. Where the login user's home
-        cannot hold it, a private folder (`mktemp -d`) for $JAZ_OUTPUT only: jobs end
-        with their connection, as before."""
-        code, out, err = _exec(transport, 'echo "$0"; exec /bin/sh -c ' + shlex.quote(PREPARE),
+        came back, removed): jobs outlive their connection. With `job_folder = false`,
+        or where the login user's home cannot hold it, a private folder (`mktemp -d`) for
+        $JAZ_OUTPUT only: jobs end with their connection, as before."""
+        prepare = f"/bin/sh -c {shlex.quote(PREPARE)} jaz {int(self.host.job_folder)}"
+        code, out, err = _exec(transport, 'echo "$0"; exec ' + prepare,
                                timeout=CONNECT_TIMEOUT, host=self.host.name)
         lines = out.decode(errors="replace").splitlines()
         if code == 0 and len(lines) == 2 and " " in lines[1]:
@@ -592,7 +592,7 @@ class Connection:
             found = lines[1]
         else:   # csh, fish...: through /bin/sh
             self.posix = False
-            code, out, err = _exec(transport, f"exec /bin/sh -c {shlex.quote(PREPARE)}",
+            code, out, err = _exec(transport, f"exec {prepare}",
                                    timeout=CONNECT_TIMEOUT, host=self.host.name)
             found = out.decode(errors="replace").strip()
         kind, _, folder = found.partition(" ")
@@ -600,7 +600,7 @@ class Connection:
             raise Refused(f"host {self.host.name!r}: cannot make a private folder there "
                           f"(~/.jaz/jobs, or with mktemp -d): "
                           f"{err.decode(errors='replace').strip()}")
-        self.jobs_dir = folder if kind == "jobs" and DETACH else ""
+        self.jobs_dir = folder if kind == "jobs" else ""
         return folder
 
     def spend(self, prefix: str) -> bool:

@@ -236,7 +236,12 @@ class SshExecution(Reported):
             if got:
                 continue
             if tick is not None and time.monotonic() >= due:
-                tick()
+                try:
+                    tick()
+                except JazError as e:
+                    if not conn.alive():
+                        return None
+                    log.warning("host %s: %s (tried again)", self.host.name, e.message)
                 due = time.monotonic() + OUTPUT_EVERY
             if chan.eof_received:   # (the pipe stays readable now: wait on the status)
                 if chan.exit_status_ready():
@@ -361,9 +366,9 @@ class SshExecution(Reported):
         """The job's state there, with builtins only: its group, then its status (in
         this order: a group gone after its status was read would look killed)."""
         p = shlex.quote(self.prefix)
-        script = (f"p=; r=; {{ read p <{p}.pid; }} 2>/dev/null\n"
+        script = (f"p=; r=; {{ read p <{p}.st; }} 2>/dev/null\n"
                   'if [ -n "$p" ] && kill -0 -"$p" 2>/dev/null; then a=1; else a=0; fi\n'
-                  f"{{ read r <{p}.rc; }} 2>/dev/null\n"
+                  f"{{ {{ read p; read r; }} <{p}.st; }} 2>/dev/null\n"
                   'echo "jaz-look $p/$a/$r"\n').encode()
         _, stdout, _ = conn.run(boot(conn, script), stdin=script, timeout=30)
         line = next((x for x in stdout.decode(errors="replace").splitlines()
