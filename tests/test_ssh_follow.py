@@ -217,3 +217,29 @@ def test_the_job_survives_the_sshd_process_of_its_connection_being_killed(lab: L
         if proc.poll() is None:
             proc.kill()
         gate.unlink(missing_ok=True)
+
+
+def test_without_a_job_folder_a_cut_connection_ends_the_job_and_kills_its_group(
+        cut_lab: tuple[Lab, Cutter]):
+    """`job_folder = false`: the job's output has only its channel, so a cut ends it in
+    error, and its group is killed there once the host answers again."""
+    lab, cutter = cut_lab
+    marker = _gate("nofolder")
+    net = ('[jobs.nofolder]\nhost = "box"\nrun = \'\'\'\n'
+           f'sleep 300 &\necho $! > {marker}\nwait\n\'\'\'\n')
+    proc = lab.popen(net, HOSTS + "job_folder = false\n")
+    try:
+        wait_for(lambda: marker.exists() and marker.read_text().strip(), "the job to start")
+        pid = int(marker.read_text())
+        cutter.cut()
+        out, err = proc.communicate(timeout=40)
+        view = json.loads(out)
+        assert view["jobs"]["nofolder"]["status"] == "failed", err
+        message = lab.message(view["run_id"], "nofolder")
+        assert "connection was lost" in message and "process group was killed" in message
+        wait_for(lambda: not _alive(pid), "the remote job to be killed", timeout=5)
+        assert _remote_files(lab, "nofolder") == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        marker.unlink(missing_ok=True)
