@@ -53,6 +53,7 @@ DRAIN_SECONDS = 1.0    # how long output may trail the wrapper's exit (a backgro
 OUTPUT_EVERY = 0.25    # seconds between reads of a running job's output files
 FOLLOW_EVERY = 0.5     # seconds between looks at a followed job's files
 BACKOFF = (0.2, 5.0)   # first and longest pause between reconnections while following
+STOP_AWAY = 30.0       # a stopped job being followed: how long its host may stay away
 
 
 def boot(conn: Connection, payload: bytes) -> str:
@@ -347,6 +348,11 @@ class SshExecution(Reported):
                                                 vars_.decode("utf-8", "replace"))
                 except JazError as e:
                     away = away or time.monotonic()
+                    if self._stopping.is_set() and time.monotonic() - away > STOP_AWAY:
+                        return Outcome(exit_code=None, stopped=True, error=(
+                            f"stopped while host {name!r} was unreachable: its process "
+                            f"group (pid {self._pid}) may still run there; it is killed "
+                            f"when the host answers again; last error: {e.message}"))
                     if time.monotonic() - away > self.host.offline_after:
                         return Outcome(exit_code=None, stopped=self._stopping.is_set(),
                                        error=(
