@@ -175,13 +175,15 @@ class SshExecution(Reported):
             conn.release(chan)
         trailer = None if channel.trailer is None else \
             channel.trailer.decode("utf-8", "replace")
+        unread = False   # (its output could not be read: followed like a lost job)
         if detached and trailer is not None:   # its first line: which files it wrote
             flags, _, trailer = trailer.partition("\n")
             try:
                 self._copy(conn, out, err, flags)
-            except JazError:
-                status = None
-        lost = status is None and not conn.alive()
+            except JazError as e:
+                log.warning("host %s: %s", self.host.name, e.message)
+                unread = True
+        lost = (status is None and not conn.alive()) or unread
         if lost and conn.closing:
             channel.close()
             err.close()
@@ -191,7 +193,8 @@ class SshExecution(Reported):
                 f"host {self.host.name!r}: the process running the job ended (its SSH "
                 "connection closed); the job was killed on the host"))
         if lost:
-            conn.lost("the SSH connection was lost mid-job")
+            if not conn.alive():
+                conn.lost("the SSH connection was lost mid-job")
             if not detached:
                 channel.close()
                 err.close()
