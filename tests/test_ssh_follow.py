@@ -243,3 +243,31 @@ def test_without_a_job_folder_a_cut_connection_ends_the_job_and_kills_its_group(
         if proc.poll() is None:
             proc.kill()
         marker.unlink(missing_ok=True)
+
+
+def test_an_adopted_jobs_later_output_is_redacted_with_its_secrets(lab: Lab):
+    """After kill -9 and --resume, what the job wrote meanwhile is copied through the
+    redactor: its secret is read again from jaz's secrets."""
+    canary = "canary-" + os.urandom(6).hex()
+    lab.env["JAZ_SECRET_TOKEN"] = canary
+    gate = _gate("secret")
+    net = ('[jobs.hush]\nhost = "box"\nenv = { TOKEN = { secret = "token" } }\n'
+           f'run = \'\'\'\necho before\nwhile [ ! -e {gate} ]; do sleep 0.05; done\n'
+           'echo "token is $TOKEN"\n\'\'\'\n')
+    proc = lab.popen(net, HOSTS)
+    try:
+        wait_for(lambda: "before" in _log(lab, "hush"), "the job to start")
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
+        gate.write_text("")
+        result = lab.jaz("run", "--resume", "1", "--hosts", lab.root / "hosts.toml", "--db",
+                         lab.root / "r.db", "--json", timeout=60)
+        assert json.loads(result.stdout)["jobs"]["hush"]["status"] == "succeeded", result.stderr
+        assert _log(lab, "hush") == "before\ntoken is ***\n"
+        for f in lab.root.rglob("*"):
+            if f.is_file():
+                assert canary.encode() not in f.read_bytes(), f"the secret is in {f}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        gate.unlink(missing_ok=True)
