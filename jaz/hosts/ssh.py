@@ -500,6 +500,7 @@ class Connection:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _files: Any = None   # an SFTP session for the jobs' files (holds a control slot)
     _files_lock: threading.Lock = field(default_factory=threading.Lock)
+    _spent_lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(SESSIONS))
     _control: threading.BoundedSemaphore = field(
@@ -607,15 +608,15 @@ class Connection:
         """A job's files whose result was read: removed with the next batch (one `rm` for
         SPENT_BATCH jobs, or at the next keepalive or close), not one command a job.
         Whether the batch is full (the caller then calls `clean`)."""
-        with self._lock:
+        with self._spent_lock:   # (not _lock: a connect in progress holds that one)
             self.spent.append(prefix)
             return len(self.spent) >= SPENT_BATCH
 
     def clean(self) -> None:
-        with self._lock:
+        with self._spent_lock:
             names, self.spent = self.spent, []
         if not names or not self.alive():
-            with self._lock:
+            with self._spent_lock:
                 self.spent[:0] = names
             return
         files = " ".join(shlex.quote(f"{p}.{x}") for p in names for x in JOB_FILES)
