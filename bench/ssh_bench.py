@@ -3,7 +3,8 @@ loopback port (started here with its own host key and an authorised key, logging
 the tests' user, whose shell is /bin/sh: tests/sshd_support.py):
 
 - jaz's SSH executor (the one `jaz run` and `jaz server` use): one pooled connection,
-  8 channels in flight (jobs/s), and one job at a time (p50/p99 latency);
+  8 channels in flight (jobs/s), and one job at a time (p50/p99 latency); and the same
+  with `job_folder = false` (output on the channel only, the job not kept there);
 - the floor: raw paramiko `exec_command("true")` on one connection, the same two ways;
 - OpenSSH's `ssh` with ControlMaster (one master, a client process per command) and
   with a new connection per command.
@@ -71,7 +72,7 @@ def main() -> None:
     os.environ["HOME"] = str(home)
     os.environ["JAZ_HOME"] = str(tmp / "jazhome")
     try:
-        rows = [_jaz(tmp), _raw(), _openssh(cfg, tmp, master=True),
+        rows = [_jaz(tmp), _jaz(tmp, detach=False), _raw(), _openssh(cfg, tmp, master=True),
                 _openssh(cfg, tmp, master=False)]
     finally:
         sshd.stop()
@@ -84,14 +85,16 @@ def main() -> None:
               f"ms, p99 {_ms(alone, .99):6.2f} ms")
 
 
-def _jaz(tmp: Path) -> tuple[str, float, list[float]]:
+def _jaz(tmp: Path, detach: bool = True) -> tuple[str, float, list[float]]:
+    """jaz's executor; with `detach` off, as a host with `job_folder = false` (each job's
+    output on its channel only: what jaz did before jobs outlived their connection)."""
     from jaz.engine.executors.base import Attempt
     from jaz.engine.model import Job, RunAction
     from jaz.hosts.config import Host
     from jaz.hosts.executor import AgentHosts
 
-    hosts = AgentHosts({"box": Host(name="box", ssh="box")}, "bench:owner")
-    logs = tmp / "logs"
+    hosts = AgentHosts({"box": Host(name="box", ssh="box", job_folder=detach)}, "bench:owner")
+    logs = tmp / ("logs" if detach else "logs-attached")
     logs.mkdir()
     job = Job(name="t", action=RunAction(script="true"))
 
@@ -111,7 +114,8 @@ def _jaz(tmp: Path) -> tuple[str, float, list[float]]:
         rate, alone = _measure(one, N, SEQ)
     finally:
         hosts.close()
-    return "jaz SSH executor (1 pooled connection)", rate, alone
+    return ("jaz SSH executor (1 pooled connection)" if detach else
+            "jaz, job_folder = false (output on channel)"), rate, alone
 
 
 def _raw() -> tuple[str, float, list[float]]:

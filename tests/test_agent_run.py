@@ -392,7 +392,7 @@ def test_fan_out_to_an_unknown_label_is_refused_before_anything_runs(agent: Agen
     result = jaz("run", net, "--hosts", _hosts(tmp_path, agent.hosts_entry("a1")),
                  home=tmp_path / "home")
     assert result.returncode == 2
-    assert 'no agent host in the hosts file has the label "nope"' in result.stderr
+    assert 'no host in the hosts file has the label "nope"' in result.stderr
     assert agent.jobs() == []
 
 

@@ -1,8 +1,9 @@
 """SSH hosts against a real OpenSSH sshd on loopback (tests/sshd_support.py): host keys
 (unknown, changed: refused before any authentication), `jaz hosts trust`, auth
 failures, refused and silent hosts, and jobs run from a real `jaz run`: outputs, exit
-codes, env, cwd, live logs, stop and timeout killing the remote group, a dropped
-connection, fan-out, ProxyJump, and a secret that never shows."""
+codes, env, cwd, live logs, stop and timeout killing the remote group, fan-out,
+ProxyJump, and a secret that never shows (dropped connections and restarts:
+tests/test_ssh_follow.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sshd_support import Cutter, Lab, Sshd, keygen, make_lab
+from sshd_support import Lab, Sshd, keygen, make_lab
 from support import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -384,86 +385,6 @@ def test_stop_command_runs_on_the_host_with_the_jobs_pid(lab: Lab):
             proc.kill()
         marker.unlink(missing_ok=True)
         stopped.unlink(missing_ok=True)
-
-
-def test_dropped_connection_mid_job_ends_it_in_error_and_kills_the_rest(lab: Lab):
-    cutter = Cutter(lab.sshd.port)
-    lab.ssh_config(lab.alias("box").replace(f"Port {lab.sshd.port}", f"Port {cutter.port}"))
-    lab.know(f"[127.0.0.1]:{cutter.port} " + lab.sshd.host_key_line().split(" ", 1)[1])
-    marker = Path("/tmp") / f"jaz-ssh-{os.getpid()}-{time.monotonic_ns()}"
-    proc = lab.popen(_pid_file_job(marker), HOSTS)
-    try:
-        wait_for(lambda: marker.exists() and marker.read_text().strip(), "the job to start")
-        pid = int(marker.read_text())
-        cutter.cut()
-        out, err = proc.communicate(timeout=40)
-        view = json.loads(out)
-        job = view["jobs"]["long"]
-        assert job["status"] == "failed", job
-        message = lab.message(view["run_id"], "long")
-        assert "connection was lost" in message
-        assert "remote process group was killed" in message, message
-        wait_for(lambda: not _alive(pid), "the orphaned remote job to be killed", timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        cutter.close()
-        marker.unlink(missing_ok=True)
-
-
-def test_a_retry_after_a_dropped_connection_runs_alone_and_succeeds(lab: Lab):
-    cutter = Cutter(lab.sshd.port)
-    lab.ssh_config(lab.alias("box").replace(f"Port {lab.sshd.port}", f"Port {cutter.port}"))
-    lab.know(f"[127.0.0.1]:{cutter.port} " + lab.sshd.host_key_line().split(" ", 1)[1])
-    marker = Path("/tmp") / f"jaz-ssh-{os.getpid()}-{time.monotonic_ns()}"
-    net = ('[jobs.flaky]\nhost = "box"\nretries = 1\nrun = \'\'\'\n'
-           f'if [ "$JAZ_ATTEMPT" = 1 ]; then sleep 300 & echo $! > {marker}; wait; fi\n'
-           f'st=$(cut -d" " -f3 /proc/$(cat {marker})/stat 2>/dev/null)\n'
-           'if [ -n "$st" ] && [ "$st" != Z ]; then echo "first still runs"; exit 9; fi\n'
-           'echo "second attempt, alone"\n\'\'\'\n')
-    proc = lab.popen(net, HOSTS)
-    try:
-        wait_for(lambda: marker.exists() and marker.read_text().strip(), "the job to start")
-        cutter.cut()
-        out, err = proc.communicate(timeout=40)
-        job = json.loads(out)["jobs"]["flaky"]
-        assert (job["status"], job["attempts"], job["exit_code"]) == ("succeeded", 2, 0), job
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        cutter.close()
-        marker.unlink(missing_ok=True)
-
-
-def test_a_network_gone_silent_is_noticed_by_keepalives_and_the_orphan_killed_later(
-        lab: Lab):
-    cutter = Cutter(lab.sshd.port)
-    lab.ssh_config(lab.alias("box").replace(f"Port {lab.sshd.port}", f"Port {cutter.port}")
-                   .replace("ConnectTimeout 3", "ConnectTimeout 2")
-                   + "  ServerAliveInterval 1\n  ServerAliveCountMax 2\n")
-    lab.know(f"[127.0.0.1]:{cutter.port} " + lab.sshd.host_key_line().split(" ", 1)[1])
-    marker = Path("/tmp") / f"jaz-ssh-{os.getpid()}-{time.monotonic_ns()}"
-    net = ('[jobs.j]\nhost = "box"\nretries = 1\nretry_delay = "1s"\nrun = \'\'\'\n'
-           f'if [ "$JAZ_ATTEMPT" = 1 ]; then sleep 300 & echo $! > {marker}; wait; fi\n'
-           f'st=$(cut -d" " -f3 /proc/$(cat {marker})/stat 2>/dev/null)\n'
-           'if [ -n "$st" ] && [ "$st" != Z ]; then echo "first still runs"; exit 9; fi\n'
-           'echo "second attempt, alone"\n\'\'\'\n')
-    proc = lab.popen(net, HOSTS)
-    try:
-        wait_for(lambda: marker.exists() and marker.read_text().strip(), "the job to start")
-        pid = int(marker.read_text())
-        started = time.monotonic()
-        cutter.freeze(new=1)   # silent now; the first reconnection (to kill it) hangs too
-        out, err = proc.communicate(timeout=60)
-        job = json.loads(out)["jobs"]["j"]
-        assert (job["status"], job["attempts"]) == ("succeeded", 2), (job, err)
-        assert time.monotonic() - started < 30
-        assert not _alive(pid), "the first attempt's job was left running"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        cutter.close()
-        marker.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------ fan-out, ProxyJump

@@ -1,6 +1,7 @@
 """SSH hosts in a real `jaz server`: jobs run there, the hosts' reachability and last
 error in `jaz hosts` and GET /api/v1/hosts, an operator's stop through the API killing
-the remote group, and a secret that never reaches the API, the database or the logs."""
+the remote group, a job left running by a stopped server and adopted by the restarted
+one, and a secret that never reaches the API, the database or the logs."""
 
 from __future__ import annotations
 
@@ -121,26 +122,34 @@ sleep 300 & echo $! > {pids}.tmp; echo $$ >> {pids}.tmp; mv {pids}.tmp {pids}; w
         pids.unlink(missing_ok=True)
 
 
-def test_a_server_that_stops_kills_its_ssh_jobs_there_and_reports_them_after_restart(
+def test_a_server_that_stops_leaves_its_ssh_job_running_and_adopts_it_after_restart(
         lab: Lab):
+    """SIGTERM to the server mid-job: the job runs on there (its output into its files);
+    the restarted server follows it and records its real end and all its output."""
     root = lab.root / "server"
     root.mkdir()
     (root / "hosts.toml").write_text('[hosts.box]\nssh = "box"\n')
     pids = Path("/tmp") / f"jaz-ssh-srv-{os.getpid()}-{time.monotonic_ns()}"
+    gate = Path(f"{pids}.gate")
     net = f"""
 [jobs.sleepy]
 host = "box"
-run = 'sleep 300 & echo $! > {pids}.tmp; echo $$ >> {pids}.tmp; mv {pids}.tmp {pids}; wait'
+run = '''
+echo $$ > {pids}.tmp; mv {pids}.tmp {pids}
+echo before
+while [ ! -e {gate} ]; do sleep 0.05; done
+echo after; exit 6
+'''
 """
     try:
         with running_server(root, {"net": net}, extra='hosts_file = "hosts.toml"\n') as \
                 (url, token, env, home):
             run_id = jaz("start", "net", home=home).stdout.split()[-1]
             wait_for(pids.exists, "the job to start on the SSH host")
-            started = [int(p) for p in pids.read_text().split()]
-        # the server is gone (SIGTERM): nothing of the job is left on the host
-        wait_for(lambda: not any(_alive(p) for p in started),
-                 "the job's processes on the host to die")
+            started = int(pids.read_text())
+        assert _alive(started), "the job died with the server"
+        gate.write_text("")
+        wait_for(lambda: not _alive(started), "the job to end on the host")
         import shutil
 
         for folder in ("jobnets", "calendars"):   # (made again by running_server)
@@ -149,6 +158,9 @@ run = 'sleep 300 & echo $! > {pids}.tmp; echo $$ >> {pids}.tmp; mv {pids}.tmp {p
                 (url, token, env, home):
             status = jaz("status", run_id, "--wait", "--json", home=home)
             job = json.loads(status.stdout)["jobs"]["sleepy"]
-            assert job["status"] in ("failed", "error"), job
+            assert (job["status"], job["exit_code"]) == ("failed", 6), job
+            logs = jaz("logs", run_id, "sleepy", home=home).stdout
+            assert "before" in logs and "after" in logs, logs
     finally:
         pids.unlink(missing_ok=True)
+        gate.unlink(missing_ok=True)

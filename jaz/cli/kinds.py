@@ -25,7 +25,7 @@ BUILT_IN = {
     "set": "set variables from expressions",
     "release": "release a held job",
     "zabbix": "send a value to a Zabbix trapper",
-    "reboot": "reboot an agent host and wait for it",
+    "reboot": "reboot an agent or SSH host and wait for it",
 }
 
 

@@ -75,7 +75,7 @@ def register(app: "typer.Typer") -> None:
             "--release", metavar="JOB", help="With --resume: release this held job.")] = None,
         hosts: Annotated[Path | None, typer.Option(
             "--hosts", metavar="FILE", dir_okay=False,
-            help="The hosts file (agent hosts for `host = ...`); default "
+            help="The hosts file (agent and SSH hosts for `host = ...`); default "
                  "$JAZ_HOME/hosts.toml.")] = None,
     ) -> None:
         """Run a jobnet now, in-process, with live progress.

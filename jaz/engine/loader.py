@@ -667,8 +667,8 @@ def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = (),
                    hosts: Mapping[str, tuple[str, ...] | None] | None = None) -> list[Problem]:
     """What stops `jaz run` (no server) from running this jobnet.
 
-    `hosts` are the hosts of the hosts file: the labels of each agent host, None for an
-    SSH host (`jaz run` runs `run` and `wait_file` jobs on agent hosts only).
+    `hosts` are the hosts of the hosts file (agent, JAZ agent and SSH hosts alike): the
+    labels of each host jobs can run on, None for one they cannot.
     Checked before anything runs, so that a server-only action never fails halfway.
     Sub-jobnets are loaded and checked too (their problems carry their own file).
     """
@@ -690,14 +690,15 @@ def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = (),
         elif job.host != "local":
             problem = _host_problem(job.host, hosts)
             if problem is None and job.kind != "run":
-                problem = (f"host {_quote(job.host)}: only `run` jobs go to agent hosts so "
-                           f"far; a {_quote(job.kind)} job runs here (drop its host)")
+                problem = (f"host {_quote(job.host)}: only `run` jobs go to the hosts of the "
+                           f"hosts file so far; a {_quote(job.kind)} job runs here (drop its "
+                           "host)")
             if problem is not None:
                 c.add(problem, job=name, field="host")
         if isinstance(job.action, WaitFileAction) and job.action.host not in (None, "local") \
                 and hosts.get(job.action.host or "") is None:
             c.add(f"host {_quote(job.action.host)}: `jaz run` waits for files here or on the "
-                  "agent hosts of the hosts file (docs/agent.md)", job=name,
+                  "hosts of the hosts file (docs/agent.md, docs/ssh.md)", job=name,
                   field="wait_file.host")
         if isinstance(job.action, TransferAction):
             for field, where in (("transfer.from", job.action.source),
@@ -705,7 +706,7 @@ def local_problems(jobnet: Jobnet, *, seen: tuple[Path, ...] = (),
                 host, _ = split_host_path(where)
                 if host != "local" and hosts.get(host) is None:
                     c.add(f"host {_quote(host)} in {_quote(where)}: `jaz run` copies between "
-                          "local paths and the agent hosts of the hosts file", job=name,
+                          "local paths and the hosts of the hosts file", job=name,
                           field=field)
         if isinstance(job.action, JobnetAction) and jobnet.path is not None:
             try:
@@ -732,26 +733,29 @@ def _host_problem(host: str, hosts: Mapping[str, tuple[str, ...] | None]) -> str
         known = ", ".join(sorted(hosts)) or "none"
         return (f"host {_quote(host)} is not in the hosts file (hosts known: {known}); "
                 "define it there as [hosts.NAME] with agent = \"addr:10055\" "
-                "(docs/agent.md), or use host = \"local\"")
+                "(docs/agent.md) or ssh = \"user@addr\" (docs/ssh.md), or use "
+                "host = \"local\"")
     if hosts[host] is None:
-        return f"host {_quote(host)} is an SSH host; `jaz run` runs jobs on agent hosts only"
+        return (f"host {_quote(host)} cannot run jobs from `jaz run` (see its kind in the "
+                "hosts file)")
     return None
 
 
 def _fan_out_problems(job: Job, hosts: Mapping[str, tuple[str, ...] | None]) -> list[str]:
-    """`hosts = [...]`: agent hosts and `label:NAME` selectors of agent hosts, `run` jobs."""
+    """`hosts = [...]`: hosts of the hosts file and `label:NAME` selectors of them, `run`
+    jobs."""
     if job.kind != "run":
-        return [f"hosts: only `run` jobs fan out to agent hosts so far, not a "
+        return [f"hosts: only `run` jobs fan out to hosts so far, not a "
                 f"{_quote(job.kind)} job"]
     out: list[str] = []
     for item in job.hosts:
         if item == "local":
             out.append("hosts: \"local\" cannot be one of the hosts of a fan-out yet; "
-                       "use agent hosts only")
+                       "use hosts of the hosts file only")
         elif item.startswith("label:"):
             label = item[len("label:"):]
             if not any(labels is not None and label in labels for labels in hosts.values()):
-                out.append(f"hosts: no agent host in the hosts file has the label "
+                out.append(f"hosts: no host in the hosts file has the label "
                            f"{_quote(label)} (labels = [...] in [hosts.NAME])")
         else:
             problem = _host_problem(item, hosts)

@@ -91,8 +91,9 @@ class RunMachine:
         self._calendars: CalendarLibrary | None = None
         # jobs found still running on resume, waited for: name -> (process group, stem)
         self.adopted: dict[str, tuple[int, str]] = {}
-        # jobs running on agent hosts when the run was interrupted: job -> (host, stem);
-        # their agent keeps them and their results, so they are waited for, never rerun
+        # jobs running on remote hosts when the run was interrupted: job -> (host, stem);
+        # their host keeps them and their results (an agent, an SSH host's job folder), so
+        # they are waited for, never rerun
         self.adopted_remote: dict[str, tuple[str, str]] = {}
         self.run = store.get_run(run_id)
         self.jobs: dict[str, JobRecord] = {j.name: j for j in store.get_jobs(run_id)}
@@ -769,7 +770,8 @@ class RunMachine:
 
 
 def _remote(job: Job) -> bool:
-    """A `run` job on agent hosts (`host`, or `hosts` for a fan-out): its agents keep it."""
+    """A `run` job on remote hosts (`host`, or `hosts` for a fan-out): its hosts keep it
+    (agents; SSH hosts in their job folder)."""
     return job.kind == "run" and (job.host != "local" or bool(set(job.hosts) - {"local"}))
 
 

@@ -43,11 +43,12 @@ from jaz.paths import jaz_home
 HOST_KEYS = {"agent", "ssh", "description", "user", "port", "identity_file", "fingerprint",
              "token_file", "labels", "insecure", "offline_after", "reboot_command",
              "password_secret", "passphrase_secret", "jaz_agent", "hostname",
-             "check_every", "result_addresses"}
+             "check_every", "result_addresses", "connections", "job_folder"}
 KINDS = ("agent", "ssh", "jaz_agent")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 OFFLINE_AFTER = 300.0
+SSH_CONNECTIONS = 4   # pooled SSH connections per host at most (8 jobs at once on each)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +69,8 @@ class Host:
     reboot_command: str | None = None   # SSH hosts: what `reboot` runs there
     password_secret: str | None = None     # SSH hosts: names in jaz's secrets, never values
     passphrase_secret: str | None = None
+    connections: int = SSH_CONNECTIONS   # SSH hosts: pooled connections at most
+    job_folder: bool = True        # SSH hosts: jobs kept in ~/.jaz/jobs (outlive the connection)
     jaz_agent: str | None = None   # "addr:10055": an unmodified JAZ v3 agent (jazagent.py)
     hostname: str | None = None    # the JAZ agent's Hostname= (default: name)
     check_every: float = 30.0      # JAZ agent: how often a job in flight is looked for there
@@ -197,7 +200,7 @@ def parse_hosts(c: Collector, raw: Any, *, base: Path, source: Path | None = Non
 
 def _ssh_keys(c: Collector, host: dict[str, Any], kw: dict[str, Any], where: str,
               base: Path) -> None:
-    """`user`, `port` and `identity_file` of an SSH host (docs/ssh.md)."""
+    """`user`, `port`, `identity_file`, `connections`... of an SSH host (docs/ssh.md)."""
     if "user" in host:
         kw["user"] = check_str(c, host["user"], job=None, field=f"{where}.user")
     if "port" in host:
@@ -206,6 +209,16 @@ def _ssh_keys(c: Collector, host: dict[str, Any], kw: dict[str, Any], where: str
             c.add(f"expected a port number (1-65535), got {got(port)}", field=f"{where}.port")
         else:
             kw["port"] = port
+    if "connections" in host:
+        n = host["connections"]
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= 64:
+            c.add(f"expected a number of connections (1-64), got {got(n)}",
+                  field=f"{where}.connections")
+        else:
+            kw["connections"] = n
+    if "job_folder" in host:
+        kw["job_folder"] = check_bool(c, host["job_folder"], job=None,
+                                      field=f"{where}.job_folder")
     for key in ("password_secret", "passphrase_secret"):
         if key in host:
             kw[key] = check_str(c, host[key], job=None, field=f"{where}.{key}")

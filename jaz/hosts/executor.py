@@ -445,7 +445,7 @@ class AgentHosts(Executor):
             if self._ssh is None:
                 from jaz.hosts.sshexec import SshHosts
 
-                self._ssh = SshHosts(self.hosts)
+                self._ssh = SshHosts(self.hosts, self.job_id)
             return self._ssh
 
     def jaz(self) -> JazAgents:
@@ -574,18 +574,17 @@ class AgentHosts(Executor):
                     f"{attempt.host!r}: take it back once that is fixed (resume)")))
         if attempt.host not in self.hosts:
             return None
-        if self.hosts[attempt.host].ssh is not None:
-            return Ended(Outcome(exit_code=None, error=(
-                f"was running on SSH host {attempt.host!r} when the process driving it "
-                "ended; SSH jobs do not outlive it (their end is unknown): rerun it if needed")))
-        execution = AgentExecution(self.link(attempt.host), self.job_id(attempt), attempt, {})
+        if self.hosts[attempt.host].ssh is not None:   # followed from its files there
+            execution: Execution = self.ssh().adopt(attempt)
+            return execution
+        agent = AgentExecution(self.link(attempt.host), self.job_id(attempt), attempt, {})
         for index, path in enumerate((attempt.stdout_path, attempt.stderr_path)):
             try:   # what was mirrored before (exact unless the job has secrets)
-                execution.offsets[index] = path.stat().st_size
+                agent.offsets[index] = path.stat().st_size
             except OSError:
                 pass
-        execution.link.adopt(execution)
-        return execution
+        agent.link.adopt(agent)
+        return agent
 
     def job_id(self, attempt: Attempt) -> str:
         """The job's id on its agent: the same for the same execution of the same job of
@@ -666,9 +665,13 @@ class AgentHosts(Executor):
         else:
             raise ActionError(f"{job.kind!r} jobs cannot run on SSH host {host.name!r}; "
                               "`run`, `wait_file`, `reboot` and `transfer` jobs can")
-        if job.user is not None:
-            raise ActionError(f"user = {job.user!r}: an SSH host runs jobs as the user it "
-                              f"logs in as; set User for {host.name!r} instead")
+        if job.user is not None:   # (why not sudo: docs/ssh.md)
+            raise ActionError(
+                f"user = {job.user!r}: jobs on SSH host {host.name!r} run as the user jaz "
+                f"logs in as there; jaz does not switch users on SSH hosts. Add a "
+                f"[hosts.NAME] that logs in as {job.user!r} (user = \"{job.user}\", or User "
+                "in ~/.ssh/config) and run the job there, or use an agent host",
+                hint="docs/ssh.md: `user = ...` on SSH hosts")
         execution: Execution = self.ssh().start(attempt, host, script, shell)
         return execution
 

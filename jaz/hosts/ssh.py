@@ -37,6 +37,16 @@ SESSIONS = 8             # job channels in flight on one connection (sshd's MaxS
 CONTROL_SESSIONS = 2     # and channels kept for stops and file checks
 POSIX_SHELLS = frozenset({"sh", "dash", "bash", "ash", "ksh", "mksh", "ksh93"})
 CONNECTING = threading.BoundedSemaphore(16)   # connections being made at once (fan-out)
+SPENT_BATCH = 32         # read jobs whose files are removed with one command
+JOB_FILES = ("out", "err", "st", "vars")   # a job's files (jaz.hosts.sshjob)
+JOB_FILES_DAYS = 7       # job files older than this are removed at each connection
+# run once per connection: the job folder (0700: jobs' output and outputs are kept there
+# until read), else a private temp folder
+PREPARE = ('umask 077; if [ "$1" = 1 ] && cd 2>/dev/null && mkdir -p .jaz/jobs 2>/dev/null '
+           '&& chmod 700 .jaz/jobs 2>/dev/null; then '
+           f'find .jaz/jobs -type f -mtime +{JOB_FILES_DAYS} -exec rm -f {{}} + 2>/dev/null; '
+           'echo "jobs $(pwd)/.jaz/jobs"; '
+           'else echo "tmp $(mktemp -d "${TMPDIR:-/tmp}/jaz.XXXXXXXXXX")"; fi')
 
 
 class HostKeyError(Refused):
@@ -84,6 +94,7 @@ class Target:
     identity_files: tuple[str, ...] = ()
     identities_only: bool = False
     proxy_jump: str | None = None
+    proxy_command: str | None = None   # ProxyCommand (when there is no ProxyJump)
     connect_timeout: float = CONNECT_TIMEOUT
     keepalive: float = KEEPALIVE
     keepalive_max: int = KEEPALIVE_MAX
@@ -97,7 +108,8 @@ class Target:
 
     @property
     def where(self) -> str:
-        via = f" via {self.proxy_jump}" if self.proxy_jump else ""
+        via = f" via {self.proxy_jump}" if self.proxy_jump else \
+            " via ProxyCommand" if self.proxy_command else ""
         return f"{self.user}@{self.hostname}:{self.port}{via}"
 
 
@@ -149,14 +161,18 @@ def target(host: Host, destination: str | None = None, config: Any = None) -> Ta
         files = tuple(os.path.expanduser(f) for f in found.get("identityfile", []))
     import getpass
 
+    jump = found.get("proxyjump") if str(found.get("proxyjump", "none")).lower() != "none" \
+        else None
+    command = found.get("proxycommand")
+    if jump or str(command or "none").lower() == "none":
+        command = None   # (OpenSSH takes the first of the two; jaz prefers ProxyJump)
     return Target(
         host=host.name, alias=alias, hostname=str(found.get("hostname", alias)),
         port=int(hosts_port or port or found.get("port", 22)),
         user=str(hosts_user or user or found.get("user") or getpass.getuser()),
         identity_files=files,
         identities_only=str(found.get("identitiesonly", "no")).lower() == "yes",
-        proxy_jump=(found.get("proxyjump") if str(found.get("proxyjump", "none")).lower()
-                    != "none" else None),
+        proxy_jump=jump, proxy_command=command,
         connect_timeout=float(found.get("connecttimeout", CONNECT_TIMEOUT)),
         keepalive=float(found.get("serveraliveinterval", KEEPALIVE)) or KEEPALIVE,
         keepalive_max=max(1, int(found.get("serveralivecountmax", KEEPALIVE_MAX))),
@@ -191,7 +207,18 @@ def _policy(t: Target) -> Any:
 
 
 def _socket(t: Target, via: Any | None) -> Any:
-    """The connection's socket: TCP with TCP_NODELAY (or a channel of the jump host)."""
+    """The connection's socket: TCP with TCP_NODELAY, a channel of the jump host, or the
+    pipes of a ProxyCommand (run without a shell, as paramiko.ProxyCommand does: split
+    like a shell's words, its tokens expanded by paramiko.SSHConfig)."""
+    if via is None and t.proxy_command:
+        import paramiko
+
+        try:
+            return paramiko.ProxyCommand(t.proxy_command)
+        except Exception as e:   # (not found, not executable...)
+            raise Unreachable(f"host {t.host!r}: ProxyCommand {t.proxy_command!r} "
+                              f"cannot start: {e}",
+                              hint="check ProxyCommand in ~/.ssh/config") from None
     if via is not None:
         try:
             return via.get_transport().open_channel(
@@ -399,8 +426,11 @@ def _exec(transport: Any, command: str, *, stdin: bytes = b"", timeout: float,
         if status < 0 and not transport.is_active():
             raise Unreachable(f"host {host!r}: the SSH connection was lost")
         return status, bytes(out), bytes(err)
-    except OSError as e:
-        raise Unreachable(f"host {host!r}: {e}") from None
+    except JazError:
+        raise
+    except Exception as e:   # (OSError, EOFError, SSHException: the connection broke)
+        raise Unreachable(f"host {host!r}: the SSH connection broke: "
+                          f"{e or type(e).__name__}") from None
     finally:
         chan.close()
 
@@ -461,9 +491,16 @@ class Connection:
     executions: set[Any] = field(default_factory=set)   # the jobs running on it
     orphans: set[int] = field(default_factory=set)   # jobs' pids to kill at the next connect
     workdir: str = ""    # a private folder (0700) of this connection's on the host
+    jobs_dir: str = ""   # ~/.jaz/jobs there, when jobs can outlive the connection
+    spent: list[str] = field(default_factory=list)   # jobs' files to remove (`spend`)
+    on_free: Any = None  # called when a job's slot is freed (the host's pool waits on it)
+    pool: list[Connection] = field(default_factory=list)   # the host's (SshHosts)
     posix: bool = False  # the login shell runs POSIX sh (sh, dash, bash, ksh...)
     _client: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _files: Any = None   # an SFTP session for the jobs' files (holds a control slot)
+    _files_lock: threading.Lock = field(default_factory=threading.Lock)
+    _spent_lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(SESSIONS))
     _control: threading.BoundedSemaphore = field(
@@ -518,6 +555,8 @@ class Connection:
                 return
             if self.online:
                 self.last_seen = time.time()
+            if self.spent:
+                self.clean()
 
     def _ask(self, transport: Any, replied: threading.Event) -> None:
         try:
@@ -539,24 +578,53 @@ class Connection:
                 pass
 
     def _workdir(self, transport: Any) -> str:
-        """A private folder on the host for the jobs' $JAZ_OUTPUT files; and whether the
-        login shell is a POSIX one (then a job's wrapper needs no /bin/sh of its own)."""
-        make = 'umask 077 && mktemp -d "${TMPDIR:-/tmp}/jaz.XXXXXXXXXX"'
-        code, out, err = _exec(transport, 'echo "$0"; ' + make, timeout=CONNECT_TIMEOUT,
-                               host=self.host.name)
-        lines = out.decode(errors="replace").split()
-        if code == 0 and len(lines) == 2:
+        """The folder on the host for the jobs' files, and whether the login shell is a
+        POSIX one (then a job's wrapper needs no /bin/sh of its own). jaz's job folder
+        `~/.jaz/jobs` (0700; files older than JOB_FILES_DAYS, left by a jaz that never
+        came back, removed): jobs outlive their connection. With `job_folder = false`,
+        or where the login user's home cannot hold it, a private folder (`mktemp -d`) for
+        $JAZ_OUTPUT only: jobs end with their connection, as before."""
+        prepare = f"/bin/sh -c {shlex.quote(PREPARE)} jaz {int(self.host.job_folder)}"
+        code, out, err = _exec(transport, 'echo "$0"; exec ' + prepare,
+                               timeout=CONNECT_TIMEOUT, host=self.host.name)
+        lines = out.decode(errors="replace").splitlines()
+        if code == 0 and len(lines) == 2 and " " in lines[1]:
             self.posix = lines[0].rsplit("/", 1)[-1].lstrip("-") in POSIX_SHELLS
-            folder = lines[1]
+            found = lines[1]
         else:   # csh, fish...: through /bin/sh
             self.posix = False
-            code, out, err = _exec(transport, f"exec /bin/sh -c {shlex.quote(make)}",
+            code, out, err = _exec(transport, f"exec {prepare}",
                                    timeout=CONNECT_TIMEOUT, host=self.host.name)
-            folder = out.decode(errors="replace").strip()
+            found = out.decode(errors="replace").strip()
+        kind, _, folder = found.partition(" ")
         if code != 0 or not folder.startswith("/"):
             raise Refused(f"host {self.host.name!r}: cannot make a private folder there "
-                          f"with mktemp -d: {err.decode(errors='replace').strip()}")
+                          f"(~/.jaz/jobs, or with mktemp -d): "
+                          f"{err.decode(errors='replace').strip()}")
+        self.jobs_dir = folder if kind == "jobs" else ""
         return folder
+
+    def spend(self, prefix: str) -> bool:
+        """A job's files whose result was read: removed with the next batch (one `rm` for
+        SPENT_BATCH jobs, or at the next keepalive or close), not one command a job.
+        Whether the batch is full (the caller then calls `clean`)."""
+        with self._spent_lock:   # (not _lock: a connect in progress holds that one)
+            self.spent.append(prefix)
+            return len(self.spent) >= SPENT_BATCH
+
+    def clean(self) -> None:
+        with self._spent_lock:
+            names, self.spent = self.spent, []
+        if not names or not self.alive():
+            with self._spent_lock:
+                self.spent[:0] = names
+            return
+        files = " ".join(shlex.quote(f"{p}.{x}") for p in names for x in JOB_FILES)
+        try:
+            self.run(f"rm -f -- {files}", timeout=30)
+        except JazError as e:   # (at worst removed after JOB_FILES_DAYS)
+            log.warning("host %s: removing %d job(s)' files: %s", self.host.name,
+                        len(names), e.message)
 
     def alive(self) -> bool:
         client = self._client
@@ -595,17 +663,34 @@ class Connection:
         self.online = False
         self.error = message
 
-    def open(self, *, control: bool = False, timeout: float | None = None) -> Any:
-        """A new session channel (waiting for a free one of the host's slots); the
-        caller releases it with `release`."""
+    def take_slot(self) -> bool:
+        """A job's slot on this connection, if one is free now (for `open(held=True)`)."""
+        return self._slots.acquire(blocking=False)
+
+    def free_slot(self) -> None:
+        self._slots.release()
+        if self.on_free is not None:
+            self.on_free()
+
+    def busy(self) -> int:
+        """Jobs running on this host's connections."""
+        return sum(c.running for c in self.pool) if self.pool else self.running
+
+    def open(self, *, control: bool = False, timeout: float | None = None,
+             held: bool = False) -> Any:
+        """A new session channel (waiting for a free one of the host's slots, unless
+        `held`: taken already with `take_slot`); the caller releases it with `release`."""
         slots = self._control if control else self._slots
-        if not slots.acquire(timeout=timeout if timeout is not None else -1):
+        if not held and not slots.acquire(timeout=timeout if timeout is not None else -1):
             raise Unreachable(f"host {self.host.name!r}: no free SSH channel")
         try:
             transport = self.transport()
             chan = transport.open_session(timeout=CONNECT_TIMEOUT)
         except Exception as e:
-            slots.release()
+            if control:
+                slots.release()
+            else:
+                self.free_slot()
             if isinstance(e, JazError):
                 raise
             self.lost(f"cannot open an SSH channel: {e}")
@@ -619,7 +704,10 @@ class Connection:
         try:
             chan.close()
         finally:
-            (self._control if chan._jaz_control else self._slots).release()
+            if chan._jaz_control:
+                self._control.release()
+            else:
+                self.free_slot()
 
     def run(self, command: str, *, stdin: bytes = b"", timeout: float = 30.0
             ) -> tuple[int, bytes, bytes]:
@@ -632,6 +720,63 @@ class Connection:
         finally:
             self._control.release()
 
+    def copy(self, path: str, offset: int, feed: Any) -> int:
+        """What a file there holds past `offset`, given to `feed` in chunks: the new
+        offset (the same when the file is missing). One SFTP session of this
+        connection's serves every job's files, one call at a time."""
+        import errno
+
+        with self._files_lock:
+            try:
+                files = self._job_files()
+                try:   # (one request when nothing is new: the usual case of a tick)
+                    if (files.stat(path).st_size or 0) <= offset:
+                        return offset
+                    f = files.open(path, "rb")
+                except OSError as e:
+                    if e.errno == errno.ENOENT:
+                        return offset
+                    raise
+                try:
+                    f.seek(offset)
+                    while data := f.read(1 << 20):
+                        feed(data)
+                        offset += len(data)
+                finally:
+                    f.close()
+                return offset
+            except JazError:
+                raise
+            except Exception as e:   # (the connection broke, or the file cannot be read)
+                self._drop_files()
+                raise Unreachable(f"host {self.host.name!r}: reading {path}: "
+                                  f"{e or type(e).__name__}") from None
+
+    def _job_files(self) -> Any:
+        transport = self.transport()
+        files = self._files
+        if files is not None and files.get_channel().get_transport() is transport and \
+                not files.get_channel().closed:
+            return files
+        self._drop_files()
+        if not self._control.acquire(timeout=30):
+            raise Unreachable(f"host {self.host.name!r}: no free SSH channel")
+        try:
+            self._files = self.sftp()
+        except BaseException:
+            self._control.release()
+            raise
+        return self._files
+
+    def _drop_files(self) -> None:
+        if self._files is not None:
+            try:
+                self._files.close()
+            except Exception:   # (its connection is gone already)
+                log.debug("host %s: closing the jobs' SFTP session", self.host.name)
+            self._files = None
+            self._control.release()
+
     def sftp(self) -> Any:
         """An SFTP session on the pooled connection (the caller closes it)."""
         import paramiko
@@ -642,6 +787,8 @@ class Connection:
             raise Unreachable(f"host {self.host.name!r}: no SFTP: {e}") from None
 
     def close(self) -> None:
+        with self._files_lock:
+            self._drop_files()
         with self._lock:
             if self._client is not None:
                 via = getattr(self._client, "_jaz_via", None)

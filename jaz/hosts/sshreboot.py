@@ -41,7 +41,7 @@ class SshRebootExecution(Reported):
         name = self.conn.host.name
         command = self.conn.host.reboot_command or DEFAULT_COMMAND
         if self.action.mode != "force":
-            while self.conn.running > 0 and not self._stopping.is_set():
+            while self.conn.busy() > 0 and not self._stopping.is_set():
                 self._stopping.wait(LOOK_EVERY)
         if self._stopping.is_set():
             return Outcome(exit_code=None, stopped=True, error="stopped before the reboot")

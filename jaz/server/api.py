@@ -606,11 +606,12 @@ def _metrics(core: Core) -> str:
                       sorted(durations))
     if core.remote is not None:
         links = core.remote.status()
-        lines += ["# HELP jaz_host_online Agent hosts: 1 online, 0 offline (absent: not "
-                  "probed yet).", "# TYPE jaz_host_online gauge"]
+        lines += ["# HELP jaz_host_online Hosts of the hosts file (agent, JAZ agent, SSH): "
+                  "1 online, 0 offline (absent: not probed yet).",
+                  "# TYPE jaz_host_online gauge"]
         lines += [f'jaz_host_online{{host="{name}"}} {1 if link["online"] else 0}'
                   for name, link in sorted(links.items()) if link["online"] is not None]
-        lines += ["# HELP jaz_host_jobs Jobs of this server in flight on each agent host.",
+        lines += ["# HELP jaz_host_jobs Jobs of this server in flight on each host.",
                   "# TYPE jaz_host_jobs gauge"]
         lines += [f'jaz_host_jobs{{host="{name}"}} {link["in_flight"]}'
                   for name, link in sorted(links.items())]

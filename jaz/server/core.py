@@ -658,8 +658,9 @@ def _read_hosts(config: ServerConfig) -> dict[str, Host]:
 
 
 def _hosts(config: ServerConfig, home: Path) -> tuple[dict[str, Host], AgentHosts | None]:
-    """The hosts, and the executor of the agent hosts among them, already saying hello
-    to each (their online state for `jaz hosts`); None without agent hosts."""
+    """The hosts, and the executor of the remote hosts among them (agent, JAZ agent and
+    SSH hosts), already saying hello to each (their online state for `jaz hosts`); None
+    without any."""
     return _remote(config, home, _read_hosts(config))
 
 
