@@ -43,8 +43,9 @@ Stat = tuple[int, int, int, int]     # st_mtime_ns, st_size, st_ino, racy look (
 # A file changed less than this before it is looked at is "racy", as git calls it: a
 # second change of the same size within the filesystem's timestamp tick (a few ms)
 # would leave the same stat. Each look at such a file gives a stat unequal to any other,
-# so it is read again at every reload until it has settled.
-RACY_NS = 1_000_000_000
+# so it is read again at every reload until it has settled. (File times come from the
+# kernel's coarse clock, a tick behind the fine one at most: 100 ms is ten ticks.)
+RACY_NS = 100_000_000
 _looks = itertools.count(1)
 
 
