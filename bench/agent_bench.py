@@ -52,6 +52,7 @@ N = int(os.environ.get("BENCH_JOBS", "400"))
 SERVER_RUNS = int(os.environ.get("SERVER_RUNS", "1000"))
 RATE = 1000 / 60.0   # soak: jobs a second
 FAN_HOSTS = 50
+IDLE_SAMPLE = 10.0
 
 
 def verdict(ok: bool) -> str:
@@ -130,7 +131,6 @@ def through_server(tmp: Path, agent: AgentProcess) -> dict[str, Any]:
 def fan_out(tmp: Path, agent: AgentProcess) -> tuple[float, float]:
     """Seconds from a FAN_HOSTS-host job's start to its last instance's start (the best
     of 3), and the floor's: the same shells spawned one after another by a bare loop."""
-    from jaz.engine.executors.base import Attempt
     from jaz.engine.model import Job, RunAction
     from jaz.hosts.config import Host
     from jaz.hosts.executor import AgentHosts
@@ -144,6 +144,15 @@ def fan_out(tmp: Path, agent: AgentProcess) -> tuple[float, float]:
     trace = folder / "trace"
     job = Job(name="wide", action=RunAction(script=f"echo $EPOCHREALTIME >> {trace}"),
               hosts=("label:web",), shell="/bin/bash")
+    try:
+        return _spread(hosts, job, folder, trace)
+    finally:
+        hosts.close()   # (50 links saying hello every 5 s would be the idle agent's work)
+
+
+def _spread(hosts: Any, job: Any, folder: Path, trace: Path) -> tuple[float, float]:
+    from jaz.engine.executors.base import Attempt
+
     spreads = []
     for i in range(4):   # the first connects the hosts' links
         trace.write_text("")
@@ -174,8 +183,8 @@ def fan_out(tmp: Path, agent: AgentProcess) -> tuple[float, float]:
 def idle(agent: AgentProcess) -> tuple[float, float]:
     time.sleep(2.0)   # idle now
     cpu0 = cpu_seconds(agent.proc.pid)
-    time.sleep(5.0)
-    return rss(agent.proc.pid), (cpu_seconds(agent.proc.pid) - cpu0) / 5.0 * 100
+    time.sleep(IDLE_SAMPLE)   # (CPU time is counted in 10 ms ticks: 0.1 % of 10 s is one)
+    return rss(agent.proc.pid), (cpu_seconds(agent.proc.pid) - cpu0) / IDLE_SAMPLE * 100
 
 
 # ---------------------------------------------------------------- soak
