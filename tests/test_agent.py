@@ -294,6 +294,7 @@ def test_a_wait_on_some_jobs_answers_when_the_owner_submits_another(tmp_path: Pa
         wait_for(lambda: jobs.wait("o", 1.0, ["quick"]), "the new job's end")
     finally:
         jobs.stop("long")
+        wait_for(lambda: jobs.wait("o", 1.0, ["long"]), "the stopped job's end")  # then close
         closing.set()
         store.close()
 

@@ -116,6 +116,9 @@ class Link:
         self._accepted.set()
         self.poll.abort()   # out of its long poll now, not at its end
         self._threads[0].join(timeout=CLOSE_SECONDS)   # the sender's request in flight
+        # the poller too, before its client is closed: between its look at `_closing` and
+        # its next call it could open a connection that nobody would close
+        self._threads[1].join(timeout=CLOSE_SECONDS)
         with self._lock:
             acks, self._acks = self._acks, []
         if acks:   # (a host just seen answers at once; one away costs a connect timeout)
