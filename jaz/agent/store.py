@@ -77,9 +77,9 @@ class AgentStore:
 
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[JobRow]:
         with self._read_lock:
-            rows = self._reader.execute(f"SELECT id, owner, spec, state, pid, created, started, "
-                                    f"ended, result, acked, stop FROM jobs {sql}",
-                                    tuple(args)).fetchall()
+            rows = self._reader.execute(f"SELECT id, owner, spec, state, pid, created, "
+                                        f"started, ended, result, acked, stop FROM jobs {sql}",
+                                        tuple(args)).fetchall()
         return [JobRow(id=r[0], owner=r[1], spec=json.loads(r[2]), state=r[3], pid=r[4],
                        created=r[5], started=r[6], ended=r[7],
                        result=json.loads(r[8]) if r[8] else None, acked=bool(r[9]),
