@@ -41,22 +41,17 @@ from agent_harness import (
     Timed,
     cpu_seconds,
     ms,
-    pct,
     rss,
     spawn_floor,
     spawn_ms,
-    wait_until,
 )
+from server_bench import pct, verdict, wait_for
 
 N = int(os.environ.get("BENCH_JOBS", "400"))
 SERVER_RUNS = int(os.environ.get("SERVER_RUNS", "1000"))
 RATE = 1000 / 60.0   # soak: jobs a second
 FAN_HOSTS = 50
 IDLE_SAMPLE = 10.0
-
-
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
 
 
 def round_trips(tmp: Path, agent: AgentProcess) -> dict[str, Any]:
@@ -80,10 +75,10 @@ def through_server(tmp: Path, agent: AgentProcess) -> dict[str, Any]:
     (server.jobnets / "remote.toml").write_text('[jobs.a]\nhost = "a1"\nrun = "true"\n')
     server.start()
     try:
-        wait_until(lambda: any(h["name"] == "a1" and h["online"]
+        wait_for(lambda: any(h["name"] == "a1" and h["online"]
                                for h in server.call("GET", "/api/v1/hosts")), "a1 online")
         warm = server.call("POST", "/api/v1/runs", {"jobnet": "remote"})["run_id"]
-        wait_until(lambda: server.call("GET", f"/api/v1/runs/{warm}")["status"] == "succeeded",
+        wait_for(lambda: server.call("GET", f"/api/v1/runs/{warm}")["status"] == "succeeded",
                    "the first run")
         for _ in range(50):   # one at a time: the latency of one job, nothing queued
             one = server.call("POST", "/api/v1/runs", {"jobnet": "remote"})["run_id"]
@@ -102,7 +97,7 @@ def through_server(tmp: Path, agent: AgentProcess) -> dict[str, Any]:
             w.start()
         for w in workers:
             w.join()
-        wait_until(lambda: not server.call("GET", "/api/v1/runs?status=running&limit=1"),
+        wait_for(lambda: not server.call("GET", "/api/v1/runs?status=running&limit=1"),
                    "the runs to end", 300)
         wall = time.perf_counter() - t0
     finally:
@@ -253,7 +248,7 @@ def soak(tmp: Path, minutes: float) -> None:
                 i += 1
             else:
                 time.sleep(min(start + i / RATE, next_sample) - now)
-        wait_until(lambda: len(ended) >= total, "the soak's last jobs", 120)
+        wait_for(lambda: len(ended) >= total, "the soak's last jobs", 120)
         time.sleep(max(0.0, next_sample - time.perf_counter()))
         sample(time.perf_counter())
     finally:

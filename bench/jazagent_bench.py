@@ -17,7 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from agent_harness import IN_FLIGHT, ROOT, Timed, free_port, ms, pct, spawn_floor
+from agent_harness import IN_FLIGHT, ROOT, Timed, free_port, ms, spawn_floor
+from server_bench import pct
 
 N = int(os.environ.get("BENCH_JOBS", "400"))
 

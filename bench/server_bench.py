@@ -55,7 +55,7 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 120.0) -> Any
         if value:
             return value
         time.sleep(0.05)
-    raise SystemExit(f"server bench: timed out waiting for {what}")
+    raise SystemExit(f"bench: timed out waiting for {what}")
 
 
 def pct(values: list[float], q: float) -> float:
